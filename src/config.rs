@@ -1,0 +1,520 @@
+//! `dropreel.yaml`: the schema with its defaults, the environment (`RUNWAYML_API_SECRET`, `.env`
+//! files), and validation at start, so a bad setting stops dropreel with one clear message before it
+//! touches any file.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::models;
+
+/// The config file name looked up in the studio root.
+pub const FILE_NAME: &str = "dropreel.yaml";
+/// Default Runway API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.dev.runwayml.com";
+
+/// A config that cannot be used; the message names the file, the key and what to write.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Which engine turns images into video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// Runway when an API key is set, else the local renderer.
+    #[default]
+    Auto,
+    Runway,
+    Local,
+}
+
+/// `defaults:` — what every job starts from; a sidecar overrides any key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    pub model: String,
+    pub prompt: String,
+    /// `None` = 5 s, or the nearest duration the model offers when it does not offer 5.
+    pub duration: Option<u32>,
+    /// `auto` or a pixel ratio such as `1280:720`.
+    pub ratio: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            model: "gen4_turbo".into(),
+            prompt: String::new(),
+            duration: None,
+            ratio: "auto".into(),
+        }
+    }
+}
+
+/// `runway:` — the API client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunwaySection {
+    pub base_url: String,
+    pub api_version: String,
+    /// Remote tasks submitted and not yet finished.
+    pub max_in_flight: usize,
+    /// Upper bound between two polls of one task.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// A task still unfinished this long after its submission ends in `failed/`.
+    #[serde(with = "humantime_serde")]
+    pub task_timeout: Duration,
+    /// First retry delay after a transient fault (doubles each time, with up to +50 % jitter).
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    /// Cap of the retry delay, also for systemic holds (bad key, quota, outage).
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Transient faults one job may hit before it goes to `failed/`.
+    pub retries: u32,
+    /// HTTP timeout of one API call (not of a download, which only needs to keep moving).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for RunwaySection {
+    fn default() -> Self {
+        RunwaySection {
+            base_url: DEFAULT_BASE_URL.into(),
+            api_version: "2024-11-06".into(),
+            max_in_flight: 2,
+            poll_interval: Duration::from_secs(5),
+            task_timeout: Duration::from_secs(30 * 60),
+            retry_min: Duration::from_secs(2),
+            retry_max: Duration::from_secs(5 * 60),
+            retries: 5,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `watch:` — how the inbox is watched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchSection {
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub sidecar_wait: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub rescan: Duration,
+}
+
+impl Default for WatchSection {
+    fn default() -> Self {
+        WatchSection {
+            settle: Duration::from_secs(2),
+            sidecar_wait: Duration::from_secs(2),
+            poll: None,
+            rescan: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `local:` — the local motion renderer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalSection {
+    pub fps: u32,
+}
+
+impl Default for LocalSection {
+    fn default() -> Self {
+        LocalSection { fps: 24 }
+    }
+}
+
+/// The whole `dropreel.yaml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub backend: BackendChoice,
+    pub defaults: Defaults,
+    pub runway: RunwaySection,
+    pub watch: WatchSection,
+    pub local: LocalSection,
+}
+
+/// An API key; its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The environment as dropreel sees it: real variables first, then `ROOT/.env`, then `./.env`
+/// (a later source never overrides an earlier one).
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The process environment plus the `.env` files.
+    pub fn from_process(root: &Path) -> Result<Env, ConfigError> {
+        let mut env = Env {
+            vars: std::env::vars().collect(),
+        };
+        env.add_dotenv(&root.join(".env"))?;
+        if let Ok(cwd) = std::env::current_dir() {
+            env.add_dotenv(&cwd.join(".env"))?;
+        }
+        Ok(env)
+    }
+
+    /// An environment made of these pairs only (tests, embedding).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn add_dotenv(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let iter = match dotenvy::from_path_iter(path) {
+            Ok(iter) => iter,
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        for item in iter {
+            let (k, v) = item.map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("{e} (write lines like RUNWAYML_API_SECRET=key_...)"),
+            })?;
+            self.vars.entry(k).or_insert(v);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Everything a run needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub root: PathBuf,
+    /// Where the config came from (for messages), or `None` for built-in defaults.
+    pub config_path: Option<PathBuf>,
+    pub config: Config,
+    pub api_key: Option<Secret>,
+}
+
+impl Settings {
+    /// Loads `config_path` (or `ROOT/dropreel.yaml` when present), applies the environment and
+    /// validates everything.
+    pub fn load(
+        root: &Path,
+        config_path: Option<&Path>,
+        env: &Env,
+    ) -> Result<Settings, ConfigError> {
+        let default_path = root.join(FILE_NAME);
+        let path = match config_path {
+            Some(p) => Some(p.to_path_buf()),
+            None => default_path.exists().then_some(default_path),
+        };
+        let mut config = match &path {
+            Some(p) => parse_file(p)?,
+            None => Config::default(),
+        };
+        if let Some(url) = env.get("RUNWAYML_BASE_URL") {
+            config.runway.base_url = url.trim().to_string();
+        }
+        let api_key = env
+            .get("RUNWAYML_API_SECRET")
+            .or_else(|| env.get("RUNWAY_API_KEY"))
+            .map(|k| Secret::new(k.trim()));
+        let origin = path.as_ref().map_or_else(
+            || "built-in defaults".to_string(),
+            |p| p.display().to_string(),
+        );
+        validate(&config, &origin)?;
+        Ok(Settings {
+            root: root.to_path_buf(),
+            config_path: path,
+            config,
+            api_key,
+        })
+    }
+
+    /// The backend this run uses.
+    pub fn backend(&self) -> BackendChoice {
+        match self.config.backend {
+            BackendChoice::Auto if self.api_key.is_some() => BackendChoice::Runway,
+            BackendChoice::Auto => BackendChoice::Local,
+            b => b,
+        }
+    }
+}
+
+/// Parses a config file strictly (unknown keys are errors).
+pub fn parse_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Parses config text; an empty document is the defaults.
+pub fn parse_str(text: &str) -> Result<Config, String> {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+    {
+        return Ok(Config::default());
+    }
+    serde_yaml_ng::from_str::<Option<Config>>(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("unknown field") {
+                format!("{msg} (check the spelling; every key is listed in the README)")
+            } else {
+                msg
+            }
+        })
+}
+
+fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_string(),
+        message: message.into(),
+    }
+}
+
+fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
+    let d = &c.defaults;
+    let Some(model) = models::find(&d.model) else {
+        return Err(invalid(
+            origin,
+            format!(
+                "defaults.model: unknown model {:?}; models that animate images: {}",
+                d.model,
+                models::image_models().join(", ")
+            ),
+        ));
+    };
+    let Some(i2v) = model.image_to_video else {
+        return Err(invalid(
+            origin,
+            format!(
+                "defaults.model: {} does not animate images; use one of {}",
+                model.id,
+                models::image_models().join(", ")
+            ),
+        ));
+    };
+    if d.ratio != "auto" {
+        let offered = i2v.ratios.unwrap_or(&[]);
+        if !offered.contains(&d.ratio.as_str()) {
+            return Err(invalid(
+                origin,
+                format!(
+                    "defaults.ratio: {:?} is not offered by {}; use auto or one of {}",
+                    d.ratio,
+                    model.id,
+                    offered.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(dur) = d.duration
+        && !i2v.durations.allows(dur)
+    {
+        return Err(invalid(
+            origin,
+            format!(
+                "defaults.duration: {dur} is not offered by {}; it takes {}",
+                model.id,
+                i2v.durations.describe()
+            ),
+        ));
+    }
+    let r = &c.runway;
+    let url = r.base_url.trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        return Err(invalid(
+            origin,
+            format!("runway.base_url: {:?} is not an http(s) URL", r.base_url),
+        ));
+    }
+    if r.api_version.trim().is_empty() {
+        return Err(invalid(origin, "runway.api_version must not be empty"));
+    }
+    if !(1..=100).contains(&r.max_in_flight) {
+        return Err(invalid(
+            origin,
+            format!(
+                "runway.max_in_flight: {} must be between 1 and 100",
+                r.max_in_flight
+            ),
+        ));
+    }
+    for (key, v) in [
+        ("runway.poll_interval", r.poll_interval),
+        ("runway.task_timeout", r.task_timeout),
+        ("runway.retry_min", r.retry_min),
+        ("runway.retry_max", r.retry_max),
+        ("runway.request_timeout", r.request_timeout),
+        ("watch.rescan", c.watch.rescan),
+    ] {
+        if v.is_zero() {
+            return Err(invalid(origin, format!("{key} must be longer than 0s")));
+        }
+    }
+    if r.retry_max < r.retry_min {
+        return Err(invalid(
+            origin,
+            "runway.retry_max must not be shorter than runway.retry_min",
+        ));
+    }
+    if let Some(p) = c.watch.poll
+        && p.is_zero()
+    {
+        return Err(invalid(
+            origin,
+            "watch.poll must be longer than 0s, or null for OS events",
+        ));
+    }
+    if !(1..=120).contains(&c.local.fps) {
+        return Err(invalid(
+            origin,
+            format!("local.fps: {} must be between 1 and 120", c.local.fps),
+        ));
+    }
+    Ok(())
+}
+
+/// The commented `dropreel.yaml` that `init` writes. It passes the strict check as it is.
+pub const TEMPLATE: &str = r#"# dropreel configuration. Every key is optional; delete what you do not change.
+# Durations: 250ms, 5s, 20m, 1h. The API key is never stored here: put RUNWAYML_API_SECRET in the
+# environment or in a .env file beside this one.
+
+# auto: Runway when an API key is set, else the local renderer | runway | local
+backend: auto
+
+defaults:               # every job starts from these; a sidecar <name>.yaml overrides any of them
+  model: gen4_turbo     # gen4.5, gen4_turbo, veo3, veo3.1, veo3.1_fast, seedance2, ...
+  prompt: ""            # the text prompt when a sidecar gives none
+  # duration: 5         # seconds; when unset: 5, or the nearest the model offers
+  ratio: auto           # auto: the offered ratio nearest to the image's own shape; or e.g. "1280:720"
+
+runway:
+  base_url: https://api.dev.runwayml.com
+  api_version: "2024-11-06"
+  max_in_flight: 2      # tasks submitted and not finished; match your Runway tier's concurrency
+  poll_interval: 5s     # longest wait between two status checks of one task
+  task_timeout: 30m     # a task unfinished after this goes to failed/
+  retry_min: 2s         # first wait after a transient fault (doubles each time)
+  retry_max: 5m         # longest wait between retries, also while paused on a systemic fault
+  retries: 5            # transient faults one job may hit before it goes to failed/
+  request_timeout: 60s  # one API call
+
+watch:
+  settle: 2s            # a file must stay unchanged this long before it is taken
+  sidecar_wait: 2s      # then wait this long for its sidecar to appear
+  poll: null            # e.g. 2s: poll instead of OS events (network shares)
+  rescan: 60s           # full rescan of inbox/ as a safety net
+
+local:
+  fps: 24
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_passes_the_strict_check() {
+        let c = parse_str(TEMPLATE).unwrap();
+        validate(&c, "template").unwrap();
+        assert_eq!(c.runway.max_in_flight, 2);
+        assert_eq!(c.watch.poll, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse_str("runway:\n  max_inflight: 3\n").unwrap_err();
+        assert!(err.contains("max_inflight"), "{err}");
+        let err = parse_str("defautls: {}\n").unwrap_err();
+        assert!(err.contains("defautls"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let c = parse_str("defaults:\n  model: gen4_turbo\n  ratio: \"1280:768\"\n").unwrap();
+        let e = validate(&c, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("1280:768") && e.contains("1584:672"), "{e}");
+        let c = parse_str("defaults:\n  model: aleph2\n").unwrap();
+        let e = validate(&c, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("does not animate images"), "{e}");
+        let c = parse_str("runway:\n  poll_interval: 0s\n").unwrap();
+        assert!(validate(&c, "x").is_err());
+        assert!(parse_str("watch:\n  settle: soon\n").is_err());
+    }
+
+    #[test]
+    fn env_precedence_and_key_alias() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "RUNWAY_API_KEY=fromfile\nRUNWAYML_BASE_URL=http://a.example\n",
+        )
+        .unwrap();
+        let mut env = Env::from_pairs([("RUNWAYML_BASE_URL", "http://real.example")]);
+        env.add_dotenv(&dir.path().join(".env")).unwrap();
+        let s = Settings::load(dir.path(), None, &env).unwrap();
+        assert_eq!(s.api_key.as_ref().unwrap().expose(), "fromfile");
+        assert_eq!(s.config.runway.base_url, "http://real.example");
+        assert_eq!(format!("{:?}", s.api_key), "Some(Secret(***))");
+    }
+}

@@ -1,0 +1,414 @@
+//! Turns the inbox into a stream of *ready* images: the ignore rules, the stability check (size and
+//! mtime unchanged for `settle`, file openable), pairing an image with its sidecar (waiting
+//! `sidecar_wait` for a late one), and the file-system watcher (OS events, or polling for network
+//! shares) whose events are hints that trigger a look at one file.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+/// What a name in the inbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Image,
+    Sidecar,
+    Other,
+}
+
+/// Names that belong to other programs (sync clients, OS metadata, downloads in progress): never
+/// touched. Matched case-insensitively.
+pub fn is_ignored(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    lower.starts_with('.')
+        || lower.starts_with("~$")
+        || lower == "thumbs.db"
+        || lower == "desktop.ini"
+        || [
+            ".tmp",
+            ".part",
+            ".partial",
+            ".crdownload",
+            ".download",
+            ".!sync",
+        ]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
+/// Classifies a (not ignored) name by its extension.
+pub fn kind_of(name: &str) -> Kind {
+    let lower = name.to_lowercase();
+    let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext {
+        "png" | "jpg" | "jpeg" | "webp" => Kind::Image,
+        "yaml" | "yml" => Kind::Sidecar,
+        _ => Kind::Other,
+    }
+}
+
+fn stem_of(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(s, _)| s)
+}
+
+/// A file's identity for the stability check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub len: u64,
+    pub mtime: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            mtime: meta.modified().ok(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    stamp: Stamp,
+    /// When the stamp last changed (or the file was first seen).
+    since: Instant,
+    kind: Kind,
+}
+
+/// An image that has settled, with its sidecar (if any), ready to be checked and claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    pub image: String,
+    pub image_stamp: Stamp,
+    pub sidecar: Option<String>,
+    pub sidecar_stamp: Option<Stamp>,
+}
+
+/// The inbox as dropreel sees it: every relevant file with its last stamp.
+#[derive(Debug)]
+pub struct Inbox {
+    dir: PathBuf,
+    settle: Duration,
+    sidecar_wait: Duration,
+    files: HashMap<String, Seen>,
+    /// Images handed out as ready and not yet gone from the inbox.
+    handed: HashSet<String>,
+    /// Odd entries already reported once (symlinks, folders named like images, FIFOs).
+    reported: HashSet<String>,
+}
+
+impl Inbox {
+    pub fn new(dir: &Path, settle: Duration, sidecar_wait: Duration) -> Inbox {
+        Inbox {
+            dir: dir.to_path_buf(),
+            settle,
+            sidecar_wait,
+            files: HashMap::new(),
+            handed: HashSet::new(),
+            reported: HashSet::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Looks at every entry of the inbox (startup and the periodic safety-net rescan).
+    pub fn scan(&mut self) -> std::io::Result<()> {
+        let mut present = HashSet::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: cannot be an API file name; left alone
+            };
+            if is_ignored(&name) || kind_of(&name) == Kind::Other {
+                continue;
+            }
+            self.observe(&name);
+            present.insert(name);
+        }
+        self.files.retain(|n, _| present.contains(n));
+        self.handed.retain(|n| present.contains(n));
+        Ok(())
+    }
+
+    /// Looks at one name (after an event for it).
+    pub fn observe(&mut self, name: &str) {
+        if is_ignored(name) {
+            return;
+        }
+        let kind = kind_of(name);
+        if kind == Kind::Other {
+            return;
+        }
+        let meta = match fs::symlink_metadata(self.dir.join(name)) {
+            Ok(m) => m,
+            Err(_) => {
+                self.files.remove(name);
+                self.handed.remove(name);
+                return;
+            }
+        };
+        let ft = meta.file_type();
+        if !ft.is_file() {
+            if self.reported.insert(name.to_string()) {
+                let what = if ft.is_symlink() {
+                    "a symbolic link (links are never followed; put the file itself into inbox/)"
+                } else if ft.is_dir() {
+                    "a folder"
+                } else {
+                    "not a regular file"
+                };
+                tracing::warn!(file = name, "left alone in inbox/: it is {what}");
+            }
+            self.files.remove(name);
+            return;
+        }
+        let stamp = Stamp::of(&meta);
+        let now = Instant::now();
+        match self.files.get_mut(name) {
+            Some(seen) if seen.stamp == stamp => {}
+            Some(seen) => {
+                seen.stamp = stamp;
+                seen.since = now;
+                // Changed after it was handed out: look at it afresh.
+                self.handed.remove(name);
+            }
+            None => {
+                self.files.insert(
+                    name.to_string(),
+                    Seen {
+                        stamp,
+                        since: now,
+                        kind,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The sidecar for `image`, if one is known: `<stem>.yaml` first, then `<stem>.yml`.
+    fn sidecar_for(&self, image: &str) -> Option<(&String, &Seen)> {
+        let stem = stem_of(image);
+        let mut found: Vec<(&String, &Seen)> = self
+            .files
+            .iter()
+            .filter(|(n, s)| s.kind == Kind::Sidecar && stem_of(n) == stem)
+            .collect();
+        found.sort_by_key(|(n, _)| !n.to_lowercase().ends_with(".yaml"));
+        found.into_iter().next()
+    }
+
+    /// When `image` becomes ready if nothing changes.
+    fn ready_at(&self, image: &str, seen: &Seen) -> Instant {
+        let stable = seen.since + self.settle;
+        match self.sidecar_for(image) {
+            Some((_, sc)) => stable.max(sc.since + self.settle),
+            None => stable + self.sidecar_wait,
+        }
+    }
+
+    /// Images that are ready now, oldest first. Each is handed out once (until it changes).
+    pub fn take_ready(&mut self) -> Vec<Ready> {
+        let now = Instant::now();
+        let mut ready: Vec<(Instant, Ready)> = Vec::new();
+        for (name, seen) in &self.files {
+            if seen.kind != Kind::Image || self.handed.contains(name) {
+                continue;
+            }
+            if self.ready_at(name, seen) > now {
+                continue;
+            }
+            // Still held open exclusively by its writer (Windows shares): not ready yet.
+            if fs::File::open(self.dir.join(name)).is_err() {
+                continue;
+            }
+            let sc = self.sidecar_for(name);
+            ready.push((
+                seen.since,
+                Ready {
+                    image: name.clone(),
+                    image_stamp: seen.stamp,
+                    sidecar: sc.map(|(n, _)| n.clone()),
+                    sidecar_stamp: sc.map(|(_, s)| s.stamp),
+                },
+            ));
+        }
+        ready.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.image.cmp(&b.1.image)));
+        for (_, r) in &ready {
+            self.handed.insert(r.image.clone());
+        }
+        ready.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Forgets that `image` was handed out, so it is judged again (it changed, or its claim failed).
+    pub fn release(&mut self, image: &str) {
+        self.handed.remove(image);
+        self.observe(image);
+    }
+
+    /// Whether the files of `r` are still exactly as they were when it was handed out (and no sidecar
+    /// appeared since).
+    pub fn unchanged(&self, r: &Ready) -> bool {
+        let stamp = |n: &str| {
+            fs::symlink_metadata(self.dir.join(n))
+                .ok()
+                .map(|m| Stamp::of(&m))
+        };
+        if stamp(&r.image) != Some(r.image_stamp) {
+            return false;
+        }
+        match &r.sidecar {
+            Some(sc) => stamp(sc) == r.sidecar_stamp,
+            None => self.sidecar_for(&r.image).is_none(),
+        }
+    }
+
+    /// The next moment an image may become ready, if any waits.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.files
+            .iter()
+            .filter(|(n, s)| s.kind == Kind::Image && !self.handed.contains(*n))
+            .map(|(n, s)| self.ready_at(n, s))
+            .min()
+    }
+
+    /// Images seen and not yet handed out.
+    pub fn waiting(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|(n, s)| s.kind == Kind::Image && !self.handed.contains(*n))
+            .count()
+    }
+
+    /// The stored stamp of the sidecar, if it is known, to notice it changing.
+    pub fn forget(&mut self, name: &str) {
+        self.files.remove(name);
+        self.handed.remove(name);
+    }
+}
+
+/// Keeps the file-system watcher alive; events arrive as file names on the channel.
+pub struct Watcher {
+    _inner: Box<dyn notify::Watcher + Send>,
+}
+
+/// Starts watching `dir`: OS events, or a polling watcher every `poll`. When the OS refuses more
+/// watches (inotify's limit, reported as "No space left on device"), says so and polls instead.
+pub fn watch(
+    dir: &Path,
+    poll: Option<Duration>,
+    tx: mpsc::UnboundedSender<String>,
+) -> anyhow::Result<Watcher> {
+    use notify::{RecursiveMode, Watcher as _};
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            for p in ev.paths {
+                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    // The receiver is gone only at shutdown.
+                    let _ = tx.send(name.to_string());
+                }
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "watcher error"),
+    };
+    let poll_watcher = |every: Duration, handler| -> anyhow::Result<Watcher> {
+        let cfg = notify::Config::default()
+            .with_poll_interval(every)
+            .with_compare_contents(false);
+        let mut w = notify::PollWatcher::new(handler, cfg)?;
+        w.watch(dir, RecursiveMode::NonRecursive)?;
+        Ok(Watcher {
+            _inner: Box::new(w),
+        })
+    };
+    if let Some(every) = poll {
+        tracing::info!(every = ?every, "watching inbox/ by polling (watch.poll)");
+        return poll_watcher(every, handler);
+    }
+    let native = notify::recommended_watcher(handler.clone()).and_then(|mut w| {
+        w.watch(dir, RecursiveMode::NonRecursive)?;
+        Ok(w)
+    });
+    match native {
+        Ok(w) => Ok(Watcher {
+            _inner: Box::new(w),
+        }),
+        Err(e) => {
+            let why = match &e.kind {
+                notify::ErrorKind::MaxFilesWatch => "the system's limit on watched folders is reached \
+                    (on Linux raise fs.inotify.max_user_watches, e.g. `sysctl fs.inotify.max_user_watches=524288`)"
+                    .to_string(),
+                notify::ErrorKind::Io(io) if matches!(io.raw_os_error(), Some(28 | 24)) => {
+                    "the system's limit on watched folders or open files is reached (the OS reports it as \
+                     \"no space left on device\"; on Linux raise fs.inotify.max_user_watches)"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            };
+            tracing::warn!(
+                "cannot watch inbox/ for events: {why}. Falling back to polling every 2s"
+            );
+            poll_watcher(Duration::from_secs(2), handler)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_rules() {
+        for n in [
+            ".DS_Store",
+            "._cat.png",
+            ".syncthing.cat.png.tmp",
+            ".cat.png.Xa1b2c",
+            "Thumbs.db",
+            "DESKTOP.INI",
+            "~$doc.png",
+            "cat.png.tmp",
+            "cat.PART",
+            "cat.partial",
+            "cat.crdownload",
+            "cat.download",
+            "cat.png.!sync",
+        ] {
+            assert!(is_ignored(n), "{n} must be ignored");
+        }
+        for n in ["cat.png", "cat.yaml", "part.png", "tmp.jpg"] {
+            assert!(!is_ignored(n), "{n} must not be ignored");
+        }
+        assert_eq!(kind_of("A.JPEG"), Kind::Image);
+        assert_eq!(kind_of("a.yml"), Kind::Sidecar);
+        assert_eq!(kind_of("notes.txt"), Kind::Other);
+    }
+
+    #[test]
+    fn image_waits_for_settle_and_sidecar_wait() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("cat.png"), b"x").unwrap();
+        let mut inbox = Inbox::new(
+            d.path(),
+            Duration::from_millis(40),
+            Duration::from_millis(40),
+        );
+        inbox.scan().unwrap();
+        assert!(inbox.take_ready().is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(inbox.take_ready().is_empty(), "still waiting for a sidecar");
+        fs::write(d.path().join("cat.yaml"), b"hi").unwrap();
+        inbox.observe("cat.yaml");
+        std::thread::sleep(Duration::from_millis(50));
+        let r = inbox.take_ready();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].sidecar.as_deref(), Some("cat.yaml"));
+        assert!(inbox.take_ready().is_empty(), "handed out once");
+        assert!(inbox.unchanged(&r[0]));
+        fs::write(d.path().join("cat.yaml"), b"changed!").unwrap();
+        assert!(!inbox.unchanged(&r[0]));
+    }
+}

@@ -1,0 +1,423 @@
+//! What to generate for one image: the [`JobSpec`], built from the config defaults plus the image's
+//! sidecar, checked against the model catalog before anything is sent. Also sidecar parsing and the
+//! image content check (magic bytes and dimensions, read from the header only).
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Defaults;
+use crate::models::{self, SEED_MAX};
+
+/// A sidecar larger than this is refused unread (a prompt is text, not a file dump).
+pub const MAX_SIDECAR_BYTES: u64 = 256 * 1024;
+
+/// Image formats the API takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+    Webp,
+}
+
+impl ImageFormat {
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Webp => "image/webp",
+        }
+    }
+}
+
+/// What the image's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl ImageInfo {
+    /// For a record of an input that failed before its header could be read.
+    pub const UNKNOWN: ImageInfo = ImageInfo {
+        format: ImageFormat::Png,
+        width: 0,
+        height: 0,
+    };
+}
+
+/// Reads the image's magic bytes and dimensions. The error is a sentence for `error.txt`.
+pub fn probe_image(path: &Path) -> Result<ImageInfo, String> {
+    let mut head = [0u8; 16];
+    let mut f = std::fs::File::open(path).map_err(|e| format!("the file cannot be read: {e}"))?;
+    let n = read_up_to(&mut f, &mut head).map_err(|e| format!("the file cannot be read: {e}"))?;
+    let head = &head[..n];
+    let format = if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        ImageFormat::Png
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        ImageFormat::Jpeg
+    } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        ImageFormat::Webp
+    } else if n == 0 {
+        return Err("the file is empty".into());
+    } else if head.starts_with(b"GIF8") {
+        return Err("the file is a GIF; the API takes PNG, JPEG or WebP images".into());
+    } else {
+        return Err(
+            "the file is not a PNG, JPEG or WebP image (its content does not match any of them)"
+                .into(),
+        );
+    };
+    let size = imagesize::size(path).map_err(|e| {
+        format!("the image header cannot be read ({e}); the file may be truncated or corrupt")
+    })?;
+    let (width, height) = (
+        u32::try_from(size.width).unwrap_or(u32::MAX),
+        u32::try_from(size.height).unwrap_or(u32::MAX),
+    );
+    if width == 0 || height == 0 {
+        return Err(format!(
+            "the image claims a size of {width}×{height} pixels"
+        ));
+    }
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
+}
+
+fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// The keys a sidecar may hold. Unknown keys are an error naming the key.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Sidecar {
+    #[serde(alias = "promptText")]
+    pub prompt: Option<String>,
+    pub model: Option<String>,
+    pub duration: Option<u32>,
+    pub ratio: Option<String>,
+    pub seed: Option<u64>,
+    /// Camera move for the local renderer.
+    pub motion: Option<String>,
+    /// Zoom factor for the local renderer.
+    pub zoom: Option<f64>,
+    /// Merged verbatim into the API request body.
+    pub extra: Option<Map<String, Value>>,
+}
+
+/// Request fields dropreel sets itself; `extra:` may not replace them.
+const OWN_FIELDS: &[(&str, &str)] = &[
+    ("model", "model:"),
+    ("promptImage", "the image itself"),
+    ("promptText", "prompt:"),
+    ("ratio", "ratio:"),
+    ("duration", "duration:"),
+    ("seed", "seed:"),
+];
+
+/// Parses sidecar text. A bare string is the prompt; an empty file is no settings.
+pub fn parse_sidecar(text: &str) -> Result<Sidecar, String> {
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| format!("it is not valid YAML: {e}"))?;
+    let sidecar = match value {
+        serde_yaml_ng::Value::Null => Sidecar::default(),
+        serde_yaml_ng::Value::String(s) => Sidecar {
+            prompt: Some(s),
+            ..Sidecar::default()
+        },
+        serde_yaml_ng::Value::Mapping(_) => serde_yaml_ng::from_str::<Sidecar>(text)
+            .map_err(|e| explain_sidecar_error(&e.to_string()))?,
+        _ => {
+            return Err(
+                "it must be either a prompt (plain text) or keys like `prompt: ...`; \
+                        it holds a list or a number"
+                    .into(),
+            );
+        }
+    };
+    if let Some(extra) = &sidecar.extra {
+        for (field, instead) in OWN_FIELDS {
+            if extra.contains_key(*field) {
+                return Err(format!(
+                    "`extra:` may not set `{field}`; dropreel sets it from {instead}"
+                ));
+            }
+        }
+    }
+    Ok(sidecar)
+}
+
+fn explain_sidecar_error(msg: &str) -> String {
+    let hint = if msg.contains("unknown field") {
+        "the known keys are prompt, model, duration, ratio, seed, motion, zoom and extra"
+    } else if msg.starts_with("duration") {
+        "write a whole number of seconds, e.g. `duration: 5`"
+    } else if msg.starts_with("seed") {
+        "write a whole number from 0 to 4294967295, e.g. `seed: 42`"
+    } else if msg.starts_with("ratio") || msg.starts_with("model") || msg.starts_with("prompt") {
+        "put the value in quotes, e.g. `ratio: \"1280:720\"`"
+    } else if msg.starts_with("extra") {
+        "`extra:` must be a map of API field names to values"
+    } else {
+        "see the sidecar examples in the README"
+    };
+    format!("{msg}; {hint}")
+}
+
+/// Reads and parses the sidecar at `path`, refusing oversized files before reading them.
+pub fn read_sidecar(path: &Path) -> Result<Sidecar, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("it cannot be read: {e}"))?
+        .len();
+    if len > MAX_SIDECAR_BYTES {
+        return Err(format!(
+            "it is {len} bytes; a sidecar holds a prompt and a few settings and may be at most {} KiB",
+            MAX_SIDECAR_BYTES / 1024
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("it cannot be read: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
+    parse_sidecar(&text)
+}
+
+/// What to generate, fully resolved and validated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub model: String,
+    /// Empty = not sent.
+    pub prompt: String,
+    /// `None` when the model takes no ratio.
+    pub ratio: Option<String>,
+    pub duration: u32,
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zoom: Option<f64>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+impl JobSpec {
+    /// Defaults, overridden by the sidecar, resolved against the image and checked against the
+    /// catalog. The error says what is wrong and which values would work.
+    pub fn build(
+        defaults: &Defaults,
+        sidecar: &Sidecar,
+        image: &ImageInfo,
+    ) -> Result<JobSpec, String> {
+        let model_id = sidecar
+            .model
+            .clone()
+            .unwrap_or_else(|| defaults.model.clone());
+        let Some(model) = models::find(&model_id) else {
+            return Err(format!(
+                "model {model_id:?} is unknown; models that animate images: {}",
+                models::image_models().join(", ")
+            ));
+        };
+        let Some(i2v) = model.image_to_video else {
+            return Err(format!(
+                "model {} does not animate images (it serves {} only); models that animate images: {}",
+                model.id,
+                model.other_endpoints.join(" and ").replace('_', "-"),
+                models::image_models().join(", ")
+            ));
+        };
+        let prompt = sidecar
+            .prompt
+            .clone()
+            .unwrap_or_else(|| defaults.prompt.clone());
+        let prompt = prompt.trim().to_string();
+        if i2v.prompt_required && prompt.is_empty() {
+            return Err(format!(
+                "model {} needs a prompt; add one to the sidecar (e.g. `prompt: slow push-in, soft light`)",
+                model.id
+            ));
+        }
+        if let Some(max) = i2v.prompt_max {
+            let units = prompt.encode_utf16().count();
+            if units > max {
+                return Err(format!(
+                    "the prompt is {units} characters long (counted as the API counts, in UTF-16 units); \
+                     {} takes at most {max}. Shorten it",
+                    model.id
+                ));
+            }
+        }
+        let ratio_setting = sidecar
+            .ratio
+            .clone()
+            .unwrap_or_else(|| defaults.ratio.clone());
+        let ratio = match i2v.ratios {
+            None => None,
+            Some(offered) if ratio_setting.trim() == "auto" => {
+                Some(models::nearest_ratio(offered, image.width, image.height).to_string())
+            }
+            Some(offered) => {
+                let r = ratio_setting.trim().replace(' ', "");
+                if !offered.contains(&r.as_str()) {
+                    let hint = if models::parse_ratio(&r).is_none_or(|(w, h)| w < 100 && h < 100) {
+                        " (ratios are pixel sizes like \"1280:720\", not \"16:9\")"
+                    } else {
+                        ""
+                    };
+                    return Err(format!(
+                        "ratio {ratio_setting} is not offered by {}{hint}; use auto or one of {}",
+                        model.id,
+                        offered.join(", ")
+                    ));
+                }
+                Some(r)
+            }
+        };
+        let duration = match sidecar.duration.or(defaults.duration) {
+            Some(d) if i2v.durations.allows(d) => d,
+            Some(d) => {
+                return Err(format!(
+                    "duration {d} s is not offered by {}; it takes {}",
+                    model.id,
+                    i2v.durations.describe()
+                ));
+            }
+            None => i2v.durations.nearest(5),
+        };
+        let seed = match sidecar.seed {
+            Some(s) if !i2v.seed => {
+                return Err(format!(
+                    "model {} does not take a seed (seed {s}); remove `seed:` or use gen4.5 or gen4_turbo",
+                    model.id
+                ));
+            }
+            Some(s) if s > SEED_MAX => {
+                return Err(format!(
+                    "seed {s} is out of range; use a whole number from 0 to {SEED_MAX}"
+                ));
+            }
+            s => s,
+        };
+        Ok(JobSpec {
+            model: model.id.to_string(),
+            prompt,
+            ratio,
+            duration,
+            seed,
+            motion: sidecar.motion.clone(),
+            zoom: sidecar.zoom,
+            extra: sidecar.extra.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Credits this job costs when it succeeds, when the model's price is published.
+    pub fn credits(&self) -> Option<u64> {
+        let m = models::find(&self.model)?;
+        Some(u64::from(m.credits_per_second?) * u64::from(self.duration))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(w: u32, h: u32) -> ImageInfo {
+        ImageInfo {
+            format: ImageFormat::Png,
+            width: w,
+            height: h,
+        }
+    }
+
+    fn build(yaml: &str, w: u32, h: u32) -> Result<JobSpec, String> {
+        let sc = parse_sidecar(yaml)?;
+        JobSpec::build(&Defaults::default(), &sc, &img(w, h))
+    }
+
+    #[test]
+    fn bare_string_is_the_prompt() {
+        let s = build("a cat walks slowly", 1920, 1080).unwrap();
+        assert_eq!(s.prompt, "a cat walks slowly");
+        assert_eq!(s.ratio.as_deref(), Some("1280:720"));
+        assert_eq!(s.duration, 5);
+        assert_eq!(s.model, "gen4_turbo");
+    }
+
+    #[test]
+    fn portrait_gets_portrait_ratio() {
+        let s = build("", 1080, 1920).unwrap();
+        assert_eq!(s.ratio.as_deref(), Some("720:1280"));
+    }
+
+    #[test]
+    fn errors_name_offered_values() {
+        let e = build("ratio: \"1280:768\"", 100, 100).unwrap_err();
+        assert!(e.contains("1280:768") && e.contains("960:960"), "{e}");
+        let e = build("ratio: \"16:9\"", 100, 100).unwrap_err();
+        assert!(e.contains("pixel sizes"), "{e}");
+        let e = build("model: veo3\nduration: 5", 100, 100).unwrap_err();
+        assert!(e.contains("8 seconds"), "{e}");
+        let e = build("model: aleph2", 100, 100).unwrap_err();
+        assert!(
+            e.contains("does not animate images") && e.contains("gen4_turbo"),
+            "{e}"
+        );
+        let e = build("model: gen4.5", 100, 100).unwrap_err();
+        assert!(e.contains("needs a prompt"), "{e}");
+        let e = build("seed: 4294967296", 100, 100).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        let e = build("model: veo3\nseed: 3", 100, 100).unwrap_err();
+        assert!(e.contains("does not take a seed"), "{e}");
+    }
+
+    #[test]
+    fn default_duration_follows_the_model() {
+        assert_eq!(build("model: veo3", 10, 10).unwrap().duration, 8);
+        assert_eq!(build("model: veo3.1", 10, 10).unwrap().duration, 4);
+    }
+
+    #[test]
+    fn prompt_length_counts_utf16_units() {
+        // 500 emoji = 1000 UTF-16 units: fits; 501 does not (while only 501 chars).
+        let ok = format!("prompt: \"{}\"", "😀".repeat(500));
+        assert!(build(&ok, 10, 10).is_ok());
+        let long = format!("prompt: \"{}\"", "😀".repeat(501));
+        let e = build(&long, 10, 10).unwrap_err();
+        assert!(e.contains("1002"), "{e}");
+    }
+
+    #[test]
+    fn sidecar_errors_say_what_to_write() {
+        let e = parse_sidecar("promt: hi").unwrap_err();
+        assert!(e.contains("promt") && e.contains("known keys"), "{e}");
+        let e = parse_sidecar("duration: 5s").unwrap_err();
+        assert!(
+            e.contains("whole number of seconds") && e.contains("line 1"),
+            "{e}"
+        );
+        let e = parse_sidecar("prompt: [unclosed").unwrap_err();
+        assert!(e.contains("not valid YAML"), "{e}");
+        let e = parse_sidecar("extra:\n  model: gen4.5").unwrap_err();
+        assert!(e.contains("may not set `model`"), "{e}");
+        assert_eq!(parse_sidecar("").unwrap(), Sidecar::default());
+        let s = parse_sidecar(
+            "promptText: hi\nextra:\n  contentModeration:\n    publicFigureThreshold: low",
+        )
+        .unwrap();
+        assert_eq!(s.prompt.as_deref(), Some("hi"));
+        assert!(s.extra.unwrap().contains_key("contentModeration"));
+    }
+}

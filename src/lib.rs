@@ -1,0 +1,20 @@
+//! dropreel watches a studio folder and turns each image dropped into `inbox/` into a short video,
+//! moving the results into `done/` and bad inputs into `failed/` with a plain explanation.
+//!
+//! # Layout
+//! One file's journey: [`intake`] (is the file complete? which sidecar?) → [`job`] (what to generate,
+//! checked against [`models`]) → [`spool`] (claim into `processing/`, durable state) → [`backend`]
+//! (submit, poll, download) → [`spool`] again (deliver to `done/` or fail to `failed/`, with the
+//! files from [`report`]). [`pipeline`] drives it all; [`config`] is `dropreel.yaml` and the
+//! environment; [`status`] reads a studio for `dropreel status`.
+#![warn(clippy::unwrap_used)]
+
+pub mod backend;
+pub mod config;
+pub mod intake;
+pub mod job;
+pub mod models;
+pub mod pipeline;
+pub mod report;
+pub mod spool;
+pub mod status;

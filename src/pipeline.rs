@@ -1,0 +1,480 @@
+//! The orchestrator: resumes jobs left in `processing/`, turns ready inbox files into checked jobs
+//! (bad input fails at once, before any slot is taken), claims them lazily — only when a slot is about
+//! to free up — drives each through the backend, delivers or fails it, and stops gracefully.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, JobCtx, Stop};
+use crate::config::Settings;
+use crate::intake::{self, Inbox, Ready};
+use crate::job::{self, ImageInfo, JobSpec, Sidecar};
+use crate::report;
+use crate::spool::{self, Failure, JobRecord, Spool, State};
+
+/// Jobs claimed beyond the slots, so the next one is ready the moment a slot frees.
+pub const LOOKAHEAD: usize = 1;
+/// Time a stop waits for jobs to reach a safe point.
+const STOP_GRACE: Duration = Duration::from_millis(1700);
+
+/// `watch` runs until stopped; `run` ends when the inbox is drained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Watch,
+    Run,
+}
+
+/// How a run ended.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Set when the API refused the key during a `run`.
+    pub key_refused: Option<String>,
+}
+
+enum End {
+    Delivered,
+    Failed,
+    /// Left in `processing/` (stop, key refused, or a disk error); resumed on the next start.
+    Left(Option<String>),
+}
+
+/// A ready image that passed every check that needs no slot.
+struct Checked {
+    ready: Ready,
+    info: ImageInfo,
+    spec: JobSpec,
+}
+
+/// Runs the pipeline on `settings.root` with `backend` until the inbox is drained (`Run`) or
+/// `shutdown` completes.
+pub async fn run<B: Backend>(
+    settings: &Settings,
+    backend: B,
+    mode: Mode,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Summary> {
+    let spool = Spool::open(&settings.root)?;
+    let backend = Arc::new(backend);
+    let cancel = CancellationToken::new();
+    let (end_tx, mut end_rx) = mpsc::unbounded_channel::<End>();
+    let mut summary = Summary::default();
+    let mut active = 0usize;
+    let cfg = &settings.config;
+
+    for rec in resume(&spool, settings, backend.name()) {
+        active += 1;
+        spawn_job(&backend, &spool, rec, None, &cancel, &end_tx);
+    }
+
+    let mut inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
+    let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<String>();
+    let _watcher = match mode {
+        Mode::Watch => Some(intake::watch(&spool.inbox(), cfg.watch.poll, fs_tx)?),
+        Mode::Run => {
+            drop(fs_tx);
+            None
+        }
+    };
+    inbox.scan()?;
+    let mut next_rescan = Instant::now() + cfg.watch.rescan;
+    let mut queue: VecDeque<Checked> = VecDeque::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        // Checks that need no slot, then lazy claims.
+        for ready in inbox.take_ready() {
+            match check(&spool, settings, &ready) {
+                Ok(c) => queue.push_back(c),
+                Err(failure) => {
+                    if fail_unclaimed(&spool, &ready, &failure, backend.name()) {
+                        summary.failed += 1;
+                    }
+                    forget(&mut inbox, &ready);
+                }
+            }
+        }
+        let slots = backend.slots();
+        while slots.demand() < slots.max() + LOOKAHEAD {
+            let Some(c) = queue.pop_front() else { break };
+            if !inbox.unchanged(&c.ready) {
+                inbox.release(&c.ready.image);
+                continue;
+            }
+            match claim(&spool, &c, backend.name()) {
+                Ok(Some(rec)) => {
+                    forget(&mut inbox, &c.ready);
+                    active += 1;
+                    let ticket = slots.ticket();
+                    spawn_job(&backend, &spool, rec, Some(ticket), &cancel, &end_tx);
+                }
+                Ok(None) => forget(&mut inbox, &c.ready),
+                Err(e) => {
+                    tracing::error!(file = %c.ready.image, error = %e, "cannot claim; will try again");
+                    inbox.release(&c.ready.image);
+                }
+            }
+        }
+
+        if mode == Mode::Run && active == 0 && queue.is_empty() && inbox.waiting() == 0 {
+            break;
+        }
+
+        let mut wake = inbox.next_deadline();
+        if mode == Mode::Watch {
+            wake = Some(wake.map_or(next_rescan, |w| w.min(next_rescan)));
+        }
+        let sleep = async {
+            match wake {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => {
+                tracing::info!("stopping: no new files are taken; jobs in flight keep their state for the next start");
+                break;
+            }
+            Some(end) = end_rx.recv() => {
+                active -= 1;
+                match end {
+                    End::Delivered => summary.succeeded += 1,
+                    End::Failed => summary.failed += 1,
+                    End::Left(Some(why)) if mode == Mode::Run => {
+                        tracing::error!("{why}. Every job stays where it is; fix the key and run again");
+                        summary.key_refused = Some(why);
+                        break;
+                    }
+                    End::Left(_) => {}
+                }
+            }
+            Some(name) = fs_rx.recv() => inbox.observe(&name),
+            () = slots.changed.notified() => {}
+            () = sleep => {
+                if Instant::now() >= next_rescan {
+                    next_rescan = Instant::now() + cfg.watch.rescan;
+                    if let Err(e) = inbox.scan() {
+                        tracing::warn!(error = %e, "cannot read inbox/; trying again at the next rescan");
+                    }
+                }
+            }
+        }
+    }
+
+    // Stop: every job persists its state at each step; give them a moment to reach one.
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    while active > 0 {
+        match tokio::time::timeout_at(deadline, end_rx.recv()).await {
+            Ok(Some(end)) => {
+                active -= 1;
+                match end {
+                    End::Delivered => summary.succeeded += 1,
+                    End::Failed => summary.failed += 1,
+                    End::Left(_) => {}
+                }
+            }
+            _ => break,
+        }
+    }
+    Ok(summary)
+}
+
+fn forget(inbox: &mut Inbox, r: &Ready) {
+    inbox.forget(&r.image);
+    if let Some(sc) = &r.sidecar {
+        inbox.forget(sc);
+    }
+}
+
+/// The checks that need no slot: image content, sidecar, spec against the catalog.
+fn check(spool: &Spool, settings: &Settings, r: &Ready) -> Result<Checked, Failure> {
+    let (info, spec) = check_files(&spool.inbox(), settings, &r.image, r.sidecar.as_deref())?;
+    Ok(Checked {
+        ready: r.clone(),
+        info,
+        spec,
+    })
+}
+
+/// Probes the image, reads the sidecar and builds the spec, for files in `dir`.
+fn check_files(
+    dir: &std::path::Path,
+    settings: &Settings,
+    image: &str,
+    sidecar: Option<&str>,
+) -> Result<(ImageInfo, JobSpec), Failure> {
+    let info = job::probe_image(&dir.join(image)).map_err(|why| Failure {
+        message: format!("{image} cannot be used: {why}"),
+        advice: "export it as a PNG, JPEG or WebP image".into(),
+        api: None,
+    })?;
+    let sc = match sidecar {
+        Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
+            message: format!("the sidecar {sc} cannot be used: {why}"),
+            advice: format!("fix {sc} (or delete it to use the defaults)"),
+            api: None,
+        })?,
+        None => Sidecar::default(),
+    };
+    let spec = JobSpec::build(&settings.config.defaults, &sc, &info).map_err(|why| Failure {
+        message: why,
+        advice: match sidecar {
+            Some(sc) => format!("change {sc} (or the defaults in dropreel.yaml)"),
+            None => "add a sidecar YAML beside the image, or change the defaults in dropreel.yaml"
+                .into(),
+        },
+        api: None,
+    })?;
+    Ok((info, spec))
+}
+
+fn new_record(
+    id: String,
+    image: &str,
+    sidecar: Option<String>,
+    info: ImageInfo,
+    spec: JobSpec,
+    backend: &str,
+) -> JobRecord {
+    JobRecord {
+        id,
+        image: image.to_string(),
+        sidecar,
+        info,
+        spec,
+        backend: backend.to_string(),
+        state: State::Claimed,
+        claimed_at: spool::now_rfc3339(),
+        submitted_at: None,
+        finished_at: None,
+        task_id: None,
+        task_status: None,
+        progress: None,
+        output_urls: Vec::new(),
+        output_bytes: None,
+        upload_uri: None,
+        upload_at: None,
+        submissions: 0,
+        uncertain_submissions: 0,
+        transient_faults: 0,
+        failure: None,
+        delivery: None,
+    }
+}
+
+/// Claims a checked image. `Ok(None)`: it was gone (another instance, or the user).
+fn claim(spool: &Spool, c: &Checked, backend: &str) -> std::io::Result<Option<JobRecord>> {
+    let Some((id, sidecar)) = spool.claim(&c.ready.image, c.ready.sidecar.as_deref())? else {
+        return Ok(None);
+    };
+    let rec = new_record(id, &c.ready.image, sidecar, c.info, c.spec.clone(), backend);
+    spool.save(&rec)?;
+    tracing::info!(job = %rec.id, file = %rec.image, sidecar = ?rec.sidecar, model = %rec.spec.model, ratio = ?rec.spec.ratio, "claimed");
+    Ok(Some(rec))
+}
+
+/// Claims a bad input and moves it to `failed/` with its explanation. `true` when it was ours.
+fn fail_unclaimed(spool: &Spool, r: &Ready, failure: &Failure, backend: &str) -> bool {
+    let claimed = match spool.claim(&r.image, r.sidecar.as_deref()) {
+        Ok(Some(c)) => c,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::error!(file = %r.image, error = %e, "cannot move a bad input out of inbox/");
+            return false;
+        }
+    };
+    let mut rec = new_record(
+        claimed.0,
+        &r.image,
+        claimed.1,
+        ImageInfo::UNKNOWN,
+        JobSpec::default(),
+        backend,
+    );
+    fail_job(spool, &mut rec, failure.clone())
+}
+
+/// Records the failure and moves the job to `failed/`.
+fn fail_job(spool: &Spool, rec: &mut JobRecord, failure: Failure) -> bool {
+    let text = report::error_text(&rec.image, rec.sidecar.as_deref(), &rec.id, &failure);
+    rec.state = State::Failed;
+    rec.failure = Some(failure);
+    if let Err(e) = spool.save(rec) {
+        tracing::error!(job = %rec.id, error = %e, "cannot save the job state");
+    }
+    match spool.fail(rec, &text) {
+        Ok(stem) => {
+            tracing::info!(
+                job = %rec.id,
+                file = %rec.image,
+                to = %format!("failed/{stem}.error.txt"),
+                reason = %rec.failure.as_ref().map_or("", |f| f.message.as_str()),
+                "failed"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(job = %rec.id, error = %e, "cannot move the job to failed/; it stays in processing/ and is retried at the next start");
+            false
+        }
+    }
+}
+
+fn spawn_job<B: Backend>(
+    backend: &Arc<B>,
+    spool: &Spool,
+    rec: JobRecord,
+    ticket: Option<crate::backend::Ticket>,
+    cancel: &CancellationToken,
+    end_tx: &mpsc::UnboundedSender<End>,
+) {
+    let backend = backend.clone();
+    let mut ctx = JobCtx {
+        spool: spool.clone(),
+        rec,
+        cancel: cancel.clone(),
+        ticket,
+    };
+    let end_tx = end_tx.clone();
+    tokio::spawn(async move {
+        let outcome = backend.produce(&mut ctx).await;
+        drop(ctx.ticket.take());
+        let end = match outcome {
+            Ok(()) => deliver(&ctx.spool, &mut ctx.rec, backend.name()),
+            Err(Stop::Failed(f)) => {
+                if fail_job(&ctx.spool, &mut ctx.rec, f) {
+                    End::Failed
+                } else {
+                    End::Left(None)
+                }
+            }
+            Err(Stop::Cancelled) => End::Left(None),
+            Err(Stop::KeyRefused(why)) => End::Left(Some(why)),
+        };
+        // The receiver is gone only when the pipeline has already stopped.
+        let _ = end_tx.send(end);
+    });
+}
+
+fn deliver(spool: &Spool, rec: &mut JobRecord, backend: &str) -> End {
+    let json = report::result_json(rec, backend);
+    match spool.deliver(rec, &json) {
+        Ok(stem) => {
+            tracing::info!(job = %rec.id, file = %rec.image, to = %format!("done/{stem}.mp4"), "delivered");
+            End::Delivered
+        }
+        Err(e) => {
+            tracing::error!(job = %rec.id, file = %rec.image, error = %e,
+                "cannot move the finished job into done/ (disk full or permissions?); it stays in processing/ and is delivered at the next start");
+            End::Left(None)
+        }
+    }
+}
+
+/// Jobs left in `processing/` by a stop or crash, ready to continue where they were.
+fn resume(spool: &Spool, settings: &Settings, backend: &str) -> Vec<JobRecord> {
+    let ids = match spool.job_ids() {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list processing/");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        match spool.load(&id) {
+            Ok(rec) => {
+                match rec.state {
+                    State::Submitting => tracing::warn!(
+                        job = %id, file = %rec.image,
+                        "this job was stopped while its create request was on the wire: Runway may or may not have \
+                         created a task. It is submitted again; result.json will note a possible double charge"
+                    ),
+                    State::Submitted => {
+                        tracing::info!(job = %id, file = %rec.image, task = ?rec.task_id, "resuming: polling the task already submitted")
+                    }
+                    s => tracing::info!(job = %id, file = %rec.image, state = ?s, "resuming"),
+                }
+                out.push(rec);
+            }
+            Err(e) => match rebuild(spool, settings, backend, &id, &e) {
+                Some(rec) => out.push(rec),
+                None => continue,
+            },
+        }
+    }
+    out
+}
+
+/// A job folder without a readable `job.json` (a crash right after the claim, or a damaged file):
+/// rebuilt from the image and sidecar it holds.
+fn rebuild(
+    spool: &Spool,
+    settings: &Settings,
+    backend: &str,
+    id: &str,
+    err: &std::io::Error,
+) -> Option<JobRecord> {
+    let dir = spool.job_dir(id);
+    let state_path = dir.join(spool::STATE_FILE);
+    if state_path.exists() {
+        let aside = dir.join(format!("job.json.corrupt-{}", spool::new_job_id()));
+        tracing::error!(job = %id, error = %err, "job.json is damaged; moved aside as {}; the job restarts from its image", aside.display());
+        let _ = std::fs::rename(&state_path, &aside);
+    }
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let image = names
+        .iter()
+        .find(|n| intake::kind_of(n) == intake::Kind::Image && !intake::is_ignored(n));
+    let Some(image) = image else {
+        // A claim caught between creating the folder and moving the image in; leave young ones
+        // alone (another instance may be mid-claim).
+        let old = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(60));
+        if old && names.is_empty() {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        return None;
+    };
+    let stem = spool::split_name(image).0;
+    let sidecar = names
+        .iter()
+        .find(|n| intake::kind_of(n) == intake::Kind::Sidecar && spool::split_name(n).0 == stem)
+        .cloned();
+    match check_files(&dir, settings, image, sidecar.as_deref()) {
+        Ok((info, spec)) => {
+            let rec = new_record(id.to_string(), image, sidecar, info, spec, backend);
+            if spool.save(&rec).is_err() {
+                return None;
+            }
+            tracing::info!(job = %id, file = %image, "resuming a job claimed just before a stop");
+            Some(rec)
+        }
+        Err(f) => {
+            let mut rec = new_record(
+                id.to_string(),
+                image,
+                sidecar,
+                ImageInfo::UNKNOWN,
+                JobSpec::default(),
+                backend,
+            );
+            fail_job(spool, &mut rec, f);
+            None
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! What a finished job leaves beside its files: `done/<stem>.result.json` and
+//! `failed/<stem>.error.txt` (what went wrong, why, and what to do, in a designer's words).
+
+use serde_json::{Value, json};
+
+use crate::spool::{Failure, JobRecord};
+
+/// The `result.json` of a delivered job.
+pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
+    let s = &rec.spec;
+    let mut v = json!({
+        "source": rec.image,
+        "sidecar": rec.sidecar,
+        "job_id": rec.id,
+        "backend": backend,
+        "model": s.model,
+        "prompt": s.prompt,
+        "ratio": s.ratio,
+        "duration": s.duration,
+        "seed": s.seed,
+        "task_id": rec.task_id,
+        "image": { "format": rec.info.format, "width": rec.info.width, "height": rec.info.height },
+        "claimed_at": rec.claimed_at,
+        "submitted_at": rec.submitted_at,
+        "finished_at": rec.finished_at,
+        "delivered_at": crate::spool::now_rfc3339(),
+        "output_bytes": rec.output_bytes,
+        "credits": s.credits(),
+        "submissions": rec.submissions,
+        "retries": rec.transient_faults,
+    });
+    if !s.extra.is_empty() {
+        v["extra"] = Value::Object(s.extra.clone());
+    }
+    if rec.uncertain_submissions > 0 {
+        v["possible_double_charge"] = json!(rec.uncertain_submissions);
+        v["note"] = json!(
+            "a create request's outcome was unknown (dropreel stopped or the answer was lost) and the job \
+             was submitted again; Runway may have charged for an extra task. Check the usage page."
+        );
+    }
+    let mut out = serde_json::to_vec_pretty(&v).expect("a JSON value serialises");
+    out.push(b'\n');
+    out
+}
+
+/// The `error.txt` of a failed job.
+pub fn error_text(image: &str, sidecar: Option<&str>, job_id: &str, failure: &Failure) -> String {
+    let mut t = format!(
+        "dropreel could not turn {image} into a video.\n\n\
+         What went wrong: {}.\n\n\
+         What to do: {}.\n",
+        failure.message.trim_end_matches('.'),
+        failure.advice.trim_end_matches('.')
+    );
+    t.push_str("\nMoving the image");
+    if let Some(sc) = sidecar {
+        t.push_str(&format!(" (and {sc})"));
+    }
+    t.push_str(" back into inbox/ tries again.\n");
+    if let Some(api) = &failure.api {
+        t.push_str(&format!("\nThe server said: {api}\n"));
+    }
+    t.push_str(&format!(
+        "\nJob {job_id}, {}\n",
+        crate::spool::now_rfc3339()
+    ));
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_says_what_and_what_to_do() {
+        let f = Failure {
+            message: "ratio 1280:768 is not offered by gen4_turbo".into(),
+            advice: "fix the sidecar".into(),
+            api: Some("HTTP 400: bad".into()),
+        };
+        let t = error_text("cat.png", Some("cat.yaml"), "j1", &f);
+        assert!(t.contains("What went wrong: ratio 1280:768"));
+        assert!(t.contains("What to do: fix the sidecar."));
+        assert!(t.contains("(and cat.yaml) back into inbox/"));
+        assert!(t.contains("HTTP 400: bad"));
+    }
+}

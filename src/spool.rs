@@ -1,0 +1,408 @@
+//! The studio folders as a durable queue: `claim` (an atomic rename from `inbox/` into
+//! `processing/<job-id>/`), the job state file `job.json` (written atomically at every change), `deliver`
+//! to `done/`, `fail` to `failed/` with collision-safe names, and `resume` of jobs left in
+//! `processing/` by a stop or a crash.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{ImageInfo, JobSpec};
+
+pub const INBOX: &str = "inbox";
+pub const PROCESSING: &str = "processing";
+pub const DONE: &str = "done";
+pub const FAILED: &str = "failed";
+pub const STATE_FILE: &str = "job.json";
+/// The finished download inside a job folder.
+pub const OUTPUT_FILE: &str = "out.mp4";
+/// The download while it is written.
+pub const OUTPUT_PART: &str = "out.mp4.part";
+
+/// Where a job is in its life. Persisted at every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Taken from the inbox; nothing sent yet.
+    Claimed,
+    /// The create request is (or was, at a crash) on the wire; its outcome may be unknown.
+    Submitting,
+    /// The server accepted the task; it is polled, never submitted again.
+    Submitted,
+    /// The task finished; its output is to be downloaded.
+    Succeeded,
+    /// The MP4 is safely in the job folder.
+    Downloaded,
+    /// The job ends in `failed/`.
+    Failed,
+}
+
+/// A move into `done/` or `failed/` in progress: the suffix is chosen once and persisted, so a crash
+/// midway finishes with the same names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub folder: String,
+    pub stem: String,
+}
+
+/// Why a job failed, in a designer's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it.
+    pub advice: String,
+    /// The server's own words, when the API refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+}
+
+/// `processing/<id>/job.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    /// The image's file name (as it was in the inbox).
+    pub image: String,
+    #[serde(default)]
+    pub sidecar: Option<String>,
+    pub info: ImageInfo,
+    pub spec: JobSpec,
+    pub backend: String,
+    pub state: State,
+    pub claimed_at: String,
+    #[serde(default)]
+    pub submitted_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub task_id: Option<String>,
+    #[serde(default)]
+    pub task_status: Option<String>,
+    #[serde(default)]
+    pub progress: Option<f64>,
+    #[serde(default)]
+    pub output_urls: Vec<String>,
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    /// A `runway://` upload of the image and when it was made (unix seconds); valid 24 h.
+    #[serde(default)]
+    pub upload_uri: Option<String>,
+    #[serde(default)]
+    pub upload_at: Option<u64>,
+    /// Create requests sent for this job (a retried task failure sends another).
+    #[serde(default)]
+    pub submissions: u32,
+    /// Create requests whose outcome was unknown (crash or lost answer): each may have created a task
+    /// that was never seen, so the job may have been charged more than once.
+    #[serde(default)]
+    pub uncertain_submissions: u32,
+    /// Transient faults spent from the retry budget.
+    #[serde(default)]
+    pub transient_faults: u32,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+}
+
+impl JobRecord {
+    /// The image's name without its extension.
+    pub fn stem(&self) -> &str {
+        split_name(&self.image).0
+    }
+}
+
+/// `cat.png` → (`cat`, `png`); `a.b.png` → (`a.b`, `png`); `README` → (`README`, ``).
+pub fn split_name(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i + 1..]),
+        _ => (name, ""),
+    }
+}
+
+/// Current time in RFC 3339, seconds precision, UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// A fresh job id: sortable by time, unique across processes and machines.
+pub fn new_job_id() -> String {
+    let t: String = now_rfc3339()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("{t}-{:08x}", fastrand::u32(..))
+}
+
+/// The four folders of a studio root.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+impl Spool {
+    /// Opens the studio at `root`, creating missing folders.
+    pub fn open(root: &Path) -> io::Result<Spool> {
+        for dir in [INBOX, PROCESSING, DONE, FAILED] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        Ok(Spool {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn inbox(&self) -> PathBuf {
+        self.root.join(INBOX)
+    }
+    pub fn job_dir(&self, id: &str) -> PathBuf {
+        self.root.join(PROCESSING).join(id)
+    }
+
+    /// Takes `image` (and its sidecar) out of the inbox into a new job folder. `Ok(None)` when the file
+    /// is gone: another instance took it, or the user pulled it back — both normal.
+    pub fn claim(
+        &self,
+        image: &str,
+        sidecar: Option<&str>,
+    ) -> io::Result<Option<(String, Option<String>)>> {
+        let id = new_job_id();
+        let dir = self.job_dir(&id);
+        fs::create_dir(&dir)?;
+        match fs::rename(self.inbox().join(image), dir.join(image)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let _ = fs::remove_dir(&dir);
+                return Ok(None);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+        }
+        let sidecar = match sidecar {
+            Some(s) => match fs::rename(self.inbox().join(s), dir.join(s)) {
+                Ok(()) => Some(s.to_string()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        sync_dir(&dir)?;
+        sync_dir(&self.inbox())?;
+        Ok(Some((id, sidecar)))
+    }
+
+    /// Writes `job.json` atomically: temp file, fsync, rename, fsync of the folder.
+    pub fn save(&self, rec: &JobRecord) -> io::Result<()> {
+        let dir = self.job_dir(&rec.id);
+        let json = serde_json::to_vec_pretty(rec).map_err(io::Error::other)?;
+        write_atomic(&dir, STATE_FILE, &json)
+    }
+
+    /// Reads a job's state file.
+    pub fn load(&self, id: &str) -> io::Result<JobRecord> {
+        let bytes = fs::read(self.job_dir(id).join(STATE_FILE))?;
+        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Job folders in `processing/`, oldest first.
+    pub fn job_ids(&self) -> io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(self.root.join(PROCESSING))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && entry.file_type()?.is_dir() {
+                ids.push(name);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Moves the job's files into `done/` with `result_json` beside them, and removes its folder.
+    pub fn deliver(&self, rec: &mut JobRecord, result_json: &[u8]) -> io::Result<String> {
+        let dir = self.job_dir(&rec.id);
+        if rec.delivery.is_none() {
+            write_atomic(&dir, "result.json", result_json)?;
+        }
+        self.finish(
+            rec,
+            DONE,
+            &[(OUTPUT_FILE, "mp4"), ("result.json", "result.json")],
+        )
+    }
+
+    /// Moves the job's files into `failed/` with `error_text` as `<stem>.error.txt`.
+    pub fn fail(&self, rec: &mut JobRecord, error_text: &str) -> io::Result<String> {
+        let dir = self.job_dir(&rec.id);
+        if rec.delivery.is_none() {
+            write_atomic(&dir, "error.txt", error_text.as_bytes())?;
+        }
+        self.finish(rec, FAILED, &[("error.txt", "error.txt")])
+    }
+
+    /// The shared second half of deliver and fail: pick (or reuse) the collision-free stem, move
+    /// every file of the job under it, remove the job folder. Returns the stem used.
+    fn finish(
+        &self,
+        rec: &mut JobRecord,
+        folder: &str,
+        extra: &[(&str, &str)],
+    ) -> io::Result<String> {
+        let dir = self.job_dir(&rec.id);
+        let target = self.root.join(folder);
+        let stem = match &rec.delivery {
+            Some(d) if d.folder == folder => d.stem.clone(),
+            _ => {
+                let stem = free_stem(&target, rec.stem())?;
+                rec.delivery = Some(Delivery {
+                    folder: folder.to_string(),
+                    stem: stem.clone(),
+                });
+                self.save(rec)?;
+                stem
+            }
+        };
+        let mut moves: Vec<(String, String)> = Vec::new();
+        let (_, ext) = split_name(&rec.image);
+        moves.push((rec.image.clone(), join_ext(&stem, ext)));
+        if let Some(sc) = &rec.sidecar {
+            moves.push((sc.clone(), join_ext(&stem, split_name(sc).1)));
+        }
+        for (from, ext) in extra {
+            moves.push((from.to_string(), format!("{stem}.{ext}")));
+        }
+        for (from, to) in &moves {
+            match fs::rename(dir.join(from), target.join(to)) {
+                Ok(()) => {}
+                // Already moved before a crash.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        sync_dir(&target)?;
+        self.remove_job_dir(&rec.id)?;
+        Ok(stem)
+    }
+
+    /// Removes a finished job's folder (its state file last but one, then the folder).
+    pub fn remove_job_dir(&self, id: &str) -> io::Result<()> {
+        let dir = self.job_dir(id);
+        for name in [
+            OUTPUT_PART,
+            OUTPUT_FILE,
+            "result.json",
+            "error.txt",
+            "job.json.tmp",
+            STATE_FILE,
+        ] {
+            match fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        fs::remove_dir(&dir)?;
+        sync_dir(&self.root.join(PROCESSING))
+    }
+
+    /// Counts of entries per folder (hidden names excluded), for `status`.
+    pub fn counts(&self) -> io::Result<[(&'static str, usize); 4]> {
+        let count = |d: &str| -> io::Result<usize> {
+            Ok(fs::read_dir(self.root.join(d))?
+                .filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count())
+        };
+        Ok([
+            (INBOX, count(INBOX)?),
+            (PROCESSING, count(PROCESSING)?),
+            (DONE, count(DONE)?),
+            (FAILED, count(FAILED)?),
+        ])
+    }
+}
+
+fn join_ext(stem: &str, ext: &str) -> String {
+    if ext.is_empty() {
+        stem.to_string()
+    } else {
+        format!("{stem}.{ext}")
+    }
+}
+
+/// The first of `stem`, `stem-2`, `stem-3`, … of which no file exists in `dir` (`stem.*`).
+pub fn free_stem(dir: &Path, stem: &str) -> io::Result<String> {
+    let taken: Vec<String> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let used = |s: &str| {
+        taken.iter().any(|n| {
+            n.len() > s.len() && n.starts_with(s) && n.as_bytes()[s.len()] == b'.' || n == s
+        })
+    };
+    if !used(stem) {
+        return Ok(stem.to_string());
+    }
+    (2u32..)
+        .map(|n| format!("{stem}-{n}"))
+        .find(|s| !used(s))
+        .ok_or_else(|| io::Error::other("no free name"))
+}
+
+/// Writes `dir/name` atomically and durably.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+/// fsync of a folder, so a rename in it survives a power cut. A no-op where folders cannot be opened.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_stem_follows_the_suffix_rule() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(free_stem(d.path(), "cat").unwrap(), "cat");
+        fs::write(d.path().join("cat.yaml"), "").unwrap();
+        assert_eq!(free_stem(d.path(), "cat").unwrap(), "cat-2");
+        fs::write(d.path().join("cat-2.mp4"), "").unwrap();
+        assert_eq!(free_stem(d.path(), "cat").unwrap(), "cat-3");
+        // `cat-2` is just a stem; `catalog.png` is not `cat.*`.
+        fs::write(d.path().join("catalog.png"), "").unwrap();
+        assert_eq!(free_stem(d.path(), "catalog-2").unwrap(), "catalog-2");
+    }
+
+    #[test]
+    fn split_names() {
+        assert_eq!(split_name("a.b.png"), ("a.b", "png"));
+        assert_eq!(split_name("cat.PNG"), ("cat", "PNG"));
+        assert_eq!(split_name(".x"), (".x", ""));
+    }
+}

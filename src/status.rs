@@ -1,0 +1,55 @@
+//! `dropreel status`: counts per folder and the jobs in flight (state, task, progress, age), read
+//! from the studio's files only, so it works while `watch` runs or after it stopped.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::spool::Spool;
+
+/// The status report as text.
+pub fn report(root: &Path) -> std::io::Result<String> {
+    let spool = Spool::open(root)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "studio {}", root.display());
+    for (name, n) in spool.counts()? {
+        let _ = writeln!(out, "  {:<11}{n:>6}", format!("{name}/"));
+    }
+    let ids = spool.job_ids()?;
+    if ids.is_empty() {
+        let _ = writeln!(out, "no jobs in flight");
+        return Ok(out);
+    }
+    let _ = writeln!(out, "jobs in flight:");
+    for id in ids {
+        match spool.load(&id) {
+            Ok(rec) => {
+                let age = humantime::parse_rfc3339(&rec.claimed_at)
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .map(|d| {
+                        humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
+                            .to_string()
+                    })
+                    .unwrap_or_else(|| "?".into());
+                let state = serde_json::to_value(rec.state).ok();
+                let state = state.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+                let mut line = format!("  {}  {}  {state}", rec.id, rec.image);
+                if let Some(t) = &rec.task_id {
+                    let _ = write!(line, "  task {t}");
+                }
+                if let Some(s) = &rec.task_status {
+                    let _ = write!(line, "  {s}");
+                }
+                if let Some(p) = rec.progress {
+                    let _ = write!(line, " {:.0}%", p * 100.0);
+                }
+                let _ = writeln!(out, "{line}  age {age}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  {id}  (no readable job.json: {e})");
+            }
+        }
+    }
+    Ok(out)
+}
