@@ -221,8 +221,11 @@ impl Inbox {
             if self.ready_at(name, seen) > now {
                 continue;
             }
-            // Still held open exclusively by its writer (Windows shares): not ready yet.
-            if fs::File::open(self.dir.join(name)).is_err() {
+            // Still held open exclusively by its writer (Windows, SMB): not ready yet. Any other
+            // open error is permanent and is reported by the content check.
+            if let Err(e) = fs::File::open(self.dir.join(name))
+                && held_by_writer(&e)
+            {
                 continue;
             }
             let sc = self.sidecar_for(name);
@@ -288,6 +291,11 @@ impl Inbox {
         self.files.remove(name);
         self.handed.remove(name);
     }
+}
+
+/// A sharing or lock violation: another program has the file open for writing.
+fn held_by_writer(e: &std::io::Error) -> bool {
+    cfg!(windows) && matches!(e.raw_os_error(), Some(32 | 33))
 }
 
 /// Keeps the file-system watcher alive; events arrive as file names on the channel.

@@ -276,7 +276,15 @@ fn claim(spool: &Spool, c: &Checked, backend: &str) -> std::io::Result<Option<Jo
     };
     let rec = new_record(id, &c.ready.image, sidecar, c.info, c.spec.clone(), backend);
     spool.save(&rec)?;
-    tracing::info!(job = %rec.id, file = %rec.image, sidecar = ?rec.sidecar, model = %rec.spec.model, ratio = ?rec.spec.ratio, "claimed");
+    tracing::info!(
+        job = %rec.id,
+        file = %rec.image,
+        sidecar = rec.sidecar.as_deref().unwrap_or("-"),
+        model = %rec.spec.model,
+        ratio = rec.spec.ratio.as_deref().unwrap_or("-"),
+        duration = rec.spec.duration,
+        "claimed"
+    );
     Ok(Some(rec))
 }
 

@@ -248,7 +248,9 @@ impl Runway {
                 ..
             } => {
                 if self.stop_on_key_refusal {
-                    return Err(Stop::KeyRefused(format!("{step}: {err}")));
+                    return Err(Stop::KeyRefused(format!(
+                        "the Runway API refused the API key while {step} ({err})"
+                    )));
                 }
                 self.gate.trip(HoldCause::Key, message, None);
                 Ok(Duration::ZERO)

@@ -1,0 +1,767 @@
+//! Test support: a fake Runway API (a real HTTP server on 127.0.0.1 that validates requests as
+//! strictly as the real one and has switches for every fault), studios in temp folders, and image
+//! makers.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Multipart, Path as UrlPath, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use dropreel::config::{Env, Settings};
+use dropreel::pipeline::{self, Mode, Summary};
+use serde_json::{Value, json};
+
+pub const KEY: &str = "key_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub const VERSION: &str = "2024-11-06";
+
+/// A request the fake saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub at: Instant,
+    pub status: u16,
+    pub body: Option<Value>,
+    pub auth: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    created: Instant,
+    started: Option<Instant>,
+    failure: Option<String>,
+    cancelled: bool,
+}
+
+/// Switches: change them while the fake runs.
+#[derive(Debug, Clone)]
+pub struct Switches {
+    /// The key the server accepts.
+    pub key: String,
+    /// Tasks running at once; the rest are THROTTLED.
+    pub concurrency: usize,
+    pub pending_time: Duration,
+    pub task_time: Duration,
+    /// Delay before answering any API request.
+    pub latency: Duration,
+    /// The next N create requests get 429 with this Retry-After header value.
+    pub rate_limited: u32,
+    pub retry_after: Option<String>,
+    /// The next N create requests get 503.
+    pub server_errors: u32,
+    /// Every create request gets 503 while set.
+    pub outage: bool,
+    /// Failure codes for the next tasks created (one each), e.g. "SAFETY.INPUT.IMAGE".
+    pub failure_codes: VecDeque<String>,
+    /// The next N output downloads answer 403 (expired URL).
+    pub expired_downloads: u32,
+    /// The next N output downloads are cut midway.
+    pub cut_downloads: u32,
+    /// The next N create requests create the task and then drop the connection unanswered.
+    pub drop_create_answers: u32,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Switches {
+            key: KEY.into(),
+            concurrency: 2,
+            pending_time: Duration::from_millis(20),
+            task_time: Duration::from_millis(100),
+            latency: Duration::ZERO,
+            rate_limited: 0,
+            retry_after: None,
+            server_errors: 0,
+            outage: false,
+            failure_codes: VecDeque::new(),
+            expired_downloads: 0,
+            cut_downloads: 0,
+            drop_create_answers: 0,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    sw: Switches,
+    tasks: HashMap<String, Task>,
+    order: Vec<String>,
+    uploads: HashMap<String, usize>,
+    seen: Vec<Seen>,
+    next: u64,
+    max_running: usize,
+}
+
+/// The fake Runway API.
+#[derive(Clone)]
+pub struct FakeRunway {
+    inner: Arc<Mutex<Inner>>,
+    pub url: String,
+}
+
+/// A tiny but well-formed MP4 (ftyp + mdat).
+pub fn mp4_bytes() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&[0, 0, 0, 0x18]);
+    v.extend_from_slice(b"ftypisom");
+    v.extend_from_slice(&[0, 0, 2, 0]);
+    v.extend_from_slice(b"isommp41");
+    let payload = 4000u32;
+    v.extend_from_slice(&(payload + 8).to_be_bytes());
+    v.extend_from_slice(b"mdat");
+    v.extend((0..payload).map(|i| (i % 251) as u8));
+    v
+}
+
+impl FakeRunway {
+    /// Starts the fake on 127.0.0.1 with these switches.
+    pub async fn start(sw: Switches) -> FakeRunway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let inner = Arc::new(Mutex::new(Inner {
+            sw,
+            ..Inner::default()
+        }));
+        let fake = FakeRunway { inner, url };
+        let app = Router::new()
+            .route("/v1/image_to_video", post(create))
+            .route("/v1/tasks/{id}", get(task).delete(delete_task))
+            .route("/v1/uploads", post(uploads))
+            .route("/upload-target/{n}", post(upload_target))
+            .route("/files/{id}", get(file))
+            .fallback(fallback)
+            .layer(axum::extract::DefaultBodyLimit::max(210 * 1024 * 1024))
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        fake
+    }
+
+    /// Changes the switches.
+    pub fn set(&self, f: impl FnOnce(&mut Switches)) {
+        f(&mut self.inner.lock().unwrap().sw);
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.lock().unwrap().seen.clone()
+    }
+
+    /// Bodies of the create requests that created a task.
+    pub fn created(&self) -> Vec<Value> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path == "/v1/image_to_video" && s.status == 200)
+            .filter_map(|s| s.body)
+            .collect()
+    }
+
+    /// Tasks created, including those whose answer was dropped.
+    pub fn tasks_created(&self) -> usize {
+        self.inner.lock().unwrap().tasks.len()
+    }
+
+    /// Requests to `path` (prefix) with `method`.
+    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.path.starts_with(path_prefix))
+            .count()
+    }
+
+    /// The most tasks that were RUNNING at once.
+    pub fn max_running(&self) -> usize {
+        self.inner.lock().unwrap().max_running
+    }
+
+    /// Uploaded files and their sizes.
+    pub fn uploads(&self) -> HashMap<String, usize> {
+        self.inner.lock().unwrap().uploads.clone()
+    }
+
+    fn record(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        status: u16,
+        body: Option<Value>,
+    ) {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        self.inner.lock().unwrap().seen.push(Seen {
+            method: method.to_string(),
+            path: path.to_string(),
+            at: Instant::now(),
+            status,
+            body,
+            auth,
+        });
+    }
+
+    #[allow(clippy::result_large_err)] // a test server; the error is the response itself
+    fn check_auth(&self, headers: &HeaderMap) -> Result<(), Response> {
+        let key = self.inner.lock().unwrap().sw.key.clone();
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if auth != Some(&format!("Bearer {key}")) {
+            return Err(err(StatusCode::UNAUTHORIZED, "Invalid API key"));
+        }
+        if headers
+            .get("x-runway-version")
+            .and_then(|v| v.to_str().ok())
+            != Some(VERSION)
+        {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                "X-Runway-Version header is missing or invalid",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn latency(&self) {
+        let l = self.inner.lock().unwrap().sw.latency;
+        if !l.is_zero() {
+            tokio::time::sleep(l).await;
+        }
+    }
+
+    /// Starts throttled tasks when slots free up (called on every request).
+    fn advance(inner: &mut Inner) {
+        let now = Instant::now();
+        let run_for = inner.sw.pending_time + inner.sw.task_time;
+        let running = |t: &Task| t.started.is_some_and(|s| now < s + run_for) && !t.cancelled;
+        let mut n = inner.tasks.values().filter(|t| running(t)).count();
+        for id in inner.order.clone() {
+            if n >= inner.sw.concurrency {
+                break;
+            }
+            let t = inner.tasks.get_mut(&id).unwrap();
+            if t.started.is_none() && !t.cancelled {
+                t.started = Some(now);
+                n += 1;
+            }
+        }
+        inner.max_running = inner.max_running.max(n);
+    }
+}
+
+fn err(status: StatusCode, msg: &str) -> Response {
+    (status, axum::Json(json!({ "error": msg }))).into_response()
+}
+
+const MODELS: &[(&str, &[&str], &[u32], bool)] = &[
+    (
+        "gen4_turbo",
+        &[
+            "1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672",
+        ],
+        &[2, 3, 4, 5, 6, 7, 8, 9, 10],
+        false,
+    ),
+    (
+        "gen4.5",
+        &[
+            "1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672",
+        ],
+        &[2, 3, 4, 5, 6, 7, 8, 9, 10],
+        true,
+    ),
+    (
+        "veo3",
+        &["1280:720", "720:1280", "1080:1920", "1920:1080"],
+        &[8],
+        false,
+    ),
+    (
+        "veo3.1",
+        &["1280:720", "720:1280", "1080:1920", "1920:1080"],
+        &[4, 6, 8],
+        false,
+    ),
+];
+
+/// Validates a create body as the real API does; the error message on failure.
+fn validate(body: &Value, uploads: &HashMap<String, usize>) -> Result<(), String> {
+    let model = body["model"].as_str().ok_or("model is required")?;
+    let (_, ratios, durations, prompt_required) = MODELS
+        .iter()
+        .find(|m| m.0 == model)
+        .ok_or_else(|| format!("Invalid model: {model}"))?;
+    let ratio = body["ratio"].as_str().ok_or("ratio is required")?;
+    if !ratios.contains(&ratio) {
+        return Err(format!("Invalid ratio {ratio} for {model}"));
+    }
+    if let Some(d) = body.get("duration") {
+        let d = d.as_u64().ok_or("duration must be an integer")? as u32;
+        if !durations.contains(&d) {
+            return Err(format!("Invalid duration {d} for {model}"));
+        }
+    }
+    match body.get("promptText") {
+        Some(Value::String(p)) if p.is_empty() => return Err("promptText must not be empty".into()),
+        Some(Value::String(p)) if p.encode_utf16().count() > 1000 => {
+            return Err("promptText is too long".into());
+        }
+        Some(Value::String(_)) => {}
+        None if *prompt_required => return Err("promptText is required".into()),
+        None => {}
+        Some(_) => return Err("promptText must be a string".into()),
+    }
+    let img = body["promptImage"]
+        .as_str()
+        .ok_or("promptImage is required")?;
+    if let Some(rest) = img.strip_prefix("data:") {
+        if img.len() >= 5 * 1024 * 1024 {
+            return Err("promptImage: data URI exceeds 5MB".into());
+        }
+        let (mime, data) = rest
+            .split_once(";base64,")
+            .ok_or("promptImage: malformed data URI")?;
+        if !["image/png", "image/jpeg", "image/webp"].contains(&mime) {
+            return Err(format!("promptImage: unsupported type {mime}"));
+        }
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|_| "promptImage: invalid base64")?;
+    } else if let Some(id) = img.strip_prefix("runway://") {
+        if !uploads.contains_key(id) {
+            return Err("promptImage: unknown upload".into());
+        }
+    } else {
+        return Err("promptImage must be an https URL, a runway:// URI or a data URI".into());
+    }
+    if let Some(seed) = body.get("seed") {
+        let s = seed.as_u64().ok_or("seed must be an integer")?;
+        if s > 4_294_967_295 {
+            return Err("seed out of range".into());
+        }
+    }
+    Ok(())
+}
+
+async fn create(State(f): State<FakeRunway>, headers: HeaderMap, body: String) -> Response {
+    f.latency().await;
+    let json: Option<Value> = serde_json::from_str(&body).ok();
+    let path = "/v1/image_to_video";
+    if let Err(r) = f.check_auth(&headers) {
+        f.record(&Method::POST, path, &headers, r.status().as_u16(), json);
+        return r;
+    }
+    let (resp, status) = {
+        let mut inner = f.inner.lock().unwrap();
+        if inner.sw.rate_limited > 0 {
+            inner.sw.rate_limited -= 1;
+            let mut r = err(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have exceeded your daily generation quota",
+            );
+            if let Some(ra) = &inner.sw.retry_after {
+                r.headers_mut().insert("retry-after", ra.parse().unwrap());
+            }
+            (Some(r), 429)
+        } else if inner.sw.outage || inner.sw.server_errors > 0 {
+            inner.sw.server_errors = inner.sw.server_errors.saturating_sub(1);
+            (
+                Some(err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service temporarily unavailable",
+                )),
+                503,
+            )
+        } else {
+            (None, 0)
+        }
+    };
+    if let Some(r) = resp {
+        f.record(&Method::POST, path, &headers, status, json);
+        return r;
+    }
+    let Some(json) = json else {
+        f.record(&Method::POST, path, &headers, 400, None);
+        return err(StatusCode::BAD_REQUEST, "body must be JSON");
+    };
+    let uploads = f.inner.lock().unwrap().uploads.clone();
+    if let Err(msg) = validate(&json, &uploads) {
+        f.record(&Method::POST, path, &headers, 400, Some(json));
+        return err(StatusCode::BAD_REQUEST, &msg);
+    }
+    let (id, drop_answer) = {
+        let mut inner = f.inner.lock().unwrap();
+        inner.next += 1;
+        let id = format!("task-{:04}", inner.next);
+        let failure = inner.sw.failure_codes.pop_front();
+        inner.tasks.insert(
+            id.clone(),
+            Task {
+                created: Instant::now(),
+                started: None,
+                failure,
+                cancelled: false,
+            },
+        );
+        inner.order.push(id.clone());
+        FakeRunway::advance(&mut inner);
+        let drop_answer = inner.sw.drop_create_answers > 0;
+        inner.sw.drop_create_answers = inner.sw.drop_create_answers.saturating_sub(1);
+        (id, drop_answer)
+    };
+    if drop_answer {
+        f.record(&Method::POST, path, &headers, 0, Some(json));
+        // The task exists, but the client never hears of it: a body that breaks off.
+        let stream = futures_util::stream::iter(vec![
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"id\":")),
+            Err(std::io::Error::other("connection dropped")),
+        ]);
+        return Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .header("content-length", "64")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    f.record(&Method::POST, path, &headers, 200, Some(json));
+    axum::Json(json!({ "id": id })).into_response()
+}
+
+async fn task(
+    State(f): State<FakeRunway>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    f.latency().await;
+    let path = format!("/v1/tasks/{id}");
+    if let Err(r) = f.check_auth(&headers) {
+        f.record(&Method::GET, &path, &headers, r.status().as_u16(), None);
+        return r;
+    }
+    let mut inner = f.inner.lock().unwrap();
+    FakeRunway::advance(&mut inner);
+    let Some(t) = inner.tasks.get(&id).cloned() else {
+        drop(inner);
+        f.record(&Method::GET, &path, &headers, 404, None);
+        return err(StatusCode::NOT_FOUND, "Task not found");
+    };
+    let (pending, run) = (inner.sw.pending_time, inner.sw.task_time);
+    drop(inner);
+    let now = Instant::now();
+    let created = format!("{:?}", t.created);
+    let body = if t.cancelled {
+        json!({"id": id, "status": "CANCELLED", "createdAt": created})
+    } else {
+        match t.started {
+            None => json!({"id": id, "status": "THROTTLED", "createdAt": created}),
+            Some(s) if now < s + pending => {
+                json!({"id": id, "status": "PENDING", "createdAt": created})
+            }
+            Some(s) if now < s + pending + run => {
+                let p = (now - s - pending).as_secs_f64() / run.as_secs_f64();
+                json!({"id": id, "status": "RUNNING", "createdAt": created, "progress": p})
+            }
+            Some(_) => match &t.failure {
+                Some(code) if code == "CANCELLED" => {
+                    json!({"id": id, "status": "CANCELLED", "createdAt": created})
+                }
+                Some(code) => json!({"id": id, "status": "FAILED", "createdAt": created,
+                    "failure": "The task failed", "failureCode": code}),
+                None => {
+                    let token = fastrand_token();
+                    json!({"id": id, "status": "SUCCEEDED", "createdAt": created,
+                        "output": [format!("{}/files/{id}.mp4?token={token}", f.url)]})
+                }
+            },
+        }
+    };
+    f.record(&Method::GET, &path, &headers, 200, None);
+    axum::Json(body).into_response()
+}
+
+fn fastrand_token() -> String {
+    format!("{:x}", Instant::now().elapsed().as_nanos() ^ 0x5eed)
+}
+
+async fn delete_task(
+    State(f): State<FakeRunway>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let path = format!("/v1/tasks/{id}");
+    if let Err(r) = f.check_auth(&headers) {
+        return r;
+    }
+    if let Some(t) = f.inner.lock().unwrap().tasks.get_mut(&id) {
+        t.cancelled = true;
+    }
+    f.record(&Method::DELETE, &path, &headers, 204, None);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn uploads(State(f): State<FakeRunway>, headers: HeaderMap, body: String) -> Response {
+    let json: Option<Value> = serde_json::from_str(&body).ok();
+    if let Err(r) = f.check_auth(&headers) {
+        f.record(
+            &Method::POST,
+            "/v1/uploads",
+            &headers,
+            r.status().as_u16(),
+            json,
+        );
+        return r;
+    }
+    let ok = json
+        .as_ref()
+        .is_some_and(|j| j["filename"].is_string() && j["type"] == "ephemeral");
+    f.record(
+        &Method::POST,
+        "/v1/uploads",
+        &headers,
+        if ok { 200 } else { 400 },
+        json,
+    );
+    if !ok {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "filename and type: ephemeral are required",
+        );
+    }
+    let n = {
+        let mut inner = f.inner.lock().unwrap();
+        inner.next += 1;
+        inner.next
+    };
+    axum::Json(json!({
+        "uploadUrl": format!("{}/upload-target/{n}", f.url),
+        "fields": {"key": format!("uploads/{n}"), "policy": "p0l1cy"},
+        "runwayUri": format!("runway://up-{n}"),
+    }))
+    .into_response()
+}
+
+async fn upload_target(
+    State(f): State<FakeRunway>,
+    headers: HeaderMap,
+    UrlPath(n): UrlPath<String>,
+    mut mp: Multipart,
+) -> Response {
+    let path = format!("/upload-target/{n}");
+    let mut fields = Vec::new();
+    let mut size = None;
+    while let Ok(Some(field)) = mp.next_field().await {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            if field.file_name().is_none() {
+                return err(StatusCode::BAD_REQUEST, "file part needs a filename");
+            }
+            size = Some(field.bytes().await.map(|b| b.len()).unwrap_or(0));
+        } else {
+            if size.is_some() {
+                return err(StatusCode::BAD_REQUEST, "fields must come before the file");
+            }
+            fields.push(name);
+        }
+    }
+    let ok = headers.get("authorization").is_none()
+        && fields.contains(&"key".to_string())
+        && fields.contains(&"policy".to_string())
+        && size.is_some_and(|s| s >= 512);
+    f.record(
+        &Method::POST,
+        &path,
+        &headers,
+        if ok { 204 } else { 400 },
+        None,
+    );
+    if !ok {
+        return err(StatusCode::BAD_REQUEST, "bad upload");
+    }
+    f.inner
+        .lock()
+        .unwrap()
+        .uploads
+        .insert(format!("up-{n}"), size.unwrap());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn file(
+    State(f): State<FakeRunway>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let path = format!("/files/{name}");
+    let (expired, cut) = {
+        let mut inner = f.inner.lock().unwrap();
+        let expired = inner.sw.expired_downloads > 0;
+        inner.sw.expired_downloads = inner.sw.expired_downloads.saturating_sub(1);
+        let cut = !expired && inner.sw.cut_downloads > 0;
+        if cut {
+            inner.sw.cut_downloads -= 1;
+        }
+        (expired, cut)
+    };
+    if expired {
+        f.record(&Method::GET, &path, &headers, 403, None);
+        return (StatusCode::FORBIDDEN, "Request has expired").into_response();
+    }
+    let bytes = mp4_bytes();
+    if cut {
+        f.record(&Method::GET, &path, &headers, 200, None);
+        let half = bytes::Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
+        let stream = futures_util::stream::iter(vec![
+            Ok::<_, std::io::Error>(half),
+            Err(std::io::Error::other("cut")),
+        ]);
+        return Response::builder()
+            .status(200)
+            .header("content-type", "video/mp4")
+            .header("content-length", bytes.len().to_string())
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    f.record(&Method::GET, &path, &headers, 200, None);
+    ([("content-type", "video/mp4")], bytes).into_response()
+}
+
+async fn fallback(
+    State(f): State<FakeRunway>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    f.record(&method, uri.path(), &headers, 404, None);
+    err(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// A PNG of `w × h` pixels (a gradient, so it compresses like a real image would not).
+pub fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().unwrap();
+        // xorshift noise: incompressible, like a photo's worst case.
+        let mut x: u32 = 0x9E37_79B9 ^ w ^ (h << 16);
+        let data: Vec<u8> = (0..w * h * 3)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect();
+        writer.write_image_data(&data).unwrap();
+    }
+    out
+}
+
+/// The smallest JPEG header that names its size (enough for a content check).
+pub fn jpeg_bytes(w: u16, h: u16) -> Vec<u8> {
+    let mut v = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08];
+    v.extend_from_slice(&h.to_be_bytes());
+    v.extend_from_slice(&w.to_be_bytes());
+    v.extend_from_slice(&[0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+    v.resize(600, 0);
+    v.extend_from_slice(&[0xFF, 0xD9]);
+    v
+}
+
+/// A studio in a temp folder.
+pub struct Studio {
+    pub dir: tempfile::TempDir,
+}
+
+/// Short intervals for tests; `extra` is appended to the YAML.
+pub fn test_config(base_url: &str, extra: &str) -> String {
+    format!(
+        "runway:\n  base_url: {base_url}\n  poll_interval: 30ms\n  retry_min: 20ms\n  retry_max: 300ms\n  request_timeout: 5s\n  max_in_flight: 2\n\
+         watch:\n  settle: 60ms\n  sidecar_wait: 40ms\n  rescan: 1s\n{extra}"
+    )
+}
+
+impl Studio {
+    pub fn new(config: &str) -> Studio {
+        logs();
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["inbox", "processing", "done", "failed"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("dropreel.yaml"), config).unwrap();
+        Studio { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn put(&self, rel: &str, bytes: &[u8]) {
+        std::fs::write(self.path(rel), bytes).unwrap();
+    }
+
+    /// Sorted names in a studio folder.
+    pub fn list(&self, folder: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.path(folder))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub fn json(&self, rel: &str) -> Value {
+        serde_json::from_str(&self.read(rel)).unwrap()
+    }
+
+    pub fn settings(&self, key: &str) -> Settings {
+        let env = Env::from_pairs([("RUNWAYML_API_SECRET", key)]);
+        Settings::load(self.root(), None, &env).unwrap()
+    }
+
+    /// `dropreel run` in process, with the given key; fails the test after `limit`.
+    pub async fn run_with_key(&self, key: &str, limit: Duration) -> Summary {
+        let settings = self.settings(key);
+        let backend = dropreel::backend::build(&settings, true).unwrap();
+        tokio::time::timeout(
+            limit,
+            pipeline::run(&settings, backend, Mode::Run, std::future::pending()),
+        )
+        .await
+        .expect("run did not finish in time")
+        .unwrap()
+    }
+
+    pub async fn run(&self) -> Summary {
+        self.run_with_key(KEY, Duration::from_secs(30)).await
+    }
+}
+
+/// Initialises test logging once (RUST_LOG-style filter in DROPREEL_TEST_LOG).
+pub fn logs() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("DROPREEL_TEST_LOG").unwrap_or_else(|_| "off".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
+}

@@ -1,0 +1,152 @@
+//! Intake under `watch`: slow writers, late and changing sidecars, OS events and the polling
+//! watcher, each against the fake Runway API with a real watcher on a temp folder.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use dropreel::pipeline::{self, Mode, Summary};
+use tokio::sync::oneshot;
+
+/// A running `watch`; `stop()` ends it and returns its summary.
+struct Watching {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Summary>,
+}
+
+impl Watching {
+    fn start(studio: &Studio) -> Watching {
+        let settings = studio.settings(KEY);
+        let backend = dropreel::backend::build(&settings, false).unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            pipeline::run(&settings, backend, Mode::Watch, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap()
+        });
+        Watching { stop, task }
+    }
+
+    async fn stop(self) -> Summary {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap()
+    }
+}
+
+async fn wait_for(studio: &Studio, rel: &str, limit: Duration) {
+    let t0 = Instant::now();
+    while !studio.path(rel).exists() {
+        assert!(
+            t0.elapsed() < limit,
+            "{rel} did not appear; done/ = {:?}",
+            studio.list("done")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn config(url: &str, watch: &str) -> String {
+    format!(
+        "runway:\n  base_url: {url}\n  poll_interval: 30ms\n  retry_min: 20ms\n  retry_max: 300ms\n{watch}"
+    )
+}
+
+fn sent_image(fake: &FakeRunway, i: usize) -> Vec<u8> {
+    let uri = fake.created()[i]["promptImage"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, data) = uri.split_once(";base64,").unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_writer_is_waited_for_and_its_file_taken_once_intact() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&config(
+        &fake.url,
+        "watch:\n  settle: 300ms\n  sidecar_wait: 10ms\n  rescan: 1h\n",
+    ));
+    let w = Watching::start(&studio);
+    let image = png_bytes(100, 60);
+    let path = studio.path("inbox/slow.png");
+    // Written in 12 chunks, 40 ms apart (~0.5 s, longer than `settle`), like a sync client.
+    let writer = std::thread::spawn({
+        let image = image.clone();
+        move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path).unwrap();
+            for chunk in image.chunks(image.len().div_ceil(12)) {
+                f.write_all(chunk).unwrap();
+                f.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        }
+    });
+    writer.join().unwrap();
+    wait_for(&studio, "done/slow.mp4", Duration::from_secs(10)).await;
+    let summary = w.stop().await;
+    assert_eq!(summary.succeeded, 1);
+    assert_eq!(fake.created().len(), 1, "taken once");
+    assert_eq!(sent_image(&fake, 0), image, "taken only once complete");
+    assert!(studio.list("failed").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_sidecar_is_paired_and_a_changing_one_restarts_the_wait() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&config(
+        &fake.url,
+        "watch:\n  settle: 200ms\n  sidecar_wait: 400ms\n  rescan: 1h\n",
+    ));
+    let w = Watching::start(&studio);
+    // Late: the sidecar lands 250 ms after the image (inside settle + sidecar_wait).
+    studio.put("inbox/late.png", &png_bytes(20, 20));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    studio.put("inbox/late.yaml", b"the late prompt\n");
+    // Changing: the sidecar is rewritten every 100 ms for 0.8 s; only the last version counts.
+    studio.put("inbox/edit.png", &png_bytes(20, 20));
+    for i in 0..8 {
+        studio.put("inbox/edit.yaml", format!("draft {i}\n").as_bytes());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    studio.put("inbox/edit.yaml", b"final prompt\n");
+    wait_for(&studio, "done/late.mp4", Duration::from_secs(10)).await;
+    wait_for(&studio, "done/edit.mp4", Duration::from_secs(10)).await;
+    w.stop().await;
+    let prompts: Vec<String> = fake
+        .created()
+        .iter()
+        .map(|b| b["promptText"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(prompts.len(), 2, "{prompts:?}");
+    assert!(
+        prompts.contains(&"the late prompt".to_string()),
+        "{prompts:?}"
+    );
+    assert!(prompts.contains(&"final prompt".to_string()), "{prompts:?}");
+    assert_eq!(studio.read("done/edit.yaml"), "final prompt\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn os_events_and_the_polling_watcher_both_notice_new_files() {
+    for watch in [
+        "watch:\n  settle: 50ms\n  sidecar_wait: 10ms\n  rescan: 1h\n",
+        "watch:\n  settle: 50ms\n  sidecar_wait: 10ms\n  rescan: 1h\n  poll: 50ms\n",
+    ] {
+        let fake = FakeRunway::start(Switches::default()).await;
+        let studio = Studio::new(&config(&fake.url, watch));
+        let w = Watching::start(&studio);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Arrives after the start scan; the rescan is an hour away: only the watcher can see it.
+        studio.put("inbox/new.png", &png_bytes(10, 10));
+        wait_for(&studio, "done/new.mp4", Duration::from_secs(10)).await;
+        assert_eq!(w.stop().await.succeeded, 1, "{watch}");
+    }
+}
