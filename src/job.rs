@@ -400,6 +400,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_sidecars_are_valid() {
+        let full = build(include_str!("../examples/sidecars/full.yaml"), 1920, 1080).unwrap();
+        assert_eq!(
+            (full.model.as_str(), full.duration, full.seed),
+            ("gen4.5", 8, Some(1234))
+        );
+        assert!(full.extra.contains_key("contentModeration"));
+        let short = build(
+            include_str!("../examples/sidecars/prompt-only.yaml"),
+            10,
+            10,
+        )
+        .unwrap();
+        assert!(short.prompt.starts_with("slow push-in"));
+    }
+
+    #[test]
     fn sidecar_errors_say_what_to_write() {
         let e = parse_sidecar("promt: hi").unwrap_err();
         assert!(e.contains("promt") && e.contains("known keys"), "{e}");
