@@ -212,6 +212,33 @@ impl Inbox {
 
     /// Images that are ready now, oldest first. Each is handed out once (until it changes).
     pub fn take_ready(&mut self) -> Vec<Ready> {
+        // Events are hints: before handing an image out, look at it (and its sidecar) again, so a
+        // writer that went on without an event (network shares, `run`) restarts the wait.
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(n, s)| {
+                s.kind == Kind::Image && !self.handed.contains(*n) && self.ready_at(n, s) <= now
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.observe(&name);
+            let stem = stem_of(&name).to_string();
+            let known: Vec<String> = self
+                .files
+                .iter()
+                .filter(|(n, s)| s.kind == Kind::Sidecar && stem_of(n) == stem)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for sc in known
+                .into_iter()
+                .chain([format!("{stem}.yaml"), format!("{stem}.yml")])
+            {
+                self.observe(&sc);
+            }
+        }
         let now = Instant::now();
         let mut ready: Vec<(Instant, Ready)> = Vec::new();
         for (name, seen) in &self.files {

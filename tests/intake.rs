@@ -150,3 +150,37 @@ async fn os_events_and_the_polling_watcher_both_notice_new_files() {
         assert_eq!(w.stop().await.succeeded, 1, "{watch}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_events_still_waits_for_a_slow_writer() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&config(
+        &fake.url,
+        "watch:\n  settle: 300ms\n  sidecar_wait: 10ms\n",
+    ));
+    // Its size header is near the end: a look at a partial copy could not even read the size.
+    let image = jpeg_with_metadata(640, 480);
+    let path = studio.path("inbox/slow.jpg");
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn({
+        let image = image.clone();
+        move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path).unwrap();
+            for (i, chunk) in image.chunks(image.len().div_ceil(12)).enumerate() {
+                f.write_all(chunk).unwrap();
+                f.flush().unwrap();
+                if i == 0 {
+                    started_tx.send(()).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        }
+    });
+    // `run` starts while the file is a few bytes long; it has no watcher, only its own looks.
+    started_rx.recv().unwrap();
+    let summary = studio.run().await;
+    writer.join().unwrap();
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    assert_eq!(sent_image(&fake, 0), image, "taken only once complete");
+}

@@ -283,6 +283,15 @@ impl Gate {
         }
     }
 
+    /// A probe ended in a fault that says nothing about the API as a whole (one server error, a lost
+    /// answer): let the next job try without waiting for this one.
+    pub fn release_probe(&self) {
+        if let Some(h) = self.hold.lock().expect("gate lock").as_mut() {
+            h.probing = false;
+        }
+        self.changed.notify_waiters();
+    }
+
     /// Records a server error; `true` when it completes a run that makes the outage systemic.
     pub fn server_error(&self) -> bool {
         self.server_errors.fetch_add(1, Ordering::SeqCst) + 1 >= OUTAGE_STREAK

@@ -238,9 +238,8 @@ impl Runway {
     }
 
     /// What to do after a failed API call: `Ok(delay)` to retry after it, `Err` to stop.
-    /// `counts` says whether a transient fault spends the job's retry budget.
+    /// Systemic faults pause the gate and spend nothing; transient ones spend the retry budget.
     fn on_error(&self, job: &mut JobCtx, err: &ApiError, step: &str) -> Result<Duration, Stop> {
-        let r = &self.cfg;
         match err {
             ApiError::Http {
                 status: 401 | 403,
@@ -273,16 +272,21 @@ impl Runway {
                         .trip(HoldCause::Outage, &err.to_string(), *retry_after);
                     return Ok(Duration::ZERO);
                 }
+                self.gate.release_probe();
                 self.spend_retry(job, err, step)
                     .map(|d| retry_after.map_or(d, |ra| ra.max(d)))
             }
-            ApiError::Http { .. } => Err(Stop::Failed(refusal(step, err))),
+            ApiError::Http { .. } => {
+                // The API answered and judged the request itself: key and service are fine.
+                self.gate.ok();
+                Err(Stop::Failed(refusal(step, err)))
+            }
             ApiError::Unreachable(detail) => {
                 self.gate.trip(HoldCause::Unreachable, detail, None);
                 Ok(Duration::ZERO)
             }
             ApiError::Lost(_) => {
-                let _ = r;
+                self.gate.release_probe();
                 self.spend_retry(job, err, step)
             }
         }
@@ -372,14 +376,6 @@ impl Runway {
                         job.rec.uncertain_submissions += 1;
                         tracing::warn!(job = %job.rec.id, file = %job.rec.image, error = %e,
                             "the create request's answer was lost; a task may have been created anyway (possible double charge, recorded in result.json)");
-                    } else if !matches!(e, ApiError::Unreachable(_)) {
-                        // The server answered: it is reachable and the key works (or not).
-                        if let ApiError::Http { status, .. } = e
-                            && status < 500
-                            && !matches!(status, 401 | 403 | 429 | 408 | 409)
-                        {
-                            self.gate.ok();
-                        }
                     }
                     let delay = self.on_error(job, &e, "submitting the task");
                     save(job)?;
@@ -435,6 +431,14 @@ impl Runway {
                 }
                 Err(e) => {
                     // Polls never spend the retry budget: the task is paid for; keep asking.
+                    if let ApiError::Http {
+                        status: 401 | 403,
+                        message,
+                        ..
+                    } = &e
+                    {
+                        self.gate.trip(HoldCause::Key, message, None);
+                    }
                     errors += 1;
                     let hint = match &e {
                         ApiError::Http {

@@ -676,6 +676,17 @@ pub fn jpeg_bytes(w: u16, h: u16) -> Vec<u8> {
     v
 }
 
+/// A JPEG whose size header (SOF) comes after a 60 KB metadata segment, as in camera files with
+/// EXIF thumbnails: a partial copy of it has no readable size.
+pub fn jpeg_with_metadata(w: u16, h: u16) -> Vec<u8> {
+    let mut v = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    let len: u16 = 60_000;
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend((0..len - 2).map(|i| (i % 200) as u8));
+    v.extend_from_slice(&jpeg_bytes(w, h)[2..]);
+    v
+}
+
 /// A studio in a temp folder.
 pub struct Studio {
     pub dir: tempfile::TempDir,
