@@ -210,6 +210,18 @@ fn check_files(
     image: &str,
     sidecar: Option<&str>,
 ) -> Result<(ImageInfo, JobSpec), Failure> {
+    let len = std::fs::metadata(dir.join(image)).map_or(0, |m| m.len());
+    if len > crate::backend::runway::UPLOAD_MAX {
+        return Err(Failure {
+            message: format!(
+                "{image} is {} MB; Runway takes images of at most {} MB",
+                len >> 20,
+                crate::backend::runway::UPLOAD_MAX >> 20
+            ),
+            advice: "export a smaller version (a 4K JPEG is a few MB)".into(),
+            api: None,
+        });
+    }
     let info = job::probe_image(&dir.join(image)).map_err(|why| Failure {
         message: format!("{image} cannot be used: {why}"),
         advice: "export it as a PNG, JPEG or WebP image".into(),

@@ -208,8 +208,17 @@ async fn bad_inputs_fail_with_specific_messages_and_send_nothing() {
         }
     }
     studio.put("inbox/good.png", &ok);
+    // Over the API's 200 MB upload limit (sparse: no disk is used for it).
+    let huge = std::fs::File::create(studio.path("inbox/huge.png")).unwrap();
+    huge.set_len(201 * 1024 * 1024).unwrap();
+    drop(huge);
     let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, cases.len()));
+    assert!(
+        studio
+            .read("failed/huge.error.txt")
+            .contains("is 201 MB; Runway takes images of at most 200 MB")
+    );
+    assert_eq!((summary.succeeded, summary.failed), (1, cases.len() + 1));
     assert_eq!(fake.created().len(), 1, "only the good image was sent");
     assert_eq!(fake.count("POST", "/v1/image_to_video"), 1);
     for (name, _, sidecar, expect) in cases {
