@@ -220,12 +220,19 @@ impl JobSpec {
         defaults: &Defaults,
         sidecar: &Sidecar,
         image: &ImageInfo,
+        local: bool,
     ) -> Result<JobSpec, String> {
+        let motion = validate_motion(sidecar)?;
         let model_id = sidecar
             .model
             .clone()
             .unwrap_or_else(|| defaults.model.clone());
-        let Some(model) = models::find(&model_id) else {
+        let found = if local {
+            Some(&models::LOCAL)
+        } else {
+            models::find(&model_id)
+        };
+        let Some(model) = found else {
             return Err(format!(
                 "model {model_id:?} is unknown; models that animate images: {}",
                 models::image_models().join(", ")
@@ -311,14 +318,23 @@ impl JobSpec {
             }
             s => s,
         };
+        let (motion, zoom) = if local {
+            let m = motion.unwrap_or_else(|| Motion::from_prompt(&prompt));
+            (
+                Some(m.name().to_string()),
+                Some(sidecar.zoom.unwrap_or(DEFAULT_ZOOM)),
+            )
+        } else {
+            (sidecar.motion.clone(), sidecar.zoom)
+        };
         Ok(JobSpec {
             model: model.id.to_string(),
             prompt,
             ratio,
             duration,
             seed,
-            motion: sidecar.motion.clone(),
-            zoom: sidecar.zoom,
+            motion,
+            zoom,
             extra: sidecar.extra.clone().unwrap_or_default(),
         })
     }
@@ -327,6 +343,103 @@ impl JobSpec {
     pub fn credits(&self) -> Option<u64> {
         let m = models::find(&self.model)?;
         Some(u64::from(m.credits_per_second?) * u64::from(self.duration))
+    }
+}
+
+/// Zoom of the local renderer's moves when the sidecar sets none.
+pub const DEFAULT_ZOOM: f64 = 1.25;
+
+/// A camera move of the local renderer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Motion {
+    PushIn,
+    PullOut,
+    PanLeft,
+    PanRight,
+    TiltUp,
+    TiltDown,
+    Static,
+}
+
+impl Motion {
+    pub const ALL: [Motion; 7] = [
+        Motion::PushIn,
+        Motion::PullOut,
+        Motion::PanLeft,
+        Motion::PanRight,
+        Motion::TiltUp,
+        Motion::TiltDown,
+        Motion::Static,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Motion::PushIn => "push_in",
+            Motion::PullOut => "pull_out",
+            Motion::PanLeft => "pan_left",
+            Motion::PanRight => "pan_right",
+            Motion::TiltUp => "tilt_up",
+            Motion::TiltDown => "tilt_down",
+            Motion::Static => "static",
+        }
+    }
+
+    /// `push_in`, `push-in` and `Push In` are the same move.
+    pub fn parse(s: &str) -> Option<Motion> {
+        let s = s.trim().to_lowercase().replace(['-', ' '], "_");
+        Motion::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// The camera move a prompt asks for ("slow push-in", "pan left across the bay", "locked off"),
+    /// or a slow push-in when it names none. The earliest camera phrase in the prompt wins.
+    pub fn from_prompt(prompt: &str) -> Motion {
+        const PHRASES: &[(&str, Motion)] = &[
+            ("zoom in", Motion::PushIn),
+            ("push in", Motion::PushIn),
+            ("dolly in", Motion::PushIn),
+            ("zoom out", Motion::PullOut),
+            ("pull back", Motion::PullOut),
+            ("pull out", Motion::PullOut),
+            ("dolly out", Motion::PullOut),
+            ("pan left", Motion::PanLeft),
+            ("pan right", Motion::PanRight),
+            ("tilt up", Motion::TiltUp),
+            ("tilt down", Motion::TiltDown),
+            ("static", Motion::Static),
+            ("locked off", Motion::Static),
+            ("still camera", Motion::Static),
+        ];
+        let words: String = prompt
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+            .collect();
+        let text = format!(
+            " {} ",
+            words.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        PHRASES
+            .iter()
+            .filter_map(|(p, m)| text.find(&format!(" {p} ")).map(|i| (i, *m)))
+            .min_by_key(|(i, _)| *i)
+            .map_or(Motion::PushIn, |(_, m)| m)
+    }
+}
+
+fn validate_motion(sidecar: &Sidecar) -> Result<Option<Motion>, String> {
+    if let Some(z) = sidecar.zoom
+        && !(1.0..=2.0).contains(&z)
+    {
+        return Err(format!(
+            "zoom {z} is out of range; use a number from 1.0 to 2.0 (e.g. `zoom: 1.3`)"
+        ));
+    }
+    match &sidecar.motion {
+        None => Ok(None),
+        Some(m) => Motion::parse(m).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = Motion::ALL.iter().map(|m| m.name()).collect();
+            format!("motion {m:?} is unknown; use one of {}", names.join(", "))
+        }),
     }
 }
 
@@ -344,7 +457,7 @@ mod tests {
 
     fn build(yaml: &str, w: u32, h: u32) -> Result<JobSpec, String> {
         let sc = parse_sidecar(yaml)?;
-        JobSpec::build(&Defaults::default(), &sc, &img(w, h))
+        JobSpec::build(&Defaults::default(), &sc, &img(w, h), false)
     }
 
     #[test]
@@ -381,6 +494,56 @@ mod tests {
         assert!(e.contains("out of range"), "{e}");
         let e = build("model: veo3\nseed: 3", 100, 100).unwrap_err();
         assert!(e.contains("does not take a seed"), "{e}");
+    }
+
+    #[test]
+    fn local_jobs_take_their_move_from_the_prompt_or_the_sidecar() {
+        let local = |yaml: &str| {
+            JobSpec::build(
+                &Defaults::default(),
+                &parse_sidecar(yaml).unwrap(),
+                &img(300, 200),
+                true,
+            )
+        };
+        let s = local("a slow pan-left across the harbour").unwrap();
+        assert_eq!(
+            (s.model.as_str(), s.motion.as_deref(), s.zoom),
+            ("local", Some("pan_left"), Some(1.25))
+        );
+        assert_eq!(local("").unwrap().motion.as_deref(), Some("push_in"));
+        assert_eq!(
+            local("zoom out, then tilt up").unwrap().motion.as_deref(),
+            Some("pull_out")
+        );
+        assert_eq!(
+            local("Locked-off shot").unwrap().motion.as_deref(),
+            Some("static")
+        );
+        assert_eq!(
+            local("prompt: zoom in\nmotion: tilt-down\nzoom: 1.6")
+                .unwrap()
+                .zoom,
+            Some(1.6)
+        );
+        assert_eq!(
+            local("motion: tilt_down").unwrap().motion.as_deref(),
+            Some("tilt_down")
+        );
+        let e = local("motion: orbit").unwrap_err();
+        assert!(
+            e.contains("orbit") && e.contains("push_in, pull_out"),
+            "{e}"
+        );
+        assert!(local("zoom: 3").unwrap_err().contains("1.0 to 2.0"));
+        assert_eq!(local("duration: 20").unwrap().duration, 20);
+        assert!(local("duration: 21").unwrap_err().contains("1 to 20"));
+        assert_eq!(local("").unwrap().ratio.as_deref(), Some("1104:832"));
+        assert!(
+            local("model: veo3\nratio: \"1080:1920\"")
+                .unwrap_err()
+                .contains("not offered by local")
+        );
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! checked against [`models`]) → [`spool`] (claim into `processing/`, durable state) → [`backend`]
 //! (submit, poll, download) → [`spool`] again (deliver to `done/` or fail to `failed/`, with the
 //! files from [`report`]). [`pipeline`] drives it all; [`config`] is `dropreel.yaml` and the
-//! environment; [`status`] reads a studio for `dropreel status`.
+//! environment; [`status`] reads a studio for `dropreel status`; [`demo`] holds the example
+//! images of `--examples`.
 #![warn(clippy::unwrap_used)]
 
 pub mod backend;
 pub mod config;
+pub mod demo;
 pub mod intake;
 pub mod job;
 pub mod models;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use dropreel::config::{self, BackendChoice, Env, Settings};
 use dropreel::pipeline::{self, Mode};
-use dropreel::{backend, spool, status};
+use dropreel::{backend, demo, spool, status};
 
 /// Turn images dropped into a folder into short AI videos.
 ///
@@ -38,6 +38,9 @@ enum Command {
     Init {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
+        /// Also put a few example images of ours (one with a sidecar) into inbox/.
+        #[arg(long)]
+        examples: bool,
     },
     /// Keep watching inbox/ and process every image that arrives, until stopped (Ctrl-C).
     Watch {
@@ -51,6 +54,9 @@ enum Command {
     Run {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
+        /// First put a few example images of ours (one with a sidecar) into inbox/.
+        #[arg(long)]
+        examples: bool,
     },
     /// Show how many files each folder holds and the jobs in flight.
     Status {
@@ -69,7 +75,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let code = match &cli.command {
-        Command::Init { root } => init(&root_or_cwd(root)),
+        Command::Init { root, examples } => init(&root_or_cwd(root), *examples),
         Command::Status { root } => match status::report(&root_or_cwd(root)) {
             Ok(text) => {
                 print!("{text}");
@@ -80,8 +86,8 @@ fn main() -> ExitCode {
                 2
             }
         },
-        Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch),
-        Command::Run { root } => serve(&cli, &root_or_cwd(root), Mode::Run),
+        Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false),
+        Command::Run { root, examples } => serve(&cli, &root_or_cwd(root), Mode::Run, *examples),
     };
     ExitCode::from(code)
 }
@@ -110,7 +116,7 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-fn init(root: &Path) -> u8 {
+fn init(root: &Path, examples: bool) -> u8 {
     if let Err(e) = spool::Spool::open(root) {
         eprintln!(
             "dropreel: cannot create the studio folders in {}: {e}",
@@ -127,6 +133,9 @@ fn init(root: &Path) -> u8 {
     } else {
         println!("wrote {}", path.display());
     }
+    if examples && let Err(code) = copy_examples(root) {
+        return code;
+    }
     println!(
         "studio ready at {0}\n  drop images into {0}/inbox/ and run: dropreel watch {0}",
         root.display()
@@ -134,7 +143,26 @@ fn init(root: &Path) -> u8 {
     0
 }
 
-fn serve(cli: &Cli, root: &Path, mode: Mode) -> u8 {
+fn copy_examples(root: &Path) -> Result<(), u8> {
+    match spool::Spool::open(root).and_then(|s| demo::copy_into(&s.inbox())) {
+        Ok(n) => {
+            println!(
+                "put {n} example files into {}",
+                root.join(spool::INBOX).display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!(
+                "dropreel: cannot copy the example images into {}: {e}",
+                root.display()
+            );
+            Err(2)
+        }
+    }
+}
+
+fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
     let settings = match Env::from_process(root)
         .and_then(|env| Settings::load(root, cli.config.as_deref(), &env))
     {
@@ -144,24 +172,9 @@ fn serve(cli: &Cli, root: &Path, mode: Mode) -> u8 {
             return 2;
         }
     };
-    match settings.backend() {
-        BackendChoice::Runway => {}
-        _ => {
-            eprintln!(
-                "dropreel: no Runway API key is set and this version has no local renderer yet.\n\
-                 Set RUNWAYML_API_SECRET (in the environment or in {}/.env) to use the Runway API.",
-                root.display()
-            );
-            return 2;
-        }
+    if examples && let Err(code) = copy_examples(root) {
+        return code;
     }
-    let backend = match backend::build(&settings, mode == Mode::Run) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("dropreel: {e}");
-            return 2;
-        }
-    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -172,16 +185,51 @@ fn serve(cli: &Cli, root: &Path, mode: Mode) -> u8 {
             return 2;
         }
     };
-    tracing::info!(
-        root = %root.display(),
-        backend = "runway",
-        model = %settings.config.defaults.model,
-        max_in_flight = settings.config.runway.max_in_flight,
-        config = %settings.config_path.as_ref().map_or("built-in defaults".into(), |p| p.display().to_string()),
-        "dropreel {} started",
-        match mode { Mode::Watch => "watch", Mode::Run => "run" }
-    );
-    let result = rt.block_on(pipeline::run(&settings, backend, mode, shutdown_signal()));
+    let config = settings
+        .config_path
+        .as_ref()
+        .map_or("built-in defaults".into(), |p| p.display().to_string());
+    let command = match mode {
+        Mode::Watch => "watch",
+        Mode::Run => "run",
+    };
+    let result = match settings.backend() {
+        BackendChoice::Runway => {
+            let backend = match backend::build(&settings, mode == Mode::Run) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("dropreel: {e}");
+                    return 2;
+                }
+            };
+            tracing::info!(
+                root = %root.display(),
+                backend = "runway",
+                model = %settings.config.defaults.model,
+                max_in_flight = settings.config.runway.max_in_flight,
+                config = %config,
+                "dropreel {command} started"
+            );
+            rt.block_on(pipeline::run(&settings, backend, mode, shutdown_signal()))
+        }
+        choice => {
+            if choice != settings.config.backend {
+                tracing::warn!(
+                    "No Runway API key is set (RUNWAYML_API_SECRET): using the LOCAL motion renderer, which animates \
+                     each image with a camera move, without AI. Set the key to generate with Runway."
+                );
+            }
+            tracing::info!(
+                root = %root.display(),
+                backend = "local",
+                fps = settings.config.local.fps,
+                config = %config,
+                "dropreel {command} started"
+            );
+            let backend = backend::local::Local::new(&settings);
+            rt.block_on(pipeline::run(&settings, backend, mode, shutdown_signal()))
+        }
+    };
     // Jobs still finishing a step are abandoned here; their state is on disk.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {

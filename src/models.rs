@@ -275,6 +275,22 @@ pub static MODELS: &[Model] = &[
     },
 ];
 
+/// The local motion renderer as a catalog entry: the ratios of gen4_turbo, rendered at their pixel
+/// size, any whole duration from 1 to 20 s, no prompt limit (the prompt only picks the camera move).
+pub static LOCAL: Model = Model {
+    id: "local",
+    legacy: false,
+    credits_per_second: None,
+    image_to_video: Some(ImageToVideo {
+        ratios: Some(GEN4_RATIOS),
+        durations: Durations::Range(1, 20),
+        prompt_required: false,
+        prompt_max: None,
+        seed: true,
+    }),
+    other_endpoints: &[],
+};
+
 /// Looks a model up by its API id (exact, as the API is case-sensitive).
 pub fn find(id: &str) -> Option<&'static Model> {
     MODELS.iter().find(|m| m.id == id)

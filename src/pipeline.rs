@@ -235,15 +235,19 @@ fn check_files(
         })?,
         None => Sidecar::default(),
     };
-    let spec = JobSpec::build(&settings.config.defaults, &sc, &info).map_err(|why| Failure {
-        message: why,
-        advice: match sidecar {
-            Some(sc) => format!("change {sc} (or the defaults in dropreel.yaml)"),
-            None => "add a sidecar YAML beside the image, or change the defaults in dropreel.yaml"
-                .into(),
-        },
-        api: None,
-    })?;
+    let local = settings.backend() == crate::config::BackendChoice::Local;
+    let spec =
+        JobSpec::build(&settings.config.defaults, &sc, &info, local).map_err(|why| Failure {
+            message: why,
+            advice: match sidecar {
+                Some(sc) => format!("change {sc} (or the defaults in dropreel.yaml)"),
+                None => {
+                    "add a sidecar YAML beside the image, or change the defaults in dropreel.yaml"
+                        .into()
+                }
+            },
+            api: None,
+        })?;
     Ok((info, spec))
 }
 
@@ -278,6 +282,7 @@ fn new_record(
         transient_faults: 0,
         failure: None,
         delivery: None,
+        render: None,
     }
 }
 

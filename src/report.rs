@@ -29,6 +29,17 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
         "submissions": rec.submissions,
         "retries": rec.transient_faults,
     });
+    if let Some(r) = &rec.render {
+        v["motion"] = json!(r.motion);
+        v["zoom"] = json!(r.zoom);
+        v["fps"] = json!(r.fps);
+        v["frames"] = json!(r.frames);
+        v["size"] = json!(format!("{}x{}", r.width, r.height));
+        v["bitrate"] = json!(r.bitrate);
+        v["encode_seconds"] = json!(r.encode_seconds);
+        v["task_id"] = Value::Null;
+        v["submitted_at"] = Value::Null;
+    }
     if !s.extra.is_empty() {
         v["extra"] = Value::Object(s.extra.clone());
     }

@@ -106,6 +106,24 @@ pub struct JobRecord {
     pub failure: Option<Failure>,
     #[serde(default)]
     pub delivery: Option<Delivery>,
+    /// What the local renderer made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderInfo>,
+}
+
+/// The local renderer's report of one clip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderInfo {
+    pub motion: String,
+    pub zoom: f64,
+    pub fps: u32,
+    pub frames: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Target bitrate of the H.264 stream, bits per second.
+    pub bitrate: u32,
+    /// Wall time of decoding, rendering and encoding.
+    pub encode_seconds: f64,
 }
 
 impl JobRecord {

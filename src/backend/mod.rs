@@ -4,6 +4,7 @@
 //! Implementations: [`runway`] (the Runway API). A backend reads and advances the job's persisted
 //! state (`job.json`), so a stop at any step resumes at that step.
 
+pub mod local;
 pub mod runway;
 
 use std::future::Future;

@@ -1,0 +1,167 @@
+//! The local motion renderer as a backend: no key, no network. Each job becomes a real H.264 MP4
+//! of a slow camera move over its image ("Ken Burns": push-in, pull-out, pans, tilts), chosen by
+//! the prompt's camera words or the sidecar's `motion:`. One render at a time (it uses both cores).
+
+pub mod encode;
+pub mod render;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::{Backend, Gate, JobCtx, Slots, Stop};
+use crate::config::Settings;
+use crate::job::{DEFAULT_ZOOM, Motion};
+use crate::models;
+use crate::spool::{self, Failure, OUTPUT_FILE, OUTPUT_PART, State};
+use render::{Plan, RenderError, Renderer};
+
+/// The local backend.
+#[derive(Debug)]
+pub struct Local {
+    fps: u32,
+    slots: Arc<Slots>,
+    gate: Gate,
+}
+
+impl Local {
+    pub fn new(settings: &Settings) -> Local {
+        Local {
+            fps: settings.config.local.fps,
+            slots: Slots::new(1),
+            gate: Gate::new(Duration::from_secs(1), Duration::from_secs(1)),
+        }
+    }
+}
+
+/// The render plan of a job: its ratio's pixel size, duration × fps frames, its move.
+pub fn plan_for(spec: &crate::job::JobSpec, fps: u32, name: &str) -> Plan {
+    let ratio = spec.ratio.as_deref().unwrap_or("1280:720");
+    let (w, h) = models::parse_ratio(ratio).unwrap_or((1280, 720));
+    let motion = spec
+        .motion
+        .as_deref()
+        .and_then(Motion::parse)
+        .unwrap_or(Motion::PushIn);
+    // Without a seed, the file name picks the focus: the same file renders the same way.
+    let seed = spec.seed.unwrap_or_else(|| {
+        name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    });
+    Plan::new(
+        w,
+        h,
+        fps,
+        spec.duration,
+        motion,
+        spec.zoom.unwrap_or(DEFAULT_ZOOM),
+        seed,
+    )
+}
+
+impl Backend for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn slots(&self) -> &Arc<Slots> {
+        &self.slots
+    }
+
+    fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {
+        if job.rec.state == State::Downloaded {
+            return Ok(());
+        }
+        let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
+        let _slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
+        let dir = job.spool.job_dir(&job.rec.id);
+        let image: PathBuf = dir.join(&job.rec.image);
+        let plan = plan_for(&job.rec.spec, self.fps, &job.rec.image);
+        tracing::info!(
+            job = %job.rec.id,
+            file = %job.rec.image,
+            motion = plan.motion.name(),
+            size = %format!("{}x{}", plan.width, plan.height),
+            frames = plan.frames,
+            "rendering"
+        );
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let part = dir.join(OUTPUT_PART);
+        let work = tokio::task::spawn_blocking(move || {
+            let renderer = Renderer::open(&image, plan)?;
+            encode::write_mp4(renderer, &part, &flag)
+        });
+        let token = job.cancel.clone();
+        let watcher = tokio::spawn(async move {
+            token.cancelled().await;
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let result = work.await;
+        watcher.abort();
+        let stats = match result {
+            Ok(Ok(stats)) => stats,
+            Ok(Err(RenderError::Cancelled)) => return Err(Stop::Cancelled),
+            Ok(Err(RenderError::Input(why))) => {
+                return Err(Stop::Failed(Failure {
+                    message: format!("{} cannot be rendered: {why}", job.rec.image),
+                    advice: "export it again as a PNG, JPEG or WebP image".into(),
+                    api: None,
+                }));
+            }
+            Ok(Err(e)) => {
+                return Err(Stop::Failed(Failure {
+                    message: format!("rendering failed: {e}"),
+                    advice: "check that the disk is not full, then move the image back into inbox/"
+                        .into(),
+                    api: None,
+                }));
+            }
+            Err(join) => {
+                return Err(Stop::Failed(Failure {
+                    message: format!("the renderer crashed: {join}"),
+                    advice: "move the image back into inbox/ to try again; if it happens again, report it with the image".into(),
+                    api: None,
+                }));
+            }
+        };
+        let rename = std::fs::rename(dir.join(OUTPUT_PART), dir.join(OUTPUT_FILE))
+            .and_then(|()| spool::sync_dir(&dir));
+        if let Err(e) = rename {
+            return Err(Stop::Failed(Failure {
+                message: format!("cannot store the rendered video: {e}"),
+                advice: "check that the disk is not full, then move the image back into inbox/"
+                    .into(),
+                api: None,
+            }));
+        }
+        job.rec.state = State::Downloaded;
+        job.rec.output_bytes = Some(stats.bytes);
+        job.rec.finished_at = Some(spool::now_rfc3339());
+        job.rec.render = Some(spool::RenderInfo {
+            motion: plan.motion.name().to_string(),
+            zoom: plan.zoom,
+            fps: plan.fps,
+            frames: stats.frames,
+            width: plan.width,
+            height: plan.height,
+            bitrate: stats.bitrate,
+            encode_seconds: (stats.seconds * 1000.0).round() / 1000.0,
+        });
+        job.save().map_err(|e| {
+            Stop::Failed(Failure {
+                message: format!("cannot write the job state: {e}"),
+                advice: "check that the disk is not full".into(),
+                api: None,
+            })
+        })?;
+        tracing::info!(job = %job.rec.id, file = %job.rec.image, bytes = stats.bytes, seconds = stats.seconds, "rendered");
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! Frames of a camera move over a still image: decode (with EXIF orientation), cover-crop to the
+//! output ratio, pre-scale once to a working size that keeps full detail at the move's deepest zoom,
+//! then resample every frame from a fractional crop window moving along an eased path — sub-pixel
+//! accurate, so slow moves glide instead of stepping (no `zoompan` judder).
+
+use std::path::Path;
+
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{ImageDecoder, ImageReader};
+
+use super::encode::rgb_to_i420;
+use crate::job::Motion;
+
+/// Sources beyond this many pixels are refused before decoding (decompression bombs; a 100 MP
+/// medium-format photo still passes).
+pub const MAX_SOURCE_PIXELS: u64 = 120_000_000;
+
+/// A render that cannot be done. The message is for `error.txt`.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0}")]
+    Input(String),
+    #[error("cannot write the video: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the video encoder failed: {0}")]
+    Encoder(String),
+    #[error("stopped")]
+    Cancelled,
+}
+
+/// What to render.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub frames: u32,
+    pub motion: Motion,
+    pub zoom: f64,
+    /// Where a push-in ends (and a pull-out starts), as an offset from the centre in units of the
+    /// room the zoom leaves (−1..1); chosen from the seed.
+    pub focus: (f64, f64),
+}
+
+impl Plan {
+    /// A plan for `seconds` of `motion`; `seed` picks the push-in's focus point reproducibly.
+    pub fn new(
+        width: u32,
+        height: u32,
+        fps: u32,
+        seconds: u32,
+        motion: Motion,
+        zoom: f64,
+        seed: u64,
+    ) -> Plan {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let focus = (rng.f64() * 0.6 - 0.3, rng.f64() * 0.6 - 0.3);
+        Plan {
+            width,
+            height,
+            fps,
+            frames: fps * seconds,
+            motion,
+            zoom: zoom.clamp(1.0, 2.0),
+            focus,
+        }
+    }
+
+    /// The deepest zoom of the move (the working image is pre-scaled for it).
+    pub fn max_zoom(&self) -> f64 {
+        if self.motion == Motion::Static {
+            1.0
+        } else {
+            self.zoom
+        }
+    }
+
+    /// The crop window of frame `i` as (centre x, centre y, zoom): centre in fractions of the
+    /// working image, zoom ≥ 1 (window = working size / zoom).
+    pub fn window(&self, i: u32) -> (f64, f64, f64) {
+        let t = if self.frames <= 1 {
+            0.0
+        } else {
+            f64::from(i.min(self.frames - 1)) / f64::from(self.frames - 1)
+        };
+        // smoothstep: zero speed at both ends, no jolt at start or end.
+        let p = t * t * (3.0 - 2.0 * t);
+        let z = self.zoom;
+        // The farthest the window centre may sit from the middle at zoom `z`.
+        let room = |z: f64| 0.5 - 0.5 / z;
+        match self.motion {
+            Motion::Static => (0.5, 0.5, 1.0),
+            Motion::PushIn | Motion::PullOut => {
+                let q = if self.motion == Motion::PushIn {
+                    p
+                } else {
+                    1.0 - p
+                };
+                // Zoom moves on a log scale (constant perceived speed); the centre drifts toward
+                // the focus as the room for it opens up.
+                let zq = z.powf(q);
+                let r = room(zq);
+                (0.5 + self.focus.0 * r, 0.5 + self.focus.1 * r, zq)
+            }
+            Motion::PanLeft => (0.5 + room(z) * (1.0 - 2.0 * p), 0.5, z),
+            Motion::PanRight => (0.5 - room(z) * (1.0 - 2.0 * p), 0.5, z),
+            Motion::TiltUp => (0.5, 0.5 + room(z) * (1.0 - 2.0 * p), z),
+            Motion::TiltDown => (0.5, 0.5 - room(z) * (1.0 - 2.0 * p), z),
+        }
+    }
+}
+
+/// Renders the frames of a [`Plan`] from one source image.
+pub struct Renderer {
+    plan: Plan,
+    work: Image<'static>,
+    frame: Image<'static>,
+    resizer: Resizer,
+}
+
+impl Renderer {
+    /// Decodes `path` and prepares the working image. Memory: the decoded source once, briefly.
+    pub fn open(path: &Path, plan: Plan) -> Result<Renderer, RenderError> {
+        let bad = |e: image::ImageError| {
+            RenderError::Input(format!(
+                "the image cannot be decoded ({e}); it may be truncated or corrupt — re-export it"
+            ))
+        };
+        let reader = ImageReader::open(path)?.with_guessed_format()?;
+        let (w, h) = reader.into_dimensions().map_err(bad)?;
+        if u64::from(w) * u64::from(h) > MAX_SOURCE_PIXELS {
+            return Err(RenderError::Input(format!(
+                "the image is {w}×{h} pixels; the local renderer takes at most {} megapixels",
+                MAX_SOURCE_PIXELS / 1_000_000
+            )));
+        }
+        let mut reader = ImageReader::open(path)?.with_guessed_format()?;
+        let mut limits = image::Limits::default();
+        limits.max_alloc = Some(1 << 30);
+        reader.limits(limits);
+        let mut decoder = reader.into_decoder().map_err(bad)?;
+        let orientation = decoder
+            .orientation()
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        let mut img = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
+        img.apply_orientation(orientation);
+        let rgb = img.into_rgb8();
+        let (sw, sh) = rgb.dimensions();
+        let src = Image::from_vec_u8(sw, sh, rgb.into_raw(), PixelType::U8x3)
+            .map_err(|e| RenderError::Input(format!("the image cannot be used: {e}")))?;
+
+        // Cover crop: the largest centred region of the output's shape.
+        let aspect = f64::from(plan.width) / f64::from(plan.height);
+        let (sw_f, sh_f) = (f64::from(sw), f64::from(sh));
+        let (cw, ch) = if sw_f / sh_f > aspect {
+            (sh_f * aspect, sh_f)
+        } else {
+            (sw_f, sw_f / aspect)
+        };
+        let (cl, ct) = ((sw_f - cw) / 2.0, (sh_f - ch) / 2.0);
+
+        // Working size: output × deepest zoom, so the tightest window still maps 1:1.
+        let z = plan.max_zoom();
+        let ww = (f64::from(plan.width) * z).round().max(1.0) as u32;
+        let wh = (f64::from(plan.height) * z).round().max(1.0) as u32;
+        let mut work = Image::new(ww, wh, PixelType::U8x3);
+        let mut resizer = Resizer::new();
+        let opts = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+            .crop(cl, ct, cw, ch);
+        resizer
+            .resize(&src, &mut work, &opts)
+            .map_err(|e| RenderError::Input(format!("the image cannot be scaled: {e}")))?;
+        drop(src);
+        Ok(Renderer {
+            plan,
+            work,
+            frame: Image::new(plan.width, plan.height, PixelType::U8x3),
+            resizer,
+        })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Frame `i` as packed RGB.
+    pub fn render_rgb(&mut self, i: u32) -> &[u8] {
+        let (cx, cy, z) = self.plan.window(i);
+        let (ww, wh) = (f64::from(self.work.width()), f64::from(self.work.height()));
+        let (w, h) = (ww / z, wh / z);
+        let left = (cx * ww - w / 2.0).clamp(0.0, ww - w);
+        let top = (cy * wh - h / 2.0).clamp(0.0, wh - h);
+        // Bicubic (Catmull-Rom) on a fractional window: the move is continuous, never snapped
+        // to whole pixels.
+        let opts = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
+            .crop(left, top, w, h);
+        self.resizer
+            .resize(&self.work, &mut self.frame, &opts)
+            .expect("the working image and frame have the same pixel type and valid sizes");
+        self.frame.buffer()
+    }
+
+    /// Frame `i` as I420 (BT.709, limited range) into `out`.
+    pub fn render_i420(&mut self, i: u32, out: &mut Vec<u8>) {
+        let (w, h) = (self.plan.width as usize, self.plan.height as usize);
+        self.render_rgb(i);
+        rgb_to_i420(self.frame.buffer(), w, h, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(motion: Motion) -> Plan {
+        Plan::new(1280, 720, 24, 5, motion, 1.25, 7)
+    }
+
+    #[test]
+    fn moves_start_and_end_at_rest_and_stay_inside() {
+        for m in Motion::ALL {
+            let p = plan(m);
+            let mut prev = p.window(0);
+            let mut steps = Vec::new();
+            for i in 1..p.frames {
+                let w = p.window(i);
+                let half = 0.5 / w.2;
+                assert!(
+                    w.0 - half >= -1e-9 && w.0 + half <= 1.0 + 1e-9,
+                    "{m:?} frame {i} leaves the image"
+                );
+                assert!(
+                    w.1 - half >= -1e-9 && w.1 + half <= 1.0 + 1e-9,
+                    "{m:?} frame {i} leaves the image"
+                );
+                steps.push((
+                    (w.0 - prev.0).abs() + (w.1 - prev.1).abs() + (w.2 - prev.2).abs(),
+                    w,
+                ));
+                prev = w;
+            }
+            if m == Motion::Static {
+                assert!(steps.iter().all(|s| s.0 == 0.0));
+                continue;
+            }
+            let max = steps.iter().map(|s| s.0).fold(0.0, f64::max);
+            assert!(steps[0].0 < max * 0.1, "{m:?} starts gently");
+            assert!(steps.last().unwrap().0 < max * 0.1, "{m:?} ends gently");
+        }
+    }
+
+    #[test]
+    fn pans_go_the_named_way() {
+        let p = plan(Motion::PanLeft);
+        assert!(
+            p.window(0).0 > p.window(p.frames - 1).0,
+            "pan left: the view moves left"
+        );
+        let p = plan(Motion::TiltUp);
+        assert!(
+            p.window(0).1 > p.window(p.frames - 1).1,
+            "tilt up: the view moves up"
+        );
+        let p = plan(Motion::PushIn);
+        assert_eq!(p.window(0).2, 1.0);
+        assert!((p.window(p.frames - 1).2 - 1.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_seed_picks_the_focus_reproducibly() {
+        let a = Plan::new(1280, 720, 24, 5, Motion::PushIn, 1.25, 1);
+        let b = Plan::new(1280, 720, 24, 5, Motion::PushIn, 1.25, 1);
+        let c = Plan::new(1280, 720, 24, 5, Motion::PushIn, 1.25, 2);
+        assert_eq!(a.focus, b.focus);
+        assert_ne!(a.focus, c.focus);
+    }
+}

@@ -1,0 +1,38 @@
+//! The example images of `--examples`: a few small pictures of ours (one with a sidecar), built into
+//! the binary so a fresh studio can show what dropreel does without any file at hand.
+
+use std::path::Path;
+
+/// Name and bytes of each example file.
+pub const FILES: &[(&str, &[u8])] = &[
+    (
+        "harbour.jpg",
+        include_bytes!("../examples/demo/harbour.jpg"),
+    ),
+    (
+        "harbour.yaml",
+        include_bytes!("../examples/demo/harbour.yaml"),
+    ),
+    (
+        "mountains.jpg",
+        include_bytes!("../examples/demo/mountains.jpg"),
+    ),
+    ("tiles.png", include_bytes!("../examples/demo/tiles.png")),
+];
+
+/// Copies the examples into `inbox`, never replacing a file; returns how many were written.
+/// Sidecars are written before their images so an image is never taken without its sidecar.
+pub fn copy_into(inbox: &Path) -> std::io::Result<usize> {
+    let mut n = 0;
+    let mut files: Vec<&(&str, &[u8])> = FILES.iter().collect();
+    files.sort_by_key(|(name, _)| !name.ends_with(".yaml"));
+    for (name, bytes) in files {
+        let path = inbox.join(name);
+        if path.exists() {
+            continue;
+        }
+        crate::spool::write_atomic(inbox, name, bytes)?;
+        n += 1;
+    }
+    Ok(n)
+}
