@@ -272,7 +272,12 @@ impl Settings {
             || "built-in defaults".to_string(),
             |p| p.display().to_string(),
         );
-        validate(&config, &origin)?;
+        let local = match config.backend {
+            BackendChoice::Local => true,
+            BackendChoice::Runway => false,
+            BackendChoice::Auto => api_key.is_none(),
+        };
+        validate(&config, &origin, local)?;
         Ok(Settings {
             root: root.to_path_buf(),
             config_path: path,
@@ -331,7 +336,7 @@ fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
+fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
     let d = &c.defaults;
     let Some(model) = models::find(&d.model) else {
         return Err(invalid(
@@ -352,6 +357,11 @@ fn validate(c: &Config, origin: &str) -> Result<(), ConfigError> {
                 models::image_models().join(", ")
             ),
         ));
+    };
+    // Ratio and duration are checked against what will render them.
+    let (model, i2v) = match (local, models::LOCAL.image_to_video) {
+        (true, Some(l)) => (&models::LOCAL, l),
+        _ => (model, i2v),
     };
     if d.ratio != "auto" {
         let offered = i2v.ratios.unwrap_or(&[]);
@@ -476,7 +486,7 @@ mod tests {
     #[test]
     fn template_passes_the_strict_check() {
         let c = parse_str(TEMPLATE).unwrap();
-        validate(&c, "template").unwrap();
+        validate(&c, "template", false).unwrap();
         assert_eq!(c.runway.max_in_flight, 2);
         assert_eq!(c.watch.poll, None);
     }
@@ -492,13 +502,13 @@ mod tests {
     #[test]
     fn bad_values_are_explained() {
         let c = parse_str("defaults:\n  model: gen4_turbo\n  ratio: \"1280:768\"\n").unwrap();
-        let e = validate(&c, "x.yaml").unwrap_err().to_string();
+        let e = validate(&c, "x.yaml", false).unwrap_err().to_string();
         assert!(e.contains("1280:768") && e.contains("1584:672"), "{e}");
         let c = parse_str("defaults:\n  model: aleph2\n").unwrap();
-        let e = validate(&c, "x.yaml").unwrap_err().to_string();
+        let e = validate(&c, "x.yaml", false).unwrap_err().to_string();
         assert!(e.contains("does not animate images"), "{e}");
         let c = parse_str("runway:\n  poll_interval: 0s\n").unwrap();
-        assert!(validate(&c, "x").is_err());
+        assert!(validate(&c, "x", false).is_err());
         assert!(parse_str("watch:\n  settle: soon\n").is_err());
     }
 

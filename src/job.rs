@@ -84,11 +84,31 @@ pub fn probe_image(path: &Path) -> Result<ImageInfo, String> {
             "the image claims a size of {width}×{height} pixels"
         ));
     }
+    // Phones store portraits as landscape pixels plus an EXIF rotation: report the shown shape.
+    let (width, height) = if exif_rotated(path) {
+        (height, width)
+    } else {
+        (width, height)
+    };
     Ok(ImageInfo {
         format,
         width,
         height,
     })
+}
+
+/// Whether the image's EXIF orientation turns it by 90° (orientations 5–8). Reads the header only.
+fn exif_rotated(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut reader) else {
+        return false;
+    };
+    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+        .and_then(|f| f.value.get_uint(0))
+        .is_some_and(|o| (5..=8).contains(&o))
 }
 
 fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

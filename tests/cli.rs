@@ -78,11 +78,76 @@ fn a_bad_config_exits_2_before_touching_any_file() {
 }
 
 #[test]
-fn no_key_and_no_local_renderer_exits_2_saying_what_to_set() {
-    let studio = Studio::new("");
-    let out = dropreel(&["run", studio.root().to_str().unwrap()], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("RUNWAYML_API_SECRET"), "{}", text(&out));
+fn without_a_key_run_examples_renders_locally_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("demo-studio");
+    std::fs::create_dir(&root).unwrap();
+    // Short clips and short waits keep the test quick; everything else is as a user runs it.
+    std::fs::write(
+        root.join("dropreel.yaml"),
+        "defaults:\n  duration: 1\nlocal:\n  fps: 6\nwatch:\n  settle: 100ms\n  sidecar_wait: 100ms\n",
+    )
+    .unwrap();
+    let out = dropreel(&["run", "--examples", root.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("LOCAL motion renderer"),
+        "said loudly: {}",
+        text(&out)
+    );
+    let mut done: Vec<String> = std::fs::read_dir(root.join("done"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    done.sort();
+    assert_eq!(
+        done,
+        [
+            "harbour.jpg",
+            "harbour.mp4",
+            "harbour.result.json",
+            "harbour.yaml",
+            "mountains.jpg",
+            "mountains.mp4",
+            "mountains.result.json",
+            "tiles.mp4",
+            "tiles.png",
+            "tiles.result.json"
+        ]
+    );
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("done/harbour.result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["backend"], "local");
+    assert_eq!(
+        r["motion"], "pan_right",
+        "the sidecar's prompt chose the move"
+    );
+    assert_eq!(r["frames"], 6);
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("done/mountains.result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["ratio"], "720:1280", "a portrait stays portrait");
+    assert_eq!(r["size"], "720x1280");
+}
+
+#[test]
+fn init_examples_fills_the_inbox_without_replacing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    std::fs::create_dir_all(root.join("inbox")).unwrap();
+    std::fs::write(root.join("inbox/tiles.png"), b"mine").unwrap();
+    let out = dropreel(&["init", "--examples", root.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    for f in ["harbour.jpg", "harbour.yaml", "mountains.jpg"] {
+        assert!(root.join("inbox").join(f).exists(), "{f}");
+    }
+    assert_eq!(
+        std::fs::read(root.join("inbox/tiles.png")).unwrap(),
+        b"mine"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
