@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::local::render;
 use crate::backend::{Backend, JobCtx, Stop};
 use crate::config::Settings;
 use crate::intake::{self, Inbox, Ready};
@@ -236,6 +237,20 @@ fn check_files(
         None => Sidecar::default(),
     };
     let local = settings.backend() == crate::config::BackendChoice::Local;
+    let pixels = u64::from(info.width) * u64::from(info.height);
+    if local && pixels > render::MAX_SOURCE_PIXELS {
+        return Err(Failure {
+            message: format!(
+                "{image} claims to be {}×{} pixels; the local renderer takes at most {} megapixels \
+                 (a file this small claiming that much is usually a decompression bomb)",
+                info.width,
+                info.height,
+                render::MAX_SOURCE_PIXELS / 1_000_000
+            ),
+            advice: "use a smaller image".into(),
+            api: None,
+        });
+    }
     let spec =
         JobSpec::build(&settings.config.defaults, &sc, &info, local).map_err(|why| Failure {
             message: why,

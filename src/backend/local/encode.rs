@@ -99,8 +99,20 @@ fn encoder_for(width: u32, height: u32, fps: u32) -> Result<Encoder, RenderError
         // Its own threads are slower on two cores than overlapping render and encode.
         .num_threads(1)
         .vui(VuiConfig::bt709());
-    Encoder::with_api_config(OpenH264API::from_source(), config)
-        .map_err(|e| RenderError::Encoder(e.to_string()))
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| RenderError::Encoder(e.to_string()))?;
+    // At initialisation OpenH264 warns on stderr that skipping is off (as we want); stderr carries
+    // our logs (one JSON object per line with --log-format json), so it must stay quiet.
+    let mut level = openh264_sys2::WELS_LOG_QUIET as std::ffi::c_int;
+    // SAFETY: the encoder exists and is not yet initialised, when OpenH264 accepts a trace level;
+    // the pointer is to a live c_int for the duration of the call, as this option expects.
+    unsafe {
+        encoder.raw_api().set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+            (&raw mut level).cast(),
+        );
+    }
+    Ok(encoder)
 }
 
 /// Renders every frame of `renderer`'s plan into an MP4 at `out`. Stops early (with

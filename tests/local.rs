@@ -1,0 +1,280 @@
+//! The local renderer, judged by what it wrote: each MP4 is demuxed (`mp4` crate) and its H.264
+//! decoded (OpenH264's decoder), then checked for frame count, size, duration, content, direction
+//! and smoothness of the move.
+
+mod common;
+
+use common::*;
+
+/// A PNG from a pixel function.
+fn png_from_fn(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().unwrap();
+        let mut data = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(&f(x, y));
+            }
+        }
+        writer.write_image_data(&data).unwrap();
+    }
+    out
+}
+
+/// Smooth, position-telling colours: a misplaced window shows as a low PSNR.
+fn waves(x: u32, y: u32) -> [u8; 3] {
+    let (x, y) = (f64::from(x), f64::from(y));
+    let c = |v: f64| (128.0 + 100.0 * v.sin()) as u8;
+    [c(x / 47.0), c(y / 31.0 + 1.0), c((x + y) / 83.0 + 2.0)]
+}
+
+/// BT.709 limited-range luma, as the renderer converts.
+fn luma(rgb: [f64; 3]) -> f64 {
+    16.0 + 219.0 / 255.0 * (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2])
+}
+
+/// The expected luma of a `w × h` frame showing the source window `(left, top, width, height)`
+/// (source pixels), sampled bilinearly from the `waves` function itself.
+fn expected(w: usize, h: usize, win: (f64, f64, f64, f64)) -> Vec<u8> {
+    let sample = |u: f64, v: f64| {
+        let (x0, y0) = (u.floor().max(0.0), v.floor().max(0.0));
+        let (fx, fy) = (u - x0, v - y0);
+        let p = |x: f64, y: f64| waves(x as u32, y as u32).map(f64::from);
+        let mix = |a: [f64; 3], b: [f64; 3], t: f64| [0, 1, 2].map(|i| a[i] + (b[i] - a[i]) * t);
+        let top = mix(p(x0, y0), p(x0 + 1.0, y0), fx);
+        let bottom = mix(p(x0, y0 + 1.0), p(x0 + 1.0, y0 + 1.0), fx);
+        mix(top, bottom, fy)
+    };
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let u = win.0 + (x as f64 + 0.5) * win.2 / w as f64 - 0.5;
+            let v = win.1 + (y as f64 + 0.5) * win.3 / h as f64 - 0.5;
+            out.push(luma(sample(u, v)).round() as u8);
+        }
+    }
+    out
+}
+
+fn local_studio(fps: u32, extra: &str) -> Studio {
+    Studio::new(&format!(
+        "backend: local\nlocal:\n  fps: {fps}\nwatch:\n  settle: 50ms\n  sidecar_wait: 20ms\n{extra}"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pan_is_decoded_with_the_right_frames_size_duration_and_content() {
+    let studio = local_studio(12, "");
+    studio.put("inbox/waves.png", &png_from_fn(1920, 1080, waves));
+    studio.put("inbox/waves.yaml", b"motion: pan_right\nduration: 2\n");
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    let d = decode_mp4(&studio.path("done/waves.mp4"));
+    assert_eq!((d.width, d.height), (1280, 720));
+    assert_eq!(d.lumas.len(), 24, "duration × fps frames");
+    assert!((d.seconds - 2.0).abs() < 1e-6, "duration {}", d.seconds);
+    assert!(
+        (d.timescale_fps - 12.0).abs() < 0.01,
+        "fps {}",
+        d.timescale_fps
+    );
+    // zoom 1.25 leaves 20 % of the width to pan across: the window starts at the left edge and
+    // ends at the right one, vertically centred.
+    let (ww, wh) = (1920.0 / 1.25, 1080.0 / 1.25);
+    let first = expected(1280, 720, (0.0, 108.0, ww, wh));
+    let last = expected(1280, 720, (1920.0 - ww, 108.0, ww, wh));
+    let p_first = psnr(&d.lumas[0], &first);
+    let p_last = psnr(&d.lumas[23], &last);
+    assert!(p_first > 32.0, "first frame PSNR {p_first:.1} dB");
+    assert!(p_last > 32.0, "last frame PSNR {p_last:.1} dB");
+    // And it is not just any frame of it: the last frame is not where the first one was.
+    assert!(psnr(&d.lumas[23], &first) < 25.0);
+    let r = studio.json("done/waves.result.json");
+    assert_eq!(
+        (
+            r["motion"].as_str(),
+            r["fps"].as_u64(),
+            r["frames"].as_u64()
+        ),
+        (Some("pan_right"), Some(12), Some(24))
+    );
+    assert!(r["encode_seconds"].as_f64().unwrap() > 0.0);
+}
+
+/// Luma-weighted centroid of the bright pixels along one axis.
+fn centroid(y: &[u8], w: usize, horizontal: bool) -> f64 {
+    let (mut sum, mut weight) = (0.0, 0.0);
+    for (i, &v) in y.iter().enumerate() {
+        let wgt = f64::from(v.saturating_sub(60));
+        let pos = if horizontal { i % w } else { i / w } as f64;
+        sum += wgt * pos;
+        weight += wgt;
+    }
+    sum / weight
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pans_and_tilts_move_smoothly_in_the_named_direction() {
+    let studio = local_studio(24, "");
+    // A bright vertical bar for the pan, a horizontal one for the tilt, both centred.
+    let vbar = png_from_fn(1920, 1080, |x, _| {
+        if (940..980).contains(&x) {
+            [230; 3]
+        } else {
+            [20; 3]
+        }
+    });
+    let hbar = png_from_fn(1920, 1080, |_, y| {
+        if (520..560).contains(&y) {
+            [230; 3]
+        } else {
+            [20; 3]
+        }
+    });
+    studio.put("inbox/pan.png", &vbar);
+    studio.put(
+        "inbox/pan.yaml",
+        b"prompt: pan right, slowly\nduration: 2\n",
+    );
+    studio.put("inbox/tilt.png", &hbar);
+    studio.put(
+        "inbox/tilt.yaml",
+        b"prompt: tilt down to the road\nduration: 2\n",
+    );
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+
+    for (name, horizontal) in [("pan", true), ("tilt", false)] {
+        let d = decode_mp4(&studio.path(&format!("done/{name}.mp4")));
+        assert_eq!(d.lumas.len(), 48);
+        let pos: Vec<f64> = d
+            .lumas
+            .iter()
+            .map(|y| centroid(y, d.width, horizontal))
+            .collect();
+        // The window slides by 20 % of the source toward the named side, so the bar slides the
+        // other way across the frame: pan right → the bar moves left (800 → 480 px); tilt down →
+        // it moves up (450 → 270 px). Along a smoothstep: p = t²(3 − 2t).
+        let (start, travel) = if horizontal {
+            (800.0, 320.0)
+        } else {
+            (450.0, 180.0)
+        };
+        let mut worst: f64 = 0.0;
+        for (i, &x) in pos.iter().enumerate() {
+            let t = i as f64 / 47.0;
+            let want = start - travel * t * t * (3.0 - 2.0 * t);
+            worst = worst.max((x - want).abs());
+        }
+        assert!(
+            worst < 0.6,
+            "{name}: off the eased path by {worst:.2} px (judder or a wrong path): {pos:?}"
+        );
+        let steps: Vec<f64> = pos.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            steps.iter().all(|&s| s < 0.05),
+            "{name} moves one way only: {steps:?}"
+        );
+        let max = steps.iter().fold(0.0f64, |m, s| m.max(s.abs()));
+        for pair in steps.windows(2) {
+            assert!(
+                (pair[1] - pair[0]).abs() < 0.2 * max + 0.3,
+                "{name}: a jump in speed: {steps:?}"
+            );
+        }
+        assert!(
+            steps[0].abs() < 0.15 * max && steps[46].abs() < 0.15 * max,
+            "{name} eases in and out"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ratio_renders_at_its_size() {
+    let studio = local_studio(4, "");
+    let img = png_from_fn(600, 600, waves);
+    let ratios = [
+        "1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672",
+    ];
+    for (i, r) in ratios.iter().enumerate() {
+        studio.put(&format!("inbox/r{i}.png"), &img);
+        studio.put(
+            &format!("inbox/r{i}.yaml"),
+            format!("ratio: \"{r}\"\nduration: 1\nmotion: static\n").as_bytes(),
+        );
+    }
+    let summary = studio.run_local().await;
+    assert_eq!(summary.succeeded, ratios.len());
+    for (i, r) in ratios.iter().enumerate() {
+        let (w, h) = r.split_once(':').unwrap();
+        let d = decode_mp4(&studio.path(&format!("done/r{i}.mp4")));
+        assert_eq!(
+            (d.width.to_string(), d.height.to_string()),
+            (w.to_string(), h.to_string()),
+            "{r}"
+        );
+        assert_eq!(d.lumas.len(), 4, "{r}");
+    }
+}
+
+/// A PNG header that claims `w × h` pixels, with nothing behind it.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend_from_slice(&13u32.to_be_bytes());
+    v.extend_from_slice(&ihdr);
+    v.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    v.resize(1024, 0);
+    v
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_truncated_and_bomb_images_fail_with_clear_messages() {
+    let studio = local_studio(4, "defaults:\n  duration: 1\n");
+    let good = png_from_fn(320, 180, waves);
+    studio.put("inbox/truncated.png", &good[..good.len() / 2]);
+    let mut corrupt = good.clone();
+    for b in corrupt.iter_mut().skip(100).step_by(7) {
+        *b ^= 0x5a;
+    }
+    studio.put("inbox/corrupt.png", &corrupt);
+    studio.put("inbox/bomb.png", &png_header_only(100_000, 100_000));
+    studio.put("inbox/fine.png", &good);
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 3));
+    for name in ["truncated", "corrupt"] {
+        let t = studio.read(&format!("failed/{name}.error.txt"));
+        assert!(
+            t.contains("cannot be decoded") && t.contains("What to do:"),
+            "{name}: {t}"
+        );
+    }
+    let t = studio.read("failed/bomb.error.txt");
+    assert!(
+        t.contains("100000×100000") && t.contains("megapixels"),
+        "{t}"
+    );
+    assert!(studio.list("processing").is_empty());
+}
