@@ -75,6 +75,11 @@ async fn a_pan_is_decoded_with_the_right_frames_size_duration_and_content() {
     assert_eq!((summary.succeeded, summary.failed), (1, 0));
     let d = decode_mp4(&studio.path("done/waves.mp4"));
     assert_eq!((d.width, d.height), (1280, 720));
+    assert_eq!(
+        top_level_boxes(&studio.path("done/waves.mp4"))[..3],
+        ["ftyp", "moov", "mdat"],
+        "fast start"
+    );
     assert_eq!(d.lumas.len(), 24, "duration × fps frames");
     assert!((d.seconds - 2.0).abs() < 1e-6, "duration {}", d.seconds);
     assert!(
@@ -103,6 +108,20 @@ async fn a_pan_is_decoded_with_the_right_frames_size_duration_and_content() {
         (Some("pan_right"), Some(12), Some(24))
     );
     assert!(r["encode_seconds"].as_f64().unwrap() > 0.0);
+}
+
+/// The four-character types of the file's top-level boxes, in order.
+fn top_level_boxes(path: &std::path::Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        out.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+        assert!(size >= 8, "box sizes are real");
+        at += size;
+    }
+    out
 }
 
 /// Luma-weighted centroid of the bright pixels along one axis.
