@@ -119,6 +119,9 @@ pub struct WatchSection {
     pub poll: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub rescan: Duration,
+    /// A job whose lease is not renewed this long is taken over by another instance.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for WatchSection {
@@ -128,6 +131,7 @@ impl Default for WatchSection {
             sidecar_wait: Duration::from_secs(2),
             poll: None,
             rescan: Duration::from_secs(60),
+            lease: Duration::from_secs(60),
         }
     }
 }
@@ -416,6 +420,7 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         ("runway.retry_max", r.retry_max),
         ("runway.request_timeout", r.request_timeout),
         ("watch.rescan", c.watch.rescan),
+        ("watch.lease", c.watch.lease),
     ] {
         if v.is_zero() {
             return Err(invalid(origin, format!("{key} must be longer than 0s")));
@@ -474,6 +479,7 @@ watch:
   sidecar_wait: 2s      # then wait this long for its sidecar to appear
   poll: null            # e.g. 2s: poll instead of OS events (network shares)
   rescan: 60s           # full rescan of inbox/ as a safety net
+  lease: 60s            # another instance takes over a job not renewed this long
 
 local:
   fps: 24

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! One file's journey: [`intake`] (is the file complete? which sidecar?) → [`job`] (what to generate,
-//! checked against [`models`]) → [`spool`] (claim into `processing/`, durable state) → [`backend`]
+//! checked against [`models`]) → [`spool`] (claim into `processing/`, durable state, [`lease`]s between instances) → [`backend`]
 //! (submit, poll, download) → [`spool`] again (deliver to `done/` or fail to `failed/`, with the
 //! files from [`report`]). [`pipeline`] drives it all; [`config`] is `dropreel.yaml` and the
 //! environment; [`status`] reads a studio for `dropreel status`; [`demo`] holds the example
@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod intake;
 pub mod job;
+pub mod lease;
 pub mod models;
 pub mod pipeline;
 pub mod report;

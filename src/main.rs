@@ -185,6 +185,7 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
             return 2;
         }
     };
+    let stop = shutdown_signal(&rt);
     let config = settings
         .config_path
         .as_ref()
@@ -210,7 +211,7 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
                 config = %config,
                 "dropreel {command} started"
             );
-            rt.block_on(pipeline::run(&settings, backend, mode, shutdown_signal()))
+            rt.block_on(pipeline::run(&settings, backend, mode, stop))
         }
         choice => {
             if choice != settings.config.backend {
@@ -227,7 +228,7 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
                 "dropreel {command} started"
             );
             let backend = backend::local::Local::new(&settings);
-            rt.block_on(pipeline::run(&settings, backend, mode, shutdown_signal()))
+            rt.block_on(pipeline::run(&settings, backend, mode, stop))
         }
     };
     // Jobs still finishing a step are abandoned here; their state is on disk.
@@ -254,24 +255,33 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
     }
 }
 
-async fn shutdown_signal() {
+/// The stop signal (SIGTERM or Ctrl-C), registered at once — not when first awaited — so a stop
+/// that arrives while dropreel starts up is not lost.
+fn shutdown_signal(rt: &tokio::runtime::Runtime) -> impl std::future::Future<Output = ()> + use<> {
+    let _entered = rt.enter();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

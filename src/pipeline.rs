@@ -2,7 +2,7 @@
 //! (bad input fails at once, before any slot is taken), claims them lazily — only when a slot is about
 //! to free up — drives each through the backend, delivers or fails it, and stops gracefully.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use crate::backend::{Backend, JobCtx, Stop};
 use crate::config::Settings;
 use crate::intake::{self, Inbox, Ready};
 use crate::job::{self, ImageInfo, JobSpec, Sidecar};
+use crate::lease::Owner;
 use crate::report;
 use crate::spool::{self, Failure, JobRecord, Spool, State};
 
@@ -42,8 +43,14 @@ pub struct Summary {
 enum End {
     Delivered,
     Failed,
-    /// Left in `processing/` (stop, key refused, or a disk error); resumed on the next start.
+    /// Left in `processing/` (stop, key refused, lease lost, or a disk error); resumed later.
     Left(Option<String>),
+}
+
+/// A job task's last word.
+struct Ended {
+    id: String,
+    end: End,
 }
 
 /// A ready image that passed every check that needs no slot.
@@ -61,17 +68,20 @@ pub async fn run<B: Backend>(
     mode: Mode,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Summary> {
-    let spool = Spool::open(&settings.root)?;
+    let cfg = &settings.config;
+    let spool = Spool::open_as(&settings.root, Owner::new(cfg.watch.lease))?;
     let backend = Arc::new(backend);
     let cancel = CancellationToken::new();
-    let (end_tx, mut end_rx) = mpsc::unbounded_channel::<End>();
+    let (end_tx, mut end_rx) = mpsc::unbounded_channel::<Ended>();
     let mut summary = Summary::default();
-    let mut active = 0usize;
-    let cfg = &settings.config;
+    // Jobs this instance drives, each with its own stop token (a lost lease stops just that job).
+    let mut active: HashMap<String, CancellationToken> = HashMap::new();
+    let status = InstanceStatus::new(&spool, mode, backend.name());
 
-    for rec in resume(&spool, settings, backend.name()) {
-        active += 1;
-        spawn_job(&backend, &spool, rec, None, &cancel, &end_tx);
+    for rec in resume(&spool, settings, backend.name(), &active) {
+        let token = cancel.child_token();
+        active.insert(rec.id.clone(), token.clone());
+        spawn_job(&backend, &spool, rec, None, token, &end_tx);
     }
 
     let mut inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
@@ -85,6 +95,9 @@ pub async fn run<B: Backend>(
     };
     inbox.scan()?;
     let mut next_rescan = Instant::now() + cfg.watch.rescan;
+    let renew_every = cfg.watch.lease / 4;
+    let mut next_renew = Instant::now() + renew_every;
+    status.write(backend.gate().current().as_ref(), active.len());
     let mut queue: VecDeque<Checked> = VecDeque::new();
     tokio::pin!(shutdown);
 
@@ -111,9 +124,10 @@ pub async fn run<B: Backend>(
             match claim(&spool, &c, backend.name()) {
                 Ok(Some(rec)) => {
                     forget(&mut inbox, &c.ready);
-                    active += 1;
+                    let token = cancel.child_token();
+                    active.insert(rec.id.clone(), token.clone());
                     let ticket = slots.ticket();
-                    spawn_job(&backend, &spool, rec, Some(ticket), &cancel, &end_tx);
+                    spawn_job(&backend, &spool, rec, Some(ticket), token, &end_tx);
                 }
                 Ok(None) => forget(&mut inbox, &c.ready),
                 Err(e) => {
@@ -123,13 +137,17 @@ pub async fn run<B: Backend>(
             }
         }
 
-        if mode == Mode::Run && active == 0 && queue.is_empty() && inbox.waiting() == 0 {
+        if mode == Mode::Run && active.is_empty() && queue.is_empty() && inbox.waiting() == 0 {
             break;
         }
 
-        let mut wake = inbox.next_deadline();
+        let mut wake = Some(
+            inbox
+                .next_deadline()
+                .map_or(next_renew, |w| w.min(next_renew)),
+        );
         if mode == Mode::Watch {
-            wake = Some(wake.map_or(next_rescan, |w| w.min(next_rescan)));
+            wake = wake.map(|w| w.min(next_rescan));
         }
         let sleep = async {
             match wake {
@@ -142,8 +160,11 @@ pub async fn run<B: Backend>(
                 tracing::info!("stopping: no new files are taken; jobs in flight keep their state for the next start");
                 break;
             }
-            Some(end) = end_rx.recv() => {
-                active -= 1;
+            Some(Ended { id, end }) = end_rx.recv() => {
+                active.remove(&id);
+                // A job left in processing/ is free for the next look (this instance's rescan,
+                // another instance, or the next start).
+                spool.release(&id);
                 match end {
                     End::Delivered => summary.succeeded += 1,
                     End::Failed => summary.failed += 1,
@@ -158,10 +179,22 @@ pub async fn run<B: Backend>(
             Some(name) = fs_rx.recv() => inbox.observe(&name),
             () = slots.changed.notified() => {}
             () = sleep => {
-                if Instant::now() >= next_rescan {
-                    next_rescan = Instant::now() + cfg.watch.rescan;
+                let now = Instant::now();
+                if now >= next_renew {
+                    next_renew = now + renew_every;
+                    renew_leases(&spool, &active);
+                    status.write(backend.gate().current().as_ref(), active.len());
+                }
+                if mode == Mode::Watch && now >= next_rescan {
+                    next_rescan = now + cfg.watch.rescan;
                     if let Err(e) = inbox.scan() {
                         tracing::warn!(error = %e, "cannot read inbox/; trying again at the next rescan");
+                    }
+                    // Jobs left by an instance that died (its lease expired) continue here.
+                    for rec in resume(&spool, settings, backend.name(), &active) {
+                        let token = cancel.child_token();
+                        active.insert(rec.id.clone(), token.clone());
+                        spawn_job(&backend, &spool, rec, None, token, &end_tx);
                     }
                 }
             }
@@ -171,10 +204,11 @@ pub async fn run<B: Backend>(
     // Stop: every job persists its state at each step; give them a moment to reach one.
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    while active > 0 {
+    while !active.is_empty() {
         match tokio::time::timeout_at(deadline, end_rx.recv()).await {
-            Ok(Some(end)) => {
-                active -= 1;
+            Ok(Some(Ended { id, end })) => {
+                active.remove(&id);
+                spool.release(&id);
                 match end {
                     End::Delivered => summary.succeeded += 1,
                     End::Failed => summary.failed += 1,
@@ -184,7 +218,114 @@ pub async fn run<B: Backend>(
             _ => break,
         }
     }
+    for id in active.keys() {
+        spool.release(id);
+    }
+    status.remove();
     Ok(summary)
+}
+
+/// Renews this instance's lease on every job it drives; a job whose lease another instance took
+/// over (this one was frozen past the lease, e.g. a laptop asleep) is stopped here at once.
+fn renew_leases(spool: &Spool, active: &HashMap<String, CancellationToken>) {
+    for (id, token) in active {
+        match spool.renew(id) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = %id, "another dropreel instance took this job over (this one did not renew its lease in time); leaving it to that instance");
+                token.cancel();
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "cannot renew the job's lease; trying again")
+            }
+        }
+    }
+}
+
+/// `processing/.instance-<id>.json`: what `dropreel status` shows about a running instance —
+/// who it is, and any hold on submission.
+struct InstanceStatus {
+    path: std::path::PathBuf,
+    head: serde_json::Value,
+}
+
+impl InstanceStatus {
+    fn new(spool: &Spool, mode: Mode, backend: &str) -> InstanceStatus {
+        let o = spool.owner();
+        // Files of instances that died without a clean stop: their pid is gone, or they have not
+        // written for three lease periods.
+        let processing = spool.root().join(spool::PROCESSING);
+        if let Ok(entries) = std::fs::read_dir(&processing) {
+            for e in entries.filter_map(Result::ok) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with(".instance-") {
+                    continue;
+                }
+                let Some(v) = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                else {
+                    continue;
+                };
+                let dead = v["host"].as_str() == Some(o.host.as_str())
+                    && v["pid"]
+                        .as_u64()
+                        .is_some_and(|pid| crate::lease::pid_alive(pid as u32) == Some(false));
+                let silent = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > o.ttl * 3);
+                if dead || silent {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        InstanceStatus {
+            path: spool
+                .root()
+                .join(spool::PROCESSING)
+                .join(format!(".instance-{}.json", o.instance)),
+            head: serde_json::json!({
+                "instance": o.instance,
+                "host": o.host,
+                "pid": o.pid,
+                "mode": match mode { Mode::Watch => "watch", Mode::Run => "run" },
+                "backend": backend,
+                "started": spool::now_rfc3339(),
+            }),
+        }
+    }
+
+    fn write(&self, hold: Option<&crate::backend::Hold>, jobs: usize) {
+        let mut v = self.head.clone();
+        v["updated"] = serde_json::json!(spool::now_rfc3339());
+        v["jobs"] = serde_json::json!(jobs);
+        v["hold"] = match hold {
+            Some(h) => serde_json::json!({
+                "cause": h.cause.describe(),
+                "detail": h.detail,
+                "next_try": humantime::format_rfc3339_seconds(h.until_wall).to_string(),
+            }),
+            None => serde_json::Value::Null,
+        };
+        let dir = self.path.parent().expect("a file in processing/");
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a UTF-8 name");
+        if let Ok(bytes) = serde_json::to_vec_pretty(&v)
+            && let Err(e) = spool::write_atomic(dir, name, &bytes)
+        {
+            tracing::debug!(error = %e, "cannot write the instance status file");
+        }
+    }
+
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 fn forget(inbox: &mut Inbox, r: &Ready) {
@@ -372,14 +513,14 @@ fn spawn_job<B: Backend>(
     spool: &Spool,
     rec: JobRecord,
     ticket: Option<crate::backend::Ticket>,
-    cancel: &CancellationToken,
-    end_tx: &mpsc::UnboundedSender<End>,
+    cancel: CancellationToken,
+    end_tx: &mpsc::UnboundedSender<Ended>,
 ) {
     let backend = backend.clone();
     let mut ctx = JobCtx {
         spool: spool.clone(),
         rec,
-        cancel: cancel.clone(),
+        cancel,
         ticket,
     };
     let end_tx = end_tx.clone();
@@ -399,7 +540,10 @@ fn spawn_job<B: Backend>(
             Err(Stop::KeyRefused(why)) => End::Left(Some(why)),
         };
         // The receiver is gone only when the pipeline has already stopped.
-        let _ = end_tx.send(end);
+        let _ = end_tx.send(Ended {
+            id: ctx.rec.id.clone(),
+            end,
+        });
     });
 }
 
@@ -419,7 +563,12 @@ fn deliver(spool: &Spool, rec: &mut JobRecord, backend: &str) -> End {
 }
 
 /// Jobs left in `processing/` by a stop or crash, ready to continue where they were.
-fn resume(spool: &Spool, settings: &Settings, backend: &str) -> Vec<JobRecord> {
+fn resume(
+    spool: &Spool,
+    settings: &Settings,
+    backend: &str,
+    active: &HashMap<String, CancellationToken>,
+) -> Vec<JobRecord> {
     let ids = match spool.job_ids() {
         Ok(ids) => ids,
         Err(e) => {
@@ -429,6 +578,27 @@ fn resume(spool: &Spool, settings: &Settings, backend: &str) -> Vec<JobRecord> {
     };
     let mut out = Vec::new();
     for id in ids {
+        if active.contains_key(&id) {
+            continue;
+        }
+        let dir = spool.job_dir(&id);
+        if !dir.join(spool::STATE_FILE).exists() && !holds_image(&dir) {
+            // A claim in progress (another instance between creating the folder and moving the
+            // image in), or what a crash left of one.
+            remove_if_abandoned(spool, &dir);
+            continue;
+        }
+        match spool.adopt(&id) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(job = %id, "held by another live instance");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "cannot take over this job's lease");
+                continue;
+            }
+        }
         match spool.load(&id) {
             Ok(rec) => {
                 match rec.state {
@@ -451,6 +621,37 @@ fn resume(spool: &Spool, settings: &Settings, backend: &str) -> Vec<JobRecord> {
         }
     }
     out
+}
+
+fn holds_image(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            intake::kind_of(&name) == intake::Kind::Image && !intake::is_ignored(&name)
+        })
+    })
+}
+
+/// Removes a job folder with nothing but a lease in it once nobody can still be claiming into it
+/// (see [`crate::lease::Owner::claim_abandoned`]).
+fn remove_if_abandoned(spool: &Spool, dir: &std::path::Path) {
+    let abandoned = spool.owner().claim_abandoned(dir);
+    if !abandoned {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(crate::lease::LEASE_FILE)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if std::fs::remove_dir(dir).is_ok() {
+        tracing::debug!(dir = %dir.display(), "removed what a stopped claim left in processing/");
+    }
 }
 
 /// A job folder without a readable `job.json` (a crash right after the claim, or a damaged file):
@@ -478,16 +679,7 @@ fn rebuild(
         .iter()
         .find(|n| intake::kind_of(n) == intake::Kind::Image && !intake::is_ignored(n));
     let Some(image) = image else {
-        // A claim caught between creating the folder and moving the image in; leave young ones
-        // alone (another instance may be mid-claim).
-        let old = std::fs::metadata(&dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(60));
-        if old && names.is_empty() {
-            let _ = std::fs::remove_dir(&dir);
-        }
+        tracing::error!(job = %id, "the job folder holds no image and no readable state; left alone in processing/");
         return None;
     };
     let stem = spool::split_name(image).0;

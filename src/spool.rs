@@ -6,11 +6,12 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::job::{ImageInfo, JobSpec};
+use crate::lease::{LEASE_FILE, Owner};
 
 pub const INBOX: &str = "inbox";
 pub const PROCESSING: &str = "processing";
@@ -159,17 +160,44 @@ pub fn new_job_id() -> String {
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
+    owner: Owner,
 }
 
 impl Spool {
     /// Opens the studio at `root`, creating missing folders.
     pub fn open(root: &Path) -> io::Result<Spool> {
+        Spool::open_as(root, Owner::new(Duration::from_secs(60)))
+    }
+
+    /// Opens the studio with this process's lease identity.
+    pub fn open_as(root: &Path, owner: Owner) -> io::Result<Spool> {
         for dir in [INBOX, PROCESSING, DONE, FAILED] {
             fs::create_dir_all(root.join(dir))?;
         }
         Ok(Spool {
             root: root.to_path_buf(),
+            owner,
         })
+    }
+
+    /// This process as a lease holder.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// Takes over the job `id` if nobody live holds it (see [`crate::lease`]).
+    pub fn adopt(&self, id: &str) -> io::Result<bool> {
+        self.owner.adopt(&self.job_dir(id))
+    }
+
+    /// Renews this process's lease on job `id`; `false` when the job is no longer ours.
+    pub fn renew(&self, id: &str) -> io::Result<bool> {
+        self.owner.renew(&self.job_dir(id))
+    }
+
+    /// Gives up the lease on job `id` (clean stop).
+    pub fn release(&self, id: &str) {
+        self.owner.release(&self.job_dir(id));
     }
 
     pub fn root(&self) -> &Path {
@@ -192,13 +220,21 @@ impl Spool {
         let id = new_job_id();
         let dir = self.job_dir(&id);
         fs::create_dir(&dir)?;
+        // The lease exists before the image arrives, so no other instance ever sees the job
+        // without an owner.
+        if let Err(e) = self.owner.take_new(&dir) {
+            let _ = fs::remove_dir(&dir);
+            return Err(e);
+        }
         match fs::rename(self.inbox().join(image), dir.join(image)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let _ = fs::remove_file(dir.join(LEASE_FILE));
                 let _ = fs::remove_dir(&dir);
                 return Ok(None);
             }
             Err(e) => {
+                let _ = fs::remove_file(dir.join(LEASE_FILE));
                 let _ = fs::remove_dir(&dir);
                 return Err(e);
             }
@@ -309,24 +345,45 @@ impl Spool {
         Ok(stem)
     }
 
-    /// Removes a finished job's folder (its state file last but one, then the folder).
+    /// Removes a finished job's folder: dropreel's own files in it (state, lease, partial or
+    /// leftover outputs), then the folder. Anything else found there is left, with a warning.
     pub fn remove_job_dir(&self, id: &str) -> io::Result<()> {
         let dir = self.job_dir(id);
-        for name in [
-            OUTPUT_PART,
-            OUTPUT_FILE,
-            "result.json",
-            "error.txt",
-            "job.json.tmp",
-            STATE_FILE,
-        ] {
-            match fs::remove_file(dir.join(name)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+        let ours = |n: &str| {
+            [
+                OUTPUT_PART,
+                OUTPUT_FILE,
+                "result.json",
+                "error.txt",
+                STATE_FILE,
+                LEASE_FILE,
+            ]
+            .contains(&n)
+                || n.starts_with("job.json.")
+                || n.starts_with("lease.")
+                || n.ends_with(".tmp")
+        };
+        // A lease renewal may race the removal and put a file back: go round a few times.
+        for round in 0..5 {
+            for entry in fs::read_dir(&dir)? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if ours(&name) {
+                    match fs::remove_file(dir.join(&name)) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            match fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(_) if round < 4 => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => {
+                    tracing::warn!(job = id, error = %e, "the finished job's folder holds files dropreel did not make; left in processing/");
+                    return Ok(());
+                }
             }
         }
-        fs::remove_dir(&dir)?;
         sync_dir(&self.root.join(PROCESSING))
     }
 

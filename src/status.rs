@@ -15,6 +15,27 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     for (name, n) in spool.counts()? {
         let _ = writeln!(out, "  {:<11}{n:>6}", format!("{name}/"));
     }
+    for inst in instances(root) {
+        let _ = writeln!(
+            out,
+            "instance {} pid {} ({} with {}, {} jobs, seen {})",
+            inst["host"].as_str().unwrap_or("?"),
+            inst["pid"],
+            inst["mode"].as_str().unwrap_or("?"),
+            inst["backend"].as_str().unwrap_or("?"),
+            inst["jobs"],
+            inst["updated"].as_str().unwrap_or("?"),
+        );
+        if let Some(hold) = inst["hold"].as_object() {
+            let _ = writeln!(
+                out,
+                "  SUBMISSION PAUSED: {} ({}); next try {}",
+                hold.get("cause").and_then(|v| v.as_str()).unwrap_or("?"),
+                hold.get("detail").and_then(|v| v.as_str()).unwrap_or(""),
+                hold.get("next_try").and_then(|v| v.as_str()).unwrap_or("?"),
+            );
+        }
+    }
     let ids = spool.job_ids()?;
     if ids.is_empty() {
         let _ = writeln!(out, "no jobs in flight");
@@ -44,6 +65,9 @@ pub fn report(root: &Path) -> std::io::Result<String> {
                 if let Some(p) = rec.progress {
                     let _ = write!(line, " {:.0}%", p * 100.0);
                 }
+                if let Some(l) = crate::lease::read(&spool.job_dir(&rec.id)) {
+                    let _ = write!(line, "  held by {} pid {}", l.host, l.pid);
+                }
                 let _ = writeln!(out, "{line}  age {age}");
             }
             Err(e) => {
@@ -52,4 +76,19 @@ pub fn report(root: &Path) -> std::io::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The status files of running instances (`processing/.instance-*.json`).
+fn instances(root: &Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(root.join(crate::spool::PROCESSING)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<serde_json::Value> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".instance-"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    out.sort_by(|a, b| a["started"].as_str().cmp(&b["started"].as_str()));
+    out
 }

@@ -66,6 +66,10 @@ pub struct Switches {
     pub cut_downloads: u32,
     /// The next N create requests create the task and then drop the connection unanswered.
     pub drop_create_answers: u32,
+    /// Delay before the create request is handled (widens the submit window).
+    pub create_latency: Duration,
+    /// Delay before an output download starts sending (widens the download window).
+    pub download_latency: Duration,
 }
 
 impl Default for Switches {
@@ -84,6 +88,8 @@ impl Default for Switches {
             expired_downloads: 0,
             cut_downloads: 0,
             drop_create_answers: 0,
+            create_latency: Duration::ZERO,
+            download_latency: Duration::ZERO,
         }
     }
 }
@@ -167,6 +173,18 @@ impl FakeRunway {
     /// Tasks created, including those whose answer was dropped.
     pub fn tasks_created(&self) -> usize {
         self.inner.lock().unwrap().tasks.len()
+    }
+
+    /// The promptImage of every create request that made a task (answered or not).
+    pub fn created_images(&self) -> Vec<String> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path == "/v1/image_to_video" && (s.status == 200 || s.status == 0))
+            .filter_map(|s| {
+                s.body
+                    .and_then(|b| b["promptImage"].as_str().map(str::to_string))
+            })
+            .collect()
     }
 
     /// Requests to `path` (prefix) with `method`.
@@ -353,6 +371,10 @@ fn validate(body: &Value, uploads: &HashMap<String, usize>) -> Result<(), String
 
 async fn create(State(f): State<FakeRunway>, headers: HeaderMap, body: String) -> Response {
     f.latency().await;
+    let extra = f.inner.lock().unwrap().sw.create_latency;
+    if !extra.is_zero() {
+        tokio::time::sleep(extra).await;
+    }
     let json: Option<Value> = serde_json::from_str(&body).ok();
     let path = "/v1/image_to_video";
     if let Err(r) = f.check_auth(&headers) {
@@ -599,6 +621,10 @@ async fn file(
     UrlPath(name): UrlPath<String>,
 ) -> Response {
     let path = format!("/files/{name}");
+    let delay = f.inner.lock().unwrap().sw.download_latency;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let (expired, cut) = {
         let mut inner = f.inner.lock().unwrap();
         let expired = inner.sw.expired_downloads > 0;
