@@ -153,7 +153,13 @@ const OWN_FIELDS: &[(&str, &str)] = &[
 /// Parses sidecar text. A bare string is the prompt; an empty file is no settings.
 pub fn parse_sidecar(text: &str) -> Result<Sidecar, String> {
     let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| format!("it is not valid YAML: {e}"))?;
+        serde_yaml_ng::from_str(text).map_err(|e| {
+            if e.to_string().contains("repetition limit") {
+                "it uses YAML aliases that expand far beyond its size (an alias bomb); write the values out".to_string()
+            } else {
+                format!("it is not valid YAML: {e}")
+            }
+        })?;
     let sidecar = match value {
         serde_yaml_ng::Value::Null => Sidecar::default(),
         serde_yaml_ng::Value::String(s) => Sidecar {

@@ -379,11 +379,11 @@ fn check_files(
     };
     let local = settings.backend() == crate::config::BackendChoice::Local;
     let pixels = u64::from(info.width) * u64::from(info.height);
-    if local && pixels > render::MAX_SOURCE_PIXELS {
+    if pixels > render::MAX_SOURCE_PIXELS {
         return Err(Failure {
             message: format!(
-                "{image} claims to be {}×{} pixels; the local renderer takes at most {} megapixels \
-                 (a file this small claiming that much is usually a decompression bomb)",
+                "{image} claims to be {}×{} pixels; dropreel takes images of at most {} megapixels \
+                 (a small file claiming that much is usually a decompression bomb)",
                 info.width,
                 info.height,
                 render::MAX_SOURCE_PIXELS / 1_000_000

@@ -314,7 +314,17 @@ impl Spool {
         let stem = match &rec.delivery {
             Some(d) if d.folder == folder => d.stem.clone(),
             _ => {
-                let stem = free_stem(&target, rec.stem())?;
+                // Every name of the job must fit the file system's 255-byte limit, with room for
+                // the longest suffix (`.result.json`, the sidecar's extension) and a `-N`.
+                let longest = extra
+                    .iter()
+                    .map(|(_, ext)| ext.len())
+                    .chain([split_name(&rec.image).1.len()])
+                    .chain(rec.sidecar.iter().map(|s| split_name(s).1.len()))
+                    .max()
+                    .unwrap_or(0);
+                let base = fit_stem(rec.stem(), 255 - (longest + 1) - 4);
+                let stem = free_stem(&target, base)?;
                 rec.delivery = Some(Delivery {
                     folder: folder.to_string(),
                     stem: stem.clone(),
@@ -410,6 +420,18 @@ fn join_ext(stem: &str, ext: &str) -> String {
     } else {
         format!("{stem}.{ext}")
     }
+}
+
+/// `stem` cut to at most `max` bytes on a character boundary.
+pub fn fit_stem(stem: &str, max: usize) -> &str {
+    if stem.len() <= max {
+        return stem;
+    }
+    let mut end = max;
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    &stem[..end]
 }
 
 /// The first of `stem`, `stem-2`, `stem-3`, … of which no file exists in `dir` (`stem.*`).

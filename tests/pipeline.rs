@@ -663,3 +663,69 @@ async fn a_lost_create_answer_is_resubmitted_and_recorded() {
     assert_eq!(r["possible_double_charge"], 1);
     assert!(r["note"].as_str().unwrap().contains("charged"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
+    let fake = FakeRunway::start(Switches {
+        download_latency: Duration::from_millis(300),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(
+        &test_config(&fake.url, "").replace("max_in_flight: 2", "max_in_flight: 2\n  retries: 1"),
+    );
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    let settings = studio.settings(KEY);
+    let backend = dropreel::backend::build(&settings, false).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(async move {
+        pipeline::run(&settings, backend, Mode::Watch, async {
+            let _ = stop_rx.await;
+        })
+        .await
+        .unwrap()
+    });
+    // Once the task succeeded, the download's file cannot be created (a folder holds its name):
+    // an injected write error, as a full disk gives.
+    let t0 = Instant::now();
+    let job = loop {
+        let jobs = studio.list("processing");
+        if let Some(id) = jobs.iter().find(|id| {
+            std::fs::read_to_string(studio.path(&format!("processing/{id}/job.json")))
+                .is_ok_and(|t| t.contains("\"state\": \"succeeded\""))
+        }) {
+            break id.clone();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let blocker = studio.path(&format!("processing/{job}/out.mp4.part"));
+    std::fs::create_dir(&blocker).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        studio.list("failed").is_empty(),
+        "a disk problem never fails the job"
+    );
+    assert!(fake.count("GET", "/files/") >= 2, "it kept trying");
+    std::fs::remove_dir(&blocker).unwrap();
+    let t0 = Instant::now();
+    while !studio.path("done/a.mp4").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "resumed after the disk recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_tx.send(()).unwrap();
+    run.await.unwrap();
+    assert_eq!(
+        std::fs::read(studio.path("done/a.mp4")).unwrap(),
+        mp4_bytes()
+    );
+    assert_eq!(
+        studio.json("done/a.result.json")["retries"],
+        0,
+        "disk trouble spends no retry budget"
+    );
+    assert_eq!(fake.created().len(), 1);
+}

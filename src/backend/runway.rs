@@ -591,6 +591,7 @@ impl Runway {
 
     /// Succeeded → Downloaded: streams the MP4 to `out.mp4.part`, checks it, fsyncs, renames.
     async fn download_step(&self, job: &mut JobCtx) -> Result<(), Stop> {
+        let mut disk_errors = 0u32;
         loop {
             let url = job.rec.output_urls.first().cloned().unwrap_or_default();
             let dir = job.spool.job_dir(&job.rec.id);
@@ -644,6 +645,23 @@ impl Runway {
                                 return Err(Stop::Cancelled);
                             }
                         }
+                    }
+                }
+                Err(DownloadError::Disk(e)) => {
+                    // Not the job's fault and not Runway's: the paid-for video waits (on
+                    // Runway's side, its URL refreshed when needed) until the disk takes it.
+                    disk_errors += 1;
+                    let delay =
+                        backoff(disk_errors.min(12), self.cfg.retry_min, self.cfg.retry_max);
+                    if disk_errors == 1 {
+                        tracing::error!(job = %job.rec.id, file = %job.rec.image, error = %e, next_try = ?delay,
+                            "cannot write the video into processing/ (disk full or not writable?); the job waits and retries");
+                    } else {
+                        tracing::debug!(job = %job.rec.id, error = %e, ?delay, "still cannot write the video");
+                    }
+                    let _ = std::fs::remove_file(job.spool.job_dir(&job.rec.id).join(OUTPUT_PART));
+                    if !sleep_or_cancel(delay, &job.cancel).await {
+                        return Err(Stop::Cancelled);
                     }
                 }
                 Err(e) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::{Backend, Gate, JobCtx, Slots, Stop};
+use super::{Backend, Gate, JobCtx, Slots, Stop, backoff, sleep_or_cancel};
 use crate::config::Settings;
 use crate::job::{DEFAULT_ZOOM, Motion};
 use crate::models;
@@ -21,6 +21,8 @@ use render::{Plan, RenderError, Renderer};
 #[derive(Debug)]
 pub struct Local {
     fps: u32,
+    retry_min: Duration,
+    retry_max: Duration,
     slots: Arc<Slots>,
     gate: Gate,
 }
@@ -29,10 +31,39 @@ impl Local {
     pub fn new(settings: &Settings) -> Local {
         Local {
             fps: settings.config.local.fps,
+            retry_min: settings.config.runway.retry_min,
+            retry_max: settings.config.runway.retry_max,
             slots: Slots::new(1),
             gate: Gate::new(Duration::from_secs(1), Duration::from_secs(1)),
         }
     }
+}
+
+/// Renders on a blocking thread; a stop of the job stops the render between two frames.
+async fn render(
+    image: PathBuf,
+    part: PathBuf,
+    plan: Plan,
+    token: &tokio_util::sync::CancellationToken,
+) -> Result<encode::RenderStats, RenderError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let renderer = Renderer::open(&image, plan)?;
+        encode::write_mp4(renderer, &part, &flag)
+    });
+    let token = token.clone();
+    let watcher = tokio::spawn(async move {
+        token.cancelled().await;
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let result = work.await;
+    watcher.abort();
+    result.unwrap_or_else(|join| {
+        Err(RenderError::Encoder(format!(
+            "the renderer crashed: {join}"
+        )))
+    })
 }
 
 /// The render plan of a job: its ratio's pixel size, duration × fps frames, its move.
@@ -91,44 +122,38 @@ impl Backend for Local {
             frames = plan.frames,
             "rendering"
         );
-        let cancel = Arc::new(AtomicBool::new(false));
-        let flag = cancel.clone();
-        let part = dir.join(OUTPUT_PART);
-        let work = tokio::task::spawn_blocking(move || {
-            let renderer = Renderer::open(&image, plan)?;
-            encode::write_mp4(renderer, &part, &flag)
-        });
-        let token = job.cancel.clone();
-        let watcher = tokio::spawn(async move {
-            token.cancelled().await;
-            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-        });
-        let result = work.await;
-        watcher.abort();
-        let stats = match result {
-            Ok(Ok(stats)) => stats,
-            Ok(Err(RenderError::Cancelled)) => return Err(Stop::Cancelled),
-            Ok(Err(RenderError::Input(why))) => {
-                return Err(Stop::Failed(Failure {
-                    message: format!("{} cannot be rendered: {why}", job.rec.image),
-                    advice: "export it again as a PNG, JPEG or WebP image".into(),
-                    api: None,
-                }));
-            }
-            Ok(Err(e)) => {
-                return Err(Stop::Failed(Failure {
-                    message: format!("rendering failed: {e}"),
-                    advice: "check that the disk is not full, then move the image back into inbox/"
-                        .into(),
-                    api: None,
-                }));
-            }
-            Err(join) => {
-                return Err(Stop::Failed(Failure {
-                    message: format!("the renderer crashed: {join}"),
-                    advice: "move the image back into inbox/ to try again; if it happens again, report it with the image".into(),
-                    api: None,
-                }));
+        let mut disk_errors = 0u32;
+        let stats = loop {
+            match render(image.clone(), dir.join(OUTPUT_PART), plan, &job.cancel).await {
+                Ok(stats) => break stats,
+                Err(RenderError::Cancelled) => return Err(Stop::Cancelled),
+                Err(RenderError::Input(why)) => {
+                    return Err(Stop::Failed(Failure {
+                        message: format!("{} cannot be rendered: {why}", job.rec.image),
+                        advice: "export it again as a PNG, JPEG or WebP image".into(),
+                        api: None,
+                    }));
+                }
+                Err(RenderError::Io(e)) => {
+                    // A full or read-only disk is nobody's input error: wait and render again.
+                    disk_errors += 1;
+                    let delay = backoff(disk_errors.min(12), self.retry_min, self.retry_max);
+                    if disk_errors == 1 {
+                        tracing::error!(job = %job.rec.id, file = %job.rec.image, error = %e, next_try = ?delay,
+                            "cannot write the video into processing/ (disk full or not writable?); the job waits and retries");
+                    }
+                    let _ = std::fs::remove_file(dir.join(OUTPUT_PART));
+                    if !sleep_or_cancel(delay, &job.cancel).await {
+                        return Err(Stop::Cancelled);
+                    }
+                }
+                Err(e) => {
+                    return Err(Stop::Failed(Failure {
+                        message: format!("rendering failed: {e}"),
+                        advice: "move the image back into inbox/ to try again; if it happens again, report it with the image".into(),
+                        api: None,
+                    }));
+                }
             }
         };
         let rename = std::fs::rename(dir.join(OUTPUT_PART), dir.join(OUTPUT_FILE))
