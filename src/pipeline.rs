@@ -97,7 +97,8 @@ pub async fn run<B: Backend>(
     let mut next_rescan = Instant::now() + cfg.watch.rescan;
     let renew_every = cfg.watch.lease / 4;
     let mut next_renew = Instant::now() + renew_every;
-    status.write(backend.gate().current().as_ref(), active.len());
+    status.write(None, active.len());
+    let mut last_hold = None;
     let mut queue: VecDeque<Checked> = VecDeque::new();
     tokio::pin!(shutdown);
 
@@ -198,6 +199,12 @@ pub async fn run<B: Backend>(
                     }
                 }
             }
+        }
+        // A hold that starts or ends shows in `status` at once.
+        let hold = backend.gate().current();
+        if hold.as_ref().map(|h| h.cause) != last_hold {
+            last_hold = hold.as_ref().map(|h| h.cause);
+            status.write(hold.as_ref(), active.len());
         }
     }
 

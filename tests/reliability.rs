@@ -7,55 +7,10 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::*;
-
-fn spawn_watch(root: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dropreel"))
-        .args(["watch", root.to_str().unwrap(), "--log-format", "json"])
-        .env("RUNWAYML_API_SECRET", KEY)
-        .env_remove("RUNWAY_API_KEY")
-        .env_remove("RUNWAYML_BASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-/// Waits for the child to exit; its exit code and stderr.
-async fn wait_exit(mut child: Child, limit: Duration) -> (Option<i32>, String) {
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (status.code(), err);
-        }
-        if t0.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("dropreel did not exit within {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 fn config(url: &str) -> String {
     format!(
@@ -75,31 +30,6 @@ fn states(root: &Path) -> Vec<String> {
         .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .filter_map(|v| v["state"].as_str().map(str::to_string))
         .collect()
-}
-
-/// Every file under the studio, as paths relative to it.
-fn all_files(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for dir in ["inbox", "processing", "done", "failed"] {
-        let mut stack = vec![root.join(dir)];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().filter_map(Result::ok) {
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    out.push(
-                        e.path()
-                            .strip_prefix(root)
-                            .unwrap()
-                            .to_string_lossy()
-                            .into_owned(),
-                    );
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Images of distinct sizes, so each request's image tells which file it was.
@@ -186,27 +116,6 @@ fn assert_all_done_once(
     }
     assert_eq!(studio.list("done").len(), by_bytes.len() * 3);
     uncertain_total
-}
-
-/// Waits until the instance has started (its status file is in `processing/`).
-async fn wait_started(root: &Path, child: &Child) {
-    let t0 = Instant::now();
-    loop {
-        let files = all_files(root);
-        let started = files.iter().any(|f| {
-            f.starts_with("processing/.instance-")
-                && std::fs::read_to_string(root.join(f))
-                    .is_ok_and(|t| t.contains(&format!("\"pid\": {}", child.id())))
-        });
-        if started {
-            return;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "dropreel did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 async fn finish_with_one_instance(studio: &Studio, n: usize) {

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,11 +106,18 @@ struct Inner {
     max_running: usize,
 }
 
+/// A running server: its stop switch and task.
+type Serving = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
 /// The fake Runway API.
 #[derive(Clone)]
 pub struct FakeRunway {
     inner: Arc<Mutex<Inner>>,
     pub url: String,
+    server: Arc<Mutex<Option<Serving>>>,
 }
 
 /// A tiny but well-formed MP4 (ftyp + mdat).
@@ -135,7 +143,16 @@ impl FakeRunway {
             sw,
             ..Inner::default()
         }));
-        let fake = FakeRunway { inner, url };
+        let fake = FakeRunway {
+            inner,
+            url,
+            server: Arc::new(Mutex::new(None)),
+        };
+        fake.serve(listener);
+        fake
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
         let app = Router::new()
             .route("/v1/image_to_video", post(create))
             .route("/v1/tasks/{id}", get(task).delete(delete_task))
@@ -144,11 +161,33 @@ impl FakeRunway {
             .route("/files/{id}", get(file))
             .fallback(fallback)
             .layer(axum::extract::DefaultBodyLimit::max(210 * 1024 * 1024))
-            .with_state(fake.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            .with_state(self.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
-        fake
+        *self.server.lock().unwrap() = Some((tx, handle));
+    }
+
+    /// Stops serving: connections are closed and new ones refused (the host is unreachable).
+    pub async fn stop(&self) {
+        let Some((tx, handle)) = self.server.lock().unwrap().take() else {
+            return;
+        };
+        let _ = tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+    }
+
+    /// Serves again on the same port, with the same tasks and switches.
+    pub async fn restart(&self) {
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        self.serve(listener);
     }
 
     /// Changes the switches.
@@ -902,4 +941,96 @@ pub fn logs() {
             .with_test_writer()
             .try_init();
     });
+}
+
+// ---- the real binary, as a service ----
+
+pub fn spawn_watch(root: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dropreel"))
+        .args(["watch", root.to_str().unwrap(), "--log-format", "json"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .env_remove("RUNWAY_API_KEY")
+        .env_remove("RUNWAYML_BASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+pub fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits for the child to exit; its exit code and stderr.
+pub async fn wait_exit(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code(), err);
+        }
+        if t0.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("dropreel did not exit within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every file under the studio, as paths relative to it.
+pub fn all_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in ["inbox", "processing", "done", "failed"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().filter_map(Result::ok) {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(
+                        e.path()
+                            .strip_prefix(root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Waits until the instance has started (its status file is in `processing/`).
+pub async fn wait_started(root: &Path, child: &Child) {
+    let t0 = Instant::now();
+    loop {
+        let files = all_files(root);
+        let started = files.iter().any(|f| {
+            f.starts_with("processing/.instance-")
+                && std::fs::read_to_string(root.join(f))
+                    .is_ok_and(|t| t.contains(&format!("\"pid\": {}", child.id())))
+        });
+        if started {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dropreel did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
