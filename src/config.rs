@@ -89,6 +89,20 @@ pub struct RunwaySection {
     /// HTTP timeout of one API call (not of a download, which only needs to keep moving).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// What to do when a create request's outcome is unknown (a crash during it, or its answer
+    /// lost): the API has no idempotency key, so a task may exist that dropreel never heard of.
+    pub uncertain_submit: UncertainSubmit,
+}
+
+/// The policy for a create request whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UncertainSubmit {
+    /// Submit again and record a possible double charge in `result.json`: the video gets made.
+    #[default]
+    Resubmit,
+    /// Move the job to `failed/` saying it may already be running: never risk paying twice.
+    Park,
 }
 
 impl Default for RunwaySection {
@@ -103,6 +117,7 @@ impl Default for RunwaySection {
             retry_max: Duration::from_secs(5 * 60),
             retries: 5,
             request_timeout: Duration::from_secs(60),
+            uncertain_submit: UncertainSubmit::Resubmit,
         }
     }
 }
@@ -473,6 +488,7 @@ runway:
   retry_max: 5m         # longest wait between retries, also while paused on a systemic fault
   retries: 5            # transient faults one job may hit before it goes to failed/
   request_timeout: 60s  # one API call
+  uncertain_submit: resubmit  # a create request with no answer: resubmit (noted in result.json) | park
 
 watch:
   settle: 2s            # a file must stay unchanged this long before it is taken

@@ -532,7 +532,10 @@ fn spawn_job<B: Backend>(
     };
     let end_tx = end_tx.clone();
     tokio::spawn(async move {
-        let outcome = backend.produce(&mut ctx).await;
+        let outcome = match (&ctx.rec.state, &ctx.rec.failure) {
+            (State::Failed, Some(f)) => Err(Stop::Failed(f.clone())),
+            _ => backend.produce(&mut ctx).await,
+        };
         drop(ctx.ticket.take());
         let end = match outcome {
             Ok(()) => deliver(&ctx.spool, &mut ctx.rec, backend.name()),
@@ -712,8 +715,11 @@ fn rebuild(
                 JobSpec::default(),
                 backend,
             );
-            fail_job(spool, &mut rec, f);
-            None
+            // Failed from the start: the job task moves it to failed/ like any other.
+            rec.state = State::Failed;
+            rec.failure = Some(f);
+            spool.save(&rec).ok()?;
+            Some(rec)
         }
     }
 }

@@ -729,3 +729,69 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
     );
     assert_eq!(fake.created().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_job_state_is_moved_aside_and_the_image_is_never_lost() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    // A job whose state file was torn (truncated), and one full of garbage around an unusable file.
+    std::fs::create_dir_all(studio.path("processing/20260101T000000Z-00000001")).unwrap();
+    studio.put(
+        "processing/20260101T000000Z-00000001/torn.png",
+        &png_bytes(12, 12),
+    );
+    studio.put(
+        "processing/20260101T000000Z-00000001/job.json",
+        b"{\"id\": \"20260101T000000Z-0000",
+    );
+    std::fs::create_dir_all(studio.path("processing/20260101T000000Z-00000002")).unwrap();
+    studio.put(
+        "processing/20260101T000000Z-00000002/junk.png",
+        b"not an image at all",
+    );
+    studio.put(
+        "processing/20260101T000000Z-00000002/job.json",
+        &[0xff, 0x00, 0x13, 0x37],
+    );
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 1));
+    assert!(studio.path("done/torn.png").exists() && studio.path("done/torn.mp4").exists());
+    assert!(
+        studio.path("failed/junk.png").exists(),
+        "kept, never deleted"
+    );
+    assert!(
+        studio
+            .read("failed/junk.error.txt")
+            .contains("not a PNG, JPEG or WebP")
+    );
+    assert!(
+        studio.list("processing").iter().all(|n| n.starts_with('.')),
+        "{:?}",
+        studio.list("processing")
+    );
+    assert_eq!(fake.created().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_park_a_lost_create_answer_is_never_resubmitted() {
+    let fake = FakeRunway::start(Switches {
+        drop_create_answers: 1,
+        ..Switches::default()
+    })
+    .await;
+    let cfg = test_config(&fake.url, "").replace(
+        "max_in_flight: 2",
+        "max_in_flight: 2\n  uncertain_submit: park",
+    );
+    let studio = Studio::new(&cfg);
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 1));
+    assert_eq!(fake.tasks_created(), 1, "never paid twice");
+    let t = studio.read("failed/a.error.txt");
+    assert!(
+        t.contains("may already be running") && t.contains("dashboard"),
+        "{t}"
+    );
+}

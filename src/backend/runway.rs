@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 use std::sync::Arc;
 
 use super::{Backend, Gate, HoldCause, JobCtx, SlotGuard, Slots, Stop, backoff, sleep_or_cancel};
-use crate::config::{RunwaySection, Secret, Settings};
+use crate::config::{RunwaySection, Secret, Settings, UncertainSubmit};
 use crate::spool::{self, Failure, OUTPUT_FILE, OUTPUT_PART, State};
 
 /// The API's limit on an inline image: the encoded data URI must stay below 5 MiB.
@@ -317,17 +317,43 @@ impl Runway {
         Ok(d)
     }
 
+    /// A create request's outcome is unknown: say so loudly, then resubmit (`Ok`) or park the
+    /// job in `failed/` (`Err`), as `runway.uncertain_submit` says.
+    fn uncertain(&self, job: &JobCtx, what: &str) -> Result<(), Stop> {
+        match self.cfg.uncertain_submit {
+            UncertainSubmit::Resubmit => {
+                tracing::warn!(
+                    job = %job.rec.id,
+                    file = %job.rec.image,
+                    "{what}: Runway may have created a task that dropreel never heard of. Submitting again \
+                     (a possible double charge, recorded in result.json)"
+                );
+                Ok(())
+            }
+            UncertainSubmit::Park => {
+                tracing::warn!(job = %job.rec.id, file = %job.rec.image, "{what}: parked in failed/ (runway.uncertain_submit: park)");
+                Err(Stop::Failed(Failure {
+                    message: format!(
+                        "{what}, so this job may already be running at Runway; dropreel did not submit it \
+                         again, to never pay twice (runway.uncertain_submit: park)"
+                    ),
+                    advice: "look for the video in Runway's dashboard (Tasks / usage); if it is not there, move the \
+                             image back into inbox/ to submit it again"
+                        .into(),
+                    api: None,
+                }))
+            }
+        }
+    }
+
     /// Claimed → Submitted. Holds the slot it returns; the caller keeps it until the task ends.
     async fn submit_step(&self, job: &mut JobCtx) -> Result<SlotGuard, Stop> {
         if job.rec.state == State::Submitting {
             job.rec.uncertain_submissions += 1;
-            tracing::warn!(
-                job = %job.rec.id,
-                file = %job.rec.image,
-                "dropreel stopped while this job's create request was on the wire; Runway may have \
-                 created a task that will never be seen. Submitting again (possible double charge, \
-                 recorded in result.json)"
-            );
+            self.uncertain(
+                job,
+                "dropreel stopped while this job's create request was on the wire",
+            )?;
             job.rec.state = State::Claimed;
             save(job)?;
         }
@@ -374,8 +400,11 @@ impl Runway {
                     job.rec.state = State::Claimed;
                     if matches!(e, ApiError::Lost(_)) {
                         job.rec.uncertain_submissions += 1;
-                        tracing::warn!(job = %job.rec.id, file = %job.rec.image, error = %e,
-                            "the create request's answer was lost; a task may have been created anyway (possible double charge, recorded in result.json)");
+                        save(job)?;
+                        self.uncertain(
+                            job,
+                            &format!("the create request's answer was lost ({e})"),
+                        )?;
                     }
                     let delay = self.on_error(job, &e, "submitting the task");
                     save(job)?;

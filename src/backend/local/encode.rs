@@ -43,7 +43,7 @@ pub fn bitrate_for(width: u32, height: u32, fps: u32) -> u32 {
 
 /// Packed RGB (`w × h`, both even) to I420, BT.709 limited range, rounded.
 pub fn rgb_to_i420(rgb: &[u8], w: usize, h: usize, out: &mut Vec<u8>) {
-    debug_assert!(w % 2 == 0 && h % 2 == 0);
+    debug_assert!(w.is_multiple_of(2) && h.is_multiple_of(2));
     out.resize(w * h * 3 / 2, 0);
     let (y_plane, chroma) = out.split_at_mut(w * h);
     let (u_plane, v_plane) = chroma.split_at_mut(w * h / 4);
