@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod runway;
+pub mod schedule;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! sort every failure into the contract's three classes (per-job, transient, systemic).
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use futures_util::StreamExt as _;
@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use std::sync::Arc;
 
+use super::schedule::PollClock;
 use super::{Backend, Gate, HoldCause, JobCtx, SlotGuard, Slots, Stop, backoff, sleep_or_cancel};
 use crate::config::{RunwaySection, Secret, Settings, UncertainSubmit};
 use crate::spool::{self, Failure, OUTPUT_FILE, OUTPUT_PART, State};
@@ -56,6 +57,8 @@ pub struct Runway {
     gate: Gate,
     /// `run` stops at once when the key is refused; `watch` waits for a fixed key.
     stop_on_key_refusal: bool,
+    /// How long recent tasks took from submission to done (an average), for the poll clock.
+    expected: std::sync::Mutex<Option<Duration>>,
 }
 
 impl Runway {
@@ -88,6 +91,7 @@ impl Runway {
             gate: Gate::new(cfg.retry_min, cfg.retry_max),
             cfg,
             stop_on_key_refusal,
+            expected: std::sync::Mutex::new(None),
         })
     }
 
@@ -418,7 +422,8 @@ impl Runway {
     }
 
     /// Submitted → Succeeded (or back to Claimed for a retryable task failure).
-    async fn poll_step(&self, job: &mut JobCtx) -> Result<(), Stop> {
+    /// `fresh`: the task was submitted just now by this process (its timing teaches the clock).
+    async fn poll_step(&self, job: &mut JobCtx, fresh: bool) -> Result<(), Stop> {
         let task_id = job
             .rec
             .task_id
@@ -431,12 +436,14 @@ impl Runway {
             .and_then(|s| humantime::parse_rfc3339(s).ok())
             .unwrap_or_else(SystemTime::now);
         let mut errors = 0u32;
-        let mut delay = self.cfg.poll_interval;
+        let started = Instant::now();
+        let expected = *self.expected.lock().expect("expected lock");
+        let mut clock = PollClock::new(started, self.cfg.poll_interval, expected);
+        let mut delay = clock.first();
         loop {
             if !sleep_or_cancel(delay, &job.cancel).await {
                 return Err(Stop::Cancelled);
             }
-            delay = self.cfg.poll_interval;
             let task = match self
                 .call(Method::GET, &format!("/v1/tasks/{task_id}"), None)
                 .await
@@ -486,6 +493,7 @@ impl Runway {
             errors = 0;
             let status = task["status"].as_str().unwrap_or("UNKNOWN").to_string();
             let progress = task["progress"].as_f64().map(|p| p.clamp(0.0, 1.0));
+            delay = clock.next(Instant::now(), &status, progress);
             if job.rec.task_status.as_deref() != Some(status.as_str()) {
                 tracing::info!(job = %job.rec.id, file = %job.rec.image, task = %task_id, status = %status, "task status");
                 job.rec.task_status = Some(status.clone());
@@ -516,6 +524,11 @@ impl Runway {
                     job.rec.output_urls = urls;
                     job.rec.finished_at = Some(spool::now_rfc3339());
                     save(job)?;
+                    if fresh && !clock.was_queued() {
+                        let took = started.elapsed();
+                        let mut e = self.expected.lock().expect("expected lock");
+                        *e = Some(e.map_or(took, |old| old.mul_f64(0.7) + took.mul_f64(0.3)));
+                    }
                     return Ok(());
                 }
                 "FAILED" => return self.task_failed(job, &task),
@@ -785,11 +798,15 @@ impl Backend for Runway {
     async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {
         // A resumed task is already running on the server: it occupies a slot at once.
         let mut slot = (job.rec.state == State::Submitted).then(|| self.slots.take_now());
+        let mut fresh = false;
         loop {
             match job.rec.state {
-                State::Claimed | State::Submitting => slot = Some(self.submit_step(job).await?),
+                State::Claimed | State::Submitting => {
+                    slot = Some(self.submit_step(job).await?);
+                    fresh = true;
+                }
                 State::Submitted => {
-                    let polled = self.poll_step(job).await;
+                    let polled = self.poll_step(job, fresh).await;
                     if !matches!(polled, Err(Stop::Cancelled)) {
                         slot = None;
                     }

@@ -104,6 +104,11 @@ struct Inner {
     seen: Vec<Seen>,
     next: u64,
     max_running: usize,
+    /// Index in `order` of the first task not yet started.
+    cursor: usize,
+    /// Finish times of the started tasks, ascending.
+    finishes: Vec<Instant>,
+    last_start: Option<Instant>,
 }
 
 /// A running server: its stop switch and task.
@@ -293,23 +298,40 @@ impl FakeRunway {
         }
     }
 
-    /// Starts throttled tasks when slots free up (called on every request).
+    /// Starts queued tasks at the exact moment a slot freed (first in, first out), as a server
+    /// with `concurrency` workers would; called on every request, it backdates the starts.
     fn advance(inner: &mut Inner) {
         let now = Instant::now();
         let run_for = inner.sw.pending_time + inner.sw.task_time;
-        let running = |t: &Task| t.started.is_some_and(|s| now < s + run_for) && !t.cancelled;
-        let mut n = inner.tasks.values().filter(|t| running(t)).count();
-        for id in inner.order.clone() {
-            if n >= inner.sw.concurrency {
+        while inner.cursor < inner.order.len() {
+            let id = inner.order[inner.cursor].clone();
+            let task = &inner.tasks[&id];
+            if task.cancelled {
+                inner.cursor += 1;
+                continue;
+            }
+            let m = inner.finishes.len();
+            let conc = inner.sw.concurrency.max(1);
+            // The moment fewer than `conc` started tasks are unfinished.
+            let mut t = task.created;
+            if m >= conc {
+                t = t.max(inner.finishes[m - conc]);
+            }
+            if let Some(last) = inner.last_start {
+                t = t.max(last);
+            }
+            if t > now {
                 break;
             }
-            let t = inner.tasks.get_mut(&id).unwrap();
-            if t.started.is_none() && !t.cancelled {
-                t.started = Some(now);
-                n += 1;
-            }
+            let running = inner.finishes.len() - inner.finishes.partition_point(|f| *f <= t);
+            inner.max_running = inner.max_running.max(running + 1);
+            inner.tasks.get_mut(&id).unwrap().started = Some(t);
+            let f = t + run_for;
+            let at = inner.finishes.partition_point(|x| *x <= f);
+            inner.finishes.insert(at, f);
+            inner.last_start = Some(t);
+            inner.cursor += 1;
         }
-        inner.max_running = inner.max_running.max(n);
     }
 }
 
