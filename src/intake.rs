@@ -3,6 +3,7 @@
 //! `sidecar_wait` for a late one), and the file-system watcher (OS events, or polling for network
 //! shares) whose events are hints that trigger a look at one file.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -93,10 +94,16 @@ pub struct Inbox {
     settle: Duration,
     sidecar_wait: Duration,
     files: HashMap<String, Seen>,
+    /// Sidecar names by stem, so pairing an image costs a lookup, not a pass over the inbox.
+    sidecars: HashMap<String, Vec<String>>,
     /// Images handed out as ready and not yet gone from the inbox.
     handed: HashSet<String>,
     /// Odd entries already reported once (symlinks, folders named like images, FIFOs).
     reported: HashSet<String>,
+    /// The file system's own clock during a scan (see [`Inbox::scan`]).
+    clock: Option<SystemTime>,
+    /// (next deadline, images waiting), until something changes.
+    cache: Cell<Option<(Option<Instant>, usize)>>,
 }
 
 impl Inbox {
@@ -106,8 +113,11 @@ impl Inbox {
             settle,
             sidecar_wait,
             files: HashMap::new(),
+            sidecars: HashMap::new(),
             handed: HashSet::new(),
             reported: HashSet::new(),
+            clock: None,
+            cache: Cell::new(None),
         }
     }
 
@@ -115,8 +125,39 @@ impl Inbox {
         &self.dir
     }
 
+    fn insert(&mut self, name: &str, seen: Seen) {
+        if seen.kind == Kind::Sidecar {
+            self.sidecars
+                .entry(stem_of(name).to_string())
+                .or_default()
+                .push(name.to_string());
+        }
+        self.files.insert(name.to_string(), seen);
+        self.cache.set(None);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(seen) = self.files.remove(name)
+            && seen.kind == Kind::Sidecar
+            && let Some(v) = self.sidecars.get_mut(stem_of(name))
+        {
+            v.retain(|n| n != name);
+            if v.is_empty() {
+                self.sidecars.remove(stem_of(name));
+            }
+        }
+        self.handed.remove(name);
+        self.cache.set(None);
+    }
+
     /// Looks at every entry of the inbox (startup and the periodic safety-net rescan).
-    pub fn scan(&mut self) -> std::io::Result<()> {
+    ///
+    /// `fs_now` is the file system's own clock (the mtime of a file just written to the studio).
+    /// A file first seen here whose mtime is already `settle` old has been unchanged that long —
+    /// measured on the file system's clock, so a NAS whose clock differs from ours cannot fool it —
+    /// and is not made to wait again: a backlog starts at once.
+    pub fn scan(&mut self, fs_now: Option<SystemTime>) -> std::io::Result<()> {
+        self.clock = fs_now;
         let mut present = HashSet::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
@@ -129,7 +170,16 @@ impl Inbox {
             self.observe(&name);
             present.insert(name);
         }
-        self.files.retain(|n, _| present.contains(n));
+        self.clock = None;
+        let gone: Vec<String> = self
+            .files
+            .keys()
+            .filter(|n| !present.contains(*n))
+            .cloned()
+            .collect();
+        for n in gone {
+            self.remove(&n);
+        }
         self.handed.retain(|n| present.contains(n));
         Ok(())
     }
@@ -146,8 +196,9 @@ impl Inbox {
         let meta = match fs::symlink_metadata(self.dir.join(name)) {
             Ok(m) => m,
             Err(_) => {
-                self.files.remove(name);
-                self.handed.remove(name);
+                if self.files.contains_key(name) || self.handed.contains(name) {
+                    self.remove(name);
+                }
                 return;
             }
         };
@@ -163,7 +214,9 @@ impl Inbox {
                 };
                 tracing::warn!(file = name, "left alone in inbox/: it is {what}");
             }
-            self.files.remove(name);
+            if self.files.contains_key(name) {
+                self.remove(name);
+            }
             return;
         }
         let stamp = Stamp::of(&meta);
@@ -175,30 +228,35 @@ impl Inbox {
                 seen.since = now;
                 // Changed after it was handed out: look at it afresh.
                 self.handed.remove(name);
+                self.cache.set(None);
             }
             None => {
-                self.files.insert(
-                    name.to_string(),
-                    Seen {
-                        stamp,
-                        since: now,
-                        kind,
-                    },
-                );
+                // Already quiet for a while by the file system's clock (during a scan only).
+                let quiet = match (self.clock, stamp.mtime) {
+                    (Some(fs_now), Some(m)) => fs_now.duration_since(m).unwrap_or_default(),
+                    _ => Duration::ZERO,
+                };
+                let credit = if quiet >= self.settle + self.sidecar_wait {
+                    self.settle + self.sidecar_wait
+                } else if quiet >= self.settle {
+                    self.settle
+                } else {
+                    Duration::ZERO
+                };
+                let since = now.checked_sub(credit).unwrap_or(now);
+                self.insert(name, Seen { stamp, since, kind });
             }
         }
     }
 
     /// The sidecar for `image`, if one is known: `<stem>.yaml` first, then `<stem>.yml`.
     fn sidecar_for(&self, image: &str) -> Option<(&String, &Seen)> {
-        let stem = stem_of(image);
-        let mut found: Vec<(&String, &Seen)> = self
-            .files
+        let names = self.sidecars.get(stem_of(image))?;
+        let pick = names
             .iter()
-            .filter(|(n, s)| s.kind == Kind::Sidecar && stem_of(n) == stem)
-            .collect();
-        found.sort_by_key(|(n, _)| !n.to_lowercase().ends_with(".yaml"));
-        found.into_iter().next()
+            .find(|n| n.to_lowercase().ends_with(".yaml"))
+            .or_else(|| names.first())?;
+        self.files.get_key_value(pick)
     }
 
     /// When `image` becomes ready if nothing changes.
@@ -210,11 +268,33 @@ impl Inbox {
         }
     }
 
+    /// (next deadline, images waiting), from the cache or one pass over the files.
+    fn summary(&self) -> (Option<Instant>, usize) {
+        if let Some(c) = self.cache.get() {
+            return c;
+        }
+        let mut next: Option<Instant> = None;
+        let mut waiting = 0;
+        for (n, s) in &self.files {
+            if s.kind == Kind::Image && !self.handed.contains(n) {
+                waiting += 1;
+                let at = self.ready_at(n, s);
+                next = Some(next.map_or(at, |x| x.min(at)));
+            }
+        }
+        self.cache.set(Some((next, waiting)));
+        (next, waiting)
+    }
+
     /// Images that are ready now, oldest first. Each is handed out once (until it changes).
     pub fn take_ready(&mut self) -> Vec<Ready> {
+        let now = Instant::now();
+        match self.summary().0 {
+            Some(at) if at <= now => {}
+            _ => return Vec::new(),
+        }
         // Events are hints: before handing an image out, look at it (and its sidecar) again, so a
         // writer that went on without an event (network shares, `run`) restarts the wait.
-        let now = Instant::now();
         let due: Vec<String> = self
             .files
             .iter()
@@ -223,15 +303,10 @@ impl Inbox {
             })
             .map(|(n, _)| n.clone())
             .collect();
-        for name in due {
-            self.observe(&name);
-            let stem = stem_of(&name).to_string();
-            let known: Vec<String> = self
-                .files
-                .iter()
-                .filter(|(n, s)| s.kind == Kind::Sidecar && stem_of(n) == stem)
-                .map(|(n, _)| n.clone())
-                .collect();
+        for name in &due {
+            self.observe(name);
+            let stem = stem_of(name).to_string();
+            let known = self.sidecars.get(&stem).cloned().unwrap_or_default();
             for sc in known
                 .into_iter()
                 .chain([format!("{stem}.yaml"), format!("{stem}.yml")])
@@ -241,21 +316,21 @@ impl Inbox {
         }
         let now = Instant::now();
         let mut ready: Vec<(Instant, Ready)> = Vec::new();
-        for (name, seen) in &self.files {
-            if seen.kind != Kind::Image || self.handed.contains(name) {
+        for name in due {
+            let Some(seen) = self.files.get(&name) else {
                 continue;
-            }
-            if self.ready_at(name, seen) > now {
+            };
+            if self.handed.contains(&name) || self.ready_at(&name, seen) > now {
                 continue;
             }
             // Still held open exclusively by its writer (Windows, SMB): not ready yet. Any other
             // open error is permanent and is reported by the content check.
-            if let Err(e) = fs::File::open(self.dir.join(name))
+            if let Err(e) = fs::File::open(self.dir.join(&name))
                 && held_by_writer(&e)
             {
                 continue;
             }
-            let sc = self.sidecar_for(name);
+            let sc = self.sidecar_for(&name);
             ready.push((
                 seen.since,
                 Ready {
@@ -270,12 +345,14 @@ impl Inbox {
         for (_, r) in &ready {
             self.handed.insert(r.image.clone());
         }
+        self.cache.set(None);
         ready.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Forgets that `image` was handed out, so it is judged again (it changed, or its claim failed).
     pub fn release(&mut self, image: &str) {
         self.handed.remove(image);
+        self.cache.set(None);
         self.observe(image);
     }
 
@@ -298,25 +375,17 @@ impl Inbox {
 
     /// The next moment an image may become ready, if any waits.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.files
-            .iter()
-            .filter(|(n, s)| s.kind == Kind::Image && !self.handed.contains(*n))
-            .map(|(n, s)| self.ready_at(n, s))
-            .min()
+        self.summary().0
     }
 
     /// Images seen and not yet handed out.
     pub fn waiting(&self) -> usize {
-        self.files
-            .iter()
-            .filter(|(n, s)| s.kind == Kind::Image && !self.handed.contains(*n))
-            .count()
+        self.summary().1
     }
 
-    /// The stored stamp of the sidecar, if it is known, to notice it changing.
+    /// Stops tracking `name` (it was claimed or failed, so it left the inbox).
     pub fn forget(&mut self, name: &str) {
-        self.files.remove(name);
-        self.handed.remove(name);
+        self.remove(name);
     }
 }
 
@@ -423,6 +492,29 @@ mod tests {
     }
 
     #[test]
+    fn a_backlog_already_quiet_on_the_file_systems_clock_is_taken_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("old.png"), b"x").unwrap();
+        let mtime = fs::metadata(d.path().join("old.png"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let mut inbox = Inbox::new(d.path(), Duration::from_secs(30), Duration::from_secs(30));
+        // The file system says the file has been quiet for a minute.
+        inbox.scan(Some(mtime + Duration::from_secs(61))).unwrap();
+        assert_eq!(inbox.take_ready().len(), 1);
+        // Quiet for only a second: it waits like any new file.
+        fs::write(d.path().join("new.png"), b"x").unwrap();
+        let mtime = fs::metadata(d.path().join("new.png"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        inbox.scan(Some(mtime + Duration::from_secs(1))).unwrap();
+        assert!(inbox.take_ready().is_empty());
+        assert_eq!(inbox.waiting(), 1);
+    }
+
+    #[test]
     fn image_waits_for_settle_and_sidecar_wait() {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("cat.png"), b"x").unwrap();
@@ -431,7 +523,7 @@ mod tests {
             Duration::from_millis(40),
             Duration::from_millis(40),
         );
-        inbox.scan().unwrap();
+        inbox.scan(None).unwrap();
         assert!(inbox.take_ready().is_empty());
         std::thread::sleep(Duration::from_millis(50));
         assert!(inbox.take_ready().is_empty(), "still waiting for a sidecar");

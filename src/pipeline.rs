@@ -93,7 +93,7 @@ pub async fn run<B: Backend>(
             None
         }
     };
-    inbox.scan()?;
+    inbox.scan(spool.fs_now())?;
     let mut next_rescan = Instant::now() + cfg.watch.rescan;
     let renew_every = cfg.watch.lease / 4;
     let mut next_renew = Instant::now() + renew_every;
@@ -188,7 +188,7 @@ pub async fn run<B: Backend>(
                 }
                 if mode == Mode::Watch && now >= next_rescan {
                     next_rescan = now + cfg.watch.rescan;
-                    if let Err(e) = inbox.scan() {
+                    if let Err(e) = inbox.scan(spool.fs_now()) {
                         tracing::warn!(error = %e, "cannot read inbox/; trying again at the next rescan");
                     }
                     // Jobs left by an instance that died (its lease expired) continue here.

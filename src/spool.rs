@@ -180,6 +180,19 @@ impl Spool {
         })
     }
 
+    /// The studio file system's current time: the mtime of a file written just now in
+    /// `processing/` (a NAS's clock may differ from this machine's).
+    pub fn fs_now(&self) -> Option<SystemTime> {
+        let probe = self
+            .root
+            .join(PROCESSING)
+            .join(format!(".clock-{}", self.owner.instance));
+        fs::write(&probe, b"t").ok()?;
+        let now = fs::metadata(&probe).and_then(|m| m.modified()).ok();
+        let _ = fs::remove_file(&probe);
+        now
+    }
+
     /// This process as a lease holder.
     pub fn owner(&self) -> &Owner {
         &self.owner
