@@ -21,6 +21,8 @@ use crate::spool::{self, Failure, JobRecord, Spool, State};
 
 /// Jobs claimed beyond the slots, so the next one is ready the moment a slot frees.
 pub const LOOKAHEAD: usize = 1;
+/// Ready files checked per turn of the loop.
+const CHECK_BATCH: usize = 64;
 /// Time a stop waits for jobs to reach a safe point.
 const STOP_GRACE: Duration = Duration::from_millis(1700);
 
@@ -100,11 +102,19 @@ pub async fn run<B: Backend>(
     status.write(None, active.len());
     let mut last_hold = None;
     let mut queue: VecDeque<Checked> = VecDeque::new();
+    let mut unchecked: VecDeque<Ready> = VecDeque::new();
     tokio::pin!(shutdown);
 
     loop {
-        // Checks that need no slot, then lazy claims.
-        for ready in inbox.take_ready() {
+        // Checks that need no slot, then lazy claims. A big backlog is checked in batches, the
+        // first ones before any other, so the first submit does not wait for the whole inbox.
+        unchecked.extend(inbox.take_ready());
+        let mut budget = CHECK_BATCH;
+        while budget > 0 {
+            let Some(ready) = unchecked.pop_front() else {
+                break;
+            };
+            budget -= 1;
             match check(&spool, settings, &ready) {
                 Ok(c) => queue.push_back(c),
                 Err(failure) => {
@@ -138,7 +148,12 @@ pub async fn run<B: Backend>(
             }
         }
 
-        if mode == Mode::Run && active.is_empty() && queue.is_empty() && inbox.waiting() == 0 {
+        if mode == Mode::Run
+            && active.is_empty()
+            && queue.is_empty()
+            && unchecked.is_empty()
+            && inbox.waiting() == 0
+        {
             break;
         }
 
@@ -179,6 +194,8 @@ pub async fn run<B: Backend>(
             }
             Some(name) = fs_rx.recv() => inbox.observe(&name),
             () = slots.changed.notified() => {}
+            // More of the backlog to check: go round again at once, after other events.
+            () = std::future::ready(()), if !unchecked.is_empty() => {}
             () = sleep => {
                 let now = Instant::now();
                 if now >= next_renew {

@@ -3,9 +3,11 @@
 //! to `done/`, `fail` to `failed/` with collision-safe names, and `resume` of jobs left in
 //! `processing/` by a stop or a crash.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -161,6 +163,25 @@ pub fn new_job_id() -> String {
 pub struct Spool {
     root: PathBuf,
     owner: Owner,
+    /// The stems present in `done/` and `failed/`, so choosing a collision-free name does not
+    /// read a folder of thousands of files per delivery.
+    stems: Arc<Mutex<HashMap<String, StemIndex>>>,
+}
+
+/// The stems of one output folder, valid while the folder's mtime is the one recorded.
+#[derive(Debug, Default)]
+struct StemIndex {
+    mtime: Option<SystemTime>,
+    stems: HashSet<String>,
+}
+
+/// Every stem a file name answers to for the suffix rule: `cat.result.json` is a `cat.*` and a
+/// `cat.result.*` file.
+fn stems_of(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('.')
+        .map(move |(i, _)| &name[..i])
+        .filter(|s| !s.is_empty())
+        .chain(std::iter::once(name))
 }
 
 impl Spool {
@@ -177,6 +198,7 @@ impl Spool {
         Ok(Spool {
             root: root.to_path_buf(),
             owner,
+            stems: Arc::default(),
         })
     }
 
@@ -337,7 +359,7 @@ impl Spool {
                     .max()
                     .unwrap_or(0);
                 let base = fit_stem(rec.stem(), 255 - (longest + 1) - 4);
-                let stem = free_stem(&target, base)?;
+                let stem = self.reserve_stem(folder, base)?;
                 rec.delivery = Some(Delivery {
                     folder: folder.to_string(),
                     stem: stem.clone(),
@@ -364,8 +386,47 @@ impl Spool {
             }
         }
         sync_dir(&target)?;
+        self.note_own_change(folder);
         self.remove_job_dir(&rec.id)?;
         Ok(stem)
+    }
+
+    /// Picks the first free stem of `stem`, `stem-2`, … in `folder` and reserves it (two jobs of
+    /// this process never pick the same). The index is re-read whenever the folder changed
+    /// behind our back (its mtime moved).
+    fn reserve_stem(&self, folder: &str, stem: &str) -> io::Result<String> {
+        let dir = self.root.join(folder);
+        let mtime = fs::metadata(&dir)?.modified().ok();
+        let mut all = self.stems.lock().expect("stem index lock");
+        let index = all.entry(folder.to_string()).or_default();
+        if index.mtime.is_none() || index.mtime != mtime {
+            index.stems.clear();
+            for entry in fs::read_dir(&dir)? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                index.stems.extend(stems_of(&name).map(str::to_string));
+            }
+            index.mtime = mtime;
+        }
+        let chosen = if index.stems.contains(stem) {
+            (2u32..)
+                .map(|n| format!("{stem}-{n}"))
+                .find(|s| !index.stems.contains(s))
+                .ok_or_else(|| io::Error::other("no free name"))?
+        } else {
+            stem.to_string()
+        };
+        index.stems.insert(chosen.clone());
+        Ok(chosen)
+    }
+
+    /// Our own moves into `folder` changed its mtime: the index stays valid.
+    fn note_own_change(&self, folder: &str) {
+        let mtime = fs::metadata(self.root.join(folder))
+            .and_then(|m| m.modified())
+            .ok();
+        if let Some(index) = self.stems.lock().expect("stem index lock").get_mut(folder) {
+            index.mtime = mtime;
+        }
     }
 
     /// Removes a finished job's folder: dropreel's own files in it (state, lease, partial or
@@ -447,26 +508,6 @@ pub fn fit_stem(stem: &str, max: usize) -> &str {
     &stem[..end]
 }
 
-/// The first of `stem`, `stem-2`, `stem-3`, … of which no file exists in `dir` (`stem.*`).
-pub fn free_stem(dir: &Path, stem: &str) -> io::Result<String> {
-    let taken: Vec<String> = fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    let used = |s: &str| {
-        taken.iter().any(|n| {
-            n.len() > s.len() && n.starts_with(s) && n.as_bytes()[s.len()] == b'.' || n == s
-        })
-    };
-    if !used(stem) {
-        return Ok(stem.to_string());
-    }
-    (2u32..)
-        .map(|n| format!("{stem}-{n}"))
-        .find(|s| !used(s))
-        .ok_or_else(|| io::Error::other("no free name"))
-}
-
 /// Writes `dir/name` atomically and durably.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
@@ -497,16 +538,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn free_stem_follows_the_suffix_rule() {
+    fn stems_follow_the_suffix_rule() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(free_stem(d.path(), "cat").unwrap(), "cat");
-        fs::write(d.path().join("cat.yaml"), "").unwrap();
-        assert_eq!(free_stem(d.path(), "cat").unwrap(), "cat-2");
-        fs::write(d.path().join("cat-2.mp4"), "").unwrap();
-        assert_eq!(free_stem(d.path(), "cat").unwrap(), "cat-3");
-        // `cat-2` is just a stem; `catalog.png` is not `cat.*`.
-        fs::write(d.path().join("catalog.png"), "").unwrap();
-        assert_eq!(free_stem(d.path(), "catalog-2").unwrap(), "catalog-2");
+        let spool = Spool::open(d.path()).unwrap();
+        let done = d.path().join(DONE);
+        assert_eq!(spool.reserve_stem(DONE, "cat").unwrap(), "cat");
+        assert_eq!(
+            spool.reserve_stem(DONE, "cat").unwrap(),
+            "cat-2",
+            "a reserved stem is taken"
+        );
+        // Files that appear behind our back count too (the folder's mtime moved).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(done.join("dog.yaml"), "").unwrap();
+        assert_eq!(spool.reserve_stem(DONE, "dog").unwrap(), "dog-2");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(done.join("dog-2.mp4"), "").unwrap();
+        assert_eq!(spool.reserve_stem(DONE, "dog").unwrap(), "dog-3");
+        // `cat-2` is just a stem; `catalog.png` is not `cat.*`; `a.b.result.json` is an `a.b.*`.
+        fs::write(done.join("catalog.png"), "").unwrap();
+        fs::write(done.join("a.b.result.json"), "").unwrap();
+        assert_eq!(spool.reserve_stem(DONE, "catalog-2").unwrap(), "catalog-2");
+        assert_eq!(spool.reserve_stem(DONE, "a.b").unwrap(), "a.b-2");
+        assert_eq!(spool.reserve_stem(DONE, "a").unwrap(), "a-2");
     }
 
     #[test]
