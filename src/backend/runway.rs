@@ -59,6 +59,39 @@ pub struct Runway {
     stop_on_key_refusal: bool,
     /// How long recent tasks took from submission to done (an average), for the poll clock.
     expected: std::sync::Mutex<Option<Duration>>,
+    /// Our tasks waiting in Runway's queue (THROTTLED), oldest first: when one of our tasks
+    /// ends, the oldest of these has most likely just started, and is told to look at once.
+    queued:
+        std::sync::Mutex<std::collections::BTreeMap<(Instant, String), Arc<tokio::sync::Notify>>>,
+}
+
+/// A task's place in [`Runway::queued`]; leaving the queue (or the poll loop) removes it.
+struct QueuedGuard<'a> {
+    runway: &'a Runway,
+    key: Option<(Instant, String)>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl QueuedGuard<'_> {
+    fn set(&mut self, key: (Instant, String), queued: bool) {
+        let mut map = self.runway.queued.lock().expect("queue lock");
+        if queued {
+            // (Again, if a finish elsewhere took it out of the queue and it is still waiting.)
+            map.entry(key.clone())
+                .or_insert_with(|| self.notify.clone());
+            self.key = Some(key);
+        } else if let Some(k) = self.key.take() {
+            map.remove(&k);
+        }
+    }
+}
+
+impl Drop for QueuedGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.runway.queued.lock().expect("queue lock").remove(&k);
+        }
+    }
 }
 
 impl Runway {
@@ -92,6 +125,7 @@ impl Runway {
             cfg,
             stop_on_key_refusal,
             expected: std::sync::Mutex::new(None),
+            queued: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -440,9 +474,20 @@ impl Runway {
         let expected = *self.expected.lock().expect("expected lock");
         let mut clock = PollClock::new(started, self.cfg.poll_interval, expected);
         let mut delay = clock.first();
+        let mut queued = false;
+        let mut place = QueuedGuard {
+            runway: self,
+            key: None,
+            notify: Arc::new(tokio::sync::Notify::new()),
+        };
+        let wake = place.notify.clone();
         loop {
-            if !sleep_or_cancel(delay, &job.cancel).await {
-                return Err(Stop::Cancelled);
+            // A task queued by Runway starts when one ahead of it ends: when one of ours ends, the
+            // longest-waiting queued one looks again at once instead of at the interval.
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = wake.notified(), if queued => clock.queue_moved(Instant::now()),
+                () = job.cancel.cancelled() => return Err(Stop::Cancelled),
             }
             let task = match self
                 .call(Method::GET, &format!("/v1/tasks/{task_id}"), None)
@@ -494,6 +539,15 @@ impl Runway {
             let status = task["status"].as_str().unwrap_or("UNKNOWN").to_string();
             let progress = task["progress"].as_f64().map(|p| p.clamp(0.0, 1.0));
             delay = clock.next(Instant::now(), &status, progress);
+            queued = status == "THROTTLED";
+            place.set((started, task_id.clone()), queued);
+            if matches!(status.as_str(), "SUCCEEDED" | "FAILED" | "CANCELLED") {
+                // A slot freed at Runway: the oldest of our queued tasks takes it.
+                let oldest = self.queued.lock().expect("queue lock").pop_first();
+                if let Some((_, notify)) = oldest {
+                    notify.notify_one();
+                }
+            }
             if job.rec.task_status.as_deref() != Some(status.as_str()) {
                 tracing::info!(job = %job.rec.id, file = %job.rec.image, task = %task_id, status = %status, "task status");
                 job.rec.task_status = Some(status.clone());

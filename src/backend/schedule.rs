@@ -49,6 +49,15 @@ impl PollClock {
         d.clamp(MIN_GAP.min(self.interval), self.interval)
     }
 
+    /// A task ahead in Runway's queue just ended: a queued task starts about now, so its
+    /// running time counts from here.
+    pub fn queue_moved(&mut self, now: Instant) {
+        if self.queued {
+            self.waiting_seen = now;
+            self.queued = false;
+        }
+    }
+
     /// Whether the task was seen waiting in Runway's queue.
     pub fn was_queued(&self) -> bool {
         self.queued

@@ -37,6 +37,7 @@ pub struct Seen {
 struct Task {
     created: Instant,
     started: Option<Instant>,
+    finish: Option<Instant>,
     failure: Option<String>,
     cancelled: bool,
 }
@@ -50,6 +51,8 @@ pub struct Switches {
     pub concurrency: usize,
     pub pending_time: Duration,
     pub task_time: Duration,
+    /// Each task runs `task_time` plus up to this much more (drawn per task, reproducibly).
+    pub task_jitter: Duration,
     /// Delay before answering any API request.
     pub latency: Duration,
     /// The next N create requests get 429 with this Retry-After header value.
@@ -80,6 +83,7 @@ impl Default for Switches {
             concurrency: 2,
             pending_time: Duration::from_millis(20),
             task_time: Duration::from_millis(100),
+            task_jitter: Duration::ZERO,
             latency: Duration::ZERO,
             rate_limited: 0,
             retry_after: None,
@@ -239,6 +243,20 @@ impl FakeRunway {
             .count()
     }
 
+    /// For every finished task, how long after its finish its output was first requested.
+    pub fn detection_delays(&self) -> Vec<f64> {
+        let inner = self.inner.lock().unwrap();
+        let mut out = Vec::new();
+        for (id, t) in &inner.tasks {
+            let Some(finish) = t.finish else { continue };
+            let path = format!("/files/{id}.mp4");
+            if let Some(s) = inner.seen.iter().find(|s| s.path == path) {
+                out.push(s.at.saturating_duration_since(finish).as_secs_f64());
+            }
+        }
+        out
+    }
+
     /// The most tasks that were RUNNING at once.
     pub fn max_running(&self) -> usize {
         self.inner.lock().unwrap().max_running
@@ -325,8 +343,14 @@ impl FakeRunway {
             }
             let running = inner.finishes.len() - inner.finishes.partition_point(|f| *f <= t);
             inner.max_running = inner.max_running.max(running + 1);
-            inner.tasks.get_mut(&id).unwrap().started = Some(t);
-            let f = t + run_for;
+            let jitter = inner
+                .sw
+                .task_jitter
+                .mul_f64(fastrand::Rng::with_seed(inner.cursor as u64).f64());
+            let f = t + run_for + jitter;
+            let task = inner.tasks.get_mut(&id).unwrap();
+            task.started = Some(t);
+            task.finish = Some(f);
             let at = inner.finishes.partition_point(|x| *x <= f);
             inner.finishes.insert(at, f);
             inner.last_start = Some(t);
@@ -490,6 +514,7 @@ async fn create(State(f): State<FakeRunway>, headers: HeaderMap, body: String) -
             Task {
                 created: Instant::now(),
                 started: None,
+                finish: None,
                 failure,
                 cancelled: false,
             },
@@ -548,7 +573,8 @@ async fn task(
             Some(s) if now < s + pending => {
                 json!({"id": id, "status": "PENDING", "createdAt": created})
             }
-            Some(s) if now < s + pending + run => {
+            Some(s) if now < t.finish.unwrap_or(s + pending + run) => {
+                let run = t.finish.unwrap_or(s + pending + run) - s - pending;
                 let p = (now - s - pending).as_secs_f64() / run.as_secs_f64();
                 json!({"id": id, "status": "RUNNING", "createdAt": created, "progress": p})
             }
@@ -967,8 +993,19 @@ pub fn logs() {
 
 // ---- the real binary, as a service ----
 
+/// The binary under test (integration tests) or beside the running example (benchmarks).
+pub fn dropreel_bin() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_dropreel") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("dropreel")
+        }
+    }
+}
+
 pub fn spawn_watch(root: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dropreel"))
+    Command::new(dropreel_bin())
         .args(["watch", root.to_str().unwrap(), "--log-format", "json"])
         .env("RUNWAYML_API_SECRET", KEY)
         .env_remove("RUNWAY_API_KEY")
