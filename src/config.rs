@@ -481,7 +481,7 @@ defaults:               # every job starts from these; a sidecar <name>.yaml ove
 runway:
   base_url: https://api.dev.runwayml.com
   api_version: "2024-11-06"
-  max_in_flight: 2      # tasks submitted and not finished; match your Runway tier's concurrency
+  max_in_flight: 2      # tasks submitted and not finished; at least your Runway tier's concurrency
   poll_interval: 5s     # longest wait between two status checks of one task
   task_timeout: 30m     # a task unfinished after this goes to failed/
   retry_min: 2s         # first wait after a transient fault (doubles each time)
