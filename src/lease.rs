@@ -164,33 +164,24 @@ impl Owner {
     /// Takes `dir` over when its lease is missing, stale or already ours. `false`: a live
     /// instance holds it (or won the race for it).
     pub fn adopt(&self, dir: &Path) -> io::Result<bool> {
-        match read(dir) {
+        let stale = match read(dir) {
             Some(l) if self.is_mine(&l) => return Ok(true),
             Some(l) if !self.is_stale(&l) => return Ok(false),
-            Some(_) => {
-                // Exactly one of several racing instances renames the stale lease away.
-                let aside = dir.join(format!("{LEASE_FILE}.stale-{}", self.instance));
-                match fs::rename(dir.join(LEASE_FILE), &aside) {
-                    Ok(()) => {
-                        let _ = fs::remove_file(&aside);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                    Err(e) => return Err(e),
+            Some(_) => true,
+            // Unreadable (torn by a crash mid-write on a file system without atomic rename):
+            // stale too.
+            None => dir.join(LEASE_FILE).exists(),
+        };
+        if stale {
+            // Exactly one of several racing instances renames the stale lease away.
+            let aside = dir.join(format!("{LEASE_FILE}.stale-{}", self.instance));
+            match fs::rename(dir.join(LEASE_FILE), &aside) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&aside);
                 }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
             }
-            None if dir.join(LEASE_FILE).exists() => {
-                // Unreadable (torn by a crash mid-write on a file system without atomic
-                // rename): treat it as stale, through the same race-safe rename.
-                let aside = dir.join(format!("{LEASE_FILE}.stale-{}", self.instance));
-                match fs::rename(dir.join(LEASE_FILE), &aside) {
-                    Ok(()) => {
-                        let _ = fs::remove_file(&aside);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                    Err(e) => return Err(e),
-                }
-            }
-            None => {}
         }
         self.take_new(dir)
     }

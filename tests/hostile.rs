@@ -126,17 +126,3 @@ async fn odd_names_links_and_bombs_neither_stop_nor_crash_anything() {
     );
     assert!(studio.list("processing").is_empty());
 }
-
-/// A PNG whose header claims `w × h` pixels, with nothing behind it.
-fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend_from_slice(&13u32.to_be_bytes());
-    v.extend_from_slice(&ihdr);
-    v.extend_from_slice(&[0, 0, 0, 0]);
-    v.resize(1024, 0);
-    v
-}

@@ -7,35 +7,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::*;
-use dropreel::pipeline::{self, Mode, Summary};
-use tokio::sync::oneshot;
-
-/// A running `watch`; `stop()` ends it and returns its summary.
-struct Watching {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Summary>,
-}
-
-impl Watching {
-    fn start(studio: &Studio) -> Watching {
-        let settings = studio.settings(KEY);
-        let backend = dropreel::backend::build(&settings, false).unwrap();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            pipeline::run(&settings, backend, Mode::Watch, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap()
-        });
-        Watching { stop, task }
-    }
-
-    async fn stop(self) -> Summary {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap()
-    }
-}
 
 async fn wait_for(studio: &Studio, rel: &str, limit: Duration) {
     let t0 = Instant::now();

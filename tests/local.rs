@@ -240,35 +240,6 @@ async fn every_ratio_renders_at_its_size() {
     }
 }
 
-/// A PNG header that claims `w × h` pixels, with nothing behind it.
-fn png_header_only(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend_from_slice(&13u32.to_be_bytes());
-    v.extend_from_slice(&ihdr);
-    v.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    v.resize(1024, 0);
-    v
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_truncated_and_bomb_images_fail_with_clear_messages() {
     let studio = local_studio(4, "defaults:\n  duration: 1\n");
@@ -279,7 +250,7 @@ async fn corrupt_truncated_and_bomb_images_fail_with_clear_messages() {
         *b ^= 0x5a;
     }
     studio.put("inbox/corrupt.png", &corrupt);
-    studio.put("inbox/bomb.png", &png_header_only(100_000, 100_000));
+    studio.put("inbox/bomb.png", &png_header_claiming(100_000, 100_000));
     studio.put("inbox/fine.png", &good);
     let summary = studio.run_local().await;
     assert_eq!((summary.succeeded, summary.failed), (1, 3));

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::*;
-use dropreel::pipeline::{self, Mode};
 use serde_json::Value;
 
 fn decode_data_uri(uri: &str) -> Vec<u8> {
@@ -546,16 +545,7 @@ async fn wrong_key_in_watch_pauses_then_resumes_when_fixed() {
     let studio = Studio::new(&test_config(&fake.url, ""));
     studio.put("inbox/a.png", &png_bytes(8, 8));
     studio.put("inbox/b.png", &png_bytes(8, 8));
-    let settings = studio.settings(KEY);
-    let backend = dropreel::backend::build(&settings, false).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(async move {
-        pipeline::run(&settings, backend, Mode::Watch, async {
-            let _ = stop_rx.await;
-        })
-        .await
-        .unwrap()
-    });
+    let watching = Watching::start(&studio);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let refused = fake.count("POST", "/v1/image_to_video");
     assert!(refused >= 1, "it tried");
@@ -574,8 +564,7 @@ async fn wrong_key_in_watch_pauses_then_resumes_when_fixed() {
     while studio.list("done").len() < 6 && t0.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop_tx.send(()).unwrap();
-    let summary = run.await.unwrap();
+    let summary = watching.stop().await;
     assert_eq!(summary.succeeded, 2);
     assert_eq!(fake.created().len(), 2);
 }
@@ -609,24 +598,14 @@ async fn a_submitted_job_is_polled_after_a_restart_not_resubmitted() {
     .await;
     let studio = Studio::new(&test_config(&fake.url, ""));
     studio.put("inbox/a.png", &png_bytes(8, 8));
-    let settings = studio.settings(KEY);
-    let backend = dropreel::backend::build(&settings, false).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(async move {
-        pipeline::run(&settings, backend, Mode::Watch, async {
-            let _ = stop_rx.await;
-        })
-        .await
-        .unwrap()
-    });
+    let watching = Watching::start(&studio);
     // Wait until the job is submitted, then stop.
     let t0 = Instant::now();
     while fake.created().is_empty() && t0.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    stop_tx.send(()).unwrap();
-    let summary = run.await.unwrap();
+    let summary = watching.stop().await;
     assert_eq!(summary.succeeded, 0);
     let jobs = studio.list("processing");
     assert_eq!(jobs.len(), 1);
@@ -675,16 +654,7 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
         &test_config(&fake.url, "").replace("max_in_flight: 2", "max_in_flight: 2\n  retries: 1"),
     );
     studio.put("inbox/a.png", &png_bytes(8, 8));
-    let settings = studio.settings(KEY);
-    let backend = dropreel::backend::build(&settings, false).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(async move {
-        pipeline::run(&settings, backend, Mode::Watch, async {
-            let _ = stop_rx.await;
-        })
-        .await
-        .unwrap()
-    });
+    let watching = Watching::start(&studio);
     // Once the task succeeded, the download's file cannot be created (a folder holds its name):
     // an injected write error, as a full disk gives.
     let t0 = Instant::now();
@@ -716,8 +686,7 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    stop_tx.send(()).unwrap();
-    run.await.unwrap();
+    watching.stop().await;
     assert_eq!(
         std::fs::read(studio.path("done/a.mp4")).unwrap(),
         mp4_bytes()

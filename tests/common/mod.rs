@@ -800,6 +800,31 @@ pub fn jpeg_with_metadata(w: u16, h: u16) -> Vec<u8> {
     v
 }
 
+/// A PNG whose header claims `w × h` pixels, with nothing behind it (a decompression bomb's shape).
+pub fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend_from_slice(&13u32.to_be_bytes());
+    v.extend_from_slice(&ihdr);
+    let crc = ihdr.iter().fold(!0u32, |mut crc, &b| {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+        crc
+    });
+    v.extend_from_slice(&(!crc).to_be_bytes());
+    v.resize(1024, 0);
+    v
+}
+
 /// A studio in a temp folder.
 pub struct Studio {
     pub dir: tempfile::TempDir,
@@ -1091,5 +1116,34 @@ pub async fn wait_started(root: &Path, child: &Child) {
             "dropreel did not start"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---- the pipeline in process, as a service ----
+
+/// A running `watch`; `stop()` ends it and returns its summary.
+pub struct Watching {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Summary>,
+}
+
+impl Watching {
+    pub fn start(studio: &Studio) -> Watching {
+        let settings = studio.settings(KEY);
+        let backend = dropreel::backend::build(&settings, false).unwrap();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            pipeline::run(&settings, backend, Mode::Watch, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap()
+        });
+        Watching { stop, task }
+    }
+
+    pub async fn stop(self) -> Summary {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap()
     }
 }
