@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //! One file's journey: [`intake`] (is the file complete? which sidecar?) → [`job`] (what to generate,
-//! checked against [`models`]) → [`spool`] (claim into `processing/`, durable state, [`lease`]s between instances) → [`backend`]
-//! (submit, poll, download) → [`spool`] again (deliver to `done/` or fail to `failed/`, with the
+//! checked against [`models`]) → [`spool`] (claim into `processing/`, durable state, [`lease`]s
+//! between instances) → [`backend`] (Runway: submit, poll, download; or the local renderer) →
+//! [`spool`] again (deliver to `done/` or fail to `failed/`, with the
 //! files from [`report`]). [`pipeline`] drives it all; [`config`] is `dropreel.yaml` and the
 //! environment; [`status`] reads a studio for `dropreel status`; [`demo`] holds the example
 //! images of `--examples`.

@@ -1,8 +1,9 @@
 //! "Turn this job into an MP4", in resumable steps, and what the steps share: the slots that bound
 //! concurrency, the gate that pauses submission on a systemic fault, retry delays.
 //!
-//! Implementations: [`runway`] (the Runway API). A backend reads and advances the job's persisted
-//! state (`job.json`), so a stop at any step resumes at that step.
+//! Implementations: [`runway`] (the Runway API, polled on the clock of [`schedule`]) and [`local`]
+//! (the local motion renderer). A backend reads and advances the job's persisted state
+//! (`job.json`), so a stop at any step resumes at that step.
 
 pub mod local;
 pub mod runway;
