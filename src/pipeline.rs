@@ -21,6 +21,8 @@ use crate::spool::{self, Failure, JobRecord, Spool, State};
 
 /// Jobs claimed beyond the slots, so the next one is ready the moment a slot frees.
 pub const LOOKAHEAD: usize = 1;
+/// Wait before claiming again after processing/ refused a claim.
+const CLAIM_RETRY: Duration = Duration::from_secs(2);
 /// Ready files checked per turn of the loop.
 const CHECK_BATCH: usize = 64;
 /// Time a stop waits for jobs to reach a safe point.
@@ -103,6 +105,7 @@ pub async fn run<B: Backend>(
     let mut last_hold = None;
     let mut queue: VecDeque<Checked> = VecDeque::new();
     let mut unchecked: VecDeque<Ready> = VecDeque::new();
+    let mut claim_pause: Option<Instant> = None;
     tokio::pin!(shutdown);
 
     loop {
@@ -126,7 +129,10 @@ pub async fn run<B: Backend>(
             }
         }
         let slots = backend.slots();
-        while slots.demand() < slots.max() + LOOKAHEAD {
+        if claim_pause.is_some_and(|t| Instant::now() >= t) {
+            claim_pause = None;
+        }
+        while claim_pause.is_none() && slots.demand() < slots.max() + LOOKAHEAD {
             let Some(c) = queue.pop_front() else { break };
             if !inbox.unchanged(&c.ready) {
                 inbox.release(&c.ready.image);
@@ -142,8 +148,11 @@ pub async fn run<B: Backend>(
                 }
                 Ok(None) => forget(&mut inbox, &c.ready),
                 Err(e) => {
-                    tracing::error!(file = %c.ready.image, error = %e, "cannot claim; will try again");
-                    inbox.release(&c.ready.image);
+                    // processing/ refuses the move (permissions, a full disk): try again in a
+                    // moment rather than in a tight loop.
+                    tracing::error!(file = %c.ready.image, error = %e, "cannot move the file into processing/; trying again shortly");
+                    queue.push_front(c);
+                    claim_pause = Some(Instant::now() + CLAIM_RETRY);
                 }
             }
         }
@@ -164,6 +173,9 @@ pub async fn run<B: Backend>(
         );
         if mode == Mode::Watch {
             wake = wake.map(|w| w.min(next_rescan));
+        }
+        if let Some(t) = claim_pause {
+            wake = wake.map(|w| w.min(t));
         }
         let sleep = async {
             match wake {

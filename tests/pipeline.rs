@@ -764,3 +764,35 @@ async fn with_park_a_lost_create_answer_is_never_resubmitted() {
         "{t}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_refused_by_processing_is_retried_and_nothing_is_lost() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let watching = Watching::start(&studio);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // processing/ becomes unusable (a file where the folder was): no claim can succeed.
+    std::fs::remove_dir_all(studio.path("processing")).unwrap();
+    std::fs::write(studio.path("processing"), b"not a folder").unwrap();
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        studio.list("inbox"),
+        ["a.png"],
+        "the file waits where it was"
+    );
+    assert!(fake.created().is_empty());
+    // The folder is back: the claim goes through at the next try.
+    std::fs::remove_file(studio.path("processing")).unwrap();
+    std::fs::create_dir(studio.path("processing")).unwrap();
+    let t0 = Instant::now();
+    while !studio.path("done/a.mp4").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "claimed after the folder came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let summary = watching.stop().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+}
