@@ -88,13 +88,27 @@ fn without_a_key_run_examples_renders_locally_and_says_so() {
         "defaults:\n  duration: 1\nlocal:\n  fps: 6\nwatch:\n  settle: 100ms\n  sidecar_wait: 100ms\n",
     )
     .unwrap();
-    let out = dropreel(&["run", "--examples", root.to_str().unwrap()], &[]);
+    let out = dropreel(
+        &[
+            "run",
+            "--examples",
+            root.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("LOCAL motion renderer"),
         "said loudly: {}",
         text(&out)
     );
+    // The encoder prints nothing of its own: every log line stays one JSON object.
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
     let mut done: Vec<String> = std::fs::read_dir(root.join("done"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
