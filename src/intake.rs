@@ -121,10 +121,6 @@ impl Inbox {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn insert(&mut self, name: &str, seen: Seen) {
         if seen.kind == Kind::Sidecar {
             self.sidecars

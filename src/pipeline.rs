@@ -405,15 +405,6 @@ fn check_files(
         advice: "export it as a PNG, JPEG or WebP image".into(),
         api: None,
     })?;
-    let sc = match sidecar {
-        Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
-            message: format!("the sidecar {sc} cannot be used: {why}"),
-            advice: format!("fix {sc} (or delete it to use the defaults)"),
-            api: None,
-        })?,
-        None => Sidecar::default(),
-    };
-    let local = settings.backend() == crate::config::BackendChoice::Local;
     let pixels = u64::from(info.width) * u64::from(info.height);
     if pixels > render::MAX_SOURCE_PIXELS {
         return Err(Failure {
@@ -428,6 +419,15 @@ fn check_files(
             api: None,
         });
     }
+    let sc = match sidecar {
+        Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
+            message: format!("the sidecar {sc} cannot be used: {why}"),
+            advice: format!("fix {sc} (or delete it to use the defaults)"),
+            api: None,
+        })?,
+        None => Sidecar::default(),
+    };
+    let local = settings.backend() == crate::config::BackendChoice::Local;
     let spec =
         JobSpec::build(&settings.config.defaults, &sc, &info, local).map_err(|why| Failure {
             message: why,
@@ -561,8 +561,9 @@ fn spawn_job<B: Backend>(
     };
     let end_tx = end_tx.clone();
     tokio::spawn(async move {
-        let outcome = match (&ctx.rec.state, &ctx.rec.failure) {
-            (State::Failed, Some(f)) => Err(Stop::Failed(f.clone())),
+        // A job that failed before a stop is moved to failed/, whatever the backend.
+        let outcome = match ctx.rec.state {
+            State::Failed => Err(Stop::Failed(ctx.rec.failure_or_default())),
             _ => backend.produce(&mut ctx).await,
         };
         drop(ctx.ticket.take());

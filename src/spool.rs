@@ -130,6 +130,15 @@ pub struct RenderInfo {
 }
 
 impl JobRecord {
+    /// Why the job failed, as recorded (or a plain note when a crash lost the reason).
+    pub fn failure_or_default(&self) -> Failure {
+        self.failure.clone().unwrap_or(Failure {
+            message: "the job had failed before dropreel stopped".into(),
+            advice: "move the image back into inbox/ to try again".into(),
+            api: None,
+        })
+    }
+
     /// The image's name without its extension.
     pub fn stem(&self) -> &str {
         split_name(&self.image).0

@@ -2,7 +2,9 @@
 //! `POST /v1/uploads` when too big), poll `GET /v1/tasks/{id}`, stream the MP4 into the job folder, and
 //! sort every failure into the contract's three classes (per-job, transient, systemic).
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
@@ -10,8 +12,7 @@ use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt as _;
-
-use std::sync::Arc;
+use tokio::sync::Notify;
 
 use super::schedule::PollClock;
 use super::{Backend, Gate, HoldCause, JobCtx, SlotGuard, Slots, Stop, backoff, sleep_or_cancel};
@@ -58,18 +59,17 @@ pub struct Runway {
     /// `run` stops at once when the key is refused; `watch` waits for a fixed key.
     stop_on_key_refusal: bool,
     /// How long recent tasks took from submission to done (an average), for the poll clock.
-    expected: std::sync::Mutex<Option<Duration>>,
+    expected: Mutex<Option<Duration>>,
     /// Our tasks waiting in Runway's queue (THROTTLED), oldest first: when one of our tasks
     /// ends, the oldest of these has most likely just started, and is told to look at once.
-    queued:
-        std::sync::Mutex<std::collections::BTreeMap<(Instant, String), Arc<tokio::sync::Notify>>>,
+    queued: Mutex<BTreeMap<(Instant, String), Arc<Notify>>>,
 }
 
 /// A task's place in [`Runway::queued`]; leaving the queue (or the poll loop) removes it.
 struct QueuedGuard<'a> {
     runway: &'a Runway,
     key: Option<(Instant, String)>,
-    notify: Arc<tokio::sync::Notify>,
+    notify: Arc<Notify>,
 }
 
 impl QueuedGuard<'_> {
@@ -124,8 +124,8 @@ impl Runway {
             gate: Gate::new(cfg.retry_min, cfg.retry_max),
             cfg,
             stop_on_key_refusal,
-            expected: std::sync::Mutex::new(None),
-            queued: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            expected: Mutex::new(None),
+            queued: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -478,7 +478,7 @@ impl Runway {
         let mut place = QueuedGuard {
             runway: self,
             key: None,
-            notify: Arc::new(tokio::sync::Notify::new()),
+            notify: Arc::new(Notify::new()),
         };
         let wake = place.notify.clone();
         loop {
@@ -507,7 +507,7 @@ impl Runway {
                     status: 401 | 403, ..
                 }) if self.stop_on_key_refusal => {
                     return Err(Stop::KeyRefused(format!(
-                        "checking task {task_id}: the key was refused"
+                        "the Runway API refused the API key while checking task {task_id}"
                     )));
                 }
                 Err(e) => {
@@ -871,13 +871,7 @@ impl Backend for Runway {
                     self.download_step(job).await?;
                 }
                 State::Downloaded => return Ok(()),
-                State::Failed => {
-                    return Err(Stop::Failed(job.rec.failure.clone().unwrap_or(Failure {
-                        message: "the job had failed before dropreel stopped".into(),
-                        advice: "move the image back into inbox/ to try again".into(),
-                        api: None,
-                    })));
-                }
+                State::Failed => return Err(Stop::Failed(job.rec.failure_or_default())),
             }
         }
     }

@@ -185,8 +185,8 @@ impl Renderer {
         &self.plan
     }
 
-    /// Frame `i` as packed RGB.
-    pub fn render_rgb(&mut self, i: u32) -> &[u8] {
+    /// Frame `i` as packed RGB, into `self.frame`.
+    fn render_rgb(&mut self, i: u32) {
         let (cx, cy, z) = self.plan.window(i);
         let (ww, wh) = (f64::from(self.work.width()), f64::from(self.work.height()));
         let (w, h) = (ww / z, wh / z);
@@ -200,7 +200,6 @@ impl Renderer {
         self.resizer
             .resize(&self.work, &mut self.frame, &opts)
             .expect("the working image and frame have the same pixel type and valid sizes");
-        self.frame.buffer()
     }
 
     /// Frame `i` as I420 (BT.709, limited range) into `out`.
