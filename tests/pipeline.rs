@@ -445,6 +445,52 @@ async fn rate_limit_retry_after_is_honoured() {
     assert!(studio.list("failed").is_empty());
 }
 
+// See: issue 9, item 1 — the success of a create sent before a 429 lifted the pause at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_holds_even_when_creates_sent_before_it_succeed() {
+    let fake = FakeRunway::start(Switches {
+        rate_limit_nth: Some(3),
+        retry_after: Some("2".into()),
+        concurrency: 4,
+        create_latency: Duration::from_millis(50),
+        ..Switches::default()
+    })
+    .await;
+    let studio =
+        Studio::new(&test_config(&fake.url, "").replace("max_in_flight: 2", "max_in_flight: 4"));
+    for i in 0..8 {
+        studio.put(&format!("inbox/r{i}.png"), &png_bytes(8 + i, 8));
+    }
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (8, 0));
+    let creates: Vec<_> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/v1/image_to_video")
+        .collect();
+    let refused = creates.iter().find(|s| s.status == 429).expect("a 429");
+    let t = refused.at;
+    let image = refused.body.as_ref().unwrap()["promptImage"].clone();
+    let again = creates
+        .iter()
+        .find(|s| s.at > t && s.body.as_ref().unwrap()["promptImage"] == image)
+        .expect("the refused image is submitted again");
+    assert!(
+        again.at - t >= Duration::from_secs(2),
+        "the refused image was resubmitted {:?} after its 429 (Retry-After: 2)",
+        again.at - t
+    );
+    // Creates already on the wire when the 429 came may land just after it; nothing else may
+    // arrive before the server's time.
+    let early: Vec<Duration> = creates
+        .iter()
+        .filter(|s| s.at > t + Duration::from_millis(300) && s.at < t + Duration::from_secs(2))
+        .map(|s| s.at - t)
+        .collect();
+    assert!(early.is_empty(), "creates sent during the pause: {early:?}");
+    assert_eq!(fake.created().len(), 8, "one task per image");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_server_errors_ends_in_done_with_one_task_per_image() {
     let fake = FakeRunway::start(Switches {

@@ -10,11 +10,12 @@ pub mod runway;
 pub mod schedule;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -210,15 +211,25 @@ pub struct Hold {
     pub until_wall: SystemTime,
     /// Failed probes so far (drives the backoff).
     pub strikes: u32,
+    /// The [`Gate::stamp`] at which this hold (or its last extension) began: only an answer to a
+    /// request sent at this stamp or later says anything about the API since the fault.
+    epoch: u64,
     /// One job is trying the API after `until`; the others keep waiting.
     probing: bool,
 }
 
 /// Pauses submission for every job while a systemic fault lasts. After the pause, one job probes;
 /// its success lifts the hold, its failure extends it with a longer backoff. Logs once per hold.
+///
+/// Requests carry the gate's *stamp* from when they were sent. An answer to a request sent before
+/// the hold began (a create that was already on the wire when another got a 429) says nothing about
+/// the fault and never lifts the hold: only the probe, or any request sent after the pause began,
+/// may. And nothing passes before the time the server asked for, whatever else answers.
 #[derive(Debug)]
 pub struct Gate {
     hold: Mutex<Option<Hold>>,
+    /// Counts trips; a request's stamp is its value when the request was sent.
+    epoch: AtomicU64,
     server_errors: AtomicUsize,
     changed: Notify,
     retry_min: Duration,
@@ -232,6 +243,7 @@ impl Gate {
     pub fn new(retry_min: Duration, retry_max: Duration) -> Gate {
         Gate {
             hold: Mutex::new(None),
+            epoch: AtomicU64::new(0),
             server_errors: AtomicUsize::new(0),
             changed: Notify::new(),
             retry_min,
@@ -244,8 +256,15 @@ impl Gate {
         self.hold.lock().expect("gate lock").clone()
     }
 
-    /// Waits until submitting is allowed. `false` when cancelled.
-    pub async fn pass(&self, cancel: &CancellationToken) -> bool {
+    /// The stamp to note when sending a request that did not go through [`Gate::pass`] (polls,
+    /// downloads), for [`Gate::ok`].
+    pub fn stamp(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Waits until submitting is allowed; the stamp of the request about to be sent, or `None`
+    /// when cancelled.
+    pub async fn pass(&self, cancel: &CancellationToken) -> Option<u64> {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -253,10 +272,10 @@ impl Gate {
             let wait = {
                 let mut guard = self.hold.lock().expect("gate lock");
                 match guard.as_mut() {
-                    None => return true,
+                    None => return Some(self.stamp()),
                     Some(h) if !h.probing && Instant::now() >= h.until => {
                         h.probing = true;
-                        return true;
+                        return Some(h.epoch);
                     }
                     Some(h) if h.probing => None,
                     Some(h) => Some(h.until),
@@ -264,22 +283,41 @@ impl Gate {
             };
             let sleep = async {
                 match wait {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    Some(t) => tokio::time::sleep_until(t).await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                () = cancel.cancelled() => return false,
+                () = cancel.cancelled() => return None,
                 () = notified => {}
                 () = sleep => {}
             }
         }
     }
 
-    /// A request reached the API and was not refused systemically: lift any hold.
-    pub fn ok(&self) {
+    /// Whether a request that passed with `stamp` may still go out: no hold began since it passed.
+    pub fn open_for(&self, stamp: u64) -> bool {
+        self.hold
+            .lock()
+            .expect("gate lock")
+            .as_ref()
+            .is_none_or(|h| h.epoch <= stamp)
+    }
+
+    /// A request sent with `stamp` reached the API and was not refused systemically: lift the hold,
+    /// if the request was sent after the hold began (see [`Gate`]).
+    pub fn ok(&self, stamp: u64) {
+        let mut guard = self.hold.lock().expect("gate lock");
+        if guard.as_ref().is_some_and(|h| h.epoch > stamp) {
+            tracing::debug!(
+                stamp,
+                "an answer to a request sent before the pause; the pause stays"
+            );
+            return;
+        }
         self.server_errors.store(0, Ordering::SeqCst);
-        let lifted = self.hold.lock().expect("gate lock").take();
+        let lifted = guard.take();
+        drop(guard);
         if let Some(h) = lifted {
             tracing::info!(cause = ?h.cause, "Runway API answers again; submission resumes");
             self.changed.notify_waiters();
@@ -307,10 +345,11 @@ impl Gate {
         let strikes = guard.as_ref().map_or(0, |h| h.strikes + 1);
         let wait = retry_after.unwrap_or_else(|| backoff(strikes, self.retry_min, self.retry_max));
         let until = Instant::now() + wait;
-        let until_wall = SystemTime::now() + wait;
         let new_cause = guard.as_ref().map(|h| h.cause) != Some(cause);
         // Never earlier than a time the server already asked for.
         let until = guard.as_ref().map_or(until, |h| h.until.max(until));
+        let until_wall = SystemTime::now() + until.saturating_duration_since(Instant::now());
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         let next = humantime::format_rfc3339_seconds(until_wall);
         if new_cause {
             tracing::warn!(
@@ -329,6 +368,7 @@ impl Gate {
             until,
             until_wall,
             strikes,
+            epoch,
             probing: false,
         });
         drop(guard);
@@ -387,19 +427,46 @@ mod tests {
         assert_eq!(slots.demand(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn gate_holds_until_the_time_then_lets_one_probe() {
         let gate = Gate::new(Duration::from_millis(10), Duration::from_millis(100));
         let cancel = CancellationToken::new();
-        gate.trip(HoldCause::Quota, "429", Some(Duration::from_millis(80)));
+        gate.trip(HoldCause::Quota, "429", Some(Duration::from_secs(3)));
         let t0 = Instant::now();
-        assert!(gate.pass(&cancel).await);
-        assert!(t0.elapsed() >= Duration::from_millis(80));
+        let probe = gate.pass(&cancel).await.unwrap();
+        assert_eq!(t0.elapsed(), Duration::from_secs(3));
         // The probe is out: a second caller waits until it reports.
-        let second = tokio::time::timeout(Duration::from_millis(30), gate.pass(&cancel)).await;
+        let second = tokio::time::timeout(Duration::from_secs(30), gate.pass(&cancel)).await;
         assert!(second.is_err());
-        gate.ok();
+        gate.ok(probe);
         assert!(gate.current().is_none());
-        assert!(gate.pass(&cancel).await);
+        assert!(gate.pass(&cancel).await.is_some());
+    }
+
+    // See: issue 9, item 1 — a create sent before a 429, answered after it, lifted the pause.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_to_a_request_sent_before_the_pause_does_not_lift_it() {
+        let gate = Gate::new(Duration::from_millis(10), Duration::from_millis(100));
+        let cancel = CancellationToken::new();
+        let early = gate.pass(&cancel).await.unwrap();
+        let other = gate.pass(&cancel).await.unwrap();
+        gate.trip(HoldCause::Quota, "429", Some(Duration::from_secs(3)));
+        // The request sent before the 429 succeeds 40 ms later: the pause stays.
+        tokio::time::advance(Duration::from_millis(40)).await;
+        gate.ok(early);
+        assert!(gate.current().is_some(), "an old answer lifted the pause");
+        assert!(
+            !gate.open_for(other),
+            "a job that passed before the pause must ask again"
+        );
+        let t0 = Instant::now();
+        let probe = gate.pass(&cancel).await.unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(2960),
+            "passed before the server's time"
+        );
+        assert!(gate.open_for(probe));
+        gate.ok(probe);
+        assert!(gate.current().is_none());
     }
 }

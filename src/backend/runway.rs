@@ -275,9 +275,16 @@ impl Runway {
             .ok_or_else(|| ApiError::Lost("the create answer has no task id".into()))
     }
 
-    /// What to do after a failed API call: `Ok(delay)` to retry after it, `Err` to stop.
-    /// Systemic faults pause the gate and spend nothing; transient ones spend the retry budget.
-    fn on_error(&self, job: &mut JobCtx, err: &ApiError, step: &str) -> Result<Duration, Stop> {
+    /// What to do after a failed API call sent with the gate's `stamp`: `Ok(delay)` to retry after
+    /// it, `Err` to stop. Systemic faults pause the gate and spend nothing; transient ones spend
+    /// the retry budget.
+    fn on_error(
+        &self,
+        job: &mut JobCtx,
+        err: &ApiError,
+        step: &str,
+        stamp: u64,
+    ) -> Result<Duration, Stop> {
         match err {
             ApiError::Http {
                 status: 401 | 403,
@@ -316,7 +323,7 @@ impl Runway {
             }
             ApiError::Http { .. } => {
                 // The API answered and judged the request itself: key and service are fine.
-                self.gate.ok();
+                self.gate.ok(stamp);
                 Err(Stop::Failed(refusal(step, err)))
             }
             ApiError::Unreachable(detail) => {
@@ -398,13 +405,13 @@ impl Runway {
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
         loop {
-            if !self.gate.pass(&job.cancel).await {
+            let Some(stamp) = self.gate.pass(&job.cancel).await else {
                 return Err(Stop::Cancelled);
-            }
+            };
             let image = match self.prompt_image(job).await {
                 Ok(img) => img,
                 Err(e) => {
-                    let delay = self.on_error(job, &e, "uploading the image")?;
+                    let delay = self.on_error(job, &e, "uploading the image", stamp)?;
                     save(job)?;
                     if !sleep_or_cancel(delay, &job.cancel).await {
                         return Err(Stop::Cancelled);
@@ -412,6 +419,11 @@ impl Runway {
                     continue;
                 }
             };
+            // A pause that began while the image was prepared (another job's 429) holds this
+            // create too: nothing is sent before the server's time.
+            if !self.gate.open_for(stamp) {
+                continue;
+            }
             job.rec.state = State::Submitting;
             job.rec.submissions += 1;
             save(job)?;
@@ -424,7 +436,7 @@ impl Runway {
                 // Stopped with the request unanswered: leave `submitting`; resume says so loudly.
                 None => return Err(Stop::Cancelled),
                 Some(Ok(task_id)) => {
-                    self.gate.ok();
+                    self.gate.ok(stamp);
                     job.rec.state = State::Submitted;
                     job.rec.task_id = Some(task_id.clone());
                     job.rec.task_status = Some("PENDING".into());
@@ -444,7 +456,7 @@ impl Runway {
                             &format!("the create request's answer was lost ({e})"),
                         )?;
                     }
-                    let delay = self.on_error(job, &e, "submitting the task");
+                    let delay = self.on_error(job, &e, "submitting the task", stamp);
                     save(job)?;
                     let delay = delay?;
                     if !sleep_or_cancel(delay, &job.cancel).await {
@@ -712,6 +724,7 @@ impl Runway {
                         "downloading the video",
                     )?;
                     let task_id = job.rec.task_id.clone().unwrap_or_default();
+                    let stamp = self.gate.stamp();
                     match self
                         .call(Method::GET, &format!("/v1/tasks/{task_id}"), None)
                         .await
@@ -736,7 +749,7 @@ impl Runway {
                             }));
                         }
                         Err(e) => {
-                            let d = self.on_error(job, &e, "refreshing the output URL")?;
+                            let d = self.on_error(job, &e, "refreshing the output URL", stamp)?;
                             if !sleep_or_cancel(d.max(delay), &job.cancel).await {
                                 return Err(Stop::Cancelled);
                             }

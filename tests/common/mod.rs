@@ -58,6 +58,9 @@ pub struct Switches {
     /// The next N create requests get 429 with this Retry-After header value.
     pub rate_limited: u32,
     pub retry_after: Option<String>,
+    /// The create request with this number (1-based, counting every create) gets 429 with
+    /// `retry_after`, while those around it go through.
+    pub rate_limit_nth: Option<usize>,
     /// The next N create requests get 503.
     pub server_errors: u32,
     /// Every create request gets 503 while set.
@@ -87,6 +90,7 @@ impl Default for Switches {
             latency: Duration::ZERO,
             rate_limited: 0,
             retry_after: None,
+            rate_limit_nth: None,
             server_errors: 0,
             outage: false,
             failure_codes: VecDeque::new(),
@@ -113,6 +117,8 @@ struct Inner {
     /// Finish times of the started tasks, ascending.
     finishes: Vec<Instant>,
     last_start: Option<Instant>,
+    /// Create requests received.
+    creates: usize,
 }
 
 /// A running server: its stop switch and task.
@@ -468,8 +474,10 @@ async fn create(State(f): State<FakeRunway>, headers: HeaderMap, body: String) -
     }
     let (resp, status) = {
         let mut inner = f.inner.lock().unwrap();
-        if inner.sw.rate_limited > 0 {
-            inner.sw.rate_limited -= 1;
+        inner.creates += 1;
+        let nth = inner.sw.rate_limit_nth == Some(inner.creates);
+        if inner.sw.rate_limited > 0 || nth {
+            inner.sw.rate_limited = inner.sw.rate_limited.saturating_sub(u32::from(!nth));
             let mut r = err(
                 StatusCode::TOO_MANY_REQUESTS,
                 "You have exceeded your daily generation quota",
