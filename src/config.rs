@@ -111,7 +111,7 @@ impl Default for RunwaySection {
             base_url: DEFAULT_BASE_URL.into(),
             api_version: "2024-11-06".into(),
             max_in_flight: 2,
-            poll_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(10),
             task_timeout: Duration::from_secs(30 * 60),
             retry_min: Duration::from_secs(2),
             retry_max: Duration::from_secs(5 * 60),
@@ -280,7 +280,8 @@ impl Settings {
             Some(p) => parse_file(p)?,
             None => Config::default(),
         };
-        if let Some(url) = env.get("RUNWAYML_BASE_URL") {
+        let url_from_env = env.get("RUNWAYML_BASE_URL");
+        if let Some(url) = url_from_env {
             config.runway.base_url = url.trim().to_string();
         }
         let api_key = env
@@ -296,7 +297,12 @@ impl Settings {
             BackendChoice::Runway => false,
             BackendChoice::Auto => api_key.is_none(),
         };
+        let url_origin = match url_from_env {
+            Some(_) => "the environment variable RUNWAYML_BASE_URL (or a .env file)".to_string(),
+            None => origin.clone(),
+        };
         validate(&config, &origin, local)?;
+        validate_base_url(&config.runway.base_url, &url_origin)?;
         Ok(Settings {
             root: root.to_path_buf(),
             config_path: path,
@@ -355,6 +361,23 @@ fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The API base URL must be an http(s) URL; `origin` says where it came from.
+fn validate_base_url(base_url: &str, origin: &str) -> Result<(), ConfigError> {
+    let url = base_url.trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        let key = if origin.contains("RUNWAYML_BASE_URL") {
+            "RUNWAYML_BASE_URL"
+        } else {
+            "runway.base_url"
+        };
+        return Err(invalid(
+            origin,
+            format!("{key}: {base_url:?} is not an http(s) URL"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
     let d = &c.defaults;
     let Some(model) = models::find(&d.model) else {
@@ -409,13 +432,6 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         ));
     }
     let r = &c.runway;
-    let url = r.base_url.trim_end_matches('/');
-    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
-        return Err(invalid(
-            origin,
-            format!("runway.base_url: {:?} is not an http(s) URL", r.base_url),
-        ));
-    }
     if r.api_version.trim().is_empty() {
         return Err(invalid(origin, "runway.api_version must not be empty"));
     }
@@ -482,7 +498,7 @@ runway:
   base_url: https://api.dev.runwayml.com
   api_version: "2024-11-06"
   max_in_flight: 2      # tasks submitted and not finished; at least your Runway tier's concurrency
-  poll_interval: 5s     # longest wait between two status checks of one task
+  poll_interval: 10s    # longest wait between two status checks of one task (polls follow progress)
   task_timeout: 30m     # a task unfinished after this goes to failed/
   retry_min: 2s         # first wait after a transient fault (doubles each time)
   retry_max: 5m         # longest wait between retries, also while paused on a systemic fault
@@ -548,5 +564,44 @@ mod tests {
         assert_eq!(s.api_key.as_ref().unwrap().expose(), "fromfile");
         assert_eq!(s.config.runway.base_url, "http://real.example");
         assert_eq!(format!("{:?}", s.api_key), "Some(Secret(***))");
+    }
+
+    // See: issue 9, item 7 — a bad URL from the environment was blamed on dropreel.yaml.
+    #[test]
+    fn a_bad_base_url_from_the_environment_is_reported_as_the_environments() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "defaults:\n  prompt: hi\n").unwrap();
+        let env = Env::from_pairs([("RUNWAYML_BASE_URL", "api.example.com")]);
+        let e = Settings::load(dir.path(), None, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("environment variable RUNWAYML_BASE_URL") && !e.contains(FILE_NAME),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "runway:\n  base_url: api.example.com\n",
+        )
+        .unwrap();
+        let e = Settings::load(dir.path(), None, &Env::from_pairs([]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(FILE_NAME) && e.contains("runway.base_url"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_default_poll_interval_is_10_seconds() {
+        assert_eq!(
+            Config::default().runway.poll_interval,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            parse_str(TEMPLATE).unwrap().runway.poll_interval,
+            Duration::from_secs(10)
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The example images of `--examples`: a few small pictures of ours (one with a sidecar), built into
 //! the binary so a fresh studio can show what dropreel does without any file at hand.
 
+use std::fs::FileTimes;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 /// Name and bytes of each example file.
 pub const FILES: &[(&str, &[u8])] = &[
@@ -22,7 +24,9 @@ pub const FILES: &[(&str, &[u8])] = &[
 
 /// Copies the examples into `inbox`, never replacing a file; returns how many were written.
 /// Sidecars are written before their images so an image is never taken without its sidecar.
-pub fn copy_into(inbox: &Path) -> std::io::Result<usize> {
+/// With `quiet_for`, the files written are dated that far back: they are whole the moment they
+/// exist, so nothing needs to wait for them to settle.
+pub fn copy_into(inbox: &Path, quiet_for: Option<Duration>) -> std::io::Result<usize> {
     let mut n = 0;
     let mut files: Vec<&(&str, &[u8])> = FILES.iter().collect();
     files.sort_by_key(|(name, _)| !name.ends_with(".yaml"));
@@ -32,6 +36,13 @@ pub fn copy_into(inbox: &Path) -> std::io::Result<usize> {
             continue;
         }
         crate::spool::write_atomic(inbox, name, bytes)?;
+        if let Some(age) = quiet_for {
+            let then = SystemTime::now() - age;
+            std::fs::File::options()
+                .write(true)
+                .open(&path)?
+                .set_times(FileTimes::new().set_modified(then).set_accessed(then))?;
+        }
         n += 1;
     }
     Ok(n)

@@ -220,6 +220,11 @@ impl Inbox {
         match self.files.get_mut(name) {
             Some(seen) if seen.stamp == stamp => {}
             Some(seen) => {
+                tracing::trace!(
+                    file = name,
+                    len = stamp.len,
+                    "changed; its settle time starts again"
+                );
                 seen.stamp = stamp;
                 seen.since = now;
                 // Changed after it was handed out: look at it afresh.
@@ -338,7 +343,13 @@ impl Inbox {
             ));
         }
         ready.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.image.cmp(&b.1.image)));
-        for (_, r) in &ready {
+        for (since, r) in &ready {
+            tracing::debug!(
+                file = %r.image,
+                sidecar = r.sidecar.as_deref().unwrap_or("-"),
+                unchanged_for = ?now.saturating_duration_since(*since),
+                "settled: ready to be checked"
+            );
             self.handed.insert(r.image.clone());
         }
         self.cache.set(None);

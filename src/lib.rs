@@ -22,3 +22,25 @@ pub mod pipeline;
 pub mod report;
 pub mod spool;
 pub mod status;
+
+use std::borrow::Cow;
+
+/// `name` as it may appear in a text log line: control characters (a newline, an escape
+/// sequence) are written as escapes, so a file name can neither forge a log line nor drive the
+/// terminal.
+pub fn shown(name: &str) -> Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}

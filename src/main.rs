@@ -1,7 +1,10 @@
 //! The `dropreel` command: argument parsing, logging setup, dispatch and exit codes.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dropreel::config::{self, BackendChoice, Env, Settings};
@@ -49,8 +52,10 @@ enum Command {
     },
     /// Process what is in inbox/ now, wait until all of it is done, then exit.
     ///
-    /// Exit codes: 0 all succeeded, 1 some ended in failed/, 2 cannot work (bad settings or
-    /// folders), 3 the API refused the key (nothing is moved to failed/).
+    /// Exit codes: 0 all succeeded, 1 some ended in failed/ or could not be delivered, 2 cannot
+    /// work (bad settings, no studio at ROOT, folders on different file systems), 3 the API refused
+    /// the key (nothing is moved to failed/), 128 + the signal when stopped (130 Ctrl-C, 143
+    /// SIGTERM).
     Run {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
@@ -75,16 +80,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     let code = match &cli.command {
-        Command::Init { root, examples } => init(&root_or_cwd(root), *examples),
+        Command::Init { root, examples } => init(&cli, &root_or_cwd(root), *examples),
         Command::Status { root } => match status::report(&root_or_cwd(root)) {
             Ok(text) => {
                 print!("{text}");
                 0
             }
-            Err(e) => {
-                eprintln!("dropreel: cannot read the studio: {e}");
-                2
-            }
+            Err(e) => fatal(&cli, &format!("cannot read the studio: {e}")),
         },
         Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false),
         Command::Run { root, examples } => serve(&cli, &root_or_cwd(root), Mode::Run, *examples),
@@ -92,49 +94,85 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Reports an error that stops dropreel before or outside the pipeline, in the chosen log format
+/// (one JSON object with `--log-format json`, so log collectors see it), and returns exit code 2.
+fn fatal(cli: &Cli, message: &str) -> u8 {
+    match cli.log_format {
+        LogFormat::Json => tracing::error!("{message}"),
+        LogFormat::Text => eprintln!("dropreel: {}", dropreel::shown(message)),
+    }
+    2
+}
+
 fn root_or_cwd(root: &Option<PathBuf>) -> PathBuf {
     root.clone().unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Logging: `-q`/`-v`/`-vv` when given (flags win), else `DROPREEL_LOG` (a filter such as
+/// `debug`), else info. Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb`.
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::field::MakeExt as _;
     let level = match (cli.quiet, cli.verbose) {
-        (true, _) => "warn",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        _ => "trace",
+        (true, _) => Some("warn"),
+        (false, 0) => None,
+        (false, 1) => Some("debug"),
+        _ => Some("trace"),
     };
     // Other crates stay at warn: their debug output may carry request details.
-    let filter = EnvFilter::try_from_env("DROPREEL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,dropreel={level}")));
+    let filter = match level {
+        Some(level) => EnvFilter::new(format!("warn,dropreel={level}")),
+        None => EnvFilter::try_from_env("DROPREEL_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("warn,dropreel=info")),
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    let ansi = std::io::stderr().is_terminal() && !no_color;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Text lines escape control characters in every field (a file name with a newline cannot forge
+    // a line); JSON escapes them by itself.
+    let escaped = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = dropreel::shown(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{field}={text}")
+        }
+    })
+    .delimited(" ");
     match cli.log_format {
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(ansi)
+            .fmt_fields(escaped)
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
-fn init(root: &Path, examples: bool) -> u8 {
-    if let Err(e) = spool::Spool::open(root) {
-        eprintln!(
-            "dropreel: cannot create the studio folders in {}: {e}",
-            root.display()
+fn init(cli: &Cli, root: &Path, examples: bool) -> u8 {
+    if let Err(e) = spool::Spool::create(root) {
+        return fatal(
+            cli,
+            &format!(
+                "cannot create the studio folders in {}: {e}",
+                root.display()
+            ),
         );
-        return 2;
     }
     let path = root.join(config::FILE_NAME);
     if path.exists() {
         println!("{} already exists; left as it is", path.display());
     } else if let Err(e) = std::fs::write(&path, config::TEMPLATE) {
-        eprintln!("dropreel: cannot write {}: {e}", path.display());
-        return 2;
+        return fatal(cli, &format!("cannot write {}: {e}", path.display()));
     } else {
         println!("wrote {}", path.display());
     }
-    if examples && let Err(code) = copy_examples(root) {
-        return code;
+    if examples && let Err(e) = copy_examples(root, None) {
+        return fatal(cli, &e);
     }
     println!(
         "studio ready at {0}\n  drop images into {0}/inbox/ and run: dropreel watch {0}",
@@ -143,8 +181,11 @@ fn init(root: &Path, examples: bool) -> u8 {
     0
 }
 
-fn copy_examples(root: &Path) -> Result<(), u8> {
-    match spool::Spool::open(root).and_then(|s| demo::copy_into(&s.inbox())) {
+/// Puts the example files into `inbox/`. With `quiet_for`, they are dated that far back: they
+/// are whole the moment they are written, so `run --examples` need not wait for them to settle.
+fn copy_examples(root: &Path, quiet_for: Option<std::time::Duration>) -> Result<(), String> {
+    let copied = spool::Spool::open(root).and_then(|s| demo::copy_into(&s.inbox(), quiet_for));
+    match copied {
         Ok(n) => {
             println!(
                 "put {n} example files into {}",
@@ -152,40 +193,38 @@ fn copy_examples(root: &Path) -> Result<(), u8> {
             );
             Ok(())
         }
-        Err(e) => {
-            eprintln!(
-                "dropreel: cannot copy the example images into {}: {e}",
-                root.display()
-            );
-            Err(2)
-        }
+        Err(e) => Err(format!(
+            "cannot copy the example images into {}: {e}",
+            root.display()
+        )),
     }
 }
 
 fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
+    if let Err(e) = spool::check_root(root) {
+        return fatal(cli, &e.to_string());
+    }
     let settings = match Env::from_process(root)
         .and_then(|env| Settings::load(root, cli.config.as_deref(), &env))
     {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("dropreel: {e}");
-            return 2;
-        }
+        Err(e) => return fatal(cli, &e.to_string()),
     };
-    if examples && let Err(code) = copy_examples(root) {
-        return code;
+    if examples {
+        let w = &settings.config.watch;
+        if let Err(e) = copy_examples(root, Some(w.settle + w.sidecar_wait)) {
+            return fatal(cli, &e);
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dropreel: cannot start: {e}");
-            return 2;
-        }
+        Err(e) => return fatal(cli, &format!("cannot start: {e}")),
     };
-    let stop = shutdown_signal(&rt);
+    let signal = Arc::new(AtomicI32::new(0));
+    let stop = shutdown_signal(&rt, signal.clone());
     let config = settings
         .config_path
         .as_ref()
@@ -198,10 +237,7 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
         BackendChoice::Runway => {
             let backend = match backend::build(&settings, mode == Mode::Run) {
                 Ok(b) => b,
-                Err(e) => {
-                    eprintln!("dropreel: {e}");
-                    return 2;
-                }
+                Err(e) => return fatal(cli, &e.to_string()),
             };
             tracing::info!(
                 root = %root.display(),
@@ -235,29 +271,35 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(summary) => {
+            let signal = match signal.load(Ordering::SeqCst) {
+                0 => None,
+                s => Some(s),
+            };
+            let code = summary.exit_code(mode, signal);
             tracing::info!(
                 succeeded = summary.succeeded,
                 failed = summary.failed,
+                undelivered = summary.undelivered,
+                exit_code = code,
                 "dropreel stopped"
             );
-            if summary.key_refused.is_some() {
-                3
-            } else if mode == Mode::Run && summary.failed > 0 {
-                1
-            } else {
-                0
-            }
+            code
         }
-        Err(e) => {
-            eprintln!("dropreel: {e:#}");
-            2
-        }
+        Err(e) => fatal(cli, &format!("{e:#}")),
     }
 }
 
-/// The stop signal (SIGTERM or Ctrl-C), registered at once — not when first awaited — so a stop
-/// that arrives while dropreel starts up is not lost.
-fn shutdown_signal(rt: &tokio::runtime::Runtime) -> impl std::future::Future<Output = ()> + use<> {
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+/// The stop signal, registered at once — not when first awaited — so a stop that arrives while
+/// dropreel starts up is not lost. The signal's number is stored in `which` (for the exit code).
+/// Unix: SIGTERM or SIGINT (Ctrl-C). Windows: Ctrl-C or Ctrl-Break (as SIGINT), closing the
+/// console window, logging off or shutting down (as SIGTERM).
+fn shutdown_signal(
+    rt: &tokio::runtime::Runtime,
+    which: Arc<AtomicI32>,
+) -> impl std::future::Future<Output = ()> + use<> {
     let _entered = rt.enter();
     #[cfg(unix)]
     {
@@ -265,23 +307,53 @@ fn shutdown_signal(rt: &tokio::runtime::Runtime) -> impl std::future::Future<Out
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
         async move {
-            match (term, int) {
+            let got = match (term, int) {
                 (Ok(mut term), Ok(mut int)) => {
                     tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
+                        _ = term.recv() => SIGTERM,
+                        _ = int.recv() => SIGINT,
                     }
                 }
                 _ => {
                     let _ = tokio::signal::ctrl_c().await;
+                    SIGINT
                 }
-            }
+            };
+            which.store(got, Ordering::SeqCst);
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        async {
+        use tokio::signal::windows;
+        let c = windows::ctrl_c();
+        let brk = windows::ctrl_break();
+        let close = windows::ctrl_close();
+        let logoff = windows::ctrl_logoff();
+        let shutdown = windows::ctrl_shutdown();
+        async move {
+            let got = match (c, brk, close, logoff, shutdown) {
+                (Ok(mut c), Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) => {
+                    tokio::select! {
+                        _ = c.recv() => SIGINT,
+                        _ = brk.recv() => SIGINT,
+                        _ = close.recv() => SIGTERM,
+                        _ = logoff.recv() => SIGTERM,
+                        _ = shutdown.recv() => SIGTERM,
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    SIGINT
+                }
+            };
+            which.store(got, Ordering::SeqCst);
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        async move {
             let _ = tokio::signal::ctrl_c().await;
+            which.store(SIGINT, Ordering::SeqCst);
         }
     }
 }

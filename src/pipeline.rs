@@ -40,14 +40,53 @@ pub enum Mode {
 pub struct Summary {
     pub succeeded: usize,
     pub failed: usize,
+    /// Jobs that ended but could not be moved into `done/` or `failed/` (they wait in
+    /// `processing/`).
+    pub undelivered: usize,
     /// Set when the API refused the key during a `run`.
     pub key_refused: Option<String>,
+    /// The shutdown signal ended the pipeline before its work was done.
+    pub stopped: bool,
+}
+
+impl Summary {
+    /// The process's exit code (the contract's complete list): 3 the key was refused; a `run`
+    /// stopped by `signal` 128 + signal; 1 some job failed or could not be delivered; else 0.
+    /// A stopped `watch` exits 0.
+    pub fn exit_code(&self, mode: Mode, signal: Option<i32>) -> u8 {
+        if self.key_refused.is_some() {
+            return 3;
+        }
+        if mode == Mode::Watch {
+            return 0;
+        }
+        if self.stopped {
+            return signal.map_or(130, |s| u8::try_from(128 + s).unwrap_or(130));
+        }
+        if self.failed > 0 || self.undelivered > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    fn count(&mut self, end: &End) {
+        match end {
+            End::Delivered => self.succeeded += 1,
+            End::Failed => self.failed += 1,
+            End::Undelivered => self.undelivered += 1,
+            End::Left(_) => {}
+        }
+    }
 }
 
 enum End {
     Delivered,
     Failed,
-    /// Left in `processing/` (stop, key refused, lease lost, or a disk error); resumed later.
+    /// Finished, but `done/` or `failed/` refused the files: it waits in `processing/`, and is
+    /// delivered at the next rescan or start.
+    Undelivered,
+    /// Left in `processing/` (stop, key refused, lease lost); resumed later.
     Left(Option<String>),
 }
 
@@ -74,6 +113,7 @@ pub async fn run<B: Backend>(
 ) -> anyhow::Result<Summary> {
     let cfg = &settings.config;
     let spool = Spool::open_as(&settings.root, Owner::new(cfg.watch.lease))?;
+    spool.check_one_file_system()?;
     let backend = Arc::new(backend);
     let cancel = CancellationToken::new();
     let (end_tx, mut end_rx) = mpsc::unbounded_channel::<Ended>();
@@ -121,8 +161,8 @@ pub async fn run<B: Backend>(
             match check(&spool, settings, &ready) {
                 Ok(c) => queue.push_back(c),
                 Err(failure) => {
-                    if fail_unclaimed(&spool, &ready, &failure, backend.name()) {
-                        summary.failed += 1;
+                    if let Some(end) = fail_unclaimed(&spool, &ready, &failure, backend.name()) {
+                        summary.count(&end);
                     }
                     forget(&mut inbox, &ready);
                 }
@@ -186,6 +226,7 @@ pub async fn run<B: Backend>(
         tokio::select! {
             () = &mut shutdown => {
                 tracing::info!("stopping: no new files are taken; jobs in flight keep their state for the next start");
+                summary.stopped = true;
                 break;
             }
             Some(Ended { id, end }) = end_rx.recv() => {
@@ -193,18 +234,19 @@ pub async fn run<B: Backend>(
                 // A job left in processing/ is free for the next look (this instance's rescan,
                 // another instance, or the next start).
                 spool.release(&id);
-                match end {
-                    End::Delivered => summary.succeeded += 1,
-                    End::Failed => summary.failed += 1,
-                    End::Left(Some(why)) if mode == Mode::Run => {
-                        tracing::error!("{why}. Every job stays where it is; fix the key and run again");
-                        summary.key_refused = Some(why);
-                        break;
-                    }
-                    End::Left(_) => {}
+                if let End::Left(Some(why)) = &end
+                    && mode == Mode::Run
+                {
+                    tracing::error!("{why}. Every job stays where it is; fix the key and run again");
+                    summary.key_refused = Some(why.clone());
+                    break;
                 }
+                summary.count(&end);
             }
-            Some(name) = fs_rx.recv() => inbox.observe(&name),
+            Some(name) = fs_rx.recv() => {
+                tracing::trace!(file = %name, "file-system event");
+                inbox.observe(&name);
+            }
             () = slots.changed.notified() => {}
             // More of the backlog to check: go round again at once, after other events.
             () = std::future::ready(()), if !unchecked.is_empty() => {}
@@ -245,11 +287,7 @@ pub async fn run<B: Backend>(
             Ok(Some(Ended { id, end })) => {
                 active.remove(&id);
                 spool.release(&id);
-                match end {
-                    End::Delivered => summary.succeeded += 1,
-                    End::Failed => summary.failed += 1,
-                    End::Left(_) => {}
-                }
+                summary.count(&end);
             }
             _ => break,
         }
@@ -497,14 +535,15 @@ fn claim(spool: &Spool, c: &Checked, backend: &str) -> std::io::Result<Option<Jo
     Ok(Some(rec))
 }
 
-/// Claims a bad input and moves it to `failed/` with its explanation. `true` when it was ours.
-fn fail_unclaimed(spool: &Spool, r: &Ready, failure: &Failure, backend: &str) -> bool {
+/// Claims a bad input and moves it to `failed/` with its explanation. `None` when it was not ours
+/// (gone, or inbox/ refused the move).
+fn fail_unclaimed(spool: &Spool, r: &Ready, failure: &Failure, backend: &str) -> Option<End> {
     let claimed = match spool.claim(&r.image, r.sidecar.as_deref()) {
         Ok(Some(c)) => c,
-        Ok(None) => return false,
+        Ok(None) => return None,
         Err(e) => {
             tracing::error!(file = %r.image, error = %e, "cannot move a bad input out of inbox/");
-            return false;
+            return None;
         }
     };
     let mut rec = new_record(
@@ -515,11 +554,11 @@ fn fail_unclaimed(spool: &Spool, r: &Ready, failure: &Failure, backend: &str) ->
         JobSpec::default(),
         backend,
     );
-    fail_job(spool, &mut rec, failure.clone())
+    Some(fail_job(spool, &mut rec, failure.clone()))
 }
 
 /// Records the failure and moves the job to `failed/`.
-fn fail_job(spool: &Spool, rec: &mut JobRecord, failure: Failure) -> bool {
+fn fail_job(spool: &Spool, rec: &mut JobRecord, failure: Failure) -> End {
     let text = report::error_text(&rec.image, rec.sidecar.as_deref(), &rec.id, &failure);
     rec.state = State::Failed;
     rec.failure = Some(failure);
@@ -528,18 +567,18 @@ fn fail_job(spool: &Spool, rec: &mut JobRecord, failure: Failure) -> bool {
     }
     match spool.fail(rec, &text) {
         Ok(stem) => {
-            tracing::info!(
+            tracing::warn!(
                 job = %rec.id,
                 file = %rec.image,
                 to = %format!("failed/{stem}.error.txt"),
                 reason = %rec.failure.as_ref().map_or("", |f| f.message.as_str()),
                 "failed"
             );
-            true
+            End::Failed
         }
         Err(e) => {
-            tracing::error!(job = %rec.id, error = %e, "cannot move the job to failed/; it stays in processing/ and is retried at the next start");
-            false
+            tracing::error!(job = %rec.id, file = %rec.image, error = %e, "cannot move the failed job into failed/ (disk full or permissions?); it stays in processing/ and is tried again at the next rescan (watch.rescan) or the next start");
+            End::Undelivered
         }
     }
 }
@@ -569,13 +608,7 @@ fn spawn_job<B: Backend>(
         drop(ctx.ticket.take());
         let end = match outcome {
             Ok(()) => deliver(&ctx.spool, &mut ctx.rec, backend.name()),
-            Err(Stop::Failed(f)) => {
-                if fail_job(&ctx.spool, &mut ctx.rec, f) {
-                    End::Failed
-                } else {
-                    End::Left(None)
-                }
-            }
+            Err(Stop::Failed(f)) => fail_job(&ctx.spool, &mut ctx.rec, f),
             Err(Stop::Cancelled) => End::Left(None),
             Err(Stop::KeyRefused(why)) => End::Left(Some(why)),
         };
@@ -596,8 +629,8 @@ fn deliver(spool: &Spool, rec: &mut JobRecord, backend: &str) -> End {
         }
         Err(e) => {
             tracing::error!(job = %rec.id, file = %rec.image, error = %e,
-                "cannot move the finished job into done/ (disk full or permissions?); it stays in processing/ and is delivered at the next start");
-            End::Left(None)
+                "cannot move the finished job into done/ (disk full or permissions?); it stays in processing/ and is tried again at the next rescan (watch.rescan) or the next start");
+            End::Undelivered
         }
     }
 }

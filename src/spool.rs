@@ -194,13 +194,21 @@ fn stems_of(name: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Spool {
-    /// Opens the studio at `root`, creating missing folders.
+    /// Creates a studio at `root` (parents included) with its four folders (`dropreel init`).
+    pub fn create(root: &Path) -> io::Result<Spool> {
+        fs::create_dir_all(root)?;
+        Spool::open(root)
+    }
+
+    /// Opens the existing studio at `root`, creating missing folders inside it. A `root` that does
+    /// not exist is an error: a typo or an unmounted share must not become a new, empty studio.
     pub fn open(root: &Path) -> io::Result<Spool> {
         Spool::open_as(root, Owner::new(Duration::from_secs(60)))
     }
 
-    /// Opens the studio with this process's lease identity.
+    /// Opens the existing studio with this process's lease identity.
     pub fn open_as(root: &Path, owner: Owner) -> io::Result<Spool> {
+        check_root(root)?;
         for dir in [INBOX, PROCESSING, DONE, FAILED] {
             fs::create_dir_all(root.join(dir))?;
         }
@@ -209,6 +217,29 @@ impl Spool {
             owner,
             stems: Arc::default(),
         })
+    }
+
+    /// Refuses a studio whose folders are not all on one file system: moves between them would
+    /// be copies, not atomic renames (and fail with "Invalid cross-device link").
+    pub fn check_one_file_system(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let dev = |d: &str| fs::metadata(self.root.join(d)).map(|m| m.dev());
+            let processing = dev(PROCESSING)?;
+            for d in [INBOX, DONE, FAILED] {
+                if dev(d)? != processing {
+                    return Err(io::Error::other(format!(
+                        "{d}/ in {} is on another file system than processing/ (a mount or a \
+                         symlinked folder): moving files between them is not an atomic rename, so \
+                         dropreel does not start. Keep inbox/, processing/, done/ and failed/ on one \
+                         file system",
+                        self.root.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The studio file system's current time: the mtime of a file written just now in
@@ -480,21 +511,52 @@ impl Spool {
         sync_dir(&self.root.join(PROCESSING))
     }
 
-    /// Counts of entries per folder (hidden names excluded), for `status`.
+    /// Jobs per folder, for `status`: images waiting in `inbox/`, job folders in `processing/`,
+    /// delivered jobs (`result.json`) in `done/`, failed jobs (`error.txt`) in `failed/`.
     pub fn counts(&self) -> io::Result<[(&'static str, usize); 4]> {
-        let count = |d: &str| -> io::Result<usize> {
+        let count = |d: &str, is_job: &dyn Fn(&str) -> bool| -> io::Result<usize> {
             Ok(fs::read_dir(self.root.join(d))?
                 .filter_map(Result::ok)
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    !name.starts_with('.') && is_job(&name)
+                })
                 .count())
         };
+        let waiting = |n: &str| {
+            !crate::intake::is_ignored(n) && crate::intake::kind_of(n) == crate::intake::Kind::Image
+        };
         Ok([
-            (INBOX, count(INBOX)?),
-            (PROCESSING, count(PROCESSING)?),
-            (DONE, count(DONE)?),
-            (FAILED, count(FAILED)?),
+            (INBOX, count(INBOX, &waiting)?),
+            (PROCESSING, self.job_ids()?.len()),
+            (DONE, count(DONE, &|n| n.ends_with(".result.json"))?),
+            (FAILED, count(FAILED, &|n| n.ends_with(".error.txt"))?),
         ])
     }
+}
+
+/// Checks that the studio root exists and is a folder; the error says how to create one.
+pub fn check_root(root: &Path) -> io::Result<()> {
+    match fs::metadata(root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is a file, not a studio folder", root.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no studio at {0} — run `dropreel init {0}` to create one",
+                    root.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 fn join_ext(stem: &str, ext: &str) -> String {

@@ -13,7 +13,14 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     let mut out = String::new();
     let _ = writeln!(out, "studio {}", root.display());
     for (name, n) in spool.counts()? {
-        let _ = writeln!(out, "  {:<11}{n:>6}", format!("{name}/"));
+        let what = match name {
+            crate::spool::INBOX => "waiting",
+            crate::spool::PROCESSING => "in flight",
+            crate::spool::DONE => "delivered",
+            _ => "failed",
+        };
+        let jobs = if n == 1 { "job" } else { "jobs" };
+        let _ = writeln!(out, "  {:<11}{n:>6} {jobs} {what}", format!("{name}/"));
     }
     for inst in instances(root) {
         let _ = writeln!(

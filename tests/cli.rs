@@ -218,3 +218,245 @@ async fn run_exit_codes_0_1_and_3() {
     let out = dropreel_async(vec!["status".into(), root], vec![]).await;
     assert!(text(&out).contains("no jobs in flight"), "{}", text(&out));
 }
+
+/// Starts the binary with `args` against the in-process fake, stderr captured.
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dropreel"));
+    cmd.args(args)
+        .env_remove("RUNWAYML_API_SECRET")
+        .env_remove("RUNWAY_API_KEY")
+        .env_remove("RUNWAYML_BASE_URL")
+        .env_remove("DROPREEL_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits until a job in `processing/` has reached `state`.
+async fn wait_for_state(root: &std::path::Path, state: &str) {
+    let t0 = std::time::Instant::now();
+    let needle = format!("\"state\": \"{state}\"");
+    loop {
+        let found = all_files(root).iter().any(|f| {
+            f.ends_with("/job.json")
+                && std::fs::read_to_string(root.join(f)).is_ok_and(|t| t.contains(&needle))
+        });
+        if found {
+            return;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "no job reached {state}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+// See: issue 9, item 6 — a wrong path became a new, empty studio.
+#[test]
+fn a_missing_root_is_no_studio_and_is_never_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("nas/studio");
+    let r = root.to_str().unwrap();
+    for cmd in ["status", "run", "watch"] {
+        let out = dropreel(&[cmd, r], &[]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", text(&out));
+        let t = text(&out);
+        assert!(
+            t.contains(&format!("no studio at {r}")) && t.contains(&format!("dropreel init {r}")),
+            "{cmd}: {t}"
+        );
+        assert!(!dir.path().join("nas").exists(), "{cmd} created the root");
+    }
+    // JSON logs: the start-up error is JSON too.
+    let out = dropreel(&["run", r, "--log-format", "json"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let line = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+    assert!(
+        v["message"].as_str().unwrap().contains("no studio at"),
+        "{v}"
+    );
+    // An existing root with a missing folder is fine: the folder is made.
+    let out = dropreel(&["init", r], &[]);
+    assert!(out.status.success());
+    std::fs::remove_dir(root.join("failed")).unwrap();
+    let out = dropreel(&["status", r], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(root.join("failed").is_dir());
+}
+
+// See: issue 9, item 6 — moves across file systems failed every 2 s forever.
+#[test]
+fn an_inbox_on_another_file_system_is_refused_at_start() {
+    use std::os::unix::fs::MetadataExt as _;
+    let elsewhere = std::path::Path::new("/dev/shm");
+    let studio = Studio::new("backend: local\n");
+    if !elsewhere.is_dir()
+        || std::fs::metadata(elsewhere).unwrap().dev()
+            == std::fs::metadata(studio.root()).unwrap().dev()
+    {
+        eprintln!("SKIPPED: no second file system at /dev/shm to put inbox/ on");
+        return;
+    }
+    let other = tempfile::tempdir_in(elsewhere).unwrap();
+    std::fs::remove_dir(studio.path("inbox")).unwrap();
+    std::os::unix::fs::symlink(other.path(), studio.path("inbox")).unwrap();
+    std::fs::write(other.path().join("a.png"), png_bytes(8, 8)).unwrap();
+    let out = dropreel(&["run", studio.root().to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("another file system"), "{}", text(&out));
+    assert!(other.path().join("a.png").exists());
+}
+
+// See: issue 9, item 5 — a stopped run exited 0 with its jobs unfinished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_a_signal_exits_128_plus_the_signal() {
+    let fake = FakeRunway::start(Switches {
+        task_time: std::time::Duration::from_secs(30),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let root = studio.root().to_str().unwrap().to_string();
+    for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
+        studio.put("inbox/long.png", &png_bytes(8, 8));
+        let child = spawn(
+            &["run", &root],
+            &[
+                ("RUNWAYML_API_SECRET", KEY),
+                ("RUNWAYML_BASE_URL", &fake.url),
+            ],
+        );
+        wait_for_state(studio.root(), "submitted").await;
+        let ok = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let (got, err) = wait_exit(child, std::time::Duration::from_secs(10)).await;
+        assert_eq!(got, Some(code), "{signal}: {err}");
+        // The job waits in processing/ for the next start; clear it for the next round.
+        std::fs::remove_dir_all(studio.path("processing")).unwrap();
+        std::fs::create_dir(studio.path("processing")).unwrap();
+    }
+}
+
+// See: issue 9, item 5 — run said "every job succeeded" while a job sat in processing/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_cannot_be_delivered_makes_run_exit_1_and_waits_in_processing() {
+    let fake = FakeRunway::start(Switches {
+        task_time: std::time::Duration::from_millis(1500),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let root = studio.root().to_str().unwrap().to_string();
+    let env = [
+        ("RUNWAYML_API_SECRET", KEY),
+        ("RUNWAYML_BASE_URL", &fake.url),
+    ];
+    studio.put("inbox/stuck.png", &png_bytes(8, 8));
+    let child = spawn(&["run", &root], &env);
+    wait_for_state(studio.root(), "submitted").await;
+    // done/ goes away under the running instance (an unmounted share, a mistaken delete).
+    std::fs::remove_dir(studio.path("done")).unwrap();
+    std::fs::write(studio.path("done"), b"not a folder").unwrap();
+    let (code, err) = wait_exit(child, std::time::Duration::from_secs(20)).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("cannot move the finished job into done/"),
+        "{err}"
+    );
+    assert_eq!(studio.list("processing").len(), 1, "the job waits");
+    // done/ is back: the next run delivers without a new task.
+    std::fs::remove_file(studio.path("done")).unwrap();
+    std::fs::create_dir(studio.path("done")).unwrap();
+    let out = dropreel_async(
+        vec!["run".into(), root],
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(studio.path("done/stuck.mp4").exists());
+    assert_eq!(fake.tasks_created(), 1);
+}
+
+// See: issue 9, item 7 — colour codes in log files, forged lines, -q hiding failures, env over flags.
+#[test]
+fn text_logs_are_plain_off_a_terminal_and_flags_win_over_dropreel_log() {
+    let studio = Studio::new(
+        "backend: local\ndefaults:\n  duration: 1\nwatch:\n  settle: 20ms\n  sidecar_wait: 10ms\n",
+    );
+    studio.put(
+        "inbox/evil\nINFO delivered to=FORGED.png",
+        &png_bytes(32, 18),
+    );
+    studio.put("inbox/broken.png", b"this is text, not a PNG");
+    let root = studio.root().to_str().unwrap();
+    let out = dropreel(&["run", root], &[("TERM", "xterm-256color")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\x1b'), "colour codes off a terminal: {err}");
+    assert!(
+        err.lines().all(|l| !l.starts_with("INFO delivered")),
+        "a file name forged a log line: {err}"
+    );
+    assert!(err.contains("evil\\nINFO"), "{err}");
+    assert!(
+        studio
+            .path("done/evil\nINFO delivered to=FORGED.mp4")
+            .exists()
+    );
+
+    // -q still shows the failed job; DROPREEL_LOG does not override -q.
+    studio.put("inbox/broken2.png", b"still not a PNG");
+    let out = dropreel(&["run", root, "-q"], &[("DROPREEL_LOG", "trace")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken2.png") && err.contains("failed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("INFO") && !err.contains("DEBUG") && !err.contains("TRACE"),
+        "-q must win over DROPREEL_LOG: {err}"
+    );
+    // -v adds detail (settle decisions).
+    studio.put("inbox/fine.png", &png_bytes(32, 18));
+    let out = dropreel(&["run", root, "-v"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DEBUG"), "-v adds debug lines: {err}");
+}
+
+// See: issue 9, item 12 — status counted files, not jobs.
+#[test]
+fn status_counts_jobs_per_folder() {
+    let studio = Studio::new("backend: local\n");
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    studio.put("inbox/a.yaml", b"hi");
+    studio.put("inbox/notes.tmp", b"x");
+    studio.put("done/b.png", b"x");
+    studio.put("done/b.mp4", b"x");
+    studio.put("done/b.result.json", b"{}");
+    studio.put("failed/c.png", b"x");
+    studio.put("failed/c.error.txt", b"x");
+    let out = dropreel(&["status", studio.root().to_str().unwrap()], &[]);
+    let t = text(&out);
+    for want in [
+        "1 job waiting",
+        "0 jobs in flight",
+        "1 job delivered",
+        "1 job failed",
+    ] {
+        assert!(t.contains(want), "{want}: {t}");
+    }
+}

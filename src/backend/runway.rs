@@ -551,6 +551,7 @@ impl Runway {
             let status = task["status"].as_str().unwrap_or("UNKNOWN").to_string();
             let progress = task["progress"].as_f64().map(|p| p.clamp(0.0, 1.0));
             delay = clock.next(Instant::now(), &status, progress);
+            tracing::debug!(job = %job.rec.id, task = %task_id, status = %status, progress = ?progress, next_poll = ?delay, "polled");
             queued = status == "THROTTLED";
             place.set((started, task_id.clone()), queued);
             if matches!(status.as_str(), "SUCCEEDED" | "FAILED" | "CANCELLED") {
