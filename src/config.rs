@@ -137,6 +137,10 @@ pub struct WatchSection {
     /// A job whose lease is not renewed this long is taken over by another instance.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// An image that is still not whole (its structure ends early) after staying unchanged this
+    /// long is a copy that broke off: it goes to `failed/` as truncated.
+    #[serde(with = "humantime_serde")]
+    pub truncated_after: Duration,
 }
 
 impl Default for WatchSection {
@@ -147,6 +151,7 @@ impl Default for WatchSection {
             poll: None,
             rescan: Duration::from_secs(60),
             lease: Duration::from_secs(60),
+            truncated_after: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -452,6 +457,7 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         ("runway.request_timeout", r.request_timeout),
         ("watch.rescan", c.watch.rescan),
         ("watch.lease", c.watch.lease),
+        ("watch.truncated_after", c.watch.truncated_after),
     ] {
         if v.is_zero() {
             return Err(invalid(origin, format!("{key} must be longer than 0s")));
@@ -512,6 +518,7 @@ watch:
   poll: null            # e.g. 2s: poll instead of OS events (network shares)
   rescan: 60s           # full rescan of inbox/ as a safety net
   lease: 60s            # another instance takes over a job not renewed this long
+  truncated_after: 10m  # an image still not whole after this long unchanged goes to failed/
 
 local:
   fps: 24

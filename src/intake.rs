@@ -2,6 +2,11 @@
 //! mtime unchanged for `settle`, file openable), pairing an image with its sidecar (waiting
 //! `sidecar_wait` for a late one), and the file-system watcher (OS events, or polling for network
 //! shares) whose events are hints that trigger a look at one file.
+//!
+//! Stems pair after Unicode normalisation (NFC: macOS writes names decomposed, other systems
+//! composed), and a sidecar applies to every image of its stem. Nothing is skipped silently: a
+//! file that is neither ignored nor part of a job, a name that is not UTF-8, and a sidecar that
+//! will never pair each get one warning saying why.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -10,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use unicode_normalization::UnicodeNormalization as _;
 
 /// What a name in the inbox is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +50,7 @@ pub fn kind_of(name: &str) -> Kind {
     let lower = name.to_lowercase();
     let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
     match ext {
-        "png" | "jpg" | "jpeg" | "webp" => Kind::Image,
+        e if crate::media::IMAGE_EXTENSIONS.contains(&e) => Kind::Image,
         "yaml" | "yml" => Kind::Sidecar,
         _ => Kind::Other,
     }
@@ -52,6 +58,12 @@ pub fn kind_of(name: &str) -> Kind {
 
 fn stem_of(name: &str) -> &str {
     name.rsplit_once('.').map_or(name, |(s, _)| s)
+}
+
+/// The key a stem pairs by: its NFC form, so `Café` typed on a Mac (decomposed) and elsewhere
+/// (composed) are one stem.
+pub fn stem_key(name: &str) -> String {
+    stem_of(name).nfc().collect()
 }
 
 /// A file's identity for the stability check.
@@ -76,6 +88,8 @@ struct Seen {
     /// When the stamp last changed (or the file was first seen).
     since: Instant,
     kind: Kind,
+    /// Not before this, even if settled: it was looked at and found not whole yet.
+    hold_until: Option<Instant>,
 }
 
 /// An image that has settled, with its sidecar (if any), ready to be checked and claimed.
@@ -85,6 +99,9 @@ pub struct Ready {
     pub image_stamp: Stamp,
     pub sidecar: Option<String>,
     pub sidecar_stamp: Option<Stamp>,
+    /// How long the image has been unchanged (a file that stays incomplete this long is a copy
+    /// that broke off).
+    pub unchanged_for: Duration,
 }
 
 /// The inbox as dropreel sees it: every relevant file with its last stamp.
@@ -94,8 +111,11 @@ pub struct Inbox {
     settle: Duration,
     sidecar_wait: Duration,
     files: HashMap<String, Seen>,
-    /// Sidecar names by stem, so pairing an image costs a lookup, not a pass over the inbox.
+    /// Sidecar names by stem key ([`stem_key`]), so pairing an image costs a lookup, not a pass
+    /// over the inbox.
     sidecars: HashMap<String, Vec<String>>,
+    /// Image names by stem key: a sidecar shared by several images is copied to all but the last.
+    images: HashMap<String, Vec<String>>,
     /// Images handed out as ready and not yet gone from the inbox.
     handed: HashSet<String>,
     /// Odd entries already reported once (symlinks, folders named like images, FIFOs).
@@ -114,6 +134,7 @@ impl Inbox {
             sidecar_wait,
             files: HashMap::new(),
             sidecars: HashMap::new(),
+            images: HashMap::new(),
             handed: HashSet::new(),
             reported: HashSet::new(),
             clock: None,
@@ -122,9 +143,14 @@ impl Inbox {
     }
 
     fn insert(&mut self, name: &str, seen: Seen) {
-        if seen.kind == Kind::Sidecar {
-            self.sidecars
-                .entry(stem_of(name).to_string())
+        let index = match seen.kind {
+            Kind::Sidecar => Some(&mut self.sidecars),
+            Kind::Image => Some(&mut self.images),
+            Kind::Other => None,
+        };
+        if let Some(index) = index {
+            index
+                .entry(stem_key(name))
                 .or_default()
                 .push(name.to_string());
         }
@@ -133,16 +159,57 @@ impl Inbox {
     }
 
     fn remove(&mut self, name: &str) {
-        if let Some(seen) = self.files.remove(name)
-            && seen.kind == Kind::Sidecar
-            && let Some(v) = self.sidecars.get_mut(stem_of(name))
-        {
-            v.retain(|n| n != name);
-            if v.is_empty() {
-                self.sidecars.remove(stem_of(name));
+        if let Some(seen) = self.files.remove(name) {
+            let index = match seen.kind {
+                Kind::Sidecar => Some(&mut self.sidecars),
+                Kind::Image => Some(&mut self.images),
+                Kind::Other => None,
+            };
+            let key = stem_key(name);
+            if let Some(index) = index
+                && let Some(v) = index.get_mut(&key)
+            {
+                v.retain(|n| n != name);
+                if v.is_empty() {
+                    index.remove(&key);
+                }
             }
         }
         self.handed.remove(name);
+        self.cache.set(None);
+    }
+
+    /// Says once why `name` is left alone.
+    fn report(&mut self, name: &str, why: &str) {
+        if self.reported.insert(name.to_string()) {
+            tracing::warn!(file = %name, "left alone in inbox/: {why}");
+        }
+    }
+
+    /// A name that is not valid UTF-8 cannot be paired, sent or reported in `result.json`: said
+    /// once, and left alone.
+    pub fn report_unreadable_name(&mut self, name: &std::ffi::OsStr) {
+        let shown = name.to_string_lossy().into_owned();
+        self.report(
+            &shown,
+            "its name is not valid UTF-8 (a file copied from an old system?); rename it and it is taken",
+        );
+    }
+
+    /// Whether other images of `image`'s stem still wait in the inbox, so its sidecar must be
+    /// copied into the job rather than moved (it applies to each of them).
+    pub fn shares_sidecar(&self, image: &str) -> bool {
+        self.images
+            .get(&stem_key(image))
+            .is_some_and(|v| v.iter().any(|n| n != image))
+    }
+
+    /// Puts a handed-out image back to wait until `until` (it is not whole yet).
+    pub fn defer(&mut self, image: &str, until: Instant) {
+        self.handed.remove(image);
+        if let Some(seen) = self.files.get_mut(image) {
+            seen.hold_until = Some(until);
+        }
         self.cache.set(None);
     }
 
@@ -155,18 +222,29 @@ impl Inbox {
     pub fn scan(&mut self, fs_now: Option<SystemTime>) -> std::io::Result<()> {
         self.clock = fs_now;
         let mut present = HashSet::new();
+        let mut seen_names = HashSet::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue; // not UTF-8: cannot be an API file name; left alone
+            let name = match entry.file_name().into_string() {
+                Ok(name) => name,
+                Err(raw) => {
+                    self.report_unreadable_name(&raw);
+                    seen_names.insert(raw.to_string_lossy().into_owned());
+                    continue;
+                }
             };
-            if is_ignored(&name) || kind_of(&name) == Kind::Other {
+            seen_names.insert(name.clone());
+            if is_ignored(&name) {
                 continue;
             }
             self.observe(&name);
-            present.insert(name);
+            if kind_of(&name) != Kind::Other {
+                present.insert(name);
+            }
         }
         self.clock = None;
+        // A name that comes back after it was gone is reported again.
+        self.reported.retain(|n| seen_names.contains(n));
         let gone: Vec<String> = self
             .files
             .keys()
@@ -187,6 +265,7 @@ impl Inbox {
         }
         let kind = kind_of(name);
         if kind == Kind::Other {
+            self.report_other(name);
             return;
         }
         let meta = match fs::symlink_metadata(self.dir.join(name)) {
@@ -200,16 +279,14 @@ impl Inbox {
         };
         let ft = meta.file_type();
         if !ft.is_file() {
-            if self.reported.insert(name.to_string()) {
-                let what = if ft.is_symlink() {
-                    "a symbolic link (links are never followed; put the file itself into inbox/)"
-                } else if ft.is_dir() {
-                    "a folder"
-                } else {
-                    "not a regular file"
-                };
-                tracing::warn!(file = name, "left alone in inbox/: it is {what}");
-            }
+            let what = if ft.is_symlink() {
+                "it is a symbolic link (links are never followed; put the file itself into inbox/)"
+            } else if ft.is_dir() {
+                "it is a folder"
+            } else {
+                "it is not a regular file"
+            };
+            self.report(name, what);
             if self.files.contains_key(name) {
                 self.remove(name);
             }
@@ -245,14 +322,22 @@ impl Inbox {
                     Duration::ZERO
                 };
                 let since = now.checked_sub(credit).unwrap_or(now);
-                self.insert(name, Seen { stamp, since, kind });
+                self.insert(
+                    name,
+                    Seen {
+                        stamp,
+                        since,
+                        kind,
+                        hold_until: None,
+                    },
+                );
             }
         }
     }
 
     /// The sidecar for `image`, if one is known: `<stem>.yaml` first, then `<stem>.yml`.
     fn sidecar_for(&self, image: &str) -> Option<(&String, &Seen)> {
-        let names = self.sidecars.get(stem_of(image))?;
+        let names = self.sidecars.get(&stem_key(image))?;
         let pick = names
             .iter()
             .find(|n| n.to_lowercase().ends_with(".yaml"))
@@ -263,10 +348,11 @@ impl Inbox {
     /// When `image` becomes ready if nothing changes.
     fn ready_at(&self, image: &str, seen: &Seen) -> Instant {
         let stable = seen.since + self.settle;
-        match self.sidecar_for(image) {
+        let at = match self.sidecar_for(image) {
             Some((_, sc)) => stable.max(sc.since + self.settle),
             None => stable + self.sidecar_wait,
-        }
+        };
+        seen.hold_until.map_or(at, |h| at.max(h))
     }
 
     /// (next deadline, images waiting), from the cache or one pass over the files.
@@ -307,7 +393,11 @@ impl Inbox {
         for name in &due {
             self.observe(name);
             let stem = stem_of(name).to_string();
-            let known = self.sidecars.get(&stem).cloned().unwrap_or_default();
+            let known = self
+                .sidecars
+                .get(&stem_key(name))
+                .cloned()
+                .unwrap_or_default();
             for sc in known
                 .into_iter()
                 .chain([format!("{stem}.yaml"), format!("{stem}.yml")])
@@ -339,8 +429,12 @@ impl Inbox {
                     image_stamp: seen.stamp,
                     sidecar: sc.map(|(n, _)| n.clone()),
                     sidecar_stamp: sc.map(|(_, s)| s.stamp),
+                    unchanged_for: now.saturating_duration_since(seen.since),
                 },
             ));
+        }
+        for (_, r) in &ready {
+            self.explain_unpaired(r);
         }
         ready.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.image.cmp(&b.1.image)));
         for (since, r) in &ready {
@@ -354,6 +448,82 @@ impl Inbox {
         }
         self.cache.set(None);
         ready.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// One warning for a file that is neither ignored nor part of a job.
+    fn report_other(&mut self, name: &str) {
+        if self.reported.contains(name) {
+            return;
+        }
+        let Ok(meta) = fs::symlink_metadata(self.dir.join(name)) else {
+            return;
+        };
+        let ext = name.rsplit_once('.').map(|(_, e)| e.to_lowercase());
+        let why = if meta.is_dir() {
+            "it is a folder (put the images themselves into inbox/)".to_string()
+        } else if meta.file_type().is_symlink() {
+            "it is a symbolic link (links are never followed; put the file itself into inbox/)"
+                .to_string()
+        } else {
+            format!(
+                "dropreel does not make videos from {} files; it takes images (PNG, JPEG, WebP, HEIC, \
+                 TIFF, BMP, GIF, AVIF), each with an optional <name>.yaml sidecar",
+                ext.map_or_else(|| "extension-less".to_string(), |e| format!(".{e}"))
+            )
+        };
+        self.report(name, &why);
+    }
+
+    /// Warns once about sidecars that look meant for `r`'s image but will not apply to it.
+    fn explain_unpaired(&mut self, r: &Ready) {
+        let key = stem_key(&r.image);
+        let mut notes: Vec<(String, String)> = Vec::new();
+        if let (Some(used), Some(names)) = (&r.sidecar, self.sidecars.get(&key)) {
+            for other in names.iter().filter(|n| *n != used) {
+                notes.push((
+                    other.clone(),
+                    format!(
+                        "{used} is the sidecar of {}; delete one of the two",
+                        r.image
+                    ),
+                ));
+            }
+        }
+        // `dog.png.yaml`: named after the whole file name.
+        if let Some(names) = self.sidecars.get(&r.image.nfc().collect::<String>()) {
+            for n in names {
+                notes.push((
+                    n.clone(),
+                    format!(
+                        "a sidecar is named after the image without its extension: rename it to {}.{}",
+                        stem_of(&r.image),
+                        n.rsplit_once('.').map_or("yaml", |(_, e)| e)
+                    ),
+                ));
+            }
+        }
+        // `Cat.png` + `cat.yaml`: the same stem but for letter case.
+        if r.sidecar.is_none() {
+            let lower = key.to_lowercase();
+            for (k, names) in &self.sidecars {
+                if *k != key && k.to_lowercase() == lower {
+                    for n in names {
+                        notes.push((
+                            n.clone(),
+                            format!(
+                                "it differs from {} in letter case only, so it does not pair; rename it to {}.{}",
+                                r.image,
+                                stem_of(&r.image),
+                                n.rsplit_once('.').map_or("yaml", |(_, e)| e)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for (name, why) in notes {
+            self.report(&name, &why);
+        }
     }
 
     /// Forgets that `image` was handed out, so it is judged again (it changed, or its claim failed).
@@ -396,8 +566,8 @@ impl Inbox {
     }
 }
 
-/// A sharing or lock violation: another program has the file open for writing.
-fn held_by_writer(e: &std::io::Error) -> bool {
+/// A sharing or lock violation: another program has the file open for writing (Windows, SMB).
+pub fn held_by_writer(e: &std::io::Error) -> bool {
     cfg!(windows) && matches!(e.raw_os_error(), Some(32 | 33))
 }
 
@@ -411,15 +581,15 @@ pub struct Watcher {
 pub fn watch(
     dir: &Path,
     poll: Option<Duration>,
-    tx: mpsc::UnboundedSender<String>,
+    tx: mpsc::UnboundedSender<std::ffi::OsString>,
 ) -> anyhow::Result<Watcher> {
     use notify::{RecursiveMode, Watcher as _};
     let handler = move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {
             for p in ev.paths {
-                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                if let Some(name) = p.file_name() {
                     // The receiver is gone only at shutdown.
-                    let _ = tx.send(name.to_string());
+                    let _ = tx.send(name.to_os_string());
                 }
             }
         }

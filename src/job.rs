@@ -1,8 +1,7 @@
 //! What to generate for one image: the [`JobSpec`], built from the config defaults plus the image's
-//! sidecar, checked against the model catalog before anything is sent. Also sidecar parsing and the
-//! image content check (magic bytes and dimensions, read from the header only).
+//! sidecar, checked against the model catalog before anything is sent. Also sidecar parsing. (What
+//! an image file is — format, size, wholeness — is [`crate::media`]'s.)
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -14,113 +13,7 @@ use crate::models::{self, SEED_MAX};
 /// A sidecar larger than this is refused unread (a prompt is text, not a file dump).
 pub const MAX_SIDECAR_BYTES: u64 = 256 * 1024;
 
-/// Image formats the API takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageFormat {
-    Png,
-    Jpeg,
-    Webp,
-}
-
-impl ImageFormat {
-    pub fn mime(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "image/png",
-            ImageFormat::Jpeg => "image/jpeg",
-            ImageFormat::Webp => "image/webp",
-        }
-    }
-}
-
-/// What the image's header says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageInfo {
-    pub format: ImageFormat,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl ImageInfo {
-    /// For a record of an input that failed before its header could be read.
-    pub const UNKNOWN: ImageInfo = ImageInfo {
-        format: ImageFormat::Png,
-        width: 0,
-        height: 0,
-    };
-}
-
-/// Reads the image's magic bytes and dimensions. The error is a sentence for `error.txt`.
-pub fn probe_image(path: &Path) -> Result<ImageInfo, String> {
-    let mut head = [0u8; 16];
-    let mut f = std::fs::File::open(path).map_err(|e| format!("the file cannot be read: {e}"))?;
-    let n = read_up_to(&mut f, &mut head).map_err(|e| format!("the file cannot be read: {e}"))?;
-    let head = &head[..n];
-    let format = if head.starts_with(b"\x89PNG\r\n\x1a\n") {
-        ImageFormat::Png
-    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        ImageFormat::Jpeg
-    } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
-        ImageFormat::Webp
-    } else if n == 0 {
-        return Err("the file is empty".into());
-    } else if head.starts_with(b"GIF8") {
-        return Err("the file is a GIF; the API takes PNG, JPEG or WebP images".into());
-    } else {
-        return Err(
-            "the file is not a PNG, JPEG or WebP image (its content does not match any of them)"
-                .into(),
-        );
-    };
-    let size = imagesize::size(path).map_err(|e| {
-        format!("the image header cannot be read ({e}); the file may be truncated or corrupt")
-    })?;
-    let (width, height) = (
-        u32::try_from(size.width).unwrap_or(u32::MAX),
-        u32::try_from(size.height).unwrap_or(u32::MAX),
-    );
-    if width == 0 || height == 0 {
-        return Err(format!(
-            "the image claims a size of {width}×{height} pixels"
-        ));
-    }
-    // Phones store portraits as landscape pixels plus an EXIF rotation: report the shown shape.
-    let (width, height) = if exif_rotated(path) {
-        (height, width)
-    } else {
-        (width, height)
-    };
-    Ok(ImageInfo {
-        format,
-        width,
-        height,
-    })
-}
-
-/// Whether the image's EXIF orientation turns it by 90° (orientations 5–8). Reads the header only.
-fn exif_rotated(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut reader = std::io::BufReader::new(file);
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut reader) else {
-        return false;
-    };
-    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
-        .and_then(|f| f.value.get_uint(0))
-        .is_some_and(|o| (5..=8).contains(&o))
-}
-
-fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
+pub use crate::media::{ImageFormat, ImageInfo, probe_image};
 
 /// The keys a sidecar may hold. Unknown keys are an error naming the key.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

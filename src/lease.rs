@@ -108,10 +108,13 @@ impl Owner {
     pub fn take_new(&self, dir: &Path) -> io::Result<bool> {
         let json = serde_json::to_vec(&self.lease()).map_err(io::Error::other)?;
         let tmp = dir.join(format!("{LEASE_FILE}.new-{}-{}", self.pid, self.instance));
-        {
-            let mut f = fs::File::create(&tmp)?;
+        let written = fs::File::create(&tmp).and_then(|mut f| {
             f.write_all(&json)?;
-            f.sync_all()?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
         let linked = fs::hard_link(&tmp, dir.join(LEASE_FILE));
         let _ = fs::remove_file(&tmp);

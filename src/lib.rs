@@ -17,6 +17,7 @@ pub mod demo;
 pub mod intake;
 pub mod job;
 pub mod lease;
+pub mod media;
 pub mod models;
 pub mod pipeline;
 pub mod report;

@@ -103,6 +103,23 @@ struct Checked {
     spec: JobSpec,
 }
 
+/// Why a ready image is not checked out.
+enum NotYet {
+    /// Bad input: it goes to `failed/`.
+    Fail(Failure),
+    /// Not whole yet (still being written): it waits in `inbox/`. Says where it stops.
+    Wait(String),
+}
+
+impl From<Failure> for NotYet {
+    fn from(f: Failure) -> NotYet {
+        NotYet::Fail(f)
+    }
+}
+
+/// How often a settled image that is not whole yet is looked at again.
+const RECHECK_INCOMPLETE: Duration = Duration::from_secs(2);
+
 /// Runs the pipeline on `settings.root` with `backend` until the inbox is drained (`Run`) or
 /// `shutdown` completes.
 pub async fn run<B: Backend>(
@@ -129,7 +146,7 @@ pub async fn run<B: Backend>(
     }
 
     let mut inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
-    let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<String>();
+    let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<std::ffi::OsString>();
     let _watcher = match mode {
         Mode::Watch => Some(intake::watch(&spool.inbox(), cfg.watch.poll, fs_tx)?),
         Mode::Run => {
@@ -158,9 +175,24 @@ pub async fn run<B: Backend>(
                 break;
             };
             budget -= 1;
-            match check(&spool, settings, &ready) {
+            let verdict = match check(&spool, settings, &ready) {
+                Err(NotYet::Wait(why)) if ready.unchanged_for >= cfg.watch.truncated_after => Err(
+                    NotYet::Fail(truncated(&ready, &why, cfg.watch.truncated_after)),
+                ),
+                v => v,
+            };
+            match verdict {
                 Ok(c) => queue.push_back(c),
-                Err(failure) => {
+                Err(NotYet::Wait(why)) => {
+                    tracing::debug!(file = %ready.image, why, "not whole yet; waiting for the rest of it");
+                    inbox.defer(
+                        &ready.image,
+                        Instant::now()
+                            + RECHECK_INCOMPLETE
+                                .min(cfg.watch.settle.max(Duration::from_millis(100))),
+                    );
+                }
+                Err(NotYet::Fail(failure)) => {
                     if let Some(end) = fail_unclaimed(&spool, &ready, &failure, backend.name()) {
                         summary.count(&end);
                     }
@@ -178,7 +210,8 @@ pub async fn run<B: Backend>(
                 inbox.release(&c.ready.image);
                 continue;
             }
-            match claim(&spool, &c, backend.name()) {
+            let share = inbox.shares_sidecar(&c.ready.image);
+            match claim(&spool, &c, share, backend.name()) {
                 Ok(Some(rec)) => {
                     forget(&mut inbox, &c.ready);
                     let token = cancel.child_token();
@@ -244,8 +277,11 @@ pub async fn run<B: Backend>(
                 summary.count(&end);
             }
             Some(name) = fs_rx.recv() => {
-                tracing::trace!(file = %name, "file-system event");
-                inbox.observe(&name);
+                tracing::trace!(file = %name.to_string_lossy(), "file-system event");
+                match name.into_string() {
+                    Ok(name) => inbox.observe(&name),
+                    Err(raw) => inbox.report_unreadable_name(&raw),
+                }
             }
             () = slots.changed.notified() => {}
             // More of the backlog to check: go round again at once, after other events.
@@ -409,8 +445,23 @@ fn forget(inbox: &mut Inbox, r: &Ready) {
     }
 }
 
+/// A file that stayed incomplete and unchanged for `after`: a copy that broke off.
+fn truncated(r: &Ready, why: &str, after: Duration) -> Failure {
+    Failure {
+        message: format!(
+            "{} is truncated: {why}, and it has not changed for {}",
+            r.image,
+            humantime::format_duration(Duration::from_secs(after.as_secs()))
+        ),
+        advice: "the copy probably broke off: copy the image into inbox/ again (or re-export it). \
+                 A slow share may need a longer watch.truncated_after"
+            .into(),
+        api: None,
+    }
+}
+
 /// The checks that need no slot: image content, sidecar, spec against the catalog.
-fn check(spool: &Spool, settings: &Settings, r: &Ready) -> Result<Checked, Failure> {
+fn check(spool: &Spool, settings: &Settings, r: &Ready) -> Result<Checked, NotYet> {
     let (info, spec) = check_files(&spool.inbox(), settings, &r.image, r.sidecar.as_deref())?;
     Ok(Checked {
         ready: r.clone(),
@@ -419,15 +470,25 @@ fn check(spool: &Spool, settings: &Settings, r: &Ready) -> Result<Checked, Failu
     })
 }
 
-/// Probes the image, reads the sidecar and builds the spec, for files in `dir`.
+/// Probes the image (format, size, wholeness), reads the sidecar and builds the spec, for files
+/// in `dir`.
 fn check_files(
     dir: &std::path::Path,
     settings: &Settings,
     image: &str,
     sidecar: Option<&str>,
-) -> Result<(ImageInfo, JobSpec), Failure> {
-    let len = std::fs::metadata(dir.join(image)).map_or(0, |m| m.len());
-    if len > crate::backend::runway::UPLOAD_MAX {
+) -> Result<(ImageInfo, JobSpec), NotYet> {
+    let path = dir.join(image);
+    let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let unusable = |why: String| Failure {
+        message: format!("{image} cannot be used: {why}"),
+        advice: "export it as a PNG, JPEG or WebP image".into(),
+        api: None,
+    };
+    let format = crate::media::format_of(&path);
+    // What is sent is the file itself, or (other formats) a PNG made of it, checked when made.
+    let sent_as_is = format.as_ref().map_or(true, |f| f.sent_as_is());
+    if sent_as_is && len > crate::backend::runway::UPLOAD_MAX {
         return Err(Failure {
             message: format!(
                 "{image} is {} MB; Runway takes images of at most {} MB",
@@ -436,13 +497,34 @@ fn check_files(
             ),
             advice: "export a smaller version (a 4K JPEG is a few MB)".into(),
             api: None,
-        });
+        }
+        .into());
     }
-    let info = job::probe_image(&dir.join(image)).map_err(|why| Failure {
-        message: format!("{image} cannot be used: {why}"),
-        advice: "export it as a PNG, JPEG or WebP image".into(),
-        api: None,
-    })?;
+    let format = format.map_err(unusable)?;
+    let whole = crate::media::wholeness(&path, format);
+    if !format.decodable() {
+        if let Ok(crate::media::Whole::No(stop)) = whole {
+            return Err(NotYet::Wait(stop));
+        }
+        return Err(Failure {
+            message: format!(
+                "{image} is a {} image, which this build of dropreel cannot decode",
+                format.name()
+            ),
+            advice: crate::media::undecodable_advice(format),
+            api: None,
+        }
+        .into());
+    }
+    let info = match job::probe_image(&path) {
+        Ok(info) => info,
+        // A partial copy may not even hold its size yet (camera JPEGs carry it after the
+        // thumbnail): wait for the rest before judging.
+        Err(why) => match whole {
+            Ok(crate::media::Whole::No(stop)) => return Err(NotYet::Wait(stop)),
+            _ => return Err(unusable(why).into()),
+        },
+    };
     let pixels = u64::from(info.width) * u64::from(info.height);
     if pixels > render::MAX_SOURCE_PIXELS {
         return Err(Failure {
@@ -455,7 +537,24 @@ fn check_files(
             ),
             advice: "use a smaller image".into(),
             api: None,
-        });
+        }
+        .into());
+    }
+    match whole {
+        Ok(crate::media::Whole::Yes) => {}
+        Ok(crate::media::Whole::No(why)) => return Err(NotYet::Wait(why)),
+        // Still held open by its writer (Windows, SMB): not ready yet.
+        Err(e) if intake::held_by_writer(&e) => {
+            return Err(NotYet::Wait("another program still has it open".into()));
+        }
+        Err(e) => {
+            return Err(Failure {
+                message: format!("{image} cannot be read: {e}"),
+                advice: "check the file's permissions, or copy it into inbox/ again".into(),
+                api: None,
+            }
+            .into());
+        }
     }
     let sc = match sidecar {
         Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
@@ -513,12 +612,21 @@ fn new_record(
         failure: None,
         delivery: None,
         render: None,
+        source_sha256: None,
+        source_changed: false,
     }
 }
 
-/// Claims a checked image. `Ok(None)`: it was gone (another instance, or the user).
-fn claim(spool: &Spool, c: &Checked, backend: &str) -> std::io::Result<Option<JobRecord>> {
-    let Some((id, sidecar)) = spool.claim(&c.ready.image, c.ready.sidecar.as_deref())? else {
+/// Claims a checked image (copying its sidecar when other images of its stem still wait:
+/// `share`). `Ok(None)`: it was gone (another instance, or the user).
+fn claim(
+    spool: &Spool,
+    c: &Checked,
+    share: bool,
+    backend: &str,
+) -> std::io::Result<Option<JobRecord>> {
+    let Some((id, sidecar)) = spool.claim(&c.ready.image, c.ready.sidecar.as_deref(), share)?
+    else {
         return Ok(None);
     };
     let rec = new_record(id, &c.ready.image, sidecar, c.info, c.spec.clone(), backend);
@@ -538,7 +646,7 @@ fn claim(spool: &Spool, c: &Checked, backend: &str) -> std::io::Result<Option<Jo
 /// Claims a bad input and moves it to `failed/` with its explanation. `None` when it was not ours
 /// (gone, or inbox/ refused the move).
 fn fail_unclaimed(spool: &Spool, r: &Ready, failure: &Failure, backend: &str) -> Option<End> {
-    let claimed = match spool.claim(&r.image, r.sidecar.as_deref()) {
+    let claimed = match spool.claim(&r.image, r.sidecar.as_deref(), false) {
         Ok(Some(c)) => c,
         Ok(None) => return None,
         Err(e) => {
@@ -600,6 +708,13 @@ fn spawn_job<B: Backend>(
     };
     let end_tx = end_tx.clone();
     tokio::spawn(async move {
+        // The bytes this job works from, noted before anything is sent (and compared at delivery).
+        if ctx.rec.state == State::Claimed && ctx.rec.source_sha256.is_none() {
+            ctx.rec.source_sha256 = hash_source(&ctx.spool, &ctx.rec).await;
+            if let Err(e) = ctx.save() {
+                tracing::debug!(job = %ctx.rec.id, error = %e, "cannot save the source's hash yet");
+            }
+        }
         // A job that failed before a stop is moved to failed/, whatever the backend.
         let outcome = match ctx.rec.state {
             State::Failed => Err(Stop::Failed(ctx.rec.failure_or_default())),
@@ -607,7 +722,10 @@ fn spawn_job<B: Backend>(
         };
         drop(ctx.ticket.take());
         let end = match outcome {
-            Ok(()) => deliver(&ctx.spool, &mut ctx.rec, backend.name()),
+            Ok(()) => {
+                check_source_unchanged(&ctx.spool, &mut ctx.rec).await;
+                deliver(&ctx.spool, &mut ctx.rec, backend.name())
+            }
             Err(Stop::Failed(f)) => fail_job(&ctx.spool, &mut ctx.rec, f),
             Err(Stop::Cancelled) => End::Left(None),
             Err(Stop::KeyRefused(why)) => End::Left(Some(why)),
@@ -618,6 +736,39 @@ fn spawn_job<B: Backend>(
             end,
         });
     });
+}
+
+/// The SHA-256 of the job's image, off the runtime's threads.
+async fn hash_source(spool: &Spool, rec: &JobRecord) -> Option<String> {
+    let path = spool.job_dir(&rec.id).join(&rec.image);
+    tokio::task::spawn_blocking(move || crate::media::sha256_file(&path))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Warns loudly when the image changed after the job started (its writer kept writing into the
+/// claimed file): the video was made from bytes that `done/` will not hold.
+async fn check_source_unchanged(spool: &Spool, rec: &mut JobRecord) {
+    let Some(before) = rec.source_sha256.clone() else {
+        return;
+    };
+    if rec.source_changed || rec.delivery.is_some() {
+        return;
+    }
+    if hash_source(spool, rec)
+        .await
+        .is_some_and(|now| now != before)
+    {
+        tracing::warn!(
+            job = %rec.id,
+            file = %rec.image,
+            "THE SOURCE CHANGED AFTER IT WAS SENT: another program kept writing into the image after \
+             dropreel took it, so the video was made from different bytes than the file now in done/. \
+             Check the video; to make it from the finished file, move the file back into inbox/"
+        );
+        rec.source_changed = true;
+    }
 }
 
 fn deliver(spool: &Spool, rec: &mut JobRecord, backend: &str) -> End {
@@ -769,7 +920,16 @@ fn rebuild(
             tracing::info!(job = %id, file = %image, "resuming a job claimed just before a stop");
             Some(rec)
         }
-        Err(f) => {
+        Err(not_yet) => {
+            let f = match not_yet {
+                NotYet::Fail(f) => f,
+                // Claimed, so its writer had stopped long enough: what is there is all there is.
+                NotYet::Wait(why) => Failure {
+                    message: format!("{image} is truncated: {why}"),
+                    advice: "copy the image into inbox/ again (or re-export it)".into(),
+                    api: None,
+                },
+            };
             let mut rec = new_record(
                 id.to_string(),
                 image,

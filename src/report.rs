@@ -28,7 +28,15 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
         "credits": s.credits(),
         "submissions": rec.submissions,
         "retries": rec.transient_faults,
+        "source_sha256": rec.source_sha256,
     });
+    if rec.source_changed {
+        v["source_changed"] = json!(true);
+        v["warning"] = json!(
+            "the image changed after dropreel took it (its writer kept writing): the video was made \
+             from different bytes than the file beside it"
+        );
+    }
     if let Some(r) = &rec.render {
         v["motion"] = json!(r.motion);
         v["zoom"] = json!(r.zoom);

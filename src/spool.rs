@@ -24,6 +24,9 @@ pub const STATE_FILE: &str = "job.json";
 pub const OUTPUT_FILE: &str = "out.mp4";
 /// The download while it is written.
 pub const OUTPUT_PART: &str = "out.mp4.part";
+/// An image in a format the API does not take, converted to PNG for sending (a dot name: never
+/// mistaken for the job's own image).
+pub const CONVERTED_FILE: &str = ".send.png";
 
 /// Where a job is in its life. Persisted at every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +115,13 @@ pub struct JobRecord {
     /// What the local renderer made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderInfo>,
+    /// SHA-256 of the image as the job started working on it (before anything was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
+    /// Set at delivery when the image's bytes differ from `source_sha256`: its writer went on
+    /// writing after the claim, so the video was made from other bytes than `done/` holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_changed: bool,
 }
 
 /// The local renderer's report of one clip.
@@ -249,8 +259,10 @@ impl Spool {
             .root
             .join(PROCESSING)
             .join(format!(".clock-{}", self.owner.instance));
-        fs::write(&probe, b"t").ok()?;
-        let now = fs::metadata(&probe).and_then(|m| m.modified()).ok();
+        let now = fs::write(&probe, b"t")
+            .and_then(|()| fs::metadata(&probe)?.modified())
+            .ok();
+        // Also when the write failed (a full disk can leave an empty file).
         let _ = fs::remove_file(&probe);
         now
     }
@@ -286,11 +298,15 @@ impl Spool {
     }
 
     /// Takes `image` (and its sidecar) out of the inbox into a new job folder. `Ok(None)` when the file
-    /// is gone: another instance took it, or the user pulled it back — both normal.
+    /// is gone: another instance took it, or the user pulled it back — both normal. With
+    /// `copy_sidecar`, the sidecar is copied rather than moved (other images of its stem still need
+    /// it). A claim that fails midway (a full disk) leaves nothing behind: the files are back in the
+    /// inbox and the job folder is gone.
     pub fn claim(
         &self,
         image: &str,
         sidecar: Option<&str>,
+        copy_sidecar: bool,
     ) -> io::Result<Option<(String, Option<String>)>> {
         let id = new_job_id();
         let dir = self.job_dir(&id);
@@ -298,29 +314,35 @@ impl Spool {
         // The lease exists before the image arrives, so no other instance ever sees the job
         // without an owner.
         if let Err(e) = self.owner.take_new(&dir) {
-            let _ = fs::remove_dir(&dir);
+            abandon_claim(&dir);
             return Err(e);
         }
         match fs::rename(self.inbox().join(image), dir.join(image)) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let _ = fs::remove_file(dir.join(LEASE_FILE));
-                let _ = fs::remove_dir(&dir);
-                return Ok(None);
-            }
             Err(e) => {
-                let _ = fs::remove_file(dir.join(LEASE_FILE));
-                let _ = fs::remove_dir(&dir);
-                return Err(e);
+                abandon_claim(&dir);
+                return if e.kind() == io::ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
             }
         }
-        let sidecar = match sidecar {
-            Some(s) => match fs::rename(self.inbox().join(s), dir.join(s)) {
-                Ok(()) => Some(s.to_string()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            },
-            None => None,
+        let taken = match sidecar {
+            Some(s) if copy_sidecar => copy_durably(&self.inbox().join(s), &dir, s).map(|()| true),
+            Some(s) => fs::rename(self.inbox().join(s), dir.join(s)).map(|()| true),
+            None => Ok(false),
+        };
+        let sidecar = match taken {
+            Ok(true) => sidecar.map(str::to_string),
+            Ok(false) => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                // Put the image back: the claim is retried as a whole.
+                let _ = fs::rename(dir.join(image), self.inbox().join(image));
+                abandon_claim(&dir);
+                return Err(e);
+            }
         };
         sync_dir(&dir)?;
         sync_dir(&self.inbox())?;
@@ -477,6 +499,7 @@ impl Spool {
             [
                 OUTPUT_PART,
                 OUTPUT_FILE,
+                CONVERTED_FILE,
                 "result.json",
                 "error.txt",
                 STATE_FILE,
@@ -535,6 +558,31 @@ impl Spool {
     }
 }
 
+/// Removes what a failed claim made in its job folder (leases, temp files), then the folder.
+fn abandon_claim(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(LEASE_FILE) || name.ends_with(".tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
+/// Copies `src` into `dir/name` durably (temp file, fsync, rename).
+fn copy_durably(src: &Path, dir: &Path, name: &str) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let copied = fs::copy(src, &tmp)
+        .and_then(|_| File::open(&tmp)?.sync_all())
+        .and_then(|()| fs::rename(&tmp, dir.join(name)));
+    if copied.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    copied
+}
+
 /// Checks that the studio root exists and is a folder; the error says how to create one.
 pub fn check_root(root: &Path) -> io::Result<()> {
     match fs::metadata(root) {
@@ -579,15 +627,19 @@ pub fn fit_stem(stem: &str, max: usize) -> &str {
     &stem[..end]
 }
 
-/// Writes `dir/name` atomically and durably.
+/// Writes `dir/name` atomically and durably. A write that fails (a full disk) leaves no temp file.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+    let written = File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, dir.join(name)));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
 }
 

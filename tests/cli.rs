@@ -460,3 +460,57 @@ fn status_counts_jobs_per_folder() {
         assert!(t.contains(want), "{want}: {t}");
     }
 }
+
+// See: issue 9, items 2, 4 and 7 — files that were never processed and never mentioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_left_alone_gets_one_warning_saying_why() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    studio.put("inbox/notes.pdf", b"%PDF-1.7");
+    std::fs::create_dir(studio.path("inbox/sub")).unwrap();
+    let raw = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::write(studio.path("inbox").join(raw), png_bytes(8, 8)).unwrap();
+    studio.put("inbox/Cat.png", &png_bytes(8, 8));
+    studio.put("inbox/cat.yaml", b"a cat");
+    studio.put("inbox/dog.png", &png_bytes(8, 8));
+    studio.put("inbox/dog.png.yaml", b"a dog");
+    studio.put("inbox/fox.png", &png_bytes(8, 8));
+    studio.put("inbox/fox.yaml", b"a fox");
+    studio.put("inbox/fox.yml", b"another fox");
+    let out = dropreel_async(
+        vec!["run".into(), studio.root().to_str().unwrap().into()],
+        vec![
+            ("RUNWAYML_API_SECRET".into(), KEY.into()),
+            ("RUNWAYML_BASE_URL".into(), fake.url.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let once = |needle: &str, why: &str| {
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains("left alone"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{needle}: one warning, got {lines:#?}\n{err}"
+        );
+        assert!(lines[0].contains(why), "{needle}: {}", lines[0]);
+        assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    };
+    once("notes.pdf", "does not make videos from .pdf files");
+    once("file=sub", "it is a folder");
+    once("caf\u{fffd}.png", "not valid UTF-8");
+    once("cat.yaml", "letter case only");
+    once("dog.png.yaml", "rename it to dog.yaml");
+    once("fox.yml", "fox.yaml is the sidecar of fox.png");
+    let prompts: Vec<String> = fake
+        .created()
+        .iter()
+        .map(|b| b["promptText"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(prompts.contains(&"a fox".to_string()), "{prompts:?}");
+}

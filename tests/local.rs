@@ -242,7 +242,7 @@ async fn every_ratio_renders_at_its_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_truncated_and_bomb_images_fail_with_clear_messages() {
-    let studio = local_studio(4, "defaults:\n  duration: 1\n");
+    let studio = local_studio(4, "  truncated_after: 300ms\ndefaults:\n  duration: 1\n");
     let good = png_from_fn(320, 180, waves);
     studio.put("inbox/truncated.png", &good[..good.len() / 2]);
     let mut corrupt = good.clone();
@@ -254,17 +254,97 @@ async fn corrupt_truncated_and_bomb_images_fail_with_clear_messages() {
     studio.put("inbox/fine.png", &good);
     let summary = studio.run_local().await;
     assert_eq!((summary.succeeded, summary.failed), (1, 3));
-    for name in ["truncated", "corrupt"] {
-        let t = studio.read(&format!("failed/{name}.error.txt"));
-        assert!(
-            t.contains("cannot be decoded") && t.contains("What to do:"),
-            "{name}: {t}"
-        );
-    }
+    // A file whose structure ends early waits (it may still be arriving), then fails as
+    // truncated; a damaged one fails as undecodable (or, when the damage hits its structure,
+    // as truncated too).
+    let t = studio.read("failed/truncated.error.txt");
+    assert!(
+        t.contains("is truncated") && t.contains("copy the image into inbox/ again"),
+        "{t}"
+    );
+    let t = studio.read("failed/corrupt.error.txt");
+    assert!(
+        (t.contains("cannot be decoded") || t.contains("is truncated"))
+            && t.contains("What to do:"),
+        "{t}"
+    );
     let t = studio.read("failed/bomb.error.txt");
     assert!(
         t.contains("100000×100000") && t.contains("megapixels"),
         "{t}"
     );
     assert!(studio.list("processing").is_empty());
+}
+
+/// An RGBA PNG from a pixel function.
+fn rgba_png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 4]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().unwrap();
+        let data: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .flat_map(|(x, y)| f(x, y))
+            .collect();
+        writer.write_image_data(&data).unwrap();
+    }
+    out
+}
+
+// See: issue 9, item 8 — colour under transparent pixels showed through; and (item 2) a TIFF
+// renders locally like any image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transparency_is_flattened_onto_white_and_other_formats_render() {
+    let studio = local_studio(4, "defaults:\n  duration: 1\n  ratio: \"960:960\"\n");
+    // Left half: pure red hidden under alpha 0. Right half: black at half opacity.
+    studio.put(
+        "inbox/logo.png",
+        &rgba_png(400, 400, |x, _| {
+            if x < 200 {
+                [255, 0, 0, 0]
+            } else {
+                [0, 0, 0, 128]
+            }
+        }),
+    );
+    studio.put("inbox/logo.yaml", b"motion: static\n");
+    let tiff = {
+        let img = image::RgbImage::from_pixel(300, 300, image::Rgb([40, 160, 80]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut out, image::ImageFormat::Tiff)
+            .unwrap();
+        out.into_inner()
+    };
+    studio.put("inbox/scan.tif", &tiff);
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+    let d = decode_mp4(&studio.path("done/logo.mp4"));
+    let frame = &d.lumas[0];
+    let mean = |x0: usize, x1: usize| {
+        let mut sum = 0.0;
+        let mut n = 0.0;
+        for y in 100..d.height - 100 {
+            for x in x0..x1 {
+                sum += f64::from(frame[y * d.width + x]);
+                n += 1.0;
+            }
+        }
+        sum / n
+    };
+    let white = luma([255.0; 3]);
+    let grey = luma([127.5; 3]);
+    let (left, right) = (mean(100, 380), mean(580, 860));
+    assert!(
+        (left - white).abs() < 4.0,
+        "hidden red shows: luma {left:.1}, white is {white:.1}"
+    );
+    assert!(
+        (right - grey).abs() < 4.0,
+        "half-transparent black: luma {right:.1}, want {grey:.1}"
+    );
+    let d = decode_mp4(&studio.path("done/scan.mp4"));
+    assert_eq!(d.lumas.len(), 4);
 }

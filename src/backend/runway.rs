@@ -3,7 +3,7 @@
 //! sort every failure into the contract's three classes (per-job, transient, systemic).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -165,17 +165,69 @@ impl Runway {
             .map_err(|e| ApiError::Lost(format!("the answer is not JSON: {e}")))
     }
 
+    /// The file to send and its type: the image itself, or — for formats the API does not take
+    /// (GIF, BMP, TIFF) — a PNG made from it once and kept in the job folder.
+    async fn image_to_send(&self, job: &JobCtx) -> Result<(PathBuf, String, &'static str), Stop> {
+        let dir = job.spool.job_dir(&job.rec.id);
+        let format = job.rec.info.format;
+        if format.sent_as_is() {
+            return Ok((
+                dir.join(&job.rec.image),
+                job.rec.image.clone(),
+                format.mime(),
+            ));
+        }
+        let png = dir.join(spool::CONVERTED_FILE);
+        let name = format!("{}.png", job.rec.stem());
+        if !png.exists() {
+            let (src, dst) = (dir.join(&job.rec.image), png.clone());
+            let converted =
+                tokio::task::spawn_blocking(move || crate::media::convert_to_png(&src, &dst))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
+            if let Err(why) = converted {
+                return Err(Stop::Failed(Failure {
+                    message: format!(
+                        "{} ({}) could not be converted to PNG for Runway: {why}",
+                        job.rec.image,
+                        format.name()
+                    ),
+                    advice: "export it as a PNG or JPEG and move that into inbox/".into(),
+                    api: None,
+                }));
+            }
+            tracing::info!(job = %job.rec.id, file = %job.rec.image, from = format.name(), "converted to PNG for Runway");
+        }
+        let len = std::fs::metadata(&png).map_or(0, |m| m.len());
+        if len > UPLOAD_MAX {
+            return Err(Stop::Failed(Failure {
+                message: format!(
+                    "{} converted to PNG is {} MB; Runway takes images of at most {} MB",
+                    job.rec.image,
+                    len >> 20,
+                    UPLOAD_MAX >> 20
+                ),
+                advice: "export a smaller JPEG of it and move that into inbox/".into(),
+                api: None,
+            }));
+        }
+        Ok((png, name, "image/png"))
+    }
+
     /// The `promptImage` value: a data URI when it fits the inline limit, else an upload.
-    async fn prompt_image(&self, job: &mut JobCtx) -> Result<String, ApiError> {
-        let path = job.spool.job_dir(&job.rec.id).join(&job.rec.image);
-        let len = tokio::fs::metadata(&path)
+    async fn prompt_image(
+        &self,
+        job: &mut JobCtx,
+        (path, name, mime): &(PathBuf, String, &'static str),
+    ) -> Result<String, ApiError> {
+        let len = tokio::fs::metadata(path)
             .await
             .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?
             .len();
-        let prefix = format!("data:{};base64,", job.rec.info.format.mime());
+        let prefix = format!("data:{mime};base64,");
         let encoded_len = prefix.len() as u64 + len.div_ceil(3) * 4;
         if encoded_len < DATA_URI_MAX as u64 {
-            let bytes = tokio::fs::read(&path)
+            let bytes = tokio::fs::read(path)
                 .await
                 .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?;
             let mut uri = prefix;
@@ -188,9 +240,7 @@ impl Runway {
         {
             return Ok(uri.clone());
         }
-        let uri = self
-            .upload(&path, &job.rec.image, job.rec.info.format.mime(), len)
-            .await?;
+        let uri = self.upload(path, name, mime, len).await?;
         job.rec.upload_uri = Some(uri.clone());
         job.rec.upload_at = Some(now);
         job.save()
@@ -404,11 +454,12 @@ impl Runway {
         }
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
+        let to_send = self.image_to_send(job).await?;
         loop {
             let Some(stamp) = self.gate.pass(&job.cancel).await else {
                 return Err(Stop::Cancelled);
             };
-            let image = match self.prompt_image(job).await {
+            let image = match self.prompt_image(job, &to_send).await {
                 Ok(img) => img,
                 Err(e) => {
                     let delay = self.on_error(job, &e, "uploading the image", stamp)?;

@@ -111,6 +111,22 @@ impl Plan {
     }
 }
 
+/// RGBA pixels composited over white (as an editor flattens a layer onto a white background), in
+/// place: colour under fully transparent pixels never shows, half-transparent pixels blend.
+pub fn over_white(mut rgba: Vec<u8>) -> Vec<u8> {
+    let n = rgba.len() / 4;
+    for i in 0..n {
+        let a = u32::from(rgba[i * 4 + 3]);
+        for c in 0..3 {
+            let v = u32::from(rgba[i * 4 + c]);
+            // The write index (3i + c) never passes the read index (4i + c).
+            rgba[i * 3 + c] = ((v * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    rgba.truncate(n * 3);
+    rgba
+}
+
 /// Renders the frames of a [`Plan`] from one source image.
 pub struct Renderer {
     plan: Plan,
@@ -145,9 +161,13 @@ impl Renderer {
             .unwrap_or(image::metadata::Orientation::NoTransforms);
         let mut img = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
         img.apply_orientation(orientation);
-        let rgb = img.into_rgb8();
-        let (sw, sh) = rgb.dimensions();
-        let src = Image::from_vec_u8(sw, sh, rgb.into_raw(), PixelType::U8x3)
+        let (sw, sh) = (img.width(), img.height());
+        let rgb = if img.color().has_alpha() {
+            over_white(img.into_rgba8().into_raw())
+        } else {
+            img.into_rgb8().into_raw()
+        };
+        let src = Image::from_vec_u8(sw, sh, rgb, PixelType::U8x3)
             .map_err(|e| RenderError::Input(format!("the image cannot be used: {e}")))?;
 
         // Cover crop: the largest centred region of the output's shape.
@@ -266,6 +286,17 @@ mod tests {
         let p = plan(Motion::PushIn);
         assert_eq!(p.window(0).2, 1.0);
         assert!((p.window(p.frames - 1).2 - 1.25).abs() < 1e-9);
+    }
+
+    // See: issue 9, item 8 — hidden colour showed through, half-transparent pixels came out opaque.
+    #[test]
+    fn transparency_is_flattened_onto_white() {
+        let px = over_white(vec![
+            255, 0, 0, 0, // red, fully transparent: white
+            0, 0, 0, 128, // black, half transparent: mid grey
+            10, 200, 30, 255, // opaque: unchanged
+        ]);
+        assert_eq!(px, vec![255, 255, 255, 127, 127, 127, 10, 200, 30]);
     }
 
     #[test]
