@@ -42,7 +42,7 @@ pub enum BackendChoice {
 }
 
 /// `defaults:` — what every job starts from; a sidecar overrides any key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
     pub model: String,
@@ -65,7 +65,7 @@ impl Default for Defaults {
 }
 
 /// `runway:` — the API client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunwaySection {
     pub base_url: String,
@@ -123,7 +123,7 @@ impl Default for RunwaySection {
 }
 
 /// `watch:` — how the inbox is watched.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchSection {
     #[serde(with = "humantime_serde")]
@@ -157,7 +157,7 @@ impl Default for WatchSection {
 }
 
 /// `local:` — the local motion renderer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalSection {
     pub fps: u32,
@@ -170,7 +170,7 @@ impl Default for LocalSection {
 }
 
 /// The whole `dropreel.yaml`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub backend: BackendChoice,
@@ -266,6 +266,11 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     pub config: Config,
     pub api_key: Option<Secret>,
+    /// The file whose changes [`Settings::reload`] picks up: `--config`, or `ROOT/dropreel.yaml`
+    /// (also when it did not exist at start).
+    pub watched_path: PathBuf,
+    /// `RUNWAYML_BASE_URL` from the environment, which beats the file at every reload.
+    env_base_url: Option<String>,
 }
 
 impl Settings {
@@ -276,23 +281,38 @@ impl Settings {
         config_path: Option<&Path>,
         env: &Env,
     ) -> Result<Settings, ConfigError> {
-        let default_path = root.join(FILE_NAME);
-        let path = match config_path {
-            Some(p) => Some(p.to_path_buf()),
-            None => default_path.exists().then_some(default_path),
-        };
-        let mut config = match &path {
-            Some(p) => parse_file(p)?,
-            None => Config::default(),
-        };
-        let url_from_env = env.get("RUNWAYML_BASE_URL");
-        if let Some(url) = url_from_env {
-            config.runway.base_url = url.trim().to_string();
-        }
+        let watched_path = config_path.map_or_else(|| root.join(FILE_NAME), Path::to_path_buf);
         let api_key = env
             .get("RUNWAYML_API_SECRET")
             .or_else(|| env.get("RUNWAY_API_KEY"))
             .map(|k| Secret::new(k.trim()));
+        let seed = Settings {
+            root: root.to_path_buf(),
+            config_path: None,
+            config: Config::default(),
+            api_key,
+            watched_path,
+            env_base_url: env.get("RUNWAYML_BASE_URL").map(|u| u.trim().to_string()),
+        };
+        // An explicit --config must exist; the default file is optional.
+        seed.read(config_path.is_some())
+    }
+
+    /// Reads the watched file again (same environment, same key) and validates it: the settings
+    /// as they are now, or why they cannot be used.
+    pub fn reload(&self) -> Result<Settings, ConfigError> {
+        self.read(false)
+    }
+
+    fn read(&self, must_exist: bool) -> Result<Settings, ConfigError> {
+        let path = (must_exist || self.watched_path.exists()).then(|| self.watched_path.clone());
+        let mut config = match &path {
+            Some(p) => parse_file(p)?,
+            None => Config::default(),
+        };
+        if let Some(url) = &self.env_base_url {
+            config.runway.base_url = url.clone();
+        }
         let origin = path.as_ref().map_or_else(
             || "built-in defaults".to_string(),
             |p| p.display().to_string(),
@@ -300,19 +320,18 @@ impl Settings {
         let local = match config.backend {
             BackendChoice::Local => true,
             BackendChoice::Runway => false,
-            BackendChoice::Auto => api_key.is_none(),
+            BackendChoice::Auto => self.api_key.is_none(),
         };
-        let url_origin = match url_from_env {
+        let url_origin = match self.env_base_url {
             Some(_) => "the environment variable RUNWAYML_BASE_URL (or a .env file)".to_string(),
             None => origin.clone(),
         };
         validate(&config, &origin, local)?;
         validate_base_url(&config.runway.base_url, &url_origin)?;
         Ok(Settings {
-            root: root.to_path_buf(),
             config_path: path,
             config,
-            api_key,
+            ..self.clone()
         })
     }
 

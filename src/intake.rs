@@ -179,6 +179,13 @@ impl Inbox {
         self.cache.set(None);
     }
 
+    /// New settle and sidecar waits (dropreel.yaml was edited); files already waiting follow them.
+    pub fn set_timing(&mut self, settle: Duration, sidecar_wait: Duration) {
+        self.settle = settle;
+        self.sidecar_wait = sidecar_wait;
+        self.cache.set(None);
+    }
+
     /// Says once why `name` is left alone.
     fn report(&mut self, name: &str, why: &str) {
         if self.reported.insert(name.to_string()) {

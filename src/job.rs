@@ -43,24 +43,44 @@ const OWN_FIELDS: &[(&str, &str)] = &[
     ("seed", "seed:"),
 ];
 
-/// Parses sidecar text. A bare string is the prompt; an empty file is no settings.
+/// Parses sidecar text. A bare string is the prompt; an empty file is no settings. Every problem
+/// is reported, not only the first (see [`parse_sidecar_parts`]).
 pub fn parse_sidecar(text: &str) -> Result<Sidecar, String> {
-    let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| {
-            if e.to_string().contains("repetition limit") {
-                "it uses YAML aliases that expand far beyond its size (an alias bomb); write the values out".to_string()
-            } else {
-                format!("it is not valid YAML: {e}")
-            }
-        })?;
-    let sidecar = match value {
-        serde_yaml_ng::Value::Null => Sidecar::default(),
-        serde_yaml_ng::Value::String(s) => Sidecar {
-            prompt: Some(s),
-            ..Sidecar::default()
-        },
-        serde_yaml_ng::Value::Mapping(_) => serde_yaml_ng::from_str::<Sidecar>(text)
-            .map_err(|e| explain_sidecar_error(&e.to_string()))?,
+    let (sidecar, problems) = parse_sidecar_parts(text)?;
+    if problems.is_empty() {
+        Ok(sidecar)
+    } else {
+        Err(join_problems(&problems))
+    }
+}
+
+/// Parses sidecar text key by key: the keys that are fine, and a sentence for each that is not
+/// (so one look at `error.txt` shows everything to fix). `Err` when the text is not YAML at all.
+pub fn parse_sidecar_parts(text: &str) -> Result<(Sidecar, Vec<String>), String> {
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("repetition limit") {
+            "it uses YAML aliases that expand far beyond its size (an alias bomb); write the values out"
+                .to_string()
+        } else if msg.contains("mapping values are not allowed") {
+            format!(
+                "it is not valid YAML: {msg}. A value that contains \": \" must be put in quotes, \
+                 e.g. `prompt: \"close-up: a cat yawns\"`"
+            )
+        } else {
+            format!("it is not valid YAML: {msg}")
+        }
+    })?;
+    let map = match value {
+        serde_yaml_ng::Value::Null => return Ok((Sidecar::default(), Vec::new())),
+        serde_yaml_ng::Value::String(s) => {
+            let sidecar = Sidecar {
+                prompt: Some(s),
+                ..Sidecar::default()
+            };
+            return Ok((sidecar, Vec::new()));
+        }
+        serde_yaml_ng::Value::Mapping(map) => map,
         _ => {
             return Err(
                 "it must be either a prompt (plain text) or keys like `prompt: ...`; \
@@ -69,16 +89,70 @@ pub fn parse_sidecar(text: &str) -> Result<Sidecar, String> {
             );
         }
     };
+    let mut problems = Vec::new();
+    let mut good = serde_yaml_ng::Mapping::new();
+    for (k, v) in map {
+        let key = match &k {
+            serde_yaml_ng::Value::String(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        let mut one = serde_yaml_ng::Mapping::new();
+        one.insert(k.clone(), v.clone());
+        match serde_yaml_ng::from_value::<Sidecar>(serde_yaml_ng::Value::Mapping(one)) {
+            Ok(_) => {
+                good.insert(k, v);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let msg = if msg.starts_with(&key) || msg.contains("unknown field") {
+                    msg
+                } else {
+                    format!("{key}: {msg}")
+                };
+                let at = line_of_key(text, &key).map_or(String::new(), |n| format!(" (line {n})"));
+                problems.push(explain_sidecar_error(&format!("{msg}{at}")));
+            }
+        }
+    }
+    let sidecar: Sidecar = serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(good))
+        .map_err(|e| explain_sidecar_error(&e.to_string()))?;
     if let Some(extra) = &sidecar.extra {
         for (field, instead) in OWN_FIELDS {
             if extra.contains_key(*field) {
-                return Err(format!(
+                problems.push(format!(
                     "`extra:` may not set `{field}`; dropreel sets it from {instead}"
                 ));
             }
         }
     }
-    Ok(sidecar)
+    Ok((sidecar, problems))
+}
+
+/// The 1-based line where `key:` is written at the start of a line, if it is.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
+}
+
+/// One problem as it is; several as a numbered list in one sentence.
+pub fn join_problems(problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => format!(
+            "{} problems: {}",
+            many.len(),
+            many.iter()
+                .enumerate()
+                .map(|(i, p)| format!("({}) {}", i + 1, p.trim_end_matches('.')))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }
 
 fn explain_sidecar_error(msg: &str) -> String {
@@ -92,14 +166,17 @@ fn explain_sidecar_error(msg: &str) -> String {
         "put the value in quotes, e.g. `ratio: \"1280:720\"`"
     } else if msg.starts_with("extra") {
         "`extra:` must be a map of API field names to values"
+    } else if msg.starts_with("zoom") {
+        "write a number from 1.0 to 2.0, e.g. `zoom: 1.3`"
     } else {
         "see the sidecar examples in the README"
     };
     format!("{msg}; {hint}")
 }
 
-/// Reads and parses the sidecar at `path`, refusing oversized files before reading them.
-pub fn read_sidecar(path: &Path) -> Result<Sidecar, String> {
+/// Reads and parses the sidecar at `path` key by key ([`parse_sidecar_parts`]), refusing
+/// oversized files before reading them.
+pub fn read_sidecar(path: &Path) -> Result<(Sidecar, Vec<String>), String> {
     let len = std::fs::metadata(path)
         .map_err(|e| format!("it cannot be read: {e}"))?
         .len();
@@ -111,7 +188,7 @@ pub fn read_sidecar(path: &Path) -> Result<Sidecar, String> {
     }
     let bytes = std::fs::read(path).map_err(|e| format!("it cannot be read: {e}"))?;
     let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
-    parse_sidecar(&text)
+    parse_sidecar_parts(&text)
 }
 
 /// What to generate, fully resolved and validated.
@@ -141,7 +218,22 @@ impl JobSpec {
         image: &ImageInfo,
         local: bool,
     ) -> Result<JobSpec, String> {
-        let motion = validate_motion(sidecar)?;
+        JobSpec::build_all(defaults, sidecar, image, local).map_err(|p| join_problems(&p))
+    }
+
+    /// [`JobSpec::build`], with every problem found as its own sentence (so one `error.txt`
+    /// lists all there is to fix).
+    pub fn build_all(
+        defaults: &Defaults,
+        sidecar: &Sidecar,
+        image: &ImageInfo,
+        local: bool,
+    ) -> Result<JobSpec, Vec<String>> {
+        let mut problems: Vec<String> = Vec::new();
+        let motion = validate_motion(sidecar).unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        });
         let model_id = sidecar
             .model
             .clone()
@@ -152,18 +244,20 @@ impl JobSpec {
             models::find(&model_id)
         };
         let Some(model) = found else {
-            return Err(format!(
+            problems.push(format!(
                 "model {model_id:?} is unknown; models that animate images: {}",
                 models::image_models().join(", ")
             ));
+            return Err(problems);
         };
         let Some(i2v) = model.image_to_video else {
-            return Err(format!(
+            problems.push(format!(
                 "model {} does not animate images (it serves {} only); models that animate images: {}",
                 model.id,
                 model.other_endpoints.join(" and ").replace('_', "-"),
                 models::image_models().join(", ")
             ));
+            return Err(problems);
         };
         let prompt = sidecar
             .prompt
@@ -171,7 +265,7 @@ impl JobSpec {
             .unwrap_or_else(|| defaults.prompt.clone());
         let prompt = prompt.trim().to_string();
         if i2v.prompt_required && prompt.is_empty() {
-            return Err(format!(
+            problems.push(format!(
                 "model {} needs a prompt; add one to the sidecar (e.g. `prompt: slow push-in, soft light`)",
                 model.id
             ));
@@ -179,7 +273,7 @@ impl JobSpec {
         if let Some(max) = i2v.prompt_max {
             let units = prompt.encode_utf16().count();
             if units > max {
-                return Err(format!(
+                problems.push(format!(
                     "the prompt is {units} characters long (counted as the API counts, in UTF-16 units); \
                      {} takes at most {max}. Shorten it",
                     model.id
@@ -203,7 +297,7 @@ impl JobSpec {
                     } else {
                         ""
                     };
-                    return Err(format!(
+                    problems.push(format!(
                         "ratio {ratio_setting} is not offered by {}{hint}; use auto or one of {}",
                         model.id,
                         offered.join(", ")
@@ -215,28 +309,34 @@ impl JobSpec {
         let duration = match sidecar.duration.or(defaults.duration) {
             Some(d) if i2v.durations.allows(d) => d,
             Some(d) => {
-                return Err(format!(
+                problems.push(format!(
                     "duration {d} s is not offered by {}; it takes {}",
                     model.id,
                     i2v.durations.describe()
                 ));
+                d
             }
             None => i2v.durations.nearest(5),
         };
         let seed = match sidecar.seed {
             Some(s) if !i2v.seed => {
-                return Err(format!(
+                problems.push(format!(
                     "model {} does not take a seed (seed {s}); remove `seed:` or use gen4.5 or gen4_turbo",
                     model.id
                 ));
+                None
             }
             Some(s) if s > SEED_MAX => {
-                return Err(format!(
+                problems.push(format!(
                     "seed {s} is out of range; use a whole number from 0 to {SEED_MAX}"
                 ));
+                None
             }
             s => s,
         };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let (motion, zoom) = if local {
             let m = motion.unwrap_or_else(|| Motion::from_prompt(&prompt));
             (
@@ -496,6 +596,34 @@ mod tests {
         )
         .unwrap();
         assert!(short.prompt.starts_with("slow push-in"));
+    }
+
+    // See: issue 9, item 10 — a bare parser error for `prompt: close-up: a cat`, and only the
+    // first of several problems reported.
+    #[test]
+    fn every_problem_of_a_sidecar_is_reported_and_colons_get_a_hint() {
+        let e = parse_sidecar("prompt: close-up: a cat yawns\n").unwrap_err();
+        assert!(e.contains("put in quotes") && e.contains("\": \""), "{e}");
+        let e = parse_sidecar("promt: hi\nduration: 5s\nseed: lots\n").unwrap_err();
+        assert!(e.starts_with("3 problems"), "{e}");
+        assert!(
+            e.contains("promt") && e.contains("line 2") && e.contains("whole number of seconds"),
+            "{e}"
+        );
+        assert!(e.contains("seed") && e.contains("line 3"), "{e}");
+        let e = build(
+            "model: gen4_turbo\nratio: \"16:9\"\nduration: 42\nzoom: 9\n",
+            100,
+            100,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("3 problems")
+                && e.contains("16:9")
+                && e.contains("duration 42")
+                && e.contains("zoom 9"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ pub async fn run<B: Backend>(
     mode: Mode,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Summary> {
-    let cfg = &settings.config;
+    // The settings in force: `defaults` and the intake timings follow edits of dropreel.yaml.
+    let mut settings = settings.clone();
+    let mut config_file = ConfigFile::new(&settings, mode);
+    let cfg = settings.config.clone();
     let spool = Spool::open_as(&settings.root, Owner::new(cfg.watch.lease))?;
     spool.check_one_file_system()?;
     let backend = Arc::new(backend);
@@ -137,9 +140,9 @@ pub async fn run<B: Backend>(
     let mut summary = Summary::default();
     // Jobs this instance drives, each with its own stop token (a lost lease stops just that job).
     let mut active: HashMap<String, CancellationToken> = HashMap::new();
-    let status = InstanceStatus::new(&spool, mode, backend.name());
+    let mut status = InstanceStatus::new(&spool, mode, backend.name());
 
-    for rec in resume(&spool, settings, backend.name(), &active) {
+    for rec in resume(&spool, &settings, backend.name(), &active) {
         let token = cancel.child_token();
         active.insert(rec.id.clone(), token.clone());
         spawn_job(&backend, &spool, rec, None, token, &end_tx);
@@ -175,10 +178,11 @@ pub async fn run<B: Backend>(
                 break;
             };
             budget -= 1;
-            let verdict = match check(&spool, settings, &ready) {
-                Err(NotYet::Wait(why)) if ready.unchanged_for >= cfg.watch.truncated_after => Err(
-                    NotYet::Fail(truncated(&ready, &why, cfg.watch.truncated_after)),
-                ),
+            let truncated_after = settings.config.watch.truncated_after;
+            let verdict = match check(&spool, &settings, &ready) {
+                Err(NotYet::Wait(why)) if ready.unchanged_for >= truncated_after => {
+                    Err(NotYet::Fail(truncated(&ready, &why, truncated_after)))
+                }
                 v => v,
             };
             match verdict {
@@ -189,7 +193,7 @@ pub async fn run<B: Backend>(
                         &ready.image,
                         Instant::now()
                             + RECHECK_INCOMPLETE
-                                .min(cfg.watch.settle.max(Duration::from_millis(100))),
+                                .min(settings.config.watch.settle.max(Duration::from_millis(100))),
                     );
                 }
                 Err(NotYet::Fail(failure)) => {
@@ -242,7 +246,8 @@ pub async fn run<B: Backend>(
         let mut wake = Some(
             inbox
                 .next_deadline()
-                .map_or(next_renew, |w| w.min(next_renew)),
+                .map_or(next_renew, |w| w.min(next_renew))
+                .min(config_file.next_look),
         );
         if mode == Mode::Watch {
             wake = wake.map(|w| w.min(next_rescan));
@@ -288,18 +293,30 @@ pub async fn run<B: Backend>(
             () = std::future::ready(()), if !unchecked.is_empty() => {}
             () = sleep => {
                 let now = Instant::now();
+                if now >= config_file.next_look
+                    && let Some(new) = config_file.look(&settings)
+                {
+                    inbox.set_timing(new.config.watch.settle, new.config.watch.sidecar_wait);
+                    settings = new;
+                    status.settings_changed(config_file.version, None);
+                    status.write(backend.gate().current().as_ref(), active.len());
+                } else if config_file.error_changed {
+                    config_file.error_changed = false;
+                    status.settings_changed(config_file.version, config_file.error.clone());
+                    status.write(backend.gate().current().as_ref(), active.len());
+                }
                 if now >= next_renew {
                     next_renew = now + renew_every;
                     renew_leases(&spool, &active);
                     status.write(backend.gate().current().as_ref(), active.len());
                 }
                 if mode == Mode::Watch && now >= next_rescan {
-                    next_rescan = now + cfg.watch.rescan;
+                    next_rescan = now + settings.config.watch.rescan;
                     if let Err(e) = inbox.scan(spool.fs_now()) {
                         tracing::warn!(error = %e, "cannot read inbox/; trying again at the next rescan");
                     }
                     // Jobs left by an instance that died (its lease expired) continue here.
-                    for rec in resume(&spool, settings, backend.name(), &active) {
+                    for rec in resume(&spool, &settings, backend.name(), &active) {
                         let token = cancel.child_token();
                         active.insert(rec.id.clone(), token.clone());
                         spawn_job(&backend, &spool, rec, None, token, &end_tx);
@@ -335,6 +352,105 @@ pub async fn run<B: Backend>(
     Ok(summary)
 }
 
+/// How often the config file's stamp is looked at (one `stat`).
+const CONFIG_LOOK: Duration = Duration::from_secs(1);
+
+/// `dropreel.yaml` as the running pipeline follows it: edits to `defaults` and to the intake's
+/// timings (`watch.settle`, `sidecar_wait`, `rescan`, `truncated_after`) apply to the next files;
+/// the rest (backend, `runway:`, `local:`, `watch.poll`, `watch.lease`) needs a restart, which is
+/// said once. A bad edit keeps the running settings, with one warning.
+struct ConfigFile {
+    /// The file's (length, mtime) when last looked at.
+    stamp: Option<(u64, Option<std::time::SystemTime>)>,
+    next_look: Instant,
+    /// Settings loaded so far (1 = at start).
+    version: u32,
+    /// Why the file as it is now cannot be used, if it cannot.
+    error: Option<String>,
+    error_changed: bool,
+}
+
+impl ConfigFile {
+    fn new(settings: &Settings, mode: Mode) -> ConfigFile {
+        // A `run` is short: it keeps the settings it started with.
+        let first = match mode {
+            Mode::Watch => CONFIG_LOOK,
+            Mode::Run => Duration::from_secs(365 * 24 * 3600),
+        };
+        ConfigFile {
+            stamp: Self::stamp_of(&settings.watched_path),
+            next_look: Instant::now() + first,
+            version: 1,
+            error: None,
+            error_changed: false,
+        }
+    }
+
+    fn stamp_of(path: &std::path::Path) -> Option<(u64, Option<std::time::SystemTime>)> {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    }
+
+    /// Looks at the file; the settings to run with from now on when it changed and is good.
+    fn look(&mut self, running: &Settings) -> Option<Settings> {
+        self.next_look = Instant::now() + CONFIG_LOOK;
+        let stamp = Self::stamp_of(&running.watched_path);
+        if stamp == self.stamp {
+            return None;
+        }
+        self.stamp = stamp;
+        let file = running.watched_path.display().to_string();
+        let mut new = match running.reload() {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(
+                    "{file} changed but cannot be used, so the running settings stay: {e}"
+                );
+                self.error = Some(e.to_string());
+                self.error_changed = true;
+                return None;
+            }
+        };
+        let (old, next) = (&running.config, &mut new.config);
+        let mut restart = Vec::new();
+        if next.backend != old.backend {
+            restart.push("backend");
+        }
+        if next.runway != old.runway {
+            restart.push("runway:");
+        }
+        if next.local != old.local {
+            restart.push("local:");
+        }
+        if next.watch.poll != old.watch.poll || next.watch.lease != old.watch.lease {
+            restart.push("watch.poll / watch.lease");
+        }
+        // What needs a restart keeps its running value until then.
+        next.backend = old.backend;
+        next.runway = old.runway.clone();
+        next.local = old.local.clone();
+        next.watch.poll = old.watch.poll;
+        next.watch.lease = old.watch.lease;
+        if !restart.is_empty() {
+            tracing::warn!(
+                "{file} changed: {} take effect only when dropreel is restarted",
+                restart.join(", ")
+            );
+        }
+        if *next == *old {
+            if self.error.take().is_some() {
+                self.error_changed = true;
+            }
+            return None;
+        }
+        tracing::info!("{file} changed: the next files use the new defaults and watch timings");
+        self.version += 1;
+        self.error = None;
+        Some(new)
+    }
+}
+
 /// Renews this instance's lease on every job it drives; a job whose lease another instance took
 /// over (this one was frozen past the lease, e.g. a laptop asleep) is stopped here at once.
 fn renew_leases(spool: &Spool, active: &HashMap<String, CancellationToken>) {
@@ -357,6 +473,8 @@ fn renew_leases(spool: &Spool, active: &HashMap<String, CancellationToken>) {
 struct InstanceStatus {
     path: std::path::PathBuf,
     head: serde_json::Value,
+    /// Which load of dropreel.yaml is in force, and why the file as it is now is not (if so).
+    settings: serde_json::Value,
 }
 
 impl InstanceStatus {
@@ -405,13 +523,22 @@ impl InstanceStatus {
                 "backend": backend,
                 "started": spool::now_rfc3339(),
             }),
+            settings: serde_json::json!({"version": 1, "loaded": spool::now_rfc3339()}),
         }
+    }
+
+    fn settings_changed(&mut self, version: u32, error: Option<String>) {
+        if self.settings["version"] != version {
+            self.settings = serde_json::json!({"version": version, "loaded": spool::now_rfc3339()});
+        }
+        self.settings["error"] = serde_json::json!(error);
     }
 
     fn write(&self, hold: Option<&crate::backend::Hold>, jobs: usize) {
         let mut v = self.head.clone();
         v["updated"] = serde_json::json!(spool::now_rfc3339());
         v["jobs"] = serde_json::json!(jobs);
+        v["settings"] = self.settings.clone();
         v["hold"] = match hold {
             Some(h) => serde_json::json!({
                 "cause": h.cause.describe(),
@@ -556,18 +683,27 @@ fn check_files(
             .into());
         }
     }
-    let sc = match sidecar {
+    let (sc, mut problems) = match sidecar {
         Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
             message: format!("the sidecar {sc} cannot be used: {why}"),
             advice: format!("fix {sc} (or delete it to use the defaults)"),
             api: None,
         })?,
-        None => Sidecar::default(),
+        None => (Sidecar::default(), Vec::new()),
     };
     let local = settings.backend() == crate::config::BackendChoice::Local;
-    let spec =
-        JobSpec::build(&settings.config.defaults, &sc, &info, local).map_err(|why| Failure {
-            message: why,
+    let built = JobSpec::build_all(&settings.config.defaults, &sc, &info, local);
+    let spec = match built {
+        Ok(spec) if problems.is_empty() => spec,
+        Ok(_) => JobSpec::default(),
+        Err(more) => {
+            problems.extend(more);
+            JobSpec::default()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(Failure {
+            message: job::join_problems(&problems),
             advice: match sidecar {
                 Some(sc) => format!("change {sc} (or the defaults in dropreel.yaml)"),
                 None => {
@@ -576,7 +712,9 @@ fn check_files(
                 }
             },
             api: None,
-        })?;
+        }
+        .into());
+    }
     Ok((info, spec))
 }
 

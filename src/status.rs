@@ -33,6 +33,12 @@ pub fn report(root: &Path) -> std::io::Result<String> {
             inst["jobs"],
             inst["updated"].as_str().unwrap_or("?"),
         );
+        if let Some(e) = inst["settings"]["error"].as_str() {
+            let _ = writeln!(
+                out,
+                "  SETTINGS NOT APPLIED: the config file changed but cannot be used ({e}); the running settings stay"
+            );
+        }
         if let Some(hold) = inst["hold"].as_object() {
             let _ = writeln!(
                 out,

@@ -514,3 +514,49 @@ async fn every_file_left_alone_gets_one_warning_saying_why() {
         .collect();
     assert!(prompts.contains(&"a fox".to_string()), "{prompts:?}");
 }
+
+// See: issue 9, item 9 — a full disk at claim time left an empty job folder per attempt and
+// 0-byte `.clock-*` and `.instance-*.json.tmp` files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
+    let studio = Studio::new("backend: local\nwatch:\n  settle: 20ms\n  sidecar_wait: 10ms\n");
+    studio.put("inbox/a.png", &png_bytes(16, 16));
+    // No byte can be written (as on a full disk); creating names still works.
+    let child = Command::new("bash")
+        .args([
+            "-c",
+            r#"ulimit -f 0; trap "" XFSZ; exec "$0" run "$1""#,
+            env!("CARGO_BIN_EXE_dropreel"),
+            studio.root().to_str().unwrap(),
+        ])
+        .env_remove("RUNWAYML_API_SECRET")
+        .env_remove("RUNWAY_API_KEY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough for a few claim attempts (one every 2 s).
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    let left: Vec<String> = std::fs::read_dir(studio.path("processing"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left in processing/ while running: {left:?}"
+    );
+    sigterm(&child);
+    let (code, err) = wait_exit(child, std::time::Duration::from_secs(10)).await;
+    assert_eq!(code, Some(143), "{err}");
+    assert!(
+        err.contains("cannot move the file into processing/"),
+        "{err}"
+    );
+    assert_eq!(studio.list("inbox"), ["a.png"]);
+    assert!(
+        studio.list("processing").is_empty(),
+        "{:?}",
+        studio.list("processing")
+    );
+}

@@ -155,3 +155,72 @@ async fn run_without_events_still_waits_for_a_slow_writer() {
     assert_eq!((summary.succeeded, summary.failed), (1, 0));
     assert_eq!(sent_image(&fake, 0), image, "taken only once complete");
 }
+
+/// The running instance's status file.
+fn instance_file(studio: &Studio) -> serde_json::Value {
+    let name = studio
+        .list("processing")
+        .into_iter()
+        .find(|n| n.starts_with(".instance-"))
+        .expect("an instance file");
+    studio.json(&format!("processing/{name}"))
+}
+
+/// Waits until the instance file satisfies `ok`.
+async fn until_instance(studio: &Studio, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let t0 = Instant::now();
+    loop {
+        if std::panic::catch_unwind(|| instance_file(studio)).is_ok_and(|v| ok(&v)) {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// See: issue 9, item 11 — edits of dropreel.yaml while `watch` ran were silently not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_applies_an_edited_config_and_keeps_running_settings_on_a_bad_edit() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let cfg = |prompt: &str| test_config(&fake.url, &format!("defaults:\n  prompt: {prompt}\n"));
+    let studio = Studio::new(&cfg("first"));
+    let w = Watching::start(&studio);
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    wait_for(&studio, "done/a.mp4", Duration::from_secs(10)).await;
+
+    studio.put("dropreel.yaml", cfg("second").as_bytes());
+    until_instance(&studio, "the edit was not applied", |v| {
+        v["settings"]["version"] == 2
+    })
+    .await;
+    studio.put("inbox/b.png", &png_bytes(9, 8));
+    wait_for(&studio, "done/b.mp4", Duration::from_secs(10)).await;
+
+    // A bad edit: the running settings stay, and status says why.
+    studio.put("dropreel.yaml", b"defaults:\n  promt: typo\n");
+    until_instance(&studio, "the bad edit was not noticed", |v| {
+        v["settings"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("promt"))
+    })
+    .await;
+    let shown = std::process::Command::new(dropreel_bin())
+        .args(["status", studio.root().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("SETTINGS NOT APPLIED") && shown.contains("promt"),
+        "{shown}"
+    );
+    studio.put("inbox/c.png", &png_bytes(10, 8));
+    wait_for(&studio, "done/c.mp4", Duration::from_secs(10)).await;
+    w.stop().await;
+
+    let prompts: Vec<String> = fake
+        .created()
+        .iter()
+        .map(|b| b["promptText"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(prompts, ["first", "second", "second"]);
+}
