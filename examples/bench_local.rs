@@ -1,6 +1,6 @@
 //! Benchmark of the local renderer: a 5 s, 1280×720, 24 fps push-in from a 3000×2000 JPEG.
 //!
-//! `cargo run --release --example bench_local [RUNS] [--grain] [--big]` prints a markdown table: median wall time and
+//! `cargo run --release --example bench_local [RUNS] [--grain] [--big] [--seconds N]` prints a markdown table: median wall time and
 //! peak RSS over RUNS (default 5) renders, each in a fresh child process, the mean and worst luma
 //! PSNR of the decoded frames against the frames fed to the encoder, and — when `ffmpeg` is on the
 //! PATH — the same figures for the recipe a user would otherwise run: `zoompan` + `libx264`
@@ -15,8 +15,16 @@ use dropreel::backend::local::encode::write_mp4;
 use dropreel::backend::local::render::{Plan, Renderer};
 use dropreel::job::Motion;
 
+/// The clip's length: 5 s, or `--seconds N` (passed to the child processes in the environment).
+fn seconds() -> u32 {
+    std::env::var("DROPREEL_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+}
+
 fn plan() -> Plan {
-    Plan::new(1280, 720, 24, 5, Motion::PushIn, 1.5, 42)
+    Plan::new(1280, 720, 24, seconds(), Motion::PushIn, 1.5, 42)
 }
 
 /// A 3000×2000 photo-like JPEG: gradients, shapes and fine noise (which is what costs bits).
@@ -190,6 +198,14 @@ fn main() {
         return;
     }
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+    {
+        // SAFETY: set before any other thread exists; read by this process and its children.
+        unsafe { std::env::set_var("DROPREEL_BENCH_SECONDS", n) };
+    }
     // --grain: heavy sensor noise (std ≈ 9 levels), the hardest case for the encoder.
     let grain = if args.iter().any(|a| a == "--grain") {
         0.5
@@ -240,6 +256,10 @@ fn main() {
         .is_ok_and(|o| o.status.success());
     if !has_ffmpeg {
         println!("\n(ffmpeg is not installed: comparison skipped)");
+        return;
+    }
+    if seconds() != 5 {
+        println!("\n(the ffmpeg recipe renders 5 s only: comparison skipped)");
         return;
     }
     for preset in ["veryfast", "medium"] {

@@ -37,7 +37,9 @@ pub fn copy_into(inbox: &Path, quiet_for: Option<Duration>) -> std::io::Result<u
         }
         crate::spool::write_atomic(inbox, name, bytes)?;
         if let Some(age) = quiet_for {
-            let then = SystemTime::now() - age;
+            // A second more: the file system's clock ticks coarser than ours, so "now" there
+            // may be a little behind.
+            let then = SystemTime::now() - age - Duration::from_secs(1);
             std::fs::File::options()
                 .write(true)
                 .open(&path)?

@@ -87,6 +87,10 @@ struct Seen {
     stamp: Stamp,
     /// When the stamp last changed (or the file was first seen).
     since: Instant,
+    /// How long it had already been quiet when first seen, by the file system's clock (a scan's
+    /// credit; see [`Inbox::scan`]). Kept apart from `since`: an `Instant` cannot reach back
+    /// before the machine booted.
+    head_start: Duration,
     kind: Kind,
     /// Not before this, even if settled: it was looked at and found not whole yet.
     hold_until: Option<Instant>,
@@ -311,6 +315,7 @@ impl Inbox {
                 );
                 seen.stamp = stamp;
                 seen.since = now;
+                seen.head_start = Duration::ZERO;
                 // Changed after it was handed out: look at it afresh.
                 self.handed.remove(name);
                 self.cache.set(None);
@@ -328,12 +333,12 @@ impl Inbox {
                 } else {
                     Duration::ZERO
                 };
-                let since = now.checked_sub(credit).unwrap_or(now);
                 self.insert(
                     name,
                     Seen {
                         stamp,
-                        since,
+                        since: now,
+                        head_start: credit,
                         kind,
                         hold_until: None,
                     },
@@ -354,10 +359,10 @@ impl Inbox {
 
     /// When `image` becomes ready if nothing changes.
     fn ready_at(&self, image: &str, seen: &Seen) -> Instant {
-        let stable = seen.since + self.settle;
+        let settled = |s: &Seen| s.since + self.settle.saturating_sub(s.head_start);
         let at = match self.sidecar_for(image) {
-            Some((_, sc)) => stable.max(sc.since + self.settle),
-            None => stable + self.sidecar_wait,
+            Some((_, sc)) => settled(seen).max(settled(sc)),
+            None => seen.since + (self.settle + self.sidecar_wait).saturating_sub(seen.head_start),
         };
         seen.hold_until.map_or(at, |h| at.max(h))
     }
@@ -430,13 +435,15 @@ impl Inbox {
             }
             let sc = self.sidecar_for(&name);
             ready.push((
-                seen.since,
+                seen.since
+                    .checked_sub(seen.head_start)
+                    .unwrap_or(seen.since),
                 Ready {
                     image: name.clone(),
                     image_stamp: seen.stamp,
                     sidecar: sc.map(|(n, _)| n.clone()),
                     sidecar_stamp: sc.map(|(_, s)| s.stamp),
-                    unchanged_for: now.saturating_duration_since(seen.since),
+                    unchanged_for: now.saturating_duration_since(seen.since) + seen.head_start,
                 },
             ));
         }
@@ -444,11 +451,11 @@ impl Inbox {
             self.explain_unpaired(r);
         }
         ready.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.image.cmp(&b.1.image)));
-        for (since, r) in &ready {
+        for (_, r) in &ready {
             tracing::debug!(
                 file = %r.image,
                 sidecar = r.sidecar.as_deref().unwrap_or("-"),
-                unchanged_for = ?now.saturating_duration_since(*since),
+                unchanged_for = ?r.unchanged_for,
                 "settled: ready to be checked"
             );
             self.handed.insert(r.image.clone());

@@ -846,12 +846,11 @@ fn spawn_job<B: Backend>(
     };
     let end_tx = end_tx.clone();
     tokio::spawn(async move {
-        // The bytes this job works from, noted before anything is sent (and compared at delivery).
+        // The bytes this job works from, noted before anything is sent (and compared at
+        // delivery). It reaches job.json with the next step's save; a crash before that leaves the
+        // job `claimed`, and the hash is taken again.
         if ctx.rec.state == State::Claimed && ctx.rec.source_sha256.is_none() {
             ctx.rec.source_sha256 = hash_source(&ctx.spool, &ctx.rec).await;
-            if let Err(e) = ctx.save() {
-                tracing::debug!(job = %ctx.rec.id, error = %e, "cannot save the source's hash yet");
-            }
         }
         // A job that failed before a stop is moved to failed/, whatever the backend.
         let outcome = match ctx.rec.state {
