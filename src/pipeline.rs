@@ -612,6 +612,12 @@ fn check_files(
         advice: "export it as a PNG, JPEG or WebP image".into(),
         api: None,
     };
+    // Still held open by its writer (a sharing violation on Windows or SMB): not ready yet.
+    if let Err(e) = std::fs::File::open(&path)
+        && intake::held_by_writer(&e)
+    {
+        return Err(NotYet::Wait("another program still has it open".into()));
+    }
     let format = crate::media::format_of(&path);
     // What is sent is the file itself, or (other formats) a PNG made of it, checked when made.
     let sent_as_is = format.as_ref().map_or(true, |f| f.sent_as_is());
