@@ -7,13 +7,15 @@
 //! between instances) → [`backend`] (Runway: submit, poll, download; or the local renderer) →
 //! [`spool`] again (deliver to `done/` or fail to `failed/`, with the
 //! files from [`report`]). [`pipeline`] drives it all; [`config`] is `dropreel.yaml` and the
-//! environment; [`status`] reads a studio for `dropreel status`; [`demo`] holds the example
+//! environment; [`status`] reads a studio for `dropreel status`, with what each running
+//! instance writes in its [`instance`] file; [`demo`] holds the example
 //! images of `--examples`.
 #![warn(clippy::unwrap_used)]
 
 pub mod backend;
 pub mod config;
 pub mod demo;
+pub mod instance;
 pub mod intake;
 pub mod job;
 pub mod lease;

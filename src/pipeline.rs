@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::local::render;
@@ -136,16 +137,20 @@ pub async fn run<B: Backend>(
     spool.check_one_file_system()?;
     let backend = Arc::new(backend);
     let cancel = CancellationToken::new();
-    let (end_tx, mut end_rx) = mpsc::unbounded_channel::<Ended>();
+    let mut jobs = Jobs::default();
     let mut summary = Summary::default();
     // Jobs this instance drives, each with its own stop token (a lost lease stops just that job).
     let mut active: HashMap<String, CancellationToken> = HashMap::new();
-    let mut status = InstanceStatus::new(&spool, mode, backend.name());
+    let mode_name = match mode {
+        Mode::Watch => "watch",
+        Mode::Run => "run",
+    };
+    let mut status = crate::instance::Writer::new(&spool, mode_name, backend.name());
 
     for rec in resume(&spool, &settings, backend.name(), &active) {
         let token = cancel.child_token();
         active.insert(rec.id.clone(), token.clone());
-        spawn_job(&backend, &spool, rec, None, token, &end_tx);
+        spawn_job(&mut jobs, &backend, &spool, rec, None, token);
     }
 
     let mut inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
@@ -221,7 +226,7 @@ pub async fn run<B: Backend>(
                     let token = cancel.child_token();
                     active.insert(rec.id.clone(), token.clone());
                     let ticket = slots.ticket();
-                    spawn_job(&backend, &spool, rec, Some(ticket), token, &end_tx);
+                    spawn_job(&mut jobs, &backend, &spool, rec, Some(ticket), token);
                 }
                 Ok(None) => forget(&mut inbox, &c.ready),
                 Err(e) => {
@@ -267,7 +272,7 @@ pub async fn run<B: Backend>(
                 summary.stopped = true;
                 break;
             }
-            Some(Ended { id, end }) = end_rx.recv() => {
+            Some(Ended { id, end }) = jobs.next(&spool, backend.name()) => {
                 active.remove(&id);
                 // A job left in processing/ is free for the next look (this instance's rescan,
                 // another instance, or the next start).
@@ -319,7 +324,7 @@ pub async fn run<B: Backend>(
                     for rec in resume(&spool, &settings, backend.name(), &active) {
                         let token = cancel.child_token();
                         active.insert(rec.id.clone(), token.clone());
-                        spawn_job(&backend, &spool, rec, None, token, &end_tx);
+                        spawn_job(&mut jobs, &backend, &spool, rec, None, token);
                     }
                 }
             }
@@ -336,7 +341,7 @@ pub async fn run<B: Backend>(
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
     while !active.is_empty() {
-        match tokio::time::timeout_at(deadline, end_rx.recv()).await {
+        match tokio::time::timeout_at(deadline, jobs.next(&spool, backend.name())).await {
             Ok(Some(Ended { id, end })) => {
                 active.remove(&id);
                 spool.release(&id);
@@ -348,8 +353,76 @@ pub async fn run<B: Backend>(
     for id in active.keys() {
         spool.release(id);
     }
+    // Jobs still finishing a step are stopped here; their state is on disk.
+    jobs.set.abort_all();
     status.remove();
     Ok(summary)
+}
+
+/// The job tasks this instance drives. A task that panics comes back as its job's end (the job
+/// goes to `failed/` with an error.txt saying so), so no panic can leave `run` waiting forever.
+#[derive(Default)]
+struct Jobs {
+    set: JoinSet<Ended>,
+    /// Which job each task drives, to name the job of a task that panicked.
+    ids: HashMap<tokio::task::Id, String>,
+}
+
+impl Jobs {
+    fn spawn(&mut self, id: String, task: impl Future<Output = Ended> + Send + 'static) {
+        let handle = self.set.spawn(task);
+        self.ids.insert(handle.id(), id);
+    }
+
+    /// The next job to end; `None` when none runs.
+    async fn next(&mut self, spool: &Spool, backend: &str) -> Option<Ended> {
+        loop {
+            match self.set.join_next_with_id().await? {
+                Ok((task, ended)) => {
+                    self.ids.remove(&task);
+                    return Some(ended);
+                }
+                Err(e) => {
+                    let Some(id) = self.ids.remove(&e.id()) else {
+                        continue;
+                    };
+                    if !e.is_panic() {
+                        return Some(Ended {
+                            id,
+                            end: End::Left(None),
+                        });
+                    }
+                    let why = panic_message(e.into_panic());
+                    tracing::error!(job = %id, panic = %why, "dropreel hit an internal error while working on this job; it goes to failed/");
+                    let end = match spool.load(&id) {
+                        Ok(mut rec) => fail_job(
+                            spool,
+                            &mut rec,
+                            Failure {
+                                message: format!("dropreel hit an internal error while working on this job ({why})"),
+                                advice: "move the image back into inbox/ to try again; if it happens again, report it (this is a bug in dropreel) with the job's log lines".into(),
+                                api: None,
+                            },
+                        ),
+                        Err(load) => {
+                            tracing::error!(job = %id, error = %load, backend, "the job's state cannot be read either; it stays in processing/");
+                            End::Undelivered
+                        }
+                    };
+                    return Some(Ended { id, end });
+                }
+            }
+        }
+    }
+}
+
+/// A panic's payload as text.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// How often the config file's stamp is looked at (one `stat`).
@@ -465,103 +538,6 @@ fn renew_leases(spool: &Spool, active: &HashMap<String, CancellationToken>) {
                 tracing::warn!(job = %id, error = %e, "cannot renew the job's lease; trying again")
             }
         }
-    }
-}
-
-/// `processing/.instance-<id>.json`: what `dropreel status` shows about a running instance —
-/// who it is, and any hold on submission.
-struct InstanceStatus {
-    path: std::path::PathBuf,
-    head: serde_json::Value,
-    /// Which load of dropreel.yaml is in force, and why the file as it is now is not (if so).
-    settings: serde_json::Value,
-}
-
-impl InstanceStatus {
-    fn new(spool: &Spool, mode: Mode, backend: &str) -> InstanceStatus {
-        let o = spool.owner();
-        // Files of instances that died without a clean stop: their pid is gone, or they have not
-        // written for three lease periods.
-        let processing = spool.root().join(spool::PROCESSING);
-        if let Ok(entries) = std::fs::read_dir(&processing) {
-            for e in entries.filter_map(Result::ok) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !name.starts_with(".instance-") {
-                    continue;
-                }
-                let Some(v) = std::fs::read(e.path())
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                else {
-                    continue;
-                };
-                let dead = v["host"].as_str() == Some(o.host.as_str())
-                    && v["pid"]
-                        .as_u64()
-                        .is_some_and(|pid| crate::lease::pid_alive(pid as u32) == Some(false));
-                let silent = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > o.ttl * 3);
-                if dead || silent {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        InstanceStatus {
-            path: spool
-                .root()
-                .join(spool::PROCESSING)
-                .join(format!(".instance-{}.json", o.instance)),
-            head: serde_json::json!({
-                "instance": o.instance,
-                "host": o.host,
-                "pid": o.pid,
-                "mode": match mode { Mode::Watch => "watch", Mode::Run => "run" },
-                "backend": backend,
-                "started": spool::now_rfc3339(),
-            }),
-            settings: serde_json::json!({"version": 1, "loaded": spool::now_rfc3339()}),
-        }
-    }
-
-    fn settings_changed(&mut self, version: u32, error: Option<String>) {
-        if self.settings["version"] != version {
-            self.settings = serde_json::json!({"version": version, "loaded": spool::now_rfc3339()});
-        }
-        self.settings["error"] = serde_json::json!(error);
-    }
-
-    fn write(&self, hold: Option<&crate::backend::Hold>, jobs: usize) {
-        let mut v = self.head.clone();
-        v["updated"] = serde_json::json!(spool::now_rfc3339());
-        v["jobs"] = serde_json::json!(jobs);
-        v["settings"] = self.settings.clone();
-        v["hold"] = match hold {
-            Some(h) => serde_json::json!({
-                "cause": h.cause.describe(),
-                "detail": h.detail,
-                "next_try": humantime::format_rfc3339_seconds(h.until_wall).to_string(),
-            }),
-            None => serde_json::Value::Null,
-        };
-        let dir = self.path.parent().expect("a file in processing/");
-        let name = self
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a UTF-8 name");
-        if let Ok(bytes) = serde_json::to_vec_pretty(&v)
-            && let Err(e) = spool::write_atomic(dir, name, &bytes)
-        {
-            tracing::debug!(error = %e, "cannot write the instance status file");
-        }
-    }
-
-    fn remove(&self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -836,12 +812,12 @@ fn fail_job(spool: &Spool, rec: &mut JobRecord, failure: Failure) -> End {
 }
 
 fn spawn_job<B: Backend>(
+    jobs: &mut Jobs,
     backend: &Arc<B>,
     spool: &Spool,
     rec: JobRecord,
     ticket: Option<crate::backend::Ticket>,
     cancel: CancellationToken,
-    end_tx: &mpsc::UnboundedSender<Ended>,
 ) {
     let backend = backend.clone();
     let mut ctx = JobCtx {
@@ -850,8 +826,8 @@ fn spawn_job<B: Backend>(
         cancel,
         ticket,
     };
-    let end_tx = end_tx.clone();
-    tokio::spawn(async move {
+    let id = ctx.rec.id.clone();
+    jobs.spawn(id, async move {
         // The bytes this job works from, noted before anything is sent (and compared at
         // delivery). It reaches job.json with the next step's save; a crash before that leaves the
         // job `claimed`, and the hash is taken again.
@@ -873,11 +849,10 @@ fn spawn_job<B: Backend>(
             Err(Stop::Cancelled) => End::Left(None),
             Err(Stop::KeyRefused(why)) => End::Left(Some(why)),
         };
-        // The receiver is gone only when the pipeline has already stopped.
-        let _ = end_tx.send(Ended {
+        Ended {
             id: ctx.rec.id.clone(),
             end,
-        });
+        }
     });
 }
 
@@ -1087,5 +1062,43 @@ fn rebuild(
             spool.save(&rec).ok()?;
             Some(rec)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 10 — a job task that panicked never reported, so `run` waited forever.
+    #[tokio::test]
+    async fn a_job_task_that_panics_ends_as_that_jobs_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::open(d.path()).unwrap();
+        std::fs::write(spool.inbox().join("x.png"), b"image").unwrap();
+        let (id, _) = spool.claim("x.png", None, false).unwrap().unwrap();
+        let rec = new_record(
+            id.clone(),
+            "x.png",
+            None,
+            ImageInfo::UNKNOWN,
+            JobSpec::default(),
+            "local",
+        );
+        spool.save(&rec).unwrap();
+        let mut jobs = Jobs::default();
+        jobs.spawn(id.clone(), async { panic!("boom") });
+        let ended = jobs.next(&spool, "local").await.unwrap();
+        assert_eq!(ended.id, id);
+        assert!(matches!(ended.end, End::Failed));
+        let text = std::fs::read_to_string(d.path().join("failed/x.error.txt")).unwrap();
+        assert!(
+            text.contains("internal error") && text.contains("(boom)"),
+            "{text}"
+        );
+        assert!(d.path().join("failed/x.png").exists());
+        assert!(
+            jobs.next(&spool, "local").await.is_none(),
+            "nothing else runs"
+        );
     }
 }

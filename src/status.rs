@@ -22,30 +22,23 @@ pub fn report(root: &Path) -> std::io::Result<String> {
         let jobs = if n == 1 { "job" } else { "jobs" };
         let _ = writeln!(out, "  {:<11}{n:>6} {jobs} {what}", format!("{name}/"));
     }
-    for inst in instances(root) {
+    for inst in crate::instance::running(root) {
         let _ = writeln!(
             out,
             "instance {} pid {} ({} with {}, {} jobs, seen {})",
-            inst["host"].as_str().unwrap_or("?"),
-            inst["pid"],
-            inst["mode"].as_str().unwrap_or("?"),
-            inst["backend"].as_str().unwrap_or("?"),
-            inst["jobs"],
-            inst["updated"].as_str().unwrap_or("?"),
+            inst.host, inst.pid, inst.mode, inst.backend, inst.jobs, inst.updated,
         );
-        if let Some(e) = inst["settings"]["error"].as_str() {
+        if let Some(e) = &inst.settings.error {
             let _ = writeln!(
                 out,
                 "  SETTINGS NOT APPLIED: the config file changed but cannot be used ({e}); the running settings stay"
             );
         }
-        if let Some(hold) = inst["hold"].as_object() {
+        if let Some(hold) = &inst.hold {
             let _ = writeln!(
                 out,
                 "  SUBMISSION PAUSED: {} ({}); next try {}",
-                hold.get("cause").and_then(|v| v.as_str()).unwrap_or("?"),
-                hold.get("detail").and_then(|v| v.as_str()).unwrap_or(""),
-                hold.get("next_try").and_then(|v| v.as_str()).unwrap_or("?"),
+                hold.cause, hold.detail, hold.next_try,
             );
         }
     }
@@ -89,19 +82,4 @@ pub fn report(root: &Path) -> std::io::Result<String> {
         }
     }
     Ok(out)
-}
-
-/// The status files of running instances (`processing/.instance-*.json`).
-fn instances(root: &Path) -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(root.join(crate::spool::PROCESSING)) else {
-        return Vec::new();
-    };
-    let mut out: Vec<serde_json::Value> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".instance-"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice(&b).ok())
-        .collect();
-    out.sort_by(|a, b| a["started"].as_str().cmp(&b["started"].as_str()));
-    out
 }

@@ -1060,3 +1060,36 @@ async fn a_source_that_changes_after_it_was_taken_is_reported_at_delivery() {
     assert_eq!(r["source_changed"], true, "{r:#}");
     assert!(r["warning"].as_str().unwrap().contains("different bytes"));
 }
+
+// See: issue 10 — a job.json saying `submitted` without a task id made the job's task panic, and
+// `run` then waited for it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_job_without_a_task_id_fails_clearly_and_run_ends() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let id = "20260101T000000Z-0000000a";
+    std::fs::create_dir_all(studio.path(&format!("processing/{id}"))).unwrap();
+    studio.put(&format!("processing/{id}/edited.png"), &png_bytes(12, 12));
+    let rec = serde_json::json!({
+        "id": id,
+        "image": "edited.png",
+        "info": {"format": "png", "width": 12, "height": 12},
+        "spec": {"model": "gen4_turbo", "prompt": "", "ratio": "960:960", "duration": 5, "seed": null},
+        "backend": "runway",
+        "state": "submitted",
+        "claimed_at": "2026-01-01T00:00:00Z",
+    });
+    studio.put(
+        &format!("processing/{id}/job.json"),
+        serde_json::to_string(&rec).unwrap().as_bytes(),
+    );
+    studio.put("inbox/fine.png", &png_bytes(8, 8));
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 1));
+    let t = studio.read("failed/edited.error.txt");
+    assert!(
+        t.contains("names no task") && t.contains("Runway's dashboard"),
+        "{t}"
+    );
+    assert_eq!(fake.created().len(), 1, "only fine.png was sent");
+}

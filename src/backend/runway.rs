@@ -521,11 +521,20 @@ impl Runway {
     /// Submitted → Succeeded (or back to Claimed for a retryable task failure).
     /// `fresh`: the task was submitted just now by this process (its timing teaches the clock).
     async fn poll_step(&self, job: &mut JobCtx, fresh: bool) -> Result<(), Stop> {
-        let task_id = job
-            .rec
-            .task_id
-            .clone()
-            .expect("a submitted job has a task id");
+        let Some(task_id) = job.rec.task_id.clone() else {
+            // Only a damaged or hand-edited job.json says `submitted` without a task id.
+            return Err(Stop::Failed(Failure {
+                message: format!(
+                    "processing/{}/job.json says the job was submitted but names no task, so dropreel \
+                     cannot follow it (the file was damaged or edited)",
+                    job.rec.id
+                ),
+                advice: "check Runway's dashboard for a task made from this image; if there is none, move \
+                         the image back into inbox/ to submit it again"
+                    .into(),
+                api: None,
+            }));
+        };
         let submitted = job
             .rec
             .submitted_at

@@ -1,0 +1,169 @@
+//! `processing/.instance-<id>.json`: what a running dropreel instance tells `dropreel status` — who
+//! it is, how many jobs it drives, which load of the config is in force, and any pause of
+//! submission. Written by the pipeline ([`Writer`]), read by `status` ([`running`]); one typed
+//! file for both, so neither can drift from the other.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Hold;
+use crate::spool::{self, PROCESSING, Spool};
+
+/// The name every instance file starts with.
+const PREFIX: &str = ".instance-";
+
+/// One instance's file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub instance: String,
+    pub host: String,
+    pub pid: u32,
+    /// `watch` or `run`.
+    pub mode: String,
+    /// `runway` or `local`.
+    pub backend: String,
+    pub started: String,
+    #[serde(default)]
+    pub updated: String,
+    /// Jobs it drives now.
+    #[serde(default)]
+    pub jobs: usize,
+    #[serde(default)]
+    pub settings: SettingsLoad,
+    #[serde(default)]
+    pub hold: Option<HoldShown>,
+}
+
+/// Which load of the config file is in force.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SettingsLoad {
+    /// 1 at start, one more per edit applied.
+    pub version: u32,
+    pub loaded: String,
+    /// Why the file as it is now is not in force (a bad edit), if so.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A pause of submission, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldShown {
+    pub cause: String,
+    pub detail: String,
+    pub next_try: String,
+}
+
+/// Keeps this instance's file up to date.
+#[derive(Debug)]
+pub struct Writer {
+    path: PathBuf,
+    file: Instance,
+}
+
+impl Writer {
+    /// This instance's file (not written yet). Files of instances that died without a clean stop
+    /// — their pid is gone, or they have not written for three lease periods — are removed.
+    pub fn new(spool: &Spool, mode: &str, backend: &str) -> Writer {
+        let o = spool.owner();
+        let processing = spool.root().join(PROCESSING);
+        for (path, found) in files(&processing) {
+            let dead = found
+                .as_ref()
+                .is_some_and(|i| i.host == o.host && crate::lease::pid_alive(i.pid) == Some(false));
+            let silent = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > o.ttl * 3);
+            if found.is_some() && (dead || silent) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        let now = spool::now_rfc3339();
+        Writer {
+            path: processing.join(format!("{PREFIX}{}.json", o.instance)),
+            file: Instance {
+                instance: o.instance.clone(),
+                host: o.host.clone(),
+                pid: o.pid,
+                mode: mode.to_string(),
+                backend: backend.to_string(),
+                started: now.clone(),
+                updated: now.clone(),
+                jobs: 0,
+                settings: SettingsLoad {
+                    version: 1,
+                    loaded: now,
+                    error: None,
+                },
+                hold: None,
+            },
+        }
+    }
+
+    /// A new load of the config is in force (`version`), or the file as it is now is not (`error`).
+    pub fn settings_changed(&mut self, version: u32, error: Option<String>) {
+        if self.file.settings.version != version {
+            self.file.settings.version = version;
+            self.file.settings.loaded = spool::now_rfc3339();
+        }
+        self.file.settings.error = error;
+    }
+
+    /// Writes the file (atomically) with the current hold and job count.
+    pub fn write(&mut self, hold: Option<&Hold>, jobs: usize) {
+        self.file.updated = spool::now_rfc3339();
+        self.file.jobs = jobs;
+        self.file.hold = hold.map(|h| HoldShown {
+            cause: h.cause.describe().to_string(),
+            detail: h.detail.clone(),
+            next_try: humantime::format_rfc3339_seconds(h.until_wall).to_string(),
+        });
+        let (Some(dir), Some(name)) = (
+            self.path.parent(),
+            self.path.file_name().and_then(|n| n.to_str()),
+        ) else {
+            return;
+        };
+        if let Ok(bytes) = serde_json::to_vec_pretty(&self.file)
+            && let Err(e) = spool::write_atomic(dir, name, &bytes)
+        {
+            tracing::debug!(error = %e, "cannot write the instance status file");
+        }
+    }
+
+    /// Removes the file (clean stop).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The instance files in `processing`, each with its content when readable.
+fn files(processing: &Path) -> Vec<(PathBuf, Option<Instance>)> {
+    let Ok(entries) = std::fs::read_dir(processing) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+        .map(|e| {
+            let found = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            (e.path(), found)
+        })
+        .collect()
+}
+
+/// The instances running on the studio at `root`, oldest first (a torn or unreadable file is
+/// left out).
+pub fn running(root: &Path) -> Vec<Instance> {
+    let mut out: Vec<Instance> = files(&root.join(PROCESSING))
+        .into_iter()
+        .filter_map(|(_, i)| i)
+        .collect();
+    out.sort_by(|a, b| a.started.cmp(&b.started));
+    out
+}
