@@ -120,6 +120,9 @@ pub struct Inbox {
     sidecars: HashMap<String, Vec<String>>,
     /// Image names by stem key: a sidecar shared by several images is copied to all but the last.
     images: HashMap<String, Vec<String>>,
+    /// Sidecar names by lower-cased stem key, to explain a sidecar that differs from its image
+    /// in letter case only without a pass over all sidecars.
+    sidecars_folded: HashMap<String, Vec<String>>,
     /// Images handed out as ready and not yet gone from the inbox.
     handed: HashSet<String>,
     /// Odd entries already reported once (symlinks, folders named like images, FIFOs).
@@ -139,6 +142,7 @@ impl Inbox {
             files: HashMap::new(),
             sidecars: HashMap::new(),
             images: HashMap::new(),
+            sidecars_folded: HashMap::new(),
             handed: HashSet::new(),
             reported: HashSet::new(),
             clock: None,
@@ -147,6 +151,12 @@ impl Inbox {
     }
 
     fn insert(&mut self, name: &str, seen: Seen) {
+        if seen.kind == Kind::Sidecar {
+            self.sidecars_folded
+                .entry(stem_key(name).to_lowercase())
+                .or_default()
+                .push(name.to_string());
+        }
         let index = match seen.kind {
             Kind::Sidecar => Some(&mut self.sidecars),
             Kind::Image => Some(&mut self.images),
@@ -164,18 +174,21 @@ impl Inbox {
 
     fn remove(&mut self, name: &str) {
         if let Some(seen) = self.files.remove(name) {
-            let index = match seen.kind {
-                Kind::Sidecar => Some(&mut self.sidecars),
-                Kind::Image => Some(&mut self.images),
-                Kind::Other => None,
-            };
             let key = stem_key(name);
-            if let Some(index) = index
-                && let Some(v) = index.get_mut(&key)
-            {
-                v.retain(|n| n != name);
-                if v.is_empty() {
-                    index.remove(&key);
+            let indexes = match seen.kind {
+                Kind::Sidecar => vec![
+                    (&mut self.sidecars, key.clone()),
+                    (&mut self.sidecars_folded, key.to_lowercase()),
+                ],
+                Kind::Image => vec![(&mut self.images, key)],
+                Kind::Other => Vec::new(),
+            };
+            for (index, key) in indexes {
+                if let Some(v) = index.get_mut(&key) {
+                    v.retain(|n| n != name);
+                    if v.is_empty() {
+                        index.remove(&key);
+                    }
                 }
             }
         }
@@ -290,14 +303,7 @@ impl Inbox {
         };
         let ft = meta.file_type();
         if !ft.is_file() {
-            let what = if ft.is_symlink() {
-                "it is a symbolic link (links are never followed; put the file itself into inbox/)"
-            } else if ft.is_dir() {
-                "it is a folder"
-            } else {
-                "it is not a regular file"
-            };
-            self.report(name, what);
+            self.report(name, not_a_file(ft));
             if self.files.contains_key(name) {
                 self.remove(name);
             }
@@ -473,11 +479,8 @@ impl Inbox {
             return;
         };
         let ext = name.rsplit_once('.').map(|(_, e)| e.to_lowercase());
-        let why = if meta.is_dir() {
-            "it is a folder (put the images themselves into inbox/)".to_string()
-        } else if meta.file_type().is_symlink() {
-            "it is a symbolic link (links are never followed; put the file itself into inbox/)"
-                .to_string()
+        let why = if !meta.is_file() {
+            not_a_file(meta.file_type()).to_string()
         } else {
             format!(
                 "dropreel does not make videos from {} files; it takes images (PNG, JPEG, WebP, HEIC, \
@@ -517,22 +520,19 @@ impl Inbox {
             }
         }
         // `Cat.png` + `cat.yaml`: the same stem but for letter case.
-        if r.sidecar.is_none() {
-            let lower = key.to_lowercase();
-            for (k, names) in &self.sidecars {
-                if *k != key && k.to_lowercase() == lower {
-                    for n in names {
-                        notes.push((
-                            n.clone(),
-                            format!(
-                                "it differs from {} in letter case only, so it does not pair; rename it to {}.{}",
-                                r.image,
-                                stem_of(&r.image),
-                                n.rsplit_once('.').map_or("yaml", |(_, e)| e)
-                            ),
-                        ));
-                    }
-                }
+        if r.sidecar.is_none()
+            && let Some(names) = self.sidecars_folded.get(&key.to_lowercase())
+        {
+            for n in names.iter().filter(|n| stem_key(n) != key) {
+                notes.push((
+                    n.clone(),
+                    format!(
+                        "it differs from {} in letter case only, so it does not pair; rename it to {}.{}",
+                        r.image,
+                        stem_of(&r.image),
+                        n.rsplit_once('.').map_or("yaml", |(_, e)| e)
+                    ),
+                ));
             }
         }
         for (name, why) in notes {
@@ -577,6 +577,17 @@ impl Inbox {
     /// Stops tracking `name` (it was claimed or failed, so it left the inbox).
     pub fn forget(&mut self, name: &str) {
         self.remove(name);
+    }
+}
+
+/// Why an entry that is not a regular file is left alone.
+fn not_a_file(ft: fs::FileType) -> &'static str {
+    if ft.is_symlink() {
+        "it is a symbolic link (links are never followed; put the file itself into inbox/)"
+    } else if ft.is_dir() {
+        "it is a folder (put the images themselves into inbox/)"
+    } else {
+        "it is not a regular file"
     }
 }
 

@@ -13,7 +13,7 @@ use crate::models::{self, SEED_MAX};
 /// A sidecar larger than this is refused unread (a prompt is text, not a file dump).
 pub const MAX_SIDECAR_BYTES: u64 = 256 * 1024;
 
-pub use crate::media::{ImageFormat, ImageInfo, probe_image};
+pub use crate::media::{ImageFormat, ImageInfo};
 
 /// The keys a sidecar may hold. Unknown keys are an error naming the key.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

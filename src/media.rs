@@ -132,26 +132,30 @@ pub fn sniff(head: &[u8]) -> Option<ImageFormat> {
     }
 }
 
-/// The image's format by its magic bytes. The error is a sentence for `error.txt`.
-pub fn format_of(path: &Path) -> Result<ImageFormat, String> {
+/// The image's format by its magic bytes: `Ok(None)` when the content is no image dropreel
+/// knows (see [`not_an_image`] for the sentence). An I/O error is returned as such, so a caller
+/// can tell a file still held open by its writer from a bad one.
+pub fn format_of(path: &Path) -> io::Result<Option<ImageFormat>> {
     let mut head = [0u8; 64];
-    let mut f = File::open(path).map_err(|e| format!("the file cannot be read: {e}"))?;
-    let n = read_up_to(&mut f, &mut head).map_err(|e| format!("the file cannot be read: {e}"))?;
-    sniff(&head[..n]).ok_or_else(|| {
-        if n == 0 {
-            "the file is empty".into()
-        } else {
-            "the file is not an image dropreel knows (PNG, JPEG, WebP, HEIC, TIFF, BMP, GIF or AVIF): \
-             its content matches none of them"
-                .into()
-        }
-    })
+    let n = read_up_to(&mut File::open(path)?, &mut head)?;
+    Ok(sniff(&head[..n]))
 }
 
-/// Reads the image's format (magic bytes) and shown dimensions. The error is a sentence for
-/// `error.txt`.
-pub fn probe_image(path: &Path) -> Result<ImageInfo, String> {
-    let format = format_of(path)?;
+/// Why a file of `len` bytes whose content [`format_of`] did not recognise is no image: a sentence
+/// for `error.txt`.
+pub fn not_an_image(len: u64) -> String {
+    if len == 0 {
+        "the file is empty".into()
+    } else {
+        "the file is not an image dropreel knows (PNG, JPEG, WebP, HEIC, TIFF, BMP, GIF or AVIF): \
+         its content matches none of them"
+            .into()
+    }
+}
+
+/// The shown dimensions of an image of `format` (EXIF rotation applied), read from its header
+/// only. The error is a sentence for `error.txt`.
+pub fn dimensions(path: &Path, format: ImageFormat) -> Result<ImageInfo, String> {
     let size = imagesize::size(path).map_err(|e| {
         format!("the image header cannot be read ({e}); the file may be truncated or corrupt")
     })?;

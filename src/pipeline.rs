@@ -588,16 +588,16 @@ fn check_files(
         advice: "export it as a PNG, JPEG or WebP image".into(),
         api: None,
     };
-    // Still held open by its writer (a sharing violation on Windows or SMB): not ready yet.
-    if let Err(e) = std::fs::File::open(&path)
-        && intake::held_by_writer(&e)
-    {
-        return Err(NotYet::Wait("another program still has it open".into()));
-    }
-    let format = crate::media::format_of(&path);
+    let format = match crate::media::format_of(&path) {
+        Ok(format) => format,
+        // Still held open by its writer (a sharing violation on Windows or SMB): not ready yet.
+        Err(e) if intake::held_by_writer(&e) => {
+            return Err(NotYet::Wait("another program still has it open".into()));
+        }
+        Err(e) => return Err(unusable(format!("the file cannot be read: {e}")).into()),
+    };
     // What is sent is the file itself, or (other formats) a PNG made of it, checked when made.
-    let sent_as_is = format.as_ref().map_or(true, |f| f.sent_as_is());
-    if sent_as_is && len > crate::backend::runway::UPLOAD_MAX {
+    if format.is_none_or(|f| f.sent_as_is()) && len > crate::backend::runway::UPLOAD_MAX {
         return Err(Failure {
             message: format!(
                 "{image} is {} MB; Runway takes images of at most {} MB",
@@ -609,7 +609,7 @@ fn check_files(
         }
         .into());
     }
-    let format = format.map_err(unusable)?;
+    let format = format.ok_or_else(|| unusable(crate::media::not_an_image(len)))?;
     let whole = crate::media::wholeness(&path, format);
     if !format.decodable() {
         if let Ok(crate::media::Whole::No(stop)) = whole {
@@ -625,7 +625,7 @@ fn check_files(
         }
         .into());
     }
-    let info = match job::probe_image(&path) {
+    let info = match crate::media::dimensions(&path, format) {
         Ok(info) => info,
         // A partial copy may not even hold its size yet (camera JPEGs carry it after the
         // thumbnail): wait for the rest before judging.

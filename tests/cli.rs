@@ -509,11 +509,7 @@ async fn every_file_left_alone_gets_one_warning_saying_why() {
     once("cat.yaml", "letter case only");
     once("dog.png.yaml", "rename it to dog.yaml");
     once("fox.yml", "fox.yaml is the sidecar of fox.png");
-    let prompts: Vec<String> = fake
-        .created()
-        .iter()
-        .map(|b| b["promptText"].as_str().unwrap_or("").to_string())
-        .collect();
+    let prompts = fake.prompts();
     assert!(prompts.contains(&"a fox".to_string()), "{prompts:?}");
 }
 

@@ -91,11 +91,7 @@ async fn a_late_sidecar_is_paired_and_a_changing_one_restarts_the_wait() {
     wait_for(&studio, "done/late.mp4", Duration::from_secs(10)).await;
     wait_for(&studio, "done/edit.mp4", Duration::from_secs(10)).await;
     w.stop().await;
-    let prompts: Vec<String> = fake
-        .created()
-        .iter()
-        .map(|b| b["promptText"].as_str().unwrap().to_string())
-        .collect();
+    let prompts = fake.prompts();
     assert_eq!(prompts.len(), 2, "{prompts:?}");
     assert!(
         prompts.contains(&"the late prompt".to_string()),
@@ -217,10 +213,6 @@ async fn watch_applies_an_edited_config_and_keeps_running_settings_on_a_bad_edit
     wait_for(&studio, "done/c.mp4", Duration::from_secs(10)).await;
     w.stop().await;
 
-    let prompts: Vec<String> = fake
-        .created()
-        .iter()
-        .map(|b| b["promptText"].as_str().unwrap().to_string())
-        .collect();
+    let prompts = fake.prompts();
     assert_eq!(prompts, ["first", "second", "second"]);
 }

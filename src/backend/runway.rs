@@ -452,9 +452,10 @@ impl Runway {
             job.rec.state = State::Claimed;
             save(job)?;
         }
+        // A conversion needs no slot: done before waiting for one.
+        let to_send = self.image_to_send(job).await?;
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
-        let to_send = self.image_to_send(job).await?;
         loop {
             let Some(stamp) = self.gate.pass(&job.cancel).await else {
                 return Err(Stop::Cancelled);

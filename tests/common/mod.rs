@@ -224,6 +224,14 @@ impl FakeRunway {
             .collect()
     }
 
+    /// The `promptText` of every create request that made a task, in order ("" when none).
+    pub fn prompts(&self) -> Vec<String> {
+        self.created()
+            .iter()
+            .map(|b| b["promptText"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
     /// Tasks created, including those whose answer was dropped.
     pub fn tasks_created(&self) -> usize {
         self.inner.lock().unwrap().tasks.len()
