@@ -76,7 +76,7 @@ impl Writer {
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > o.ttl * 3);
-            if found.is_some() && (dead || silent) {
+            if dead || silent {
                 let _ = std::fs::remove_file(&path);
             }
         }
@@ -139,7 +139,8 @@ impl Writer {
     }
 }
 
-/// The instance files in `processing`, each with its content when readable.
+/// The instance files in `processing`, each with its content when readable — temp files of a
+/// write in progress (or cut short by a kill) included, so they are cleaned up like the rest.
 fn files(processing: &Path) -> Vec<(PathBuf, Option<Instance>)> {
     let Ok(entries) = std::fs::read_dir(processing) else {
         return Vec::new();
@@ -147,7 +148,6 @@ fn files(processing: &Path) -> Vec<(PathBuf, Option<Instance>)> {
     entries
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
-        .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
         .map(|e| {
             let found = std::fs::read(e.path())
                 .ok()
@@ -162,8 +162,37 @@ fn files(processing: &Path) -> Vec<(PathBuf, Option<Instance>)> {
 pub fn running(root: &Path) -> Vec<Instance> {
     let mut out: Vec<Instance> = files(&root.join(PROCESSING))
         .into_iter()
+        .filter(|(path, _)| path.extension().is_some_and(|e| e == "json"))
         .filter_map(|(_, i)| i)
         .collect();
     out.sort_by(|a, b| a.started.cmp(&b.started));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A SIGKILL during the atomic write leaves `.instance-<id>.json.tmp`: it is a dead instance's
+    // file like any other, and the next start removes it (the reliability test found one left).
+    #[test]
+    fn a_dead_instances_files_are_removed_temp_files_included() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::open(d.path()).unwrap();
+        let mut dead = Writer::new(&spool, "watch", "local");
+        dead.file.pid = u32::MAX; // no such process on this host
+        let json = serde_json::to_vec(&dead.file).unwrap();
+        let processing = d.path().join(PROCESSING);
+        std::fs::write(processing.join(".instance-dead.json"), &json).unwrap();
+        std::fs::write(processing.join(".instance-dead.json.tmp"), &json).unwrap();
+        let mut live = Writer::new(&spool, "run", "local");
+        live.write(None, 0);
+        let left: Vec<String> = std::fs::read_dir(&processing)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(running(d.path()).len(), 1);
+        assert_eq!(running(d.path())[0].mode, "run");
+    }
 }
