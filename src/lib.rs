@@ -12,16 +12,20 @@
 //! images of `--examples`.
 #![warn(clippy::unwrap_used)]
 
+pub mod admit;
 pub mod backend;
 pub mod config;
 pub mod demo;
+pub mod follow;
 pub mod instance;
 pub mod intake;
 pub mod job;
+pub mod jobs;
 pub mod lease;
 pub mod media;
 pub mod models;
 pub mod pipeline;
+pub mod recover;
 pub mod report;
 pub mod spool;
 pub mod status;

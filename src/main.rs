@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dropreel::config::{self, BackendChoice, Env, Settings};
+use dropreel::backend::{self, Backend as _};
+use dropreel::config::{self, Env, Settings};
 use dropreel::pipeline::{self, Mode};
-use dropreel::{backend, demo, spool, status};
+use dropreel::{demo, spool, status};
 
 /// Turn images dropped into a folder into short AI videos.
 ///
@@ -233,40 +234,18 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
         Mode::Watch => "watch",
         Mode::Run => "run",
     };
-    let result = match settings.backend() {
-        BackendChoice::Runway => {
-            let backend = match backend::build(&settings, mode == Mode::Run) {
-                Ok(b) => b,
-                Err(e) => return fatal(cli, &e.to_string()),
-            };
-            tracing::info!(
-                root = %root.display(),
-                backend = "runway",
-                model = %settings.config.defaults.model,
-                max_in_flight = settings.config.runway.max_in_flight,
-                config = %config,
-                "dropreel {command} started"
-            );
-            rt.block_on(pipeline::run(&settings, backend, mode, stop))
-        }
-        choice => {
-            if choice != settings.config.backend {
-                tracing::warn!(
-                    "No Runway API key is set (RUNWAYML_API_SECRET): using the LOCAL motion renderer, which animates \
-                     each image with a camera move, without AI. Set the key to generate with Runway."
-                );
-            }
-            tracing::info!(
-                root = %root.display(),
-                backend = "local",
-                fps = settings.config.local.fps,
-                config = %config,
-                "dropreel {command} started"
-            );
-            let backend = backend::local::Local::new(&settings);
-            rt.block_on(pipeline::run(&settings, backend, mode, stop))
-        }
+    let backend = match backend::Chosen::build(&settings) {
+        Ok(b) => b,
+        Err(e) => return fatal(cli, &e.to_string()),
     };
+    tracing::info!(
+        root = %root.display(),
+        backend = backend.name(),
+        setup = %backend.setup(&settings),
+        config = %config,
+        "dropreel {command} started"
+    );
+    let result = rt.block_on(pipeline::run(&settings, backend, mode, stop));
     // Jobs still finishing a step are abandoned here; their state is on disk.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {

@@ -13,6 +13,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// Images beyond this many pixels are refused before decoding (decompression bombs; a 100 MP
+/// medium-format photo still passes). Both backends decode: the local renderer to render, the
+/// Runway backend to convert a format the API does not take.
+pub const MAX_DECODE_PIXELS: u64 = 120_000_000;
+
 /// Image formats dropreel recognises by content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

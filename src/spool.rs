@@ -124,6 +124,67 @@ pub struct JobRecord {
     pub source_changed: bool,
 }
 
+impl JobRecord {
+    /// A job just claimed (state `claimed`, nothing sent yet).
+    pub fn new(
+        id: String,
+        image: &str,
+        sidecar: Option<String>,
+        info: ImageInfo,
+        spec: JobSpec,
+        backend: &str,
+    ) -> JobRecord {
+        JobRecord {
+            id,
+            image: image.to_string(),
+            sidecar,
+            info,
+            spec,
+            backend: backend.to_string(),
+            state: State::Claimed,
+            claimed_at: now_rfc3339(),
+            submitted_at: None,
+            finished_at: None,
+            task_id: None,
+            task_status: None,
+            progress: None,
+            output_urls: Vec::new(),
+            output_bytes: None,
+            upload_uri: None,
+            upload_at: None,
+            submissions: 0,
+            uncertain_submissions: 0,
+            transient_faults: 0,
+            failure: None,
+            delivery: None,
+            render: None,
+            source_sha256: None,
+            source_changed: false,
+        }
+    }
+
+    /// A bad input, failed before any work (its job task moves it to `failed/`).
+    pub fn failed_at_once(
+        id: String,
+        image: &str,
+        sidecar: Option<String>,
+        backend: &str,
+        failure: Failure,
+    ) -> JobRecord {
+        let mut rec = JobRecord::new(
+            id,
+            image,
+            sidecar,
+            ImageInfo::UNKNOWN,
+            JobSpec::default(),
+            backend,
+        );
+        rec.state = State::Failed;
+        rec.failure = Some(failure);
+        rec
+    }
+}
+
 /// The local renderer's report of one clip.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderInfo {

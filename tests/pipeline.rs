@@ -968,7 +968,7 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
     let run = tokio::spawn({
         let settings = studio.settings(KEY);
         async move {
-            let backend = dropreel::backend::build(&settings, true).unwrap();
+            let backend = dropreel::backend::Chosen::build(&settings).unwrap();
             dropreel::pipeline::run(
                 &settings,
                 backend,

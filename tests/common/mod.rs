@@ -903,7 +903,7 @@ impl Studio {
     /// `dropreel run` in process, with the given key; fails the test after `limit`.
     pub async fn run_with_key(&self, key: &str, limit: Duration) -> Summary {
         let settings = self.settings(key);
-        let backend = dropreel::backend::build(&settings, true).unwrap();
+        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
         tokio::time::timeout(
             limit,
             pipeline::run(&settings, backend, Mode::Run, std::future::pending()),
@@ -1146,7 +1146,7 @@ pub struct Watching {
 impl Watching {
     pub fn start(studio: &Studio) -> Watching {
         let settings = studio.settings(KEY);
-        let backend = dropreel::backend::build(&settings, false).unwrap();
+        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             pipeline::run(&settings, backend, Mode::Watch, async {

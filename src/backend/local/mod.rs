@@ -5,36 +5,28 @@
 pub mod encode;
 pub mod render;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
-use super::{Backend, Gate, JobCtx, Slots, Stop, backoff, sleep_or_cancel};
+use super::{Backend, Fault, Gate, JobCtx, Limits, Slots, Stop};
 use crate::config::Settings;
 use crate::job::{DEFAULT_ZOOM, Motion};
 use crate::models;
 use crate::spool::{self, Failure, OUTPUT_FILE, OUTPUT_PART, State};
 use render::{Plan, RenderError, Renderer};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// The local backend.
 #[derive(Debug)]
 pub struct Local {
     fps: u32,
-    retry_min: Duration,
-    retry_max: Duration,
     slots: Arc<Slots>,
-    gate: Gate,
 }
 
 impl Local {
     pub fn new(settings: &Settings) -> Local {
         Local {
             fps: settings.config.local.fps,
-            retry_min: settings.config.runway.retry_min,
-            retry_max: settings.config.runway.retry_max,
             slots: Slots::new(1),
-            gate: Gate::new(Duration::from_secs(1), Duration::from_secs(1)),
         }
     }
 }
@@ -101,8 +93,16 @@ impl Backend for Local {
         &self.slots
     }
 
-    fn gate(&self) -> &Gate {
-        &self.gate
+    /// No service, so no systemic fault to hold for.
+    fn gate(&self) -> Option<&Gate> {
+        None
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: None,
+            max_pixels: render::MAX_SOURCE_PIXELS,
+        }
     }
 
     async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {
@@ -122,7 +122,6 @@ impl Backend for Local {
             frames = plan.frames,
             "rendering"
         );
-        let mut disk_errors = 0u32;
         let stats = loop {
             match render(image.clone(), dir.join(OUTPUT_PART), plan, &job.cancel).await {
                 Ok(stats) => break stats,
@@ -136,16 +135,9 @@ impl Backend for Local {
                 }
                 Err(RenderError::Io(e)) => {
                     // A full or read-only disk is nobody's input error: wait and render again.
-                    disk_errors += 1;
-                    let delay = backoff(disk_errors.min(12), self.retry_min, self.retry_max);
-                    if disk_errors == 1 {
-                        tracing::error!(job = %job.rec.id, file = %job.rec.image, error = %e, next_try = ?delay,
-                            "cannot write the video into processing/ (disk full or not writable?); the job waits and retries");
-                    }
                     let _ = std::fs::remove_file(dir.join(OUTPUT_PART));
-                    if !sleep_or_cancel(delay, &job.cancel).await {
-                        return Err(Stop::Cancelled);
-                    }
+                    let delay = job.on_fault(Fault::Disk(e), "rendering the video", None)?;
+                    job.pause(delay).await?;
                 }
                 Err(e) => {
                     return Err(Stop::Failed(Failure {
@@ -156,16 +148,15 @@ impl Backend for Local {
                 }
             }
         };
-        let rename = std::fs::rename(dir.join(OUTPUT_PART), dir.join(OUTPUT_FILE))
-            .and_then(|()| spool::sync_dir(&dir));
-        if let Err(e) = rename {
-            return Err(Stop::Failed(Failure {
-                message: format!("cannot store the rendered video: {e}"),
-                advice: "check that the disk is not full, then move the image back into inbox/"
-                    .into(),
-                api: None,
-            }));
-        }
+        job.on_disk("storing the rendered video", |job| {
+            let dir = job.spool.job_dir(&job.rec.id);
+            // (A retry after the rename went through and only the sync failed: sync again.)
+            if !dir.join(OUTPUT_FILE).exists() || dir.join(OUTPUT_PART).exists() {
+                std::fs::rename(dir.join(OUTPUT_PART), dir.join(OUTPUT_FILE))?;
+            }
+            spool::sync_dir(&dir)
+        })
+        .await?;
         job.rec.state = State::Downloaded;
         job.rec.output_bytes = Some(stats.bytes);
         job.rec.finished_at = Some(spool::now_rfc3339());
@@ -179,13 +170,7 @@ impl Backend for Local {
             bitrate: stats.bitrate,
             encode_seconds: (stats.seconds * 1000.0).round() / 1000.0,
         });
-        job.save().map_err(|e| {
-            Stop::Failed(Failure {
-                message: format!("cannot write the job state: {e}"),
-                advice: "check that the disk is not full".into(),
-                api: None,
-            })
-        })?;
+        job.save().await?;
         tracing::info!(job = %job.rec.id, file = %job.rec.image, bytes = stats.bytes, seconds = stats.seconds, "rendered");
         Ok(())
     }

@@ -12,9 +12,8 @@ use image::{ImageDecoder, ImageReader};
 use super::encode::rgb_to_i420;
 use crate::job::Motion;
 
-/// Sources beyond this many pixels are refused before decoding (decompression bombs; a 100 MP
-/// medium-format photo still passes).
-pub const MAX_SOURCE_PIXELS: u64 = 120_000_000;
+/// Sources beyond this many pixels are refused before decoding.
+pub use crate::media::MAX_DECODE_PIXELS as MAX_SOURCE_PIXELS;
 
 /// A render that cannot be done. The message is for `error.txt`.
 #[derive(Debug, thiserror::Error)]

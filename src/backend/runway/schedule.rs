@@ -6,7 +6,11 @@
 //! task costs fewer polls than a fixed 5 s poller. A THROTTLED task (queued by Runway behind the
 //! organisation's concurrency limit) is polled slowly; a task past its estimate, briskly.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::api::TaskStatus;
 
 /// Shortest gap between two polls of one task.
 pub const MIN_GAP: Duration = Duration::from_millis(100);
@@ -70,19 +74,19 @@ impl PollClock {
     }
 
     /// Records what a poll at `now` saw and returns the wait before the next one.
-    pub fn next(&mut self, now: Instant, status: &str, progress: Option<f64>) -> Duration {
+    pub fn next(&mut self, now: Instant, status: TaskStatus, progress: Option<f64>) -> Duration {
         match (status, progress) {
-            ("THROTTLED", _) => {
+            (TaskStatus::Throttled, _) => {
                 self.waiting_seen = now;
                 self.queued = true;
                 self.interval
             }
-            ("PENDING", _) => {
+            (TaskStatus::Pending, _) => {
                 self.waiting_seen = now;
                 self.queued = true;
                 self.clamp(FIRST_LOOK)
             }
-            ("RUNNING", Some(p)) if p > 0.0 && p < 1.0 => {
+            (TaskStatus::Running, Some(p)) if p > 0.0 && p < 1.0 => {
                 let estimate = match self.last_running {
                     // Two observations: the measured rate.
                     Some((t, q)) if p > q && now > t => {
@@ -111,7 +115,7 @@ impl PollClock {
                     _ => self.late_gap(),
                 }
             }
-            ("RUNNING", _) => self.late_gap(),
+            (TaskStatus::Running, _) => self.late_gap(),
             _ => self.clamp(FIRST_LOOK),
         }
     }
@@ -138,9 +142,9 @@ mod tests {
         loop {
             polls += 1;
             let (status, p) = if now < queued {
-                ("THROTTLED", None)
+                (TaskStatus::Throttled, None)
             } else if now < queued + run {
-                ("RUNNING", Some((now - queued) / run))
+                (TaskStatus::Running, Some((now - queued) / run))
             } else {
                 return (polls, now - queued - run);
             };
@@ -176,12 +180,12 @@ mod tests {
     fn throttled_tasks_are_polled_slowly_and_never_beyond_the_interval() {
         let mut clock = PollClock::new(Instant::now(), Duration::from_secs(5), None);
         assert_eq!(
-            clock.next(Instant::now(), "THROTTLED", None),
+            clock.next(Instant::now(), TaskStatus::Throttled, None),
             Duration::from_secs(5)
         );
         let fresh = PollClock::new(Instant::now(), Duration::from_secs(5), None).next(
             Instant::now() + Duration::from_secs(1),
-            "RUNNING",
+            TaskStatus::Running,
             Some(0.001),
         );
         assert_eq!(
@@ -191,7 +195,7 @@ mod tests {
         );
         let far = clock.next(
             Instant::now() + Duration::from_secs(1),
-            "RUNNING",
+            TaskStatus::Running,
             Some(0.001),
         );
         assert!(far <= Duration::from_secs(5));

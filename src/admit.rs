@@ -1,0 +1,248 @@
+//! Admission: what turns a ready inbox file into a job. The checks that need no slot (the image's
+//! format, size and wholeness against the backend's [`Limits`], the sidecar, the spec against the
+//! catalog) and the claim into `processing/`. Bad input becomes a job failed from the start, so
+//! it reaches `failed/` by the same route as every other failure.
+
+use std::time::Duration;
+
+use crate::backend::Limits;
+use crate::config::Settings;
+use crate::intake::{self, Ready};
+use crate::job::{self, ImageInfo, JobSpec, Sidecar};
+use crate::spool::{Failure, JobRecord, Spool};
+
+/// A ready image that passed every check that needs no slot.
+pub struct Checked {
+    pub ready: Ready,
+    pub info: ImageInfo,
+    pub spec: JobSpec,
+}
+
+/// Why a ready image is not checked out.
+pub enum NotYet {
+    /// Bad input: it goes to `failed/`.
+    Fail(Failure),
+    /// Not whole yet (still being written): it waits in `inbox/`. Says where it stops.
+    Wait(String),
+}
+
+impl From<Failure> for NotYet {
+    fn from(f: Failure) -> NotYet {
+        NotYet::Fail(f)
+    }
+}
+
+/// A file that stayed incomplete and unchanged for `after`: a copy that broke off.
+pub fn truncated(r: &Ready, why: &str, after: Duration) -> Failure {
+    Failure {
+        message: format!(
+            "{} is truncated: {why}, and it has not changed for {}",
+            r.image,
+            humantime::format_duration(Duration::from_secs(after.as_secs()))
+        ),
+        advice: "the copy probably broke off: copy the image into inbox/ again (or re-export it). \
+                 A slow share may need a longer watch.truncated_after"
+            .into(),
+        api: None,
+    }
+}
+
+/// The checks that need no slot: image content, sidecar, spec against the catalog.
+pub fn check(
+    spool: &Spool,
+    settings: &Settings,
+    limits: Limits,
+    r: &Ready,
+) -> Result<Checked, NotYet> {
+    let (info, spec) = check_files(
+        &spool.inbox(),
+        settings,
+        limits,
+        &r.image,
+        r.sidecar.as_deref(),
+    )?;
+    Ok(Checked {
+        ready: r.clone(),
+        info,
+        spec,
+    })
+}
+
+/// Probes the image (format, size, wholeness), reads the sidecar and builds the spec, for files
+/// in `dir`.
+pub fn check_files(
+    dir: &std::path::Path,
+    settings: &Settings,
+    limits: Limits,
+    image: &str,
+    sidecar: Option<&str>,
+) -> Result<(ImageInfo, JobSpec), NotYet> {
+    let path = dir.join(image);
+    let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let unusable = |why: String| Failure {
+        message: format!("{image} cannot be used: {why}"),
+        advice: "export it as a PNG, JPEG or WebP image".into(),
+        api: None,
+    };
+    let format = match crate::media::format_of(&path) {
+        Ok(format) => format,
+        // Still held open by its writer (a sharing violation on Windows or SMB): not ready yet.
+        Err(e) if intake::held_by_writer(&e) => {
+            return Err(NotYet::Wait("another program still has it open".into()));
+        }
+        Err(e) => return Err(unusable(format!("the file cannot be read: {e}")).into()),
+    };
+    // What is sent is the file itself, or (other formats) a PNG made of it, checked when made.
+    if let Some(max) = limits.max_bytes
+        && format.is_none_or(|f| f.sent_as_is())
+        && len > max
+    {
+        return Err(Failure {
+            message: format!(
+                "{image} is {} MB; Runway takes images of at most {} MB",
+                len >> 20,
+                max >> 20
+            ),
+            advice: "export a smaller version (a 4K JPEG is a few MB)".into(),
+            api: None,
+        }
+        .into());
+    }
+    let format = format.ok_or_else(|| unusable(crate::media::not_an_image(len)))?;
+    let whole = crate::media::wholeness(&path, format);
+    if !format.decodable() {
+        if let Ok(crate::media::Whole::No(stop)) = whole {
+            return Err(NotYet::Wait(stop));
+        }
+        return Err(Failure {
+            message: format!(
+                "{image} is a {} image, which this build of dropreel cannot decode",
+                format.name()
+            ),
+            advice: crate::media::undecodable_advice(format),
+            api: None,
+        }
+        .into());
+    }
+    let info = match crate::media::dimensions(&path, format) {
+        Ok(info) => info,
+        // A partial copy may not even hold its size yet (camera JPEGs carry it after the
+        // thumbnail): wait for the rest before judging.
+        Err(why) => match whole {
+            Ok(crate::media::Whole::No(stop)) => return Err(NotYet::Wait(stop)),
+            _ => return Err(unusable(why).into()),
+        },
+    };
+    let pixels = u64::from(info.width) * u64::from(info.height);
+    if pixels > limits.max_pixels {
+        return Err(Failure {
+            message: format!(
+                "{image} claims to be {}×{} pixels; dropreel takes images of at most {} megapixels \
+                 (a small file claiming that much is usually a decompression bomb)",
+                info.width,
+                info.height,
+                limits.max_pixels / 1_000_000
+            ),
+            advice: "use a smaller image".into(),
+            api: None,
+        }
+        .into());
+    }
+    match whole {
+        Ok(crate::media::Whole::Yes) => {}
+        Ok(crate::media::Whole::No(why)) => return Err(NotYet::Wait(why)),
+        // Still held open by its writer (Windows, SMB): not ready yet.
+        Err(e) if intake::held_by_writer(&e) => {
+            return Err(NotYet::Wait("another program still has it open".into()));
+        }
+        Err(e) => {
+            return Err(Failure {
+                message: format!("{image} cannot be read: {e}"),
+                advice: "check the file's permissions, or copy it into inbox/ again".into(),
+                api: None,
+            }
+            .into());
+        }
+    }
+    let (sc, mut problems) = match sidecar {
+        Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
+            message: format!("the sidecar {sc} cannot be used: {why}"),
+            advice: format!("fix {sc} (or delete it to use the defaults)"),
+            api: None,
+        })?,
+        None => (Sidecar::default(), Vec::new()),
+    };
+    let local = settings.backend() == crate::config::BackendChoice::Local;
+    let built = JobSpec::build_all(&settings.config.defaults, &sc, &info, local);
+    let spec = match built {
+        Ok(spec) if problems.is_empty() => spec,
+        Ok(_) => JobSpec::default(),
+        Err(more) => {
+            problems.extend(more);
+            JobSpec::default()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(Failure {
+            message: job::join_problems(&problems),
+            advice: match sidecar {
+                Some(sc) => format!("change {sc} (or the defaults in dropreel.yaml)"),
+                None => {
+                    "add a sidecar YAML beside the image, or change the defaults in dropreel.yaml"
+                        .into()
+                }
+            },
+            api: None,
+        }
+        .into());
+    }
+    Ok((info, spec))
+}
+
+/// Claims a checked image (copying its sidecar when other images of its stem still wait:
+/// `share`). `Ok(None)`: it was gone (another instance, or the user).
+pub fn claim(
+    spool: &Spool,
+    c: &Checked,
+    share: bool,
+    backend: &str,
+) -> std::io::Result<Option<JobRecord>> {
+    let Some((id, sidecar)) = spool.claim(&c.ready.image, c.ready.sidecar.as_deref(), share)?
+    else {
+        return Ok(None);
+    };
+    let rec = JobRecord::new(id, &c.ready.image, sidecar, c.info, c.spec.clone(), backend);
+    spool.save(&rec)?;
+    tracing::info!(
+        job = %rec.id,
+        file = %rec.image,
+        sidecar = rec.sidecar.as_deref().unwrap_or("-"),
+        model = %rec.spec.model,
+        ratio = rec.spec.ratio.as_deref().unwrap_or("-"),
+        duration = rec.spec.duration,
+        "claimed"
+    );
+    Ok(Some(rec))
+}
+
+/// Claims a bad input as a job failed from the start (its task moves it to `failed/` with its
+/// explanation, by the one route every failure takes). `None` when it was not ours (gone, or
+/// inbox/ refused the move).
+pub fn claim_to_fail(
+    spool: &Spool,
+    r: &Ready,
+    failure: Failure,
+    backend: &str,
+) -> Option<JobRecord> {
+    let claimed = match spool.claim(&r.image, r.sidecar.as_deref(), false) {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::error!(file = %r.image, error = %e, "cannot move a bad input out of inbox/");
+            return None;
+        }
+    };
+    Some(JobRecord::failed_at_once(
+        claimed.0, &r.image, claimed.1, backend, failure,
+    ))
+}

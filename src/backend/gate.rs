@@ -1,0 +1,275 @@
+//! The gate that pauses submission for every job while a systemic fault lasts (a refused key, the
+//! quota, an outage, an unreachable API), lets one probe through when the pause ends, and tells
+//! anyone watching when a hold starts or ends.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff;
+
+/// Why submission is paused for every job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldCause {
+    /// 401/403: the key is wrong, revoked or lacks permission.
+    Key,
+    /// 429: the organisation's quota or rate limit.
+    Quota,
+    /// The API cannot be reached.
+    Unreachable,
+    /// A run of server errors.
+    Outage,
+}
+
+impl HoldCause {
+    pub fn describe(self) -> &'static str {
+        match self {
+            HoldCause::Key => "the Runway API refused the API key (check RUNWAYML_API_SECRET)",
+            HoldCause::Quota => "Runway's rate limit or daily quota was reached (HTTP 429)",
+            HoldCause::Unreachable => {
+                "the Runway API cannot be reached (network down or host unreachable)"
+            }
+            HoldCause::Outage => "the Runway API keeps failing with server errors",
+        }
+    }
+}
+
+/// A pause of all submitting.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub cause: HoldCause,
+    pub detail: String,
+    pub until: Instant,
+    pub until_wall: SystemTime,
+    /// Failed probes so far (drives the backoff).
+    pub strikes: u32,
+    /// The [`Gate::stamp`] at which this hold (or its last extension) began: only an answer to a
+    /// request sent at this stamp or later says anything about the API since the fault.
+    epoch: u64,
+    /// One job is trying the API after `until`; the others keep waiting.
+    probing: bool,
+}
+
+/// Pauses submission for every job while a systemic fault lasts. After the pause, one job probes;
+/// its success lifts the hold, its failure extends it with a longer backoff. Logs once per hold.
+///
+/// Requests carry the gate's *stamp* from when they were sent. An answer to a request sent before
+/// the hold began (a create that was already on the wire when another got a 429) says nothing about
+/// the fault and never lifts the hold: only the probe, or any request sent after the pause began,
+/// may. And nothing passes before the time the server asked for, whatever else answers.
+#[derive(Debug)]
+pub struct Gate {
+    hold: Mutex<Option<Hold>>,
+    /// Counts trips; a request's stamp is its value when the request was sent.
+    epoch: AtomicU64,
+    server_errors: AtomicUsize,
+    changed: Notify,
+    /// The cause of the hold in force, for whoever watches (the pipeline, `status`).
+    held: watch::Sender<Option<HoldCause>>,
+    retry_min: Duration,
+    retry_max: Duration,
+}
+
+/// Server errors in a row (across jobs) that make an outage systemic.
+pub const OUTAGE_STREAK: usize = 3;
+
+impl Gate {
+    pub fn new(retry_min: Duration, retry_max: Duration) -> Gate {
+        Gate {
+            hold: Mutex::new(None),
+            epoch: AtomicU64::new(0),
+            server_errors: AtomicUsize::new(0),
+            changed: Notify::new(),
+            held: watch::Sender::new(None),
+            retry_min,
+            retry_max,
+        }
+    }
+
+    /// Sees every change of the hold's cause (a hold starting, changing cause, or lifting).
+    pub fn watch(&self) -> watch::Receiver<Option<HoldCause>> {
+        self.held.subscribe()
+    }
+
+    /// The current hold, if any.
+    pub fn current(&self) -> Option<Hold> {
+        self.hold.lock().expect("gate lock").clone()
+    }
+
+    /// The stamp to note when sending a request that did not go through [`Gate::pass`] (polls,
+    /// downloads), for [`Gate::ok`].
+    pub fn stamp(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Waits until submitting is allowed; the stamp of the request about to be sent, or `None`
+    /// when cancelled.
+    pub async fn pass(&self, cancel: &CancellationToken) -> Option<u64> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let mut guard = self.hold.lock().expect("gate lock");
+                match guard.as_mut() {
+                    None => return Some(self.stamp()),
+                    Some(h) if !h.probing && Instant::now() >= h.until => {
+                        h.probing = true;
+                        return Some(h.epoch);
+                    }
+                    Some(h) if h.probing => None,
+                    Some(h) => Some(h.until),
+                }
+            };
+            let sleep = async {
+                match wait {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = notified => {}
+                () = sleep => {}
+            }
+        }
+    }
+
+    /// Whether a request that passed with `stamp` may still go out: no hold began since it passed.
+    pub fn open_for(&self, stamp: u64) -> bool {
+        self.hold
+            .lock()
+            .expect("gate lock")
+            .as_ref()
+            .is_none_or(|h| h.epoch <= stamp)
+    }
+
+    /// A request sent with `stamp` reached the API and was not refused systemically: lift the hold,
+    /// if the request was sent after the hold began (see [`Gate`]).
+    pub fn ok(&self, stamp: u64) {
+        let mut guard = self.hold.lock().expect("gate lock");
+        if guard.as_ref().is_some_and(|h| h.epoch > stamp) {
+            tracing::debug!(
+                stamp,
+                "an answer to a request sent before the pause; the pause stays"
+            );
+            return;
+        }
+        self.server_errors.store(0, Ordering::SeqCst);
+        let lifted = guard.take();
+        drop(guard);
+        if let Some(h) = lifted {
+            tracing::info!(cause = ?h.cause, "Runway API answers again; submission resumes");
+            self.held.send_replace(None);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// A probe ended in a fault that says nothing about the API as a whole (one server error, a lost
+    /// answer): let the next job try without waiting for this one.
+    pub fn release_probe(&self) {
+        if let Some(h) = self.hold.lock().expect("gate lock").as_mut() {
+            h.probing = false;
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Records a server error; `true` when it completes a run that makes the outage systemic.
+    pub fn server_error(&self) -> bool {
+        self.server_errors.fetch_add(1, Ordering::SeqCst) + 1 >= OUTAGE_STREAK
+    }
+
+    /// Pauses submission for `cause`: until `retry_after` when the server named a time, else for a
+    /// growing backoff. Logs one line for a new hold; a failed probe only extends it (debug log).
+    pub fn trip(&self, cause: HoldCause, detail: &str, retry_after: Option<Duration>) {
+        let mut guard = self.hold.lock().expect("gate lock");
+        let strikes = guard.as_ref().map_or(0, |h| h.strikes + 1);
+        let wait = retry_after.unwrap_or_else(|| backoff(strikes, self.retry_min, self.retry_max));
+        let until = Instant::now() + wait;
+        let new_cause = guard.as_ref().map(|h| h.cause) != Some(cause);
+        // Never earlier than a time the server already asked for.
+        let until = guard.as_ref().map_or(until, |h| h.until.max(until));
+        let until_wall = SystemTime::now() + until.saturating_duration_since(Instant::now());
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let next = humantime::format_rfc3339_seconds(until_wall);
+        if new_cause {
+            tracing::warn!(
+                cause = ?cause,
+                detail,
+                next_try = %next,
+                "Submission paused for all jobs: {}. Files wait; work resumes by itself when this clears.",
+                cause.describe()
+            );
+        } else {
+            tracing::debug!(cause = ?cause, detail, next_try = %next, strikes, "still paused");
+        }
+        *guard = Some(Hold {
+            cause,
+            detail: detail.to_string(),
+            until,
+            until_wall,
+            strikes,
+            epoch,
+            probing: false,
+        });
+        drop(guard);
+        self.held.send_if_modified(|held| {
+            let modified = *held != Some(cause);
+            *held = Some(cause);
+            modified
+        });
+        self.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn gate_holds_until_the_time_then_lets_one_probe() {
+        let gate = Gate::new(Duration::from_millis(10), Duration::from_millis(100));
+        let cancel = CancellationToken::new();
+        gate.trip(HoldCause::Quota, "429", Some(Duration::from_secs(3)));
+        let t0 = Instant::now();
+        let probe = gate.pass(&cancel).await.unwrap();
+        assert_eq!(t0.elapsed(), Duration::from_secs(3));
+        // The probe is out: a second caller waits until it reports.
+        let second = tokio::time::timeout(Duration::from_secs(30), gate.pass(&cancel)).await;
+        assert!(second.is_err());
+        gate.ok(probe);
+        assert!(gate.current().is_none());
+        assert!(gate.pass(&cancel).await.is_some());
+    }
+
+    // See: issue 9, item 1 — a create sent before a 429, answered after it, lifted the pause.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_to_a_request_sent_before_the_pause_does_not_lift_it() {
+        let gate = Gate::new(Duration::from_millis(10), Duration::from_millis(100));
+        let cancel = CancellationToken::new();
+        let early = gate.pass(&cancel).await.unwrap();
+        let other = gate.pass(&cancel).await.unwrap();
+        gate.trip(HoldCause::Quota, "429", Some(Duration::from_secs(3)));
+        // The request sent before the 429 succeeds 40 ms later: the pause stays.
+        tokio::time::advance(Duration::from_millis(40)).await;
+        gate.ok(early);
+        assert!(gate.current().is_some(), "an old answer lifted the pause");
+        assert!(
+            !gate.open_for(other),
+            "a job that passed before the pause must ask again"
+        );
+        let t0 = Instant::now();
+        let probe = gate.pass(&cancel).await.unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(2960),
+            "passed before the server's time"
+        );
+        assert!(gate.open_for(probe));
+        gate.ok(probe);
+        assert!(gate.current().is_none());
+    }
+}

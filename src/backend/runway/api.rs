@@ -1,0 +1,478 @@
+//! The Runway HTTP API as typed calls: authenticated JSON requests, the create request's body, the
+//! task and its status as types, the presigned upload and the streamed download. Every failure comes
+//! back as an [`ApiError`] saying whether anything may have reached the server; what to do about it
+//! is decided in [`super::faults`].
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt as _;
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::config::{RunwaySection, Secret};
+use crate::job::JobSpec;
+use crate::spool::{self, OUTPUT_FILE, OUTPUT_PART};
+
+/// The API's limit on an inline image: the encoded data URI must stay below 5 MiB.
+pub const DATA_URI_MAX: usize = 5 * 1024 * 1024;
+/// The API's limit on an uploaded image.
+pub const UPLOAD_MAX: u64 = 200 * 1024 * 1024;
+
+/// A failed API call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with an error status.
+    #[error("HTTP {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// No connection could be made: nothing was sent.
+    #[error("cannot connect: {0}")]
+    Unreachable(String),
+    /// The request may have been sent but its answer was lost (timeout, reset, garbled body).
+    #[error("no answer: {0}")]
+    Lost(String),
+}
+
+impl ApiError {
+    /// The server's `Retry-After`, when it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A failed download of the output.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The presigned URL is no longer valid: the task gives fresh ones.
+    #[error("the output URL answered HTTP {0}")]
+    Expired(u16),
+    #[error("the download was cut: {0}")]
+    Cut(String),
+    #[error("cannot write the video to disk: {0}")]
+    Disk(std::io::Error),
+}
+
+/// A task's status, as `GET /v1/tasks/{id}` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Pending,
+    /// Waiting in the organisation's queue at Runway (over its concurrency).
+    Throttled,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// A status this build does not know: polled on, never taken as an end.
+    Unknown,
+}
+
+impl TaskStatus {
+    pub fn parse(s: &str) -> TaskStatus {
+        match s {
+            "PENDING" => TaskStatus::Pending,
+            "THROTTLED" => TaskStatus::Throttled,
+            "RUNNING" => TaskStatus::Running,
+            "SUCCEEDED" => TaskStatus::Succeeded,
+            "FAILED" => TaskStatus::Failed,
+            "CANCELLED" => TaskStatus::Cancelled,
+            _ => TaskStatus::Unknown,
+        }
+    }
+
+    /// The API's spelling (as kept in `job.json` and shown by `status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Throttled => "THROTTLED",
+            TaskStatus::Running => "RUNNING",
+            TaskStatus::Succeeded => "SUCCEEDED",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Cancelled => "CANCELLED",
+            TaskStatus::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The task will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a poll tells about a task. Read leniently: a missing or odd member is absent, never a crash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub status: TaskStatus,
+    /// 0.0–1.0 while running, when the API says.
+    pub progress: Option<f64>,
+    /// The output URLs of a succeeded task.
+    pub output: Vec<String>,
+    /// The failure code of a failed task (`""` when none).
+    pub failure_code: String,
+    /// The failure text of a failed task (`""` when none).
+    pub failure: String,
+}
+
+impl Task {
+    pub fn from_json(v: &Value) -> Task {
+        let text = |key: &str| v[key].as_str().unwrap_or_default().to_string();
+        Task {
+            status: TaskStatus::parse(v["status"].as_str().unwrap_or_default()),
+            progress: v["progress"].as_f64().map(|p| p.clamp(0.0, 1.0)),
+            output: v["output"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            failure_code: text("failureCode"),
+            failure: text("failure"),
+        }
+    }
+}
+
+/// The API client: one for JSON calls (with a total timeout) and one for file transfers (which may
+/// be long but must keep moving).
+#[derive(Debug)]
+pub struct Api {
+    api: reqwest::Client,
+    files: reqwest::Client,
+    base: String,
+    key: Secret,
+    version: String,
+}
+
+impl Api {
+    pub fn new(cfg: &RunwaySection, key: Secret) -> anyhow::Result<Api> {
+        let ua = concat!("dropreel/", env!("CARGO_PKG_VERSION"));
+        let api = reqwest::Client::builder()
+            .user_agent(ua)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(cfg.request_timeout)
+            .build()?;
+        let files = reqwest::Client::builder()
+            .user_agent(ua)
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(cfg.request_timeout)
+            .build()?;
+        Ok(Api {
+            api,
+            files,
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            key,
+            version: cfg.api_version.clone(),
+        })
+    }
+
+    /// One API call with auth and version headers; the JSON answer or a classified error.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let mut req = self
+            .api
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.key.expose())
+            .header("X-Runway-Version", &self.version);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(classify_send_error)?;
+        let status = resp.status();
+        let retry_after = retry_after(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Lost(format!("the answer was cut: {e}")))?;
+        if !status.is_success() {
+            return Err(ApiError::Http {
+                status: status.as_u16(),
+                message: error_message(&bytes),
+                retry_after,
+            });
+        }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Lost(format!("the answer is not JSON: {e}")))
+    }
+
+    /// `POST {endpoint}`: creates a task. Returns its id.
+    pub async fn create(&self, endpoint: &str, body: &Value) -> Result<String, ApiError> {
+        let answer = self.call(Method::POST, endpoint, Some(body)).await?;
+        answer["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::Lost("the create answer has no task id".into()))
+    }
+
+    /// `GET /v1/tasks/{id}`.
+    pub async fn task(&self, id: &str) -> Result<Task, ApiError> {
+        let v = self
+            .call(Method::GET, &format!("/v1/tasks/{id}"), None)
+            .await?;
+        Ok(Task::from_json(&v))
+    }
+
+    /// `DELETE /v1/tasks/{id}`: cancels a running task (or deletes a finished one).
+    pub async fn cancel(&self, id: &str) -> Result<(), ApiError> {
+        self.call(Method::DELETE, &format!("/v1/tasks/{id}"), None)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v1/uploads`, then the presigned multipart upload, streaming the file. Returns the
+    /// `runway://` URI to use in a request.
+    pub async fn upload(
+        &self,
+        path: &Path,
+        name: &str,
+        mime: &str,
+        len: u64,
+    ) -> Result<String, ApiError> {
+        let answer = self
+            .call(
+                Method::POST,
+                "/v1/uploads",
+                Some(&json!({"filename": name, "type": "ephemeral"})),
+            )
+            .await?;
+        let (Some(url), Some(uri)) = (answer["uploadUrl"].as_str(), answer["runwayUri"].as_str())
+        else {
+            return Err(ApiError::Lost(
+                "the upload answer lacks uploadUrl or runwayUri".into(),
+            ));
+        };
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(fields) = answer["fields"].as_object() {
+            for (k, v) in fields {
+                form = form.text(
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                );
+            }
+        }
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let part = reqwest::multipart::Part::stream_with_length(body, len)
+            .file_name(name.to_string())
+            .mime_str(mime)
+            .map_err(|e| ApiError::Lost(e.to_string()))?;
+        form = form.part("file", part);
+        let resp = self
+            .files
+            .post(url)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(classify_send_error)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after = retry_after(resp.headers());
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(ApiError::Http {
+                // The presigned upload is not an API endpoint: its refusals are never key problems.
+                status: if matches!(status.as_u16(), 401 | 403) {
+                    502
+                } else {
+                    status.as_u16()
+                },
+                message: format!("upload refused: {}", error_message(&bytes)),
+                retry_after,
+            });
+        }
+        Ok(uri.to_string())
+    }
+
+    /// Streams the output at `url` to `dir/out.mp4.part`, checks it (length, `ftyp`), fsyncs and
+    /// renames it to `out.mp4`. Returns its size.
+    pub async fn download(&self, url: &str, dir: &Path) -> Result<u64, DownloadError> {
+        let resp = self
+            .files
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| DownloadError::Cut(e.without_url().to_string()))?;
+        let status = resp.status();
+        if matches!(
+            status,
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE
+        ) {
+            return Err(DownloadError::Expired(status.as_u16()));
+        }
+        if !status.is_success() {
+            return Err(DownloadError::Cut(format!("HTTP {status}")));
+        }
+        let expected = resp.content_length();
+        let part = dir.join(OUTPUT_PART);
+        let mut file = tokio::fs::File::create(&part)
+            .await
+            .map_err(DownloadError::Disk)?;
+        let mut stream = resp.bytes_stream();
+        let mut written: u64 = 0;
+        let mut head = Vec::with_capacity(12);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                DownloadError::Cut(format!("after {written} bytes: {}", e.without_url()))
+            })?;
+            if head.len() < 12 {
+                let take = (12 - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            file.write_all(&chunk).await.map_err(DownloadError::Disk)?;
+            written += chunk.len() as u64;
+        }
+        if let Some(n) = expected
+            && n != written
+        {
+            return Err(DownloadError::Cut(format!("got {written} of {n} bytes")));
+        }
+        if head.len() < 12 || &head[4..8] != b"ftyp" {
+            return Err(DownloadError::Cut(
+                "the download is not an MP4 (no ftyp box)".into(),
+            ));
+        }
+        file.sync_all().await.map_err(DownloadError::Disk)?;
+        drop(file);
+        tokio::fs::rename(&part, dir.join(OUTPUT_FILE))
+            .await
+            .map_err(DownloadError::Disk)?;
+        spool::sync_dir(dir).map_err(DownloadError::Disk)?;
+        Ok(written)
+    }
+}
+
+/// The create body: dropreel's fields, then `extra:` merged in verbatim.
+pub fn request_body(spec: &JobSpec, prompt_image: String) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(spec.model));
+    body.insert("promptImage".into(), json!(prompt_image));
+    if !spec.prompt.is_empty() {
+        body.insert("promptText".into(), json!(spec.prompt));
+    }
+    if let Some(r) = &spec.ratio {
+        body.insert("ratio".into(), json!(r));
+    }
+    body.insert("duration".into(), json!(spec.duration));
+    if let Some(s) = spec.seed {
+        body.insert("seed".into(), json!(s));
+    }
+    for (k, v) in &spec.extra {
+        body.insert(k.clone(), v.clone());
+    }
+    Value::Object(body)
+}
+
+fn classify_send_error(e: reqwest::Error) -> ApiError {
+    // Strip the URL: it may carry a presigned token.
+    let e = e.without_url();
+    if e.is_connect() {
+        ApiError::Unreachable(e.to_string())
+    } else {
+        ApiError::Lost(e.to_string())
+    }
+}
+
+/// The `error` member of an API error body, or the body's start.
+fn error_message(bytes: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+        match &v["error"] {
+            Value::String(s) => return s.clone(),
+            Value::Null => {}
+            other => return other.to_string(),
+        }
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.is_empty() {
+        "(no message)".into()
+    } else {
+        text.chars().take(300).collect()
+    }
+}
+
+/// `retry-after-ms` (milliseconds), else `Retry-After` as seconds or an HTTP date. Honoured however
+/// long it is.
+pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let ra = get("retry-after")?;
+    if let Ok(s) = ra.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s));
+    }
+    let at = httpdate::parse_http_date(ra).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut h = HeaderMap::new();
+        let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        h.insert("retry-after", HeaderValue::from_str(&at).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(3590) && d <= Duration::from_secs(3600),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn error_messages_are_extracted() {
+        assert_eq!(error_message(br#"{"error":"bad ratio"}"#), "bad ratio");
+        assert_eq!(error_message(b""), "(no message)");
+        assert_eq!(error_message(b"oops"), "oops");
+    }
+
+    #[test]
+    fn a_task_is_read_leniently() {
+        let t = Task::from_json(&json!({
+            "status": "RUNNING", "progress": 1.7, "output": ["a", 3, "b"], "failureCode": null
+        }));
+        assert_eq!(t.status, TaskStatus::Running);
+        assert_eq!(t.progress, Some(1.0));
+        assert_eq!(t.output, vec!["a", "b"]);
+        assert_eq!(t.failure_code, "");
+        let odd = Task::from_json(&json!({"status": "PAUSED"}));
+        assert_eq!(odd.status, TaskStatus::Unknown);
+        assert!(!odd.status.is_final());
+        assert_eq!(Task::from_json(&Value::Null).status, TaskStatus::Unknown);
+    }
+}

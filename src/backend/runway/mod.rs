@@ -1,0 +1,493 @@
+//! The Runway API backend as resumable steps: submit (the image inline as a data URI, or through
+//! the upload endpoint when too big), poll the task on the clock of [`schedule`], stream the MP4 into
+//! the job folder. Each step saves the job's state before the next depends on it.
+//!
+//! [`api`] speaks HTTP and types the answers; [`faults`] sorts what goes wrong into the shared
+//! [`Fault`] classes; [`queue`] holds what is learnt across jobs (task times, Runway's queue order).
+
+pub mod api;
+mod faults;
+mod queue;
+pub mod schedule;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use tokio::time::Instant;
+
+use api::Api;
+pub use api::{
+    ApiError, DATA_URI_MAX, DownloadError, Task, TaskStatus, UPLOAD_MAX, request_body, retry_after,
+};
+use faults::TaskFailure;
+use queue::Queue;
+use schedule::PollClock;
+
+use super::{Backend, Fault, Gate, JobCtx, Limits, SlotGuard, Slots, Stop};
+use crate::config::{RunwaySection, Settings};
+use crate::spool::{self, Failure, OUTPUT_PART, State};
+
+/// An upload URI is valid for 24 h; reuse it only well within that.
+const UPLOAD_REUSE_SECS: u64 = 23 * 3600;
+/// Time a create request may still take to answer after a stop was asked for.
+const SUBMIT_GRACE: Duration = Duration::from_millis(1500);
+
+/// The Runway backend.
+#[derive(Debug)]
+pub struct Runway {
+    api: Api,
+    cfg: RunwaySection,
+    slots: Arc<Slots>,
+    gate: Gate,
+    queue: Queue,
+}
+
+/// How the image reaches the create request.
+enum PromptImage {
+    /// Inline as a data URI, or an upload made earlier and still valid.
+    Ready(String),
+    /// Uploaded just now (to note in `job.json`, so a resume reuses it).
+    Uploaded(String),
+}
+
+impl Runway {
+    /// A client for the configured API. Fails when no key is set.
+    pub fn new(settings: &Settings) -> anyhow::Result<Runway> {
+        let key = settings.api_key.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no Runway API key: set RUNWAYML_API_SECRET in the environment or in ROOT/.env"
+            )
+        })?;
+        let cfg = settings.config.runway.clone();
+        Ok(Runway {
+            api: Api::new(&cfg, key)?,
+            slots: Slots::new(cfg.max_in_flight),
+            gate: Gate::new(cfg.retry_min, cfg.retry_max),
+            queue: Queue::default(),
+            cfg,
+        })
+    }
+
+    /// The file to send and its type: the image itself, or — for formats the API does not take
+    /// (GIF, BMP, TIFF) — a PNG made from it once and kept in the job folder.
+    async fn image_to_send(&self, job: &JobCtx) -> Result<(PathBuf, String, &'static str), Stop> {
+        let dir = job.spool.job_dir(&job.rec.id);
+        let format = job.rec.info.format;
+        if format.sent_as_is() {
+            return Ok((
+                dir.join(&job.rec.image),
+                job.rec.image.clone(),
+                format.mime(),
+            ));
+        }
+        let png = dir.join(spool::CONVERTED_FILE);
+        let name = format!("{}.png", job.rec.stem());
+        if !png.exists() {
+            let (src, dst) = (dir.join(&job.rec.image), png.clone());
+            let converted =
+                tokio::task::spawn_blocking(move || crate::media::convert_to_png(&src, &dst))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
+            if let Err(why) = converted {
+                return Err(Stop::Failed(Failure {
+                    message: format!(
+                        "{} ({}) could not be converted to PNG for Runway: {why}",
+                        job.rec.image,
+                        format.name()
+                    ),
+                    advice: "export it as a PNG or JPEG and move that into inbox/".into(),
+                    api: None,
+                }));
+            }
+            tracing::info!(job = %job.rec.id, file = %job.rec.image, from = format.name(), "converted to PNG for Runway");
+        }
+        let len = std::fs::metadata(&png).map_or(0, |m| m.len());
+        if len > UPLOAD_MAX {
+            return Err(Stop::Failed(Failure {
+                message: format!(
+                    "{} converted to PNG is {} MB; Runway takes images of at most {} MB",
+                    job.rec.image,
+                    len >> 20,
+                    UPLOAD_MAX >> 20
+                ),
+                advice: "export a smaller JPEG of it and move that into inbox/".into(),
+                api: None,
+            }));
+        }
+        Ok((png, name, "image/png"))
+    }
+
+    /// The `promptImage` value: a data URI when it fits the inline limit, else an upload (reused
+    /// while valid).
+    async fn prompt_image(
+        &self,
+        job: &JobCtx,
+        (path, name, mime): &(PathBuf, String, &'static str),
+    ) -> Result<PromptImage, ApiError> {
+        let len = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?
+            .len();
+        let prefix = format!("data:{mime};base64,");
+        let encoded_len = prefix.len() as u64 + len.div_ceil(3) * 4;
+        if encoded_len < DATA_URI_MAX as u64 {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?;
+            let mut uri = prefix;
+            base64::engine::general_purpose::STANDARD.encode_string(&bytes, &mut uri);
+            return Ok(PromptImage::Ready(uri));
+        }
+        if let (Some(uri), Some(at)) = (&job.rec.upload_uri, job.rec.upload_at)
+            && unix_now().saturating_sub(at) < UPLOAD_REUSE_SECS
+        {
+            return Ok(PromptImage::Ready(uri.clone()));
+        }
+        let uri = self.api.upload(path, name, mime, len).await?;
+        tracing::info!(job = %job.rec.id, file = %job.rec.image, bytes = len, "image uploaded");
+        Ok(PromptImage::Uploaded(uri))
+    }
+
+    /// Claimed → Submitted. Holds the slot it returns; the caller keeps it until the task ends.
+    async fn submit_step(&self, job: &mut JobCtx) -> Result<SlotGuard, Stop> {
+        if job.rec.state == State::Submitting {
+            job.rec.uncertain_submissions += 1;
+            self.uncertain(
+                job,
+                "dropreel stopped while this job's create request was on the wire",
+            )?;
+            job.rec.state = State::Claimed;
+            job.save().await?;
+        }
+        // A conversion needs no slot: done before waiting for one.
+        let to_send = self.image_to_send(job).await?;
+        let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
+        let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
+        loop {
+            let Some(stamp) = self.gate.pass(&job.cancel).await else {
+                return Err(Stop::Cancelled);
+            };
+            let image = match self.prompt_image(job, &to_send).await {
+                Ok(PromptImage::Ready(uri)) => uri,
+                Ok(PromptImage::Uploaded(uri)) => {
+                    job.rec.upload_uri = Some(uri.clone());
+                    job.rec.upload_at = Some(unix_now());
+                    job.save().await?;
+                    uri
+                }
+                Err(e) => {
+                    let delay = self.on_error(job, &e, "uploading the image", stamp)?;
+                    job.save().await?;
+                    job.pause(delay).await?;
+                    continue;
+                }
+            };
+            // A pause that began while the image was prepared (another job's 429) holds this
+            // create too: nothing is sent before the server's time.
+            if !self.gate.open_for(stamp) {
+                continue;
+            }
+            job.rec.state = State::Submitting;
+            job.rec.submissions += 1;
+            job.save().await?;
+            let cancel = job.cancel.clone();
+            let body = request_body(&job.rec.spec, image);
+            let result = tokio::select! {
+                r = self.api.create("/v1/image_to_video", &body) => Some(r),
+                () = async { cancel.cancelled().await; tokio::time::sleep(SUBMIT_GRACE).await } => None,
+            };
+            match result {
+                // Stopped with the request unanswered: leave `submitting`; resume says so loudly.
+                None => return Err(Stop::Cancelled),
+                Some(Ok(task_id)) => {
+                    self.gate.ok(stamp);
+                    job.rec.state = State::Submitted;
+                    job.rec.task_id = Some(task_id.clone());
+                    job.rec.task_status = Some(TaskStatus::Pending.as_str().into());
+                    job.rec.progress = None;
+                    job.rec.submitted_at = Some(spool::now_rfc3339());
+                    job.save().await?;
+                    tracing::info!(job = %job.rec.id, file = %job.rec.image, task = %task_id, model = %job.rec.spec.model, "submitted");
+                    return Ok(slot);
+                }
+                Some(Err(e)) => {
+                    job.rec.state = State::Claimed;
+                    if matches!(e, ApiError::Lost(_)) {
+                        job.rec.uncertain_submissions += 1;
+                        job.save().await?;
+                        self.uncertain(
+                            job,
+                            &format!("the create request's answer was lost ({e})"),
+                        )?;
+                    }
+                    let delay = self.on_error(job, &e, "submitting the task", stamp);
+                    job.save().await?;
+                    job.pause(delay?).await?;
+                }
+            }
+        }
+    }
+
+    /// Submitted → Succeeded (or back to Claimed for a retryable task failure).
+    /// `fresh`: the task was submitted just now by this process (its timing teaches the clock).
+    async fn poll_step(&self, job: &mut JobCtx, fresh: bool) -> Result<(), Stop> {
+        let Some(task_id) = job.rec.task_id.clone() else {
+            // Only a damaged or hand-edited job.json says `submitted` without a task id.
+            return Err(Stop::Failed(Failure {
+                message: format!(
+                    "processing/{}/job.json says the job was submitted but names no task, so dropreel \
+                     cannot follow it (the file was damaged or edited)",
+                    job.rec.id
+                ),
+                advice: "check Runway's dashboard for a task made from this image; if there is none, move \
+                         the image back into inbox/ to submit it again"
+                    .into(),
+                api: None,
+            }));
+        };
+        // Wall-clock: the submission time is persisted and outlives this process.
+        let submitted = job
+            .rec
+            .submitted_at
+            .as_deref()
+            .and_then(|s| humantime::parse_rfc3339(s).ok())
+            .unwrap_or_else(SystemTime::now);
+        let mut errors = 0u32;
+        let started = Instant::now();
+        let mut clock = PollClock::new(started, self.cfg.poll_interval, self.queue.expected());
+        let mut delay = clock.first();
+        let mut place = self.queue.place(started, task_id.clone());
+        let mut queued = false;
+        loop {
+            // A task queued by Runway starts when one ahead of it ends: when one of ours ends, the
+            // longest-waiting queued one looks again at once instead of at the interval.
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = place.moved(), if queued => clock.queue_moved(Instant::now()),
+                () = job.cancel.cancelled() => return Err(Stop::Cancelled),
+            }
+            let task = match self.api.task(&task_id).await {
+                Ok(t) => t,
+                Err(ApiError::Http { status: 404, .. }) => {
+                    return Err(Stop::Failed(Failure {
+                        message: format!(
+                            "Runway no longer knows task {task_id}: it was deleted or cancelled on the server"
+                        ),
+                        advice: "move the image back into inbox/ to submit it again".into(),
+                        api: None,
+                    }));
+                }
+                Err(e) => {
+                    errors += 1;
+                    delay = self.on_poll_error(&e, errors);
+                    tracing::debug!(job = %job.rec.id, error = %e, ?delay, "poll failed; asking again later");
+                    continue;
+                }
+            };
+            errors = 0;
+            let status = task.status;
+            delay = clock.next(Instant::now(), status, task.progress);
+            tracing::debug!(job = %job.rec.id, task = %task_id, status = %status, progress = ?task.progress, next_poll = ?delay, "polled");
+            queued = status == TaskStatus::Throttled;
+            place.set(queued);
+            if status.is_final() {
+                self.queue.task_ended();
+            }
+            if job.rec.task_status.as_deref() != Some(status.as_str()) {
+                tracing::info!(job = %job.rec.id, file = %job.rec.image, task = %task_id, status = %status, "task status");
+                job.rec.task_status = Some(status.as_str().into());
+                job.rec.progress = task.progress;
+                job.save().await?;
+            } else if task.progress != job.rec.progress {
+                job.rec.progress = task.progress;
+                job.save().await?;
+            }
+            match status {
+                TaskStatus::Succeeded => {
+                    if task.output.is_empty() {
+                        return Err(Stop::Failed(Failure {
+                            message: format!("task {task_id} succeeded but returned no video"),
+                            advice: "move the image back into inbox/ to try again".into(),
+                            api: None,
+                        }));
+                    }
+                    job.rec.state = State::Succeeded;
+                    job.rec.output_urls = task.output;
+                    job.rec.finished_at = Some(spool::now_rfc3339());
+                    job.save().await?;
+                    if fresh && !clock.was_queued() {
+                        self.queue.took(started.elapsed());
+                    }
+                    return Ok(());
+                }
+                TaskStatus::Failed => {
+                    return match faults::task_failure(&task, job.rec.submissions) {
+                        TaskFailure::PerJob(f) => Err(Stop::Failed(f)),
+                        TaskFailure::Retry(error) => {
+                            let fault = Fault::Transient {
+                                error,
+                                retry_after: None,
+                            };
+                            job.on_fault(fault, "generating the video", None)?;
+                            job.rec.state = State::Claimed;
+                            job.rec.task_id = None;
+                            job.rec.task_status = None;
+                            job.save().await
+                        }
+                    };
+                }
+                TaskStatus::Cancelled => {
+                    return Err(Stop::Failed(Failure {
+                        message: format!(
+                            "task {task_id} was cancelled on Runway's side (from the dashboard or the API)"
+                        ),
+                        advice: "move the image back into inbox/ to submit it again".into(),
+                        api: None,
+                    }));
+                }
+                _ => {}
+            }
+            if SystemTime::now()
+                .duration_since(submitted)
+                .unwrap_or_default()
+                > self.cfg.task_timeout
+            {
+                // Cancel it so it is not paid for when nobody downloads it; best effort.
+                let _ = self.api.cancel(&task_id).await;
+                return Err(Stop::Failed(Failure {
+                    message: format!(
+                        "task {task_id} was still {status} after {} (runway.task_timeout); it was cancelled",
+                        humantime::format_duration(self.cfg.task_timeout)
+                    ),
+                    advice: "Runway may be busy: move the image back into inbox/ to try again, or raise runway.task_timeout".into(),
+                    api: None,
+                }));
+            }
+        }
+    }
+
+    /// Succeeded → Downloaded: streams the MP4 to `out.mp4.part`, checks it, fsyncs, renames.
+    async fn download_step(&self, job: &mut JobCtx) -> Result<(), Stop> {
+        loop {
+            let url = job.rec.output_urls.first().cloned().unwrap_or_default();
+            let dir = job.spool.job_dir(&job.rec.id);
+            let cancel = job.cancel.clone();
+            let result = tokio::select! {
+                r = self.api.download(&url, &dir) => r,
+                () = cancel.cancelled() => return Err(Stop::Cancelled),
+            };
+            match result {
+                Ok(bytes) => {
+                    job.rec.state = State::Downloaded;
+                    job.rec.output_bytes = Some(bytes);
+                    job.save().await?;
+                    tracing::info!(job = %job.rec.id, file = %job.rec.image, bytes, "downloaded");
+                    return Ok(());
+                }
+                Err(DownloadError::Expired(status)) => {
+                    tracing::info!(job = %job.rec.id, status, "output URL expired; asking the task for fresh URLs");
+                    let fault = Fault::Transient {
+                        error: format!("output URL answered HTTP {status}"),
+                        retry_after: None,
+                    };
+                    let delay = job.on_fault(fault, "downloading the video", None)?;
+                    self.refresh_output(job, delay).await?;
+                }
+                Err(DownloadError::Disk(e)) => {
+                    // Not the job's fault and not Runway's: the paid-for video waits (on
+                    // Runway's side, its URL refreshed when needed) until the disk takes it.
+                    let _ = std::fs::remove_file(job.spool.job_dir(&job.rec.id).join(OUTPUT_PART));
+                    let delay = job.on_fault(Fault::Disk(e), "downloading the video", None)?;
+                    job.pause(delay).await?;
+                }
+                Err(e @ DownloadError::Cut(_)) => {
+                    let fault = Fault::Transient {
+                        error: e.to_string(),
+                        retry_after: None,
+                    };
+                    let delay = job.on_fault(fault, "downloading the video", None)?;
+                    job.save().await?;
+                    job.pause(delay).await?;
+                }
+            }
+        }
+    }
+
+    /// Asks the task for fresh output URLs after the old ones expired.
+    async fn refresh_output(&self, job: &mut JobCtx, delay: Duration) -> Result<(), Stop> {
+        let task_id = job.rec.task_id.clone().unwrap_or_default();
+        let stamp = self.gate.stamp();
+        match self.api.task(&task_id).await {
+            Ok(task) if task.status == TaskStatus::Succeeded => {
+                job.rec.output_urls = task.output;
+                job.save().await
+            }
+            Ok(_) | Err(ApiError::Http { status: 404, .. }) => Err(Stop::Failed(Failure {
+                message: format!("the video of task {task_id} is no longer available on Runway"),
+                advice: "move the image back into inbox/ to generate it again".into(),
+                api: None,
+            })),
+            Err(e) => {
+                let d = self.on_error(job, &e, "refreshing the output URL", stamp)?;
+                job.pause(d.max(delay)).await
+            }
+        }
+    }
+}
+
+impl Backend for Runway {
+    fn name(&self) -> &'static str {
+        "runway"
+    }
+
+    fn slots(&self) -> &Arc<Slots> {
+        &self.slots
+    }
+
+    fn gate(&self) -> Option<&Gate> {
+        Some(&self.gate)
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: Some(UPLOAD_MAX),
+            max_pixels: crate::media::MAX_DECODE_PIXELS,
+        }
+    }
+
+    async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {
+        // A resumed task is already running on the server: it occupies a slot at once.
+        let mut slot = (job.rec.state == State::Submitted).then(|| self.slots.take_now());
+        let mut fresh = false;
+        loop {
+            match job.rec.state {
+                State::Claimed | State::Submitting => {
+                    slot = Some(self.submit_step(job).await?);
+                    fresh = true;
+                }
+                State::Submitted => {
+                    let polled = self.poll_step(job, fresh).await;
+                    if !matches!(polled, Err(Stop::Cancelled)) {
+                        slot = None;
+                    }
+                    polled?;
+                }
+                State::Succeeded => {
+                    drop(slot.take());
+                    self.download_step(job).await?;
+                }
+                State::Downloaded => return Ok(()),
+                State::Failed => return Err(Stop::Failed(job.rec.failure_or_default())),
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
