@@ -5,16 +5,12 @@
 //! `cargo run --release --example bench [RUNS]` builds nothing itself: it runs
 //! `target/release/dropreel`, so build it first (`cargo build --release`). Prints a markdown table.
 
-#[path = "../tests/common/mod.rs"]
-#[allow(dead_code, clippy::all)]
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{FakeRunway, KEY, Studio, Switches, png_bytes};
+use dropreel_testkit::{FakeRunway, KEY, Studio, Switches, png_bytes};
 
 /// How long a backlog has been sitting in the inbox before dropreel starts: past the default
 /// `settle` + `sidecar_wait` (2 s + 2 s), as files left there while it was stopped are.
@@ -22,7 +18,11 @@ const QUIET: Duration = Duration::from_millis(4200);
 
 fn bin() -> PathBuf {
     // target/release/examples/bench → target/release/dropreel
-    common::dropreel_bin()
+    let exe = std::env::current_exe().expect("the bench's own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the bench runs from target/<profile>/examples")
+        .join("dropreel")
 }
 
 fn config(url: &str, max_in_flight: usize, extra: &str) -> String {

@@ -204,7 +204,10 @@ fn main() {
         .and_then(|i| args.get(i + 1))
     {
         // SAFETY: set before any other thread exists; read by this process and its children.
-        unsafe { std::env::set_var("DROPREEL_BENCH_SECONDS", n) };
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("DROPREEL_BENCH_SECONDS", n)
+        };
     }
     // --grain: heavy sensor noise (std ≈ 9 levels), the hardest case for the encoder.
     let grain = if args.iter().any(|a| a == "--grain") {

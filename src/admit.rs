@@ -37,7 +37,7 @@ pub fn truncated(r: &Ready, why: &str, after: Duration) -> Failure {
     Failure {
         message: format!(
             "{} is truncated: {why}, and it has not changed for {}",
-            r.image,
+            r.source.name,
             humantime::format_duration(Duration::from_secs(after.as_secs()))
         ),
         advice: "the copy probably broke off: copy the image into inbox/ again (or re-export it). \
@@ -58,7 +58,7 @@ pub fn check(
         &spool.inbox(),
         settings,
         limits,
-        &r.image,
+        &r.source.name,
         r.sidecar.as_deref(),
     )?;
     Ok(Checked {
@@ -172,8 +172,7 @@ pub fn check_files(
         })?,
         None => (Sidecar::default(), Vec::new()),
     };
-    let local = settings.backend() == crate::config::BackendChoice::Local;
-    let built = JobSpec::build_all(&settings.config.defaults, &sc, &info, local);
+    let built = JobSpec::build_all(&settings.config.defaults, &sc, &info, limits.catalog);
     let spec = match built {
         Ok(spec) if problems.is_empty() => spec,
         Ok(_) => JobSpec::default(),
@@ -207,15 +206,22 @@ pub fn claim(
     share: bool,
     backend: &str,
 ) -> std::io::Result<Option<JobRecord>> {
-    let Some((id, sidecar)) = spool.claim(&c.ready.image, c.ready.sidecar.as_deref(), share)?
+    let Some((id, sidecar)) = spool.claim(&c.ready.source, c.ready.sidecar.as_deref(), share)?
     else {
         return Ok(None);
     };
-    let rec = JobRecord::new(id, &c.ready.image, sidecar, c.info, c.spec.clone(), backend);
+    let rec = JobRecord::new(
+        id,
+        c.ready.source.clone(),
+        sidecar,
+        c.info,
+        c.spec.clone(),
+        backend,
+    );
     spool.save(&rec)?;
     tracing::info!(
         job = %rec.id,
-        file = %rec.image,
+        file = %rec.source.name,
         sidecar = rec.sidecar.as_deref().unwrap_or("-"),
         model = %rec.spec.model,
         ratio = rec.spec.ratio.as_deref().unwrap_or("-"),
@@ -234,15 +240,19 @@ pub fn claim_to_fail(
     failure: Failure,
     backend: &str,
 ) -> Option<JobRecord> {
-    let claimed = match spool.claim(&r.image, r.sidecar.as_deref(), false) {
+    let claimed = match spool.claim(&r.source, r.sidecar.as_deref(), false) {
         Ok(Some(c)) => c,
         Ok(None) => return None,
         Err(e) => {
-            tracing::error!(file = %r.image, error = %e, "cannot move a bad input out of inbox/");
+            tracing::error!(file = %r.source.name, error = %e, "cannot move a bad input out of inbox/");
             return None;
         }
     };
     Some(JobRecord::failed_at_once(
-        claimed.0, &r.image, claimed.1, backend, failure,
+        claimed.0,
+        r.source.clone(),
+        claimed.1,
+        backend,
+        failure,
     ))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::models;
+use crate::models::{self, Endpoint};
 
 /// The config file name looked up in the studio root.
 pub const FILE_NAME: &str = "dropreel.yaml";
@@ -414,7 +414,7 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
             ),
         ));
     };
-    let Some(i2v) = model.image_to_video else {
+    let Some(i2v) = model.rules(Endpoint::ImageToVideo) else {
         return Err(invalid(
             origin,
             format!(
@@ -425,7 +425,7 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         ));
     };
     // Ratio and duration are checked against what will render them.
-    let (model, i2v) = match (local, models::LOCAL.image_to_video) {
+    let (model, i2v) = match (local, models::LOCAL.rules(Endpoint::ImageToVideo)) {
         (true, Some(l)) => (&models::LOCAL, l),
         _ => (model, i2v),
     };
@@ -444,14 +444,15 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         }
     }
     if let Some(dur) = d.duration
-        && !i2v.durations.allows(dur)
+        && let Some(durations) = i2v.durations
+        && !durations.allows(dur)
     {
         return Err(invalid(
             origin,
             format!(
                 "defaults.duration: {dur} is not offered by {}; it takes {}",
                 model.id,
-                i2v.durations.describe()
+                durations.describe()
             ),
         ));
     }

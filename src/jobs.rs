@@ -150,7 +150,7 @@ async fn drive<B: Backend>(backend: Arc<B>, mut ctx: JobCtx) -> Ended {
 
 /// The SHA-256 of the job's image, off the runtime's threads.
 async fn hash_source(spool: &Spool, rec: &JobRecord) -> Option<String> {
-    let path = spool.job_dir(&rec.id).join(&rec.image);
+    let path = spool.job_dir(&rec.id).join(&rec.source.name);
     tokio::task::spawn_blocking(move || crate::media::sha256_file(&path))
         .await
         .ok()?
@@ -172,7 +172,7 @@ async fn check_source_unchanged(spool: &Spool, rec: &mut JobRecord) {
     {
         tracing::warn!(
             job = %rec.id,
-            file = %rec.image,
+            file = %rec.source.name,
             "THE SOURCE CHANGED AFTER IT WAS SENT: another program kept writing into the image after \
              dropreel took it, so the video was made from different bytes than the file now in done/. \
              Check the video; to make it from the finished file, move the file back into inbox/"
@@ -188,11 +188,11 @@ fn deliver(ctx: &mut JobCtx, backend: &str) -> End {
     let json = report::result_json(&ctx.rec, backend);
     match ctx.spool.deliver(&mut ctx.rec, &json) {
         Ok(stem) => {
-            tracing::info!(job = %ctx.rec.id, file = %ctx.rec.image, to = %format!("done/{stem}.mp4"), "delivered");
+            tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, to = %format!("done/{stem}.mp4"), "delivered");
             End::Delivered
         }
         Err(e) => {
-            tracing::error!(job = %ctx.rec.id, file = %ctx.rec.image, error = %e,
+            tracing::error!(job = %ctx.rec.id, file = %ctx.rec.source.name, error = %e,
                 "cannot move the finished job into done/ (disk full or permissions?); it stays in processing/ and is tried again at the next rescan (watch.rescan) or the next start");
             End::Undelivered
         }
@@ -205,7 +205,7 @@ fn fail(ctx: &mut JobCtx, failure: Failure) -> End {
     ctx.rec.state = State::Failed;
     ctx.rec.failure = Some(failure.clone());
     let text = report::error_text(
-        &ctx.rec.image,
+        &ctx.rec.source.name,
         ctx.rec.sidecar.as_deref(),
         &ctx.rec.id,
         &failure,
@@ -217,7 +217,7 @@ fn fail(ctx: &mut JobCtx, failure: Failure) -> End {
         Ok(stem) => {
             tracing::warn!(
                 job = %ctx.rec.id,
-                file = %ctx.rec.image,
+                file = %ctx.rec.source.name,
                 to = %format!("failed/{stem}.error.txt"),
                 reason = %failure.message,
                 "failed"
@@ -225,7 +225,7 @@ fn fail(ctx: &mut JobCtx, failure: Failure) -> End {
             End::Failed
         }
         Err(e) => {
-            tracing::error!(job = %ctx.rec.id, file = %ctx.rec.image, error = %e, "cannot move the failed job into failed/ (disk full or permissions?); it stays in processing/ and is tried again at the next rescan (watch.rescan) or the next start");
+            tracing::error!(job = %ctx.rec.id, file = %ctx.rec.source.name, error = %e, "cannot move the failed job into failed/ (disk full or permissions?); it stays in processing/ and is tried again at the next rescan (watch.rescan) or the next start");
             End::Undelivered
         }
     }
@@ -251,10 +251,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let spool = Spool::open(d.path()).unwrap();
         std::fs::write(spool.inbox().join("x.png"), b"image").unwrap();
-        let (id, _) = spool.claim("x.png", None, false).unwrap().unwrap();
+        let source = crate::source::Source::in_inbox("x.png");
+        let (id, _) = spool.claim(&source, None, false).unwrap().unwrap();
         let rec = JobRecord::new(
             id.clone(),
-            "x.png",
+            source,
             None,
             ImageInfo::UNKNOWN,
             JobSpec::default(),

@@ -245,7 +245,7 @@ mod tests {
             pid: u32::MAX - 7,
             renewed_ms: now_ms(),
         };
-        std::fs::write(
+        fs::write(
             d.path().join(LEASE_FILE),
             serde_json::to_vec(&dead).unwrap(),
         )

@@ -25,8 +25,11 @@ pub mod lease;
 pub mod media;
 pub mod models;
 pub mod pipeline;
+pub mod record;
 pub mod recover;
 pub mod report;
+pub mod sidecar;
+pub mod source;
 pub mod spool;
 pub mod status;
 

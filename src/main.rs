@@ -278,7 +278,7 @@ const SIGTERM: i32 = 15;
 fn shutdown_signal(
     rt: &tokio::runtime::Runtime,
     which: Arc<AtomicI32>,
-) -> impl std::future::Future<Output = ()> + use<> {
+) -> impl Future<Output = ()> + use<> {
     let _entered = rt.enter();
     #[cfg(unix)]
     {

@@ -550,7 +550,7 @@ mod tests {
         let img = image::RgbImage::from_fn(64, 48, |x, y| {
             image::Rgb([(x * 4) as u8, (y * 5) as u8, ((x ^ y) * 3) as u8])
         });
-        let mut out = std::io::Cursor::new(Vec::new());
+        let mut out = io::Cursor::new(Vec::new());
         image::DynamicImage::ImageRgb8(img)
             .write_to(&mut out, format)
             .unwrap();

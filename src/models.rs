@@ -1,8 +1,11 @@
-//! The Runway model catalog as data: which models animate an image, the ratios and durations each
-//! offers on `POST /v1/image_to_video`, prompt limits, seed support and price.
+//! The Runway model catalog as data, keyed by (model, endpoint): for every model, each endpoint
+//! that serves it (image, text or video to video) with the ratios and durations it offers there,
+//! its prompt rules, seed and last-keyframe support; and each model's price.
 //!
 //! Source: the official SDK's request schema (runwayml/sdk-python 5.13.0) and Runway's docs. Every job
 //! is validated against this table before any request is sent, so a typo costs nothing.
+
+use serde::{Deserialize, Serialize};
 
 /// Durations a model accepts, in whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,22 +47,55 @@ impl Durations {
     }
 }
 
-/// What one model accepts on the image-to-video endpoint.
+/// A Runway endpoint that creates a video task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    ImageToVideo,
+    TextToVideo,
+    VideoToVideo,
+}
+
+impl Endpoint {
+    /// The request path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ImageToVideo => "/v1/image_to_video",
+            Endpoint::TextToVideo => "/v1/text_to_video",
+            Endpoint::VideoToVideo => "/v1/video_to_video",
+        }
+    }
+
+    /// Plain words, for messages: "image-to-video".
+    pub fn words(self) -> &'static str {
+        match self {
+            Endpoint::ImageToVideo => "image-to-video",
+            Endpoint::TextToVideo => "text-to-video",
+            Endpoint::VideoToVideo => "video-to-video",
+        }
+    }
+}
+
+/// What one model accepts on one endpoint.
 #[derive(Debug, Clone, Copy)]
-pub struct ImageToVideo {
-    /// Offered output ratios (`"W:H"` in pixels); `None` when the model takes no ratio (the output
-    /// follows the image).
+pub struct Rules {
+    /// Offered output ratios (`"W:H"` in pixels); `None` when the endpoint takes no ratio for this
+    /// model (the output follows the input).
     pub ratios: Option<&'static [&'static str]>,
-    pub durations: Durations,
+    /// Offered durations; `None` when the endpoint takes no `duration` (the output follows the
+    /// input video).
+    pub durations: Option<Durations>,
     /// The prompt must be present and non-empty.
     pub prompt_required: bool,
     /// Prompt limit in UTF-16 code units, as the API counts; `None` = not published.
     pub prompt_max: Option<usize>,
-    /// The model takes a `seed`.
+    /// The endpoint takes a `seed` for this model.
     pub seed: bool,
+    /// `promptImage` may carry a last keyframe (the array form with positions first and last).
+    pub last_frame: bool,
 }
 
-/// One entry of the catalog.
+/// One entry of the catalog: a model and the rules of every endpoint that serves it.
 #[derive(Debug, Clone, Copy)]
 pub struct Model {
     pub id: &'static str,
@@ -67,16 +103,41 @@ pub struct Model {
     pub legacy: bool,
     /// Credits per output second (1 credit = US$0.01); `None` when Runway has not published it.
     pub credits_per_second: Option<u32>,
-    /// `None` for models that do not animate images (text- or video-to-video only).
-    pub image_to_video: Option<ImageToVideo>,
-    /// Other endpoints the model serves, for error messages.
-    pub other_endpoints: &'static [&'static str],
+    pub endpoints: &'static [(Endpoint, Rules)],
+}
+
+impl Model {
+    /// The model's rules on `endpoint`; `None` when the endpoint does not serve it.
+    pub fn rules(&self, endpoint: Endpoint) -> Option<&Rules> {
+        self.endpoints
+            .iter()
+            .find(|(e, _)| *e == endpoint)
+            .map(|(_, r)| r)
+    }
+
+    /// The endpoints that serve the model, in words ("text-to-video and video-to-video").
+    pub fn serves(&self) -> String {
+        let words: Vec<&str> = self.endpoints.iter().map(|(e, _)| e.words()).collect();
+        words.join(" and ")
+    }
 }
 
 const GEN4_RATIOS: &[&str] = &[
     "1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672",
 ];
 const VEO_RATIOS: &[&str] = &["1280:720", "720:1280", "1080:1920", "1920:1080"];
+const HAPPYHORSE_TEXT_RATIOS: &[&str] = &[
+    "1280:720",
+    "720:1280",
+    "960:960",
+    "1108:832",
+    "832:1108",
+    "1920:1080",
+    "1080:1920",
+    "1440:1440",
+    "1662:1248",
+    "1248:1662",
+];
 const SEEDANCE_FULL: &[&str] = &[
     "992:432",
     "864:496",
@@ -111,167 +172,380 @@ const SEEDANCE_720: &[&str] = &[
 /// Seed range the API documents (the SDK types a bare int).
 pub const SEED_MAX: u64 = 4_294_967_295;
 
-/// The catalog. Durations the SDK types as a bare int use the range the docs give (seedance: up to
-/// 15 s) or a conservative 1–20 s when nothing is published.
+/// The catalog: every model of `runway-models.yaml` (the official SDK's request schemas, release
+/// 5.13.0) with every endpoint that serves it. Durations the SDK types as a bare int use the range
+/// the docs give (seedance: up to 15 s) or a conservative 1–20 s when nothing is published.
 pub static MODELS: &[Model] = &[
     Model {
         id: "gen4.5",
         legacy: false,
         credits_per_second: Some(12),
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(GEN4_RATIOS),
-            durations: Durations::Range(2, 10),
-            prompt_required: true,
-            prompt_max: Some(1000),
-            seed: true,
-        }),
-        other_endpoints: &["text_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(GEN4_RATIOS),
+                    durations: Some(Durations::Range(2, 10)),
+                    prompt_required: true,
+                    prompt_max: Some(1000),
+                    seed: true,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(&["1280:720", "720:1280"]),
+                    durations: Some(Durations::Range(2, 10)),
+                    prompt_required: true,
+                    prompt_max: Some(1000),
+                    seed: true,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "gen4_turbo",
         legacy: false,
         credits_per_second: Some(5),
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(GEN4_RATIOS),
-            durations: Durations::Range(2, 10),
-            prompt_required: false,
-            prompt_max: Some(1000),
-            seed: true,
-        }),
-        other_endpoints: &[],
+        endpoints: &[(
+            Endpoint::ImageToVideo,
+            Rules {
+                ratios: Some(GEN4_RATIOS),
+                durations: Some(Durations::Range(2, 10)),
+                prompt_required: false,
+                prompt_max: Some(1000),
+                seed: true,
+                last_frame: false,
+            },
+        )],
     },
     Model {
         id: "veo3",
         legacy: false,
         credits_per_second: Some(40),
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(VEO_RATIOS),
-            durations: Durations::Values(&[8]),
-            prompt_required: false,
-            prompt_max: Some(1000),
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(VEO_RATIOS),
+                    durations: Some(Durations::Values(&[8])),
+                    prompt_required: false,
+                    prompt_max: Some(1000),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(VEO_RATIOS),
+                    durations: Some(Durations::Values(&[8])),
+                    prompt_required: true,
+                    prompt_max: Some(1000),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "veo3.1",
         legacy: false,
         // Without audio; with `audio: true` (via `extra:`) the rate doubles to 40.
         credits_per_second: Some(20),
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(VEO_RATIOS),
-            durations: Durations::Values(&[4, 6, 8]),
-            prompt_required: false,
-            prompt_max: Some(1000),
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(VEO_RATIOS),
+                    durations: Some(Durations::Values(&[4, 6, 8])),
+                    prompt_required: false,
+                    prompt_max: Some(1000),
+                    seed: false,
+                    last_frame: true,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(VEO_RATIOS),
+                    durations: Some(Durations::Values(&[4, 6, 8])),
+                    prompt_required: true,
+                    prompt_max: Some(1000),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "veo3.1_fast",
         legacy: false,
         // Without audio; 15 with audio.
         credits_per_second: Some(10),
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(VEO_RATIOS),
-            durations: Durations::Values(&[4, 6, 8]),
-            prompt_required: false,
-            prompt_max: Some(1000),
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(VEO_RATIOS),
+                    durations: Some(Durations::Values(&[4, 6, 8])),
+                    prompt_required: false,
+                    prompt_max: Some(1000),
+                    seed: false,
+                    last_frame: true,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(VEO_RATIOS),
+                    durations: Some(Durations::Values(&[4, 6, 8])),
+                    prompt_required: true,
+                    prompt_max: Some(1000),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "seedance2",
         legacy: false,
         credits_per_second: Some(36),
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(SEEDANCE_FULL),
-            durations: Durations::Range(1, 15),
-            prompt_required: false,
-            prompt_max: Some(3500),
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video", "video_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_FULL),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: false,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: true,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_FULL),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: true,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::VideoToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_FULL),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: false,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "seedance2_fast",
         legacy: false,
         credits_per_second: None,
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(SEEDANCE_720),
-            durations: Durations::Range(1, 15),
-            prompt_required: false,
-            prompt_max: Some(3500),
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video", "video_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_720),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: false,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: true,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_720),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: true,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::VideoToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_720),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: false,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "seedance2_mini",
         legacy: false,
         credits_per_second: None,
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(SEEDANCE_720),
-            durations: Durations::Range(1, 15),
-            prompt_required: false,
-            prompt_max: Some(3500),
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video", "video_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_720),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: false,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: true,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_720),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: true,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::VideoToVideo,
+                Rules {
+                    ratios: Some(SEEDANCE_720),
+                    durations: Some(Durations::Range(1, 15)),
+                    prompt_required: false,
+                    prompt_max: Some(3500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "happyhorse_1_0",
         legacy: false,
         credits_per_second: None,
-        image_to_video: Some(ImageToVideo {
-            ratios: None,
-            durations: Durations::Range(1, 20),
-            prompt_required: false,
-            prompt_max: Some(2500),
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: None,
+                    durations: Some(Durations::Range(1, 20)),
+                    prompt_required: false,
+                    prompt_max: Some(2500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(HAPPYHORSE_TEXT_RATIOS),
+                    durations: Some(Durations::Range(1, 20)),
+                    prompt_required: true,
+                    prompt_max: Some(2500),
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "gemini_omni_flash",
         legacy: false,
         credits_per_second: None,
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(&["1280:720", "720:1280"]),
-            durations: Durations::Range(3, 10),
-            prompt_required: false,
-            prompt_max: None,
-            seed: false,
-        }),
-        other_endpoints: &["text_to_video", "video_to_video"],
+        endpoints: &[
+            (
+                Endpoint::ImageToVideo,
+                Rules {
+                    ratios: Some(&["1280:720", "720:1280"]),
+                    durations: Some(Durations::Range(3, 10)),
+                    prompt_required: false,
+                    prompt_max: None,
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::TextToVideo,
+                Rules {
+                    ratios: Some(&["1280:720", "720:1280"]),
+                    durations: Some(Durations::Range(3, 10)),
+                    prompt_required: true,
+                    prompt_max: None,
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+            (
+                Endpoint::VideoToVideo,
+                Rules {
+                    ratios: None,
+                    durations: None,
+                    prompt_required: true,
+                    prompt_max: None,
+                    seed: false,
+                    last_frame: false,
+                },
+            ),
+        ],
     },
     Model {
         id: "aleph2",
         legacy: false,
         credits_per_second: None,
-        image_to_video: None,
-        other_endpoints: &["video_to_video"],
+        endpoints: &[(
+            Endpoint::VideoToVideo,
+            Rules {
+                ratios: None,
+                durations: None,
+                prompt_required: false,
+                prompt_max: None,
+                seed: true,
+                last_frame: false,
+            },
+        )],
     },
     Model {
         id: "gen3a_turbo",
         legacy: true,
         credits_per_second: Some(5),
-        image_to_video: Some(ImageToVideo {
-            ratios: Some(&["1280:768", "768:1280"]),
-            durations: Durations::Values(&[5, 10]),
-            prompt_required: true,
-            prompt_max: Some(1000),
-            seed: true,
-        }),
-        other_endpoints: &[],
+        endpoints: &[(
+            Endpoint::ImageToVideo,
+            Rules {
+                ratios: Some(&["1280:768", "768:1280"]),
+                durations: Some(Durations::Values(&[5, 10])),
+                prompt_required: true,
+                prompt_max: Some(1000),
+                seed: true,
+                last_frame: true,
+            },
+        )],
     },
     Model {
         id: "gen4_aleph",
         legacy: true,
         credits_per_second: Some(15),
-        image_to_video: None,
-        other_endpoints: &["video_to_video"],
+        endpoints: &[(
+            Endpoint::VideoToVideo,
+            Rules {
+                ratios: None,
+                durations: None,
+                prompt_required: true,
+                prompt_max: Some(1000),
+                seed: true,
+                last_frame: false,
+            },
+        )],
     },
 ];
 
@@ -281,29 +555,62 @@ pub static LOCAL: Model = Model {
     id: "local",
     legacy: false,
     credits_per_second: None,
-    image_to_video: Some(ImageToVideo {
-        ratios: Some(GEN4_RATIOS),
-        durations: Durations::Range(1, 20),
-        prompt_required: false,
-        prompt_max: None,
-        seed: true,
-    }),
-    other_endpoints: &[],
+    endpoints: &[(
+        Endpoint::ImageToVideo,
+        Rules {
+            ratios: Some(GEN4_RATIOS),
+            durations: Some(Durations::Range(1, 20)),
+            prompt_required: false,
+            prompt_max: None,
+            seed: true,
+            last_frame: false,
+        },
+    )],
 };
+
+/// Which catalog a backend's jobs are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Catalog {
+    /// Runway's models, by the id a job names.
+    Runway,
+    /// The local renderer: every job renders with [`LOCAL`], whatever model it names (so a
+    /// sidecar written for Runway still renders locally), and picks its camera move.
+    Local,
+}
+
+impl Catalog {
+    /// The model a job naming `id` runs on.
+    pub fn find(self, id: &str) -> Option<&'static Model> {
+        match self {
+            Catalog::Runway => find(id),
+            Catalog::Local => Some(&LOCAL),
+        }
+    }
+
+    /// Whether jobs render locally (their spec carries a camera move and zoom).
+    pub fn renders_locally(self) -> bool {
+        self == Catalog::Local
+    }
+}
 
 /// Looks a model up by its API id (exact, as the API is case-sensitive).
 pub fn find(id: &str) -> Option<&'static Model> {
     MODELS.iter().find(|m| m.id == id)
 }
 
-/// The ids of every model that animates an image, current ones first.
-pub fn image_models() -> Vec<&'static str> {
+/// The ids of every model `endpoint` serves, current ones first.
+pub fn models_for(endpoint: Endpoint) -> Vec<&'static str> {
     let mut v: Vec<&Model> = MODELS
         .iter()
-        .filter(|m| m.image_to_video.is_some())
+        .filter(|m| m.rules(endpoint).is_some())
         .collect();
     v.sort_by_key(|m| m.legacy);
     v.into_iter().map(|m| m.id).collect()
+}
+
+/// The ids of every model that animates an image, current ones first.
+pub fn image_models() -> Vec<&'static str> {
+    models_for(Endpoint::ImageToVideo)
 }
 
 /// Parses `"W:H"` into positive integers.
@@ -348,13 +655,55 @@ mod tests {
 
     #[test]
     fn every_ratio_in_the_catalog_parses() {
-        for m in MODELS {
-            if let Some(i2v) = m.image_to_video {
-                for r in i2v.ratios.unwrap_or(&[]) {
-                    assert!(parse_ratio(r).is_some(), "{} has bad ratio {r}", m.id);
+        for m in MODELS.iter().chain([&LOCAL]) {
+            for (e, rules) in m.endpoints {
+                for r in rules.ratios.unwrap_or(&[]) {
+                    assert!(
+                        parse_ratio(r).is_some(),
+                        "{} ({e:?}) has bad ratio {r}",
+                        m.id
+                    );
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_catalog_holds_every_endpoint_of_every_model() {
+        assert_eq!(MODELS.len(), 13);
+        let count = |e| MODELS.iter().filter(|m| m.rules(e).is_some()).count();
+        assert_eq!(count(Endpoint::ImageToVideo), 11);
+        assert_eq!(count(Endpoint::TextToVideo), 9);
+        assert_eq!(count(Endpoint::VideoToVideo), 6);
+        let aleph2 = find("aleph2").unwrap();
+        let v2v = aleph2.rules(Endpoint::VideoToVideo).unwrap();
+        assert!(v2v.durations.is_none(), "aleph2 takes no duration");
+        assert!(aleph2.rules(Endpoint::ImageToVideo).is_none());
+        assert_eq!(aleph2.serves(), "video-to-video");
+        let last: Vec<&str> = MODELS
+            .iter()
+            .filter(|m| {
+                m.rules(Endpoint::ImageToVideo)
+                    .is_some_and(|r| r.last_frame)
+            })
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            last,
+            [
+                "veo3.1",
+                "veo3.1_fast",
+                "seedance2",
+                "seedance2_fast",
+                "seedance2_mini",
+                "gen3a_turbo"
+            ]
+        );
+        assert!(
+            Catalog::Local
+                .find("gen4.5")
+                .is_some_and(|m| m.id == "local")
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::admit::{NotYet, check_files};
 use crate::backend::Limits;
 use crate::config::Settings;
 use crate::intake;
+use crate::source::Source;
 use crate::spool::{self, Failure, JobRecord, Spool, State};
 
 /// Jobs left in `processing/` by a stop or crash, ready to continue where they were.
@@ -55,14 +56,14 @@ pub fn resume(
             Ok(rec) => {
                 match rec.state {
                     State::Submitting => tracing::warn!(
-                        job = %id, file = %rec.image,
+                        job = %id, file = %rec.source.name,
                         "this job was stopped while its create request was on the wire: Runway may or may not have \
                          created a task. It is submitted again; result.json will note a possible double charge"
                     ),
                     State::Submitted => {
-                        tracing::info!(job = %id, file = %rec.image, task = ?rec.task_id, "resuming: polling the task already submitted")
+                        tracing::info!(job = %id, file = %rec.source.name, task = ?rec.task_id, "resuming: polling the task already submitted")
                     }
-                    s => tracing::info!(job = %id, file = %rec.image, state = ?s, "resuming"),
+                    s => tracing::info!(job = %id, file = %rec.source.name, state = ?s, "resuming"),
                 }
                 out.push(rec);
             }
@@ -142,7 +143,14 @@ fn rebuild(
         .cloned();
     match check_files(&dir, settings, limits, image, sidecar.as_deref()) {
         Ok((info, spec)) => {
-            let rec = JobRecord::new(id.to_string(), image, sidecar, info, spec, backend);
+            let rec = JobRecord::new(
+                id.to_string(),
+                Source::in_inbox(image),
+                sidecar,
+                info,
+                spec,
+                backend,
+            );
             if spool.save(&rec).is_err() {
                 return None;
             }
@@ -160,7 +168,13 @@ fn rebuild(
                 },
             };
             // Failed from the start: the job task moves it to failed/ like any other.
-            let rec = JobRecord::failed_at_once(id.to_string(), image, sidecar, backend, f);
+            let rec = JobRecord::failed_at_once(
+                id.to_string(),
+                Source::in_inbox(image),
+                sidecar,
+                backend,
+                f,
+            );
             spool.save(&rec).ok()?;
             Some(rec)
         }

@@ -9,7 +9,7 @@ use crate::spool::{Failure, JobRecord};
 pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
     let s = &rec.spec;
     let mut v = json!({
-        "source": rec.image,
+        "source": rec.source.name,
         "sidecar": rec.sidecar,
         "job_id": rec.id,
         "backend": backend,

@@ -1,7 +1,7 @@
 //! The studio folders as a durable queue: `claim` (an atomic rename from `inbox/` into
 //! `processing/<job-id>/`), the job state file `job.json` (written atomically at every change), `deliver`
 //! to `done/`, `fail` to `failed/` with collision-safe names, and `resume` of jobs left in
-//! `processing/` by a stop or a crash.
+//! `processing/` by a stop or a crash. What `job.json` holds is [`crate::record`].
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -10,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
-use crate::job::{ImageInfo, JobSpec};
 use crate::lease::{LEASE_FILE, Owner};
+use crate::source::Source;
 
 pub const INBOX: &str = "inbox";
 pub const PROCESSING: &str = "processing";
@@ -28,193 +26,7 @@ pub const OUTPUT_PART: &str = "out.mp4.part";
 /// mistaken for the job's own image).
 pub const CONVERTED_FILE: &str = ".send.png";
 
-/// Where a job is in its life. Persisted at every change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Taken from the inbox; nothing sent yet.
-    Claimed,
-    /// The create request is (or was, at a crash) on the wire; its outcome may be unknown.
-    Submitting,
-    /// The server accepted the task; it is polled, never submitted again.
-    Submitted,
-    /// The task finished; its output is to be downloaded.
-    Succeeded,
-    /// The MP4 is safely in the job folder.
-    Downloaded,
-    /// The job ends in `failed/`.
-    Failed,
-}
-
-/// A move into `done/` or `failed/` in progress: the suffix is chosen once and persisted, so a crash
-/// midway finishes with the same names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub folder: String,
-    pub stem: String,
-}
-
-/// Why a job failed, in a designer's words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    /// What went wrong.
-    pub message: String,
-    /// What to do about it.
-    pub advice: String,
-    /// The server's own words, when the API refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api: Option<String>,
-}
-
-/// `processing/<id>/job.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
-    pub id: String,
-    /// The image's file name (as it was in the inbox).
-    pub image: String,
-    #[serde(default)]
-    pub sidecar: Option<String>,
-    pub info: ImageInfo,
-    pub spec: JobSpec,
-    pub backend: String,
-    pub state: State,
-    pub claimed_at: String,
-    #[serde(default)]
-    pub submitted_at: Option<String>,
-    #[serde(default)]
-    pub finished_at: Option<String>,
-    #[serde(default)]
-    pub task_id: Option<String>,
-    #[serde(default)]
-    pub task_status: Option<String>,
-    #[serde(default)]
-    pub progress: Option<f64>,
-    #[serde(default)]
-    pub output_urls: Vec<String>,
-    #[serde(default)]
-    pub output_bytes: Option<u64>,
-    /// A `runway://` upload of the image and when it was made (unix seconds); valid 24 h.
-    #[serde(default)]
-    pub upload_uri: Option<String>,
-    #[serde(default)]
-    pub upload_at: Option<u64>,
-    /// Create requests sent for this job (a retried task failure sends another).
-    #[serde(default)]
-    pub submissions: u32,
-    /// Create requests whose outcome was unknown (crash or lost answer): each may have created a task
-    /// that was never seen, so the job may have been charged more than once.
-    #[serde(default)]
-    pub uncertain_submissions: u32,
-    /// Transient faults spent from the retry budget.
-    #[serde(default)]
-    pub transient_faults: u32,
-    #[serde(default)]
-    pub failure: Option<Failure>,
-    #[serde(default)]
-    pub delivery: Option<Delivery>,
-    /// What the local renderer made.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub render: Option<RenderInfo>,
-    /// SHA-256 of the image as the job started working on it (before anything was sent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_sha256: Option<String>,
-    /// Set at delivery when the image's bytes differ from `source_sha256`: its writer went on
-    /// writing after the claim, so the video was made from other bytes than `done/` holds.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub source_changed: bool,
-}
-
-impl JobRecord {
-    /// A job just claimed (state `claimed`, nothing sent yet).
-    pub fn new(
-        id: String,
-        image: &str,
-        sidecar: Option<String>,
-        info: ImageInfo,
-        spec: JobSpec,
-        backend: &str,
-    ) -> JobRecord {
-        JobRecord {
-            id,
-            image: image.to_string(),
-            sidecar,
-            info,
-            spec,
-            backend: backend.to_string(),
-            state: State::Claimed,
-            claimed_at: now_rfc3339(),
-            submitted_at: None,
-            finished_at: None,
-            task_id: None,
-            task_status: None,
-            progress: None,
-            output_urls: Vec::new(),
-            output_bytes: None,
-            upload_uri: None,
-            upload_at: None,
-            submissions: 0,
-            uncertain_submissions: 0,
-            transient_faults: 0,
-            failure: None,
-            delivery: None,
-            render: None,
-            source_sha256: None,
-            source_changed: false,
-        }
-    }
-
-    /// A bad input, failed before any work (its job task moves it to `failed/`).
-    pub fn failed_at_once(
-        id: String,
-        image: &str,
-        sidecar: Option<String>,
-        backend: &str,
-        failure: Failure,
-    ) -> JobRecord {
-        let mut rec = JobRecord::new(
-            id,
-            image,
-            sidecar,
-            ImageInfo::UNKNOWN,
-            JobSpec::default(),
-            backend,
-        );
-        rec.state = State::Failed;
-        rec.failure = Some(failure);
-        rec
-    }
-}
-
-/// The local renderer's report of one clip.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RenderInfo {
-    pub motion: String,
-    pub zoom: f64,
-    pub fps: u32,
-    pub frames: u32,
-    pub width: u32,
-    pub height: u32,
-    /// Target bitrate of the H.264 stream, bits per second.
-    pub bitrate: u32,
-    /// Wall time of decoding, rendering and encoding.
-    pub encode_seconds: f64,
-}
-
-impl JobRecord {
-    /// Why the job failed, as recorded (or a plain note when a crash lost the reason).
-    pub fn failure_or_default(&self) -> Failure {
-        self.failure.clone().unwrap_or(Failure {
-            message: "the job had failed before dropreel stopped".into(),
-            advice: "move the image back into inbox/ to try again".into(),
-            api: None,
-        })
-    }
-
-    /// The image's name without its extension.
-    pub fn stem(&self) -> &str {
-        split_name(&self.image).0
-    }
-}
+pub use crate::record::{Delivery, Failure, JobRecord, RenderInfo, State};
 
 /// `cat.png` → (`cat`, `png`); `a.b.png` → (`a.b`, `png`); `README` → (`README`, ``).
 pub fn split_name(name: &str) -> (&str, &str) {
@@ -365,10 +177,16 @@ impl Spool {
     /// inbox and the job folder is gone.
     pub fn claim(
         &self,
-        image: &str,
+        source: &Source,
         sidecar: Option<&str>,
         copy_sidecar: bool,
     ) -> io::Result<Option<(String, Option<String>)>> {
+        let image = source.name.as_str();
+        // The image and its sidecar sit in the source's folder under inbox/.
+        let from = self.inbox().join(source.rel_path());
+        let folder = from
+            .parent()
+            .map_or_else(|| self.inbox(), Path::to_path_buf);
         let id = new_job_id();
         let dir = self.job_dir(&id);
         fs::create_dir(&dir)?;
@@ -378,7 +196,7 @@ impl Spool {
             abandon_claim(&dir);
             return Err(e);
         }
-        match fs::rename(self.inbox().join(image), dir.join(image)) {
+        match fs::rename(&from, dir.join(image)) {
             Ok(()) => {}
             Err(e) => {
                 abandon_claim(&dir);
@@ -390,8 +208,8 @@ impl Spool {
             }
         }
         let taken = match sidecar {
-            Some(s) if copy_sidecar => copy_durably(&self.inbox().join(s), &dir, s).map(|()| true),
-            Some(s) => fs::rename(self.inbox().join(s), dir.join(s)).map(|()| true),
+            Some(s) if copy_sidecar => copy_durably(&folder.join(s), &dir, s).map(|()| true),
+            Some(s) => fs::rename(folder.join(s), dir.join(s)).map(|()| true),
             None => Ok(false),
         };
         let sidecar = match taken {
@@ -400,7 +218,7 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
                 // Put the image back: the claim is retried as a whole.
-                let _ = fs::rename(dir.join(image), self.inbox().join(image));
+                let _ = fs::rename(dir.join(image), &from);
                 abandon_claim(&dir);
                 return Err(e);
             }
@@ -477,7 +295,7 @@ impl Spool {
                 let longest = extra
                     .iter()
                     .map(|(_, ext)| ext.len())
-                    .chain([split_name(&rec.image).1.len()])
+                    .chain([split_name(&rec.source.name).1.len()])
                     .chain(rec.sidecar.iter().map(|s| split_name(s).1.len()))
                     .max()
                     .unwrap_or(0);
@@ -492,8 +310,8 @@ impl Spool {
             }
         };
         let mut moves: Vec<(String, String)> = Vec::new();
-        let (_, ext) = split_name(&rec.image);
-        moves.push((rec.image.clone(), join_ext(&stem, ext)));
+        let (_, ext) = split_name(&rec.source.name);
+        moves.push((rec.source.name.clone(), join_ext(&stem, ext)));
         if let Some(sc) = &rec.sidecar {
             moves.push((sc.clone(), join_ext(&stem, split_name(sc).1)));
         }
@@ -733,10 +551,10 @@ mod tests {
             "a reserved stem is taken"
         );
         // Files that appear behind our back count too (the folder's mtime moved).
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
         fs::write(done.join("dog.yaml"), "").unwrap();
         assert_eq!(spool.reserve_stem(DONE, "dog").unwrap(), "dog-2");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
         fs::write(done.join("dog-2.mp4"), "").unwrap();
         assert_eq!(spool.reserve_stem(DONE, "dog").unwrap(), "dog-3");
         // `cat-2` is just a stem; `catalog.png` is not `cat.*`; `a.b.result.json` is an `a.b.*`.

@@ -272,4 +272,33 @@ mod tests {
         gate.ok(probe);
         assert!(gate.current().is_none());
     }
+
+    // See: issue 10 — the backoff was asserted by counting requests after a real sleep.
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_that_persists_is_probed_ever_less_often_up_to_the_cap() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(8));
+        let gate = Gate::new(min, max);
+        let cancel = CancellationToken::new();
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            gate.trip(HoldCause::Key, "401", None);
+            let t0 = Instant::now();
+            gate.pass(&cancel).await.unwrap();
+            waits.push(t0.elapsed());
+        }
+        // min × 2^n, +0–50 % jitter, capped at max (before jitter).
+        for (n, w) in waits.iter().enumerate() {
+            let base = min.saturating_mul(1 << n).min(max);
+            assert!(
+                *w >= base && *w <= base.mul_f64(1.5),
+                "probe {n} after {w:?}"
+            );
+        }
+        assert_eq!(gate.current().map(|h| h.cause), Some(HoldCause::Key));
+        let mut watch = gate.watch();
+        assert_eq!(*watch.borrow_and_update(), Some(HoldCause::Key));
+        gate.ok(gate.stamp());
+        assert!(watch.has_changed().unwrap(), "the lift is seen");
+        assert_eq!(*watch.borrow_and_update(), None);
+    }
 }

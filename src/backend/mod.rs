@@ -170,7 +170,7 @@ impl JobCtx {
                 }
                 let d = backoff(n - 1, self.retry.min, self.retry.max);
                 let d = retry_after.map_or(d, |ra| ra.max(d));
-                tracing::info!(job = %self.rec.id, file = %self.rec.image, error = %error, retry = n, delay = ?d, "{step} failed; retrying");
+                tracing::info!(job = %self.rec.id, file = %self.rec.source.name, error = %error, retry = n, delay = ?d, "{step} failed; retrying");
                 Ok(d)
             }
             Fault::Systemic {
@@ -187,7 +187,7 @@ impl JobCtx {
                 self.disk_faults += 1;
                 let d = backoff(self.disk_faults.min(12), self.retry.min, self.retry.max);
                 if self.disk_faults == 1 {
-                    tracing::error!(job = %self.rec.id, file = %self.rec.image, error = %e, next_try = ?d,
+                    tracing::error!(job = %self.rec.id, file = %self.rec.source.name, error = %e, next_try = ?d,
                         "cannot write into processing/ while {step} (disk full or not writable?); the job waits and retries");
                 } else {
                     tracing::debug!(job = %self.rec.id, error = %e, ?d, "still cannot write while {step}");
@@ -214,9 +214,11 @@ impl JobCtx {
     }
 }
 
-/// What a backend takes as a source, checked before a job is claimed.
+/// What a backend takes, checked before a job is claimed: its input limits and the catalog its
+/// jobs are checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    pub catalog: crate::models::Catalog,
     /// The largest source file sent as it is; `None` when any size is fine.
     pub max_bytes: Option<u64>,
     /// The largest image, in pixels, that is decoded (a guard against decompression bombs).

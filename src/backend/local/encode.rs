@@ -106,6 +106,7 @@ fn encoder_for(width: u32, height: u32, fps: u32) -> Result<Encoder, RenderError
     let mut level = openh264_sys2::WELS_LOG_QUIET as std::ffi::c_int;
     // SAFETY: the encoder exists and is not yet initialised, when OpenH264 accepts a trace level;
     // the pointer is to a live c_int for the duration of the call, as this option expects.
+    #[allow(unsafe_code)]
     unsafe {
         encoder.raw_api().set_option(
             openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,

@@ -9,6 +9,7 @@ use super::{Backend, Fault, Gate, JobCtx, Limits, Slots, Stop};
 use crate::config::Settings;
 use crate::job::{DEFAULT_ZOOM, Motion};
 use crate::models;
+use crate::models::Catalog;
 use crate::spool::{self, Failure, OUTPUT_FILE, OUTPUT_PART, State};
 use render::{Plan, RenderError, Renderer};
 use std::path::PathBuf;
@@ -100,6 +101,7 @@ impl Backend for Local {
 
     fn limits(&self) -> Limits {
         Limits {
+            catalog: Catalog::Local,
             max_bytes: None,
             max_pixels: render::MAX_SOURCE_PIXELS,
         }
@@ -112,11 +114,11 @@ impl Backend for Local {
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let _slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
         let dir = job.spool.job_dir(&job.rec.id);
-        let image: PathBuf = dir.join(&job.rec.image);
-        let plan = plan_for(&job.rec.spec, self.fps, &job.rec.image);
+        let image: PathBuf = dir.join(&job.rec.source.name);
+        let plan = plan_for(&job.rec.spec, self.fps, &job.rec.source.name);
         tracing::info!(
             job = %job.rec.id,
-            file = %job.rec.image,
+            file = %job.rec.source.name,
             motion = plan.motion.name(),
             size = %format!("{}x{}", plan.width, plan.height),
             frames = plan.frames,
@@ -128,7 +130,7 @@ impl Backend for Local {
                 Err(RenderError::Cancelled) => return Err(Stop::Cancelled),
                 Err(RenderError::Input(why)) => {
                     return Err(Stop::Failed(Failure {
-                        message: format!("{} cannot be rendered: {why}", job.rec.image),
+                        message: format!("{} cannot be rendered: {why}", job.rec.source.name),
                         advice: "export it again as a PNG, JPEG or WebP image".into(),
                         api: None,
                     }));
@@ -171,7 +173,7 @@ impl Backend for Local {
             encode_seconds: (stats.seconds * 1000.0).round() / 1000.0,
         });
         job.save().await?;
-        tracing::info!(job = %job.rec.id, file = %job.rec.image, bytes = stats.bytes, seconds = stats.seconds, "rendered");
+        tracing::info!(job = %job.rec.id, file = %job.rec.source.name, bytes = stats.bytes, seconds = stats.seconds, "rendered");
         Ok(())
     }
 }

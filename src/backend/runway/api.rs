@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::config::{RunwaySection, Secret};
-use crate::job::JobSpec;
+use crate::job::{JobKind, JobSpec};
+use crate::models;
 use crate::spool::{self, OUTPUT_FILE, OUTPUT_PART};
 
 /// The API's limit on an inline image: the encoded data URI must stay below 5 MiB.
@@ -365,18 +366,34 @@ impl Api {
     }
 }
 
-/// The create body: dropreel's fields, then `extra:` merged in verbatim.
-pub fn request_body(spec: &JobSpec, prompt_image: String) -> Value {
+/// The create body for a job of `kind`: the model, the input as the kind's endpoint names it
+/// (`promptImage` for an image, `videoUri` for a video; a text job's input is its prompt), the
+/// settings the (model, endpoint) takes, then `extra:` merged in verbatim.
+pub fn request_body(spec: &JobSpec, kind: &JobKind, input: Option<String>) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(spec.model));
-    body.insert("promptImage".into(), json!(prompt_image));
+    match (kind, input) {
+        (JobKind::Image { .. }, Some(uri)) => {
+            body.insert("promptImage".into(), json!(uri));
+        }
+        (JobKind::Video, Some(uri)) => {
+            body.insert("videoUri".into(), json!(uri));
+        }
+        _ => {}
+    }
     if !spec.prompt.is_empty() {
         body.insert("promptText".into(), json!(spec.prompt));
     }
     if let Some(r) = &spec.ratio {
         body.insert("ratio".into(), json!(r));
     }
-    body.insert("duration".into(), json!(spec.duration));
+    // Left out where the endpoint takes none for this model (aleph2 follows the input video).
+    let takes_duration = models::find(&spec.model)
+        .and_then(|m| m.rules(kind.endpoint()))
+        .is_none_or(|r| r.durations.is_some());
+    if takes_duration {
+        body.insert("duration".into(), json!(spec.duration));
+    }
     if let Some(s) = spec.seed {
         body.insert("seed".into(), json!(s));
     }
@@ -459,6 +476,33 @@ mod tests {
         assert_eq!(error_message(br#"{"error":"bad ratio"}"#), "bad ratio");
         assert_eq!(error_message(b""), "(no message)");
         assert_eq!(error_message(b"oops"), "oops");
+    }
+
+    #[test]
+    fn the_body_is_built_per_kind() {
+        let spec = JobSpec {
+            model: "gen4_turbo".into(),
+            prompt: "slow push-in".into(),
+            ratio: Some("1280:720".into()),
+            duration: 5,
+            ..JobSpec::default()
+        };
+        let image = JobKind::Image { last_frame: None };
+        let body = request_body(&spec, &image, Some("data:image/png;base64,AA".into()));
+        assert_eq!(body["promptImage"], "data:image/png;base64,AA");
+        assert_eq!(body["duration"], 5);
+        let restyle = JobSpec {
+            model: "aleph2".into(),
+            ratio: None,
+            ..spec
+        };
+        let body = request_body(&restyle, &JobKind::Video, Some("runway://v".into()));
+        assert_eq!(body["videoUri"], "runway://v");
+        assert!(body.get("promptImage").is_none());
+        assert!(
+            body.get("duration").is_none(),
+            "aleph2 takes no duration: {body}"
+        );
     }
 
     #[test]

@@ -166,14 +166,14 @@ impl Runway {
             UncertainSubmit::Resubmit => {
                 tracing::warn!(
                     job = %job.rec.id,
-                    file = %job.rec.image,
+                    file = %job.rec.source.name,
                     "{what}: Runway may have created a task that dropreel never heard of. Submitting again \
                      (a possible double charge, recorded in result.json)"
                 );
                 Ok(())
             }
             UncertainSubmit::Park => {
-                tracing::warn!(job = %job.rec.id, file = %job.rec.image, "{what}: parked in failed/ (runway.uncertain_submit: park)");
+                tracing::warn!(job = %job.rec.id, file = %job.rec.source.name, "{what}: parked in failed/ (runway.uncertain_submit: park)");
                 Err(Stop::Failed(Failure {
                     message: format!(
                         "{what}, so this job may already be running at Runway; dropreel did not submit it \

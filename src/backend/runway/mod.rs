@@ -27,6 +27,7 @@ use schedule::PollClock;
 
 use super::{Backend, Fault, Gate, JobCtx, Limits, SlotGuard, Slots, Stop};
 use crate::config::{RunwaySection, Settings};
+use crate::models::Catalog;
 use crate::spool::{self, Failure, OUTPUT_PART, State};
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
@@ -77,15 +78,15 @@ impl Runway {
         let format = job.rec.info.format;
         if format.sent_as_is() {
             return Ok((
-                dir.join(&job.rec.image),
-                job.rec.image.clone(),
+                dir.join(&job.rec.source.name),
+                job.rec.source.name.clone(),
                 format.mime(),
             ));
         }
         let png = dir.join(spool::CONVERTED_FILE);
         let name = format!("{}.png", job.rec.stem());
         if !png.exists() {
-            let (src, dst) = (dir.join(&job.rec.image), png.clone());
+            let (src, dst) = (dir.join(&job.rec.source.name), png.clone());
             let converted =
                 tokio::task::spawn_blocking(move || crate::media::convert_to_png(&src, &dst))
                     .await
@@ -94,21 +95,21 @@ impl Runway {
                 return Err(Stop::Failed(Failure {
                     message: format!(
                         "{} ({}) could not be converted to PNG for Runway: {why}",
-                        job.rec.image,
+                        job.rec.source.name,
                         format.name()
                     ),
                     advice: "export it as a PNG or JPEG and move that into inbox/".into(),
                     api: None,
                 }));
             }
-            tracing::info!(job = %job.rec.id, file = %job.rec.image, from = format.name(), "converted to PNG for Runway");
+            tracing::info!(job = %job.rec.id, file = %job.rec.source.name, from = format.name(), "converted to PNG for Runway");
         }
         let len = std::fs::metadata(&png).map_or(0, |m| m.len());
         if len > UPLOAD_MAX {
             return Err(Stop::Failed(Failure {
                 message: format!(
                     "{} converted to PNG is {} MB; Runway takes images of at most {} MB",
-                    job.rec.image,
+                    job.rec.source.name,
                     len >> 20,
                     UPLOAD_MAX >> 20
                 ),
@@ -146,7 +147,7 @@ impl Runway {
             return Ok(PromptImage::Ready(uri.clone()));
         }
         let uri = self.api.upload(path, name, mime, len).await?;
-        tracing::info!(job = %job.rec.id, file = %job.rec.image, bytes = len, "image uploaded");
+        tracing::info!(job = %job.rec.id, file = %job.rec.source.name, bytes = len, "image uploaded");
         Ok(PromptImage::Uploaded(uri))
     }
 
@@ -193,9 +194,10 @@ impl Runway {
             job.rec.submissions += 1;
             job.save().await?;
             let cancel = job.cancel.clone();
-            let body = request_body(&job.rec.spec, image);
+            let body = request_body(&job.rec.spec, &job.rec.kind, Some(image));
+            let endpoint = job.rec.kind.endpoint().path();
             let result = tokio::select! {
-                r = self.api.create("/v1/image_to_video", &body) => Some(r),
+                r = self.api.create(endpoint, &body) => Some(r),
                 () = async { cancel.cancelled().await; tokio::time::sleep(SUBMIT_GRACE).await } => None,
             };
             match result {
@@ -209,7 +211,7 @@ impl Runway {
                     job.rec.progress = None;
                     job.rec.submitted_at = Some(spool::now_rfc3339());
                     job.save().await?;
-                    tracing::info!(job = %job.rec.id, file = %job.rec.image, task = %task_id, model = %job.rec.spec.model, "submitted");
+                    tracing::info!(job = %job.rec.id, file = %job.rec.source.name, task = %task_id, model = %job.rec.spec.model, "submitted");
                     return Ok(slot);
                 }
                 Some(Err(e)) => {
@@ -296,7 +298,7 @@ impl Runway {
                 self.queue.task_ended();
             }
             if job.rec.task_status.as_deref() != Some(status.as_str()) {
-                tracing::info!(job = %job.rec.id, file = %job.rec.image, task = %task_id, status = %status, "task status");
+                tracing::info!(job = %job.rec.id, file = %job.rec.source.name, task = %task_id, status = %status, "task status");
                 job.rec.task_status = Some(status.as_str().into());
                 job.rec.progress = task.progress;
                 job.save().await?;
@@ -383,7 +385,7 @@ impl Runway {
                     job.rec.state = State::Downloaded;
                     job.rec.output_bytes = Some(bytes);
                     job.save().await?;
-                    tracing::info!(job = %job.rec.id, file = %job.rec.image, bytes, "downloaded");
+                    tracing::info!(job = %job.rec.id, file = %job.rec.source.name, bytes, "downloaded");
                     return Ok(());
                 }
                 Err(DownloadError::Expired(status)) => {
@@ -452,6 +454,7 @@ impl Backend for Runway {
 
     fn limits(&self) -> Limits {
         Limits {
+            catalog: Catalog::Runway,
             max_bytes: Some(UPLOAD_MAX),
             max_pixels: crate::media::MAX_DECODE_PIXELS,
         }

@@ -24,8 +24,8 @@ proptest! {
         let text: String = keys.iter().zip(values.iter()).map(|(k, v)| format!("{k}: {v}\n")).collect();
         if let Ok(sc) = job::parse_sidecar(&text) {
             let img = ImageInfo { format: ImageFormat::Png, width: 640, height: 480 };
-            let _ = JobSpec::build(&config::Defaults::default(), &sc, &img, false);
-            let _ = JobSpec::build(&config::Defaults::default(), &sc, &img, true);
+            let _ = JobSpec::build(&config::Defaults::default(), &sc, &img, models::Catalog::Runway);
+            let _ = JobSpec::build(&config::Defaults::default(), &sc, &img, models::Catalog::Local);
         }
     }
 
@@ -51,9 +51,9 @@ proptest! {
     ) {
         let ids = models::image_models();
         let model = models::find(ids[model_i % ids.len()]).unwrap();
-        let i2v = model.image_to_video.unwrap();
+        let i2v = model.rules(models::Endpoint::ImageToVideo).unwrap();
         let ratio = i2v.ratios.map(|r| r[ratio_i % r.len()]);
-        let duration = match i2v.durations {
+        let duration = match i2v.durations.unwrap() {
             models::Durations::Range(lo, hi) => lo + duration_pick % (hi - lo + 1),
             models::Durations::Values(v) => v[duration_pick as usize % v.len()],
         };
@@ -69,7 +69,7 @@ proptest! {
         }
         let sc: Sidecar = job::parse_sidecar(&yaml).unwrap();
         let img = ImageInfo { format: ImageFormat::Jpeg, width: w, height: h };
-        let spec = JobSpec::build(&config::Defaults::default(), &sc, &img, false).unwrap();
+        let spec = JobSpec::build(&config::Defaults::default(), &sc, &img, models::Catalog::Runway).unwrap();
         prop_assert_eq!(&spec.model, model.id);
         prop_assert_eq!(&spec.prompt, prompt.trim());
         prop_assert_eq!(spec.ratio.as_deref(), ratio);

@@ -3,20 +3,23 @@
 //! API. Whatever happens, every image ends in `done/` exactly once, nothing is left behind, and a task
 //! is created again only where a kill hit the create request's window (which `result.json` records).
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use base64::Engine as _;
-use common::*;
 
 fn config(url: &str) -> String {
-    format!(
-        "runway:\n  base_url: {url}\n  poll_interval: 40ms\n  retry_min: 20ms\n  retry_max: 200ms\n  max_in_flight: 3\n\
-         watch:\n  settle: 40ms\n  sidecar_wait: 20ms\n  rescan: 300ms\n  lease: 2s\n"
-    )
+    TestConfig::new(url)
+        .runway("poll_interval", "40ms")
+        .runway("retry_max", "200ms")
+        .runway("max_in_flight", "3")
+        .watch("settle", "40ms")
+        .watch("sidecar_wait", "20ms")
+        .watch("rescan", "300ms")
+        .watch("lease", "2s")
+        .yaml()
 }
 
 /// States of the jobs in `processing/` right now.

@@ -1,12 +1,10 @@
 //! Intake under `watch`: slow writers, late and changing sidecars, OS events and the polling
 //! watcher, each against the fake Runway API with a real watcher on a temp folder.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use base64::Engine as _;
-use common::*;
 
 async fn wait_for(studio: &Studio, rel: &str, limit: Duration) {
     let t0 = Instant::now();
@@ -20,10 +18,12 @@ async fn wait_for(studio: &Studio, rel: &str, limit: Duration) {
     }
 }
 
-fn config(url: &str, watch: &str) -> String {
-    format!(
-        "runway:\n  base_url: {url}\n  poll_interval: 30ms\n  retry_min: 20ms\n  retry_max: 300ms\n{watch}"
-    )
+/// The test config with these watch timings (`rescan: 1h`: only events and the watcher see files).
+fn config(url: &str, settle: &str, sidecar_wait: &str) -> TestConfig {
+    TestConfig::new(url)
+        .watch("settle", settle)
+        .watch("sidecar_wait", sidecar_wait)
+        .watch("rescan", "1h")
 }
 
 fn sent_image(fake: &FakeRunway, i: usize) -> Vec<u8> {
@@ -40,10 +40,7 @@ fn sent_image(fake: &FakeRunway, i: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_writer_is_waited_for_and_its_file_taken_once_intact() {
     let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&config(
-        &fake.url,
-        "watch:\n  settle: 300ms\n  sidecar_wait: 10ms\n  rescan: 1h\n",
-    ));
+    let studio = Studio::new(&config(&fake.url, "300ms", "10ms").yaml());
     let w = Watching::start(&studio);
     let image = png_bytes(100, 60);
     let path = studio.path("inbox/slow.png");
@@ -72,10 +69,7 @@ async fn a_slow_writer_is_waited_for_and_its_file_taken_once_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_sidecar_is_paired_and_a_changing_one_restarts_the_wait() {
     let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&config(
-        &fake.url,
-        "watch:\n  settle: 200ms\n  sidecar_wait: 400ms\n  rescan: 1h\n",
-    ));
+    let studio = Studio::new(&config(&fake.url, "200ms", "400ms").yaml());
     let w = Watching::start(&studio);
     // Late: the sidecar lands 250 ms after the image (inside settle + sidecar_wait).
     studio.put("inbox/late.png", &png_bytes(20, 20));
@@ -103,28 +97,31 @@ async fn a_late_sidecar_is_paired_and_a_changing_one_restarts_the_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn os_events_and_the_polling_watcher_both_notice_new_files() {
-    for watch in [
-        "watch:\n  settle: 50ms\n  sidecar_wait: 10ms\n  rescan: 1h\n",
-        "watch:\n  settle: 50ms\n  sidecar_wait: 10ms\n  rescan: 1h\n  poll: 50ms\n",
-    ] {
+    for poll in [None, Some("50ms")] {
         let fake = FakeRunway::start(Switches::default()).await;
-        let studio = Studio::new(&config(&fake.url, watch));
+        let mut watch = config(&fake.url, "50ms", "10ms");
+        if let Some(poll) = poll {
+            watch = watch.watch("poll", poll);
+        }
+        let studio = Studio::new(&watch.yaml());
         let w = Watching::start(&studio);
         tokio::time::sleep(Duration::from_millis(150)).await;
         // Arrives after the start scan; the rescan is an hour away: only the watcher can see it.
         studio.put("inbox/new.png", &png_bytes(10, 10));
         wait_for(&studio, "done/new.mp4", Duration::from_secs(10)).await;
-        assert_eq!(w.stop().await.succeeded, 1, "{watch}");
+        assert_eq!(w.stop().await.succeeded, 1, "poll: {poll:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_without_events_still_waits_for_a_slow_writer() {
     let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&config(
-        &fake.url,
-        "watch:\n  settle: 300ms\n  sidecar_wait: 10ms\n",
-    ));
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .watch("settle", "300ms")
+            .watch("sidecar_wait", "10ms")
+            .yaml(),
+    );
     // Its size header is near the end: a look at a partial copy could not even read the size.
     let image = jpeg_with_metadata(640, 480);
     let path = studio.path("inbox/slow.jpg");

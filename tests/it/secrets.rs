@@ -2,11 +2,9 @@
 //! `result.json`, `error.txt` or `job.json` — including on the paths that handle refusals. Nor does
 //! an image's data URI appear in a log.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::support::*;
 
 fn run(root: &std::path::Path, key: &str, format: &str) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dropreel"))

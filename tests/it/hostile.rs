@@ -2,11 +2,9 @@
 //! empty and huge files, a decompression bomb, oversized and alias-bomb sidecars. The good files are
 //! done, each bad one fails with its reason or is left alone — and nothing stops or panics.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_names_links_and_bombs_neither_stop_nor_crash_anything() {

@@ -16,57 +16,16 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use tokio::sync::mpsc;
 use unicode_normalization::UnicodeNormalization as _;
 
-/// What a name in the inbox is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Image,
-    Sidecar,
-    Other,
-}
+use crate::source::Source;
 
-/// Names that belong to other programs (sync clients, OS metadata, downloads in progress): never
-/// touched. Matched case-insensitively.
-pub fn is_ignored(name: &str) -> bool {
-    let lower = name.to_lowercase();
-    lower.starts_with('.')
-        || lower.starts_with("~$")
-        || lower == "thumbs.db"
-        || lower == "desktop.ini"
-        || [
-            ".tmp",
-            ".part",
-            ".partial",
-            ".crdownload",
-            ".download",
-            ".!sync",
-        ]
-        .iter()
-        .any(|ext| lower.ends_with(ext))
-}
+mod names;
+mod watcher;
 
-/// Classifies a (not ignored) name by its extension.
-pub fn kind_of(name: &str) -> Kind {
-    let lower = name.to_lowercase();
-    let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
-    match ext {
-        e if crate::media::IMAGE_EXTENSIONS.contains(&e) => Kind::Image,
-        "yaml" | "yml" => Kind::Sidecar,
-        _ => Kind::Other,
-    }
-}
-
-fn stem_of(name: &str) -> &str {
-    name.rsplit_once('.').map_or(name, |(s, _)| s)
-}
-
-/// The key a stem pairs by: its NFC form, so `Café` typed on a Mac (decomposed) and elsewhere
-/// (composed) are one stem.
-pub fn stem_key(name: &str) -> String {
-    stem_of(name).nfc().collect()
-}
+use names::stem_of;
+pub use names::{Kind, held_by_writer, is_ignored, kind_of, stem_key};
+pub use watcher::{Watcher, watch};
 
 /// A file's identity for the stability check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +60,7 @@ struct Seen {
 /// An image that has settled, with its sidecar (if any), ready to be checked and claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ready {
-    pub image: String,
+    pub source: Source,
     pub image_stamp: Stamp,
     pub sidecar: Option<String>,
     pub sidecar_stamp: Option<Stamp>,
@@ -447,7 +406,7 @@ impl Inbox {
                     .checked_sub(seen.head_start)
                     .unwrap_or(seen.since),
                 Ready {
-                    image: name.clone(),
+                    source: Source::in_inbox(&name),
                     image_stamp: seen.stamp,
                     sidecar: sc.map(|(n, _)| n.clone()),
                     sidecar_stamp: sc.map(|(_, s)| s.stamp),
@@ -458,15 +417,18 @@ impl Inbox {
         for (_, r) in &ready {
             self.explain_unpaired(r);
         }
-        ready.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.image.cmp(&b.1.image)));
+        ready.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.source.name.cmp(&b.1.source.name))
+        });
         for (_, r) in &ready {
             tracing::debug!(
-                file = %r.image,
+                file = %r.source.name,
                 sidecar = r.sidecar.as_deref().unwrap_or("-"),
                 unchanged_for = ?r.unchanged_for,
                 "settled: ready to be checked"
             );
-            self.handed.insert(r.image.clone());
+            self.handed.insert(r.source.name.clone());
         }
         self.cache.set(None);
         ready.into_iter().map(|(_, r)| r).collect()
@@ -495,7 +457,7 @@ impl Inbox {
 
     /// Warns once about sidecars that look meant for `r`'s image but will not apply to it.
     fn explain_unpaired(&mut self, r: &Ready) {
-        let key = stem_key(&r.image);
+        let key = stem_key(&r.source.name);
         let mut notes: Vec<(String, String)> = Vec::new();
         if let (Some(used), Some(names)) = (&r.sidecar, self.sidecars.get(&key)) {
             for other in names.iter().filter(|n| *n != used) {
@@ -503,19 +465,19 @@ impl Inbox {
                     other.clone(),
                     format!(
                         "{used} is the sidecar of {}; delete one of the two",
-                        r.image
+                        r.source.name
                     ),
                 ));
             }
         }
         // `dog.png.yaml`: named after the whole file name.
-        if let Some(names) = self.sidecars.get(&r.image.nfc().collect::<String>()) {
+        if let Some(names) = self.sidecars.get(&r.source.name.nfc().collect::<String>()) {
             for n in names {
                 notes.push((
                     n.clone(),
                     format!(
                         "a sidecar is named after the image without its extension: rename it to {}.{}",
-                        stem_of(&r.image),
+                        stem_of(&r.source.name),
                         n.rsplit_once('.').map_or("yaml", |(_, e)| e)
                     ),
                 ));
@@ -530,8 +492,8 @@ impl Inbox {
                     n.clone(),
                     format!(
                         "it differs from {} in letter case only, so it does not pair; rename it to {}.{}",
-                        r.image,
-                        stem_of(&r.image),
+                        r.source.name,
+                        stem_of(&r.source.name),
                         n.rsplit_once('.').map_or("yaml", |(_, e)| e)
                     ),
                 ));
@@ -557,12 +519,12 @@ impl Inbox {
                 .ok()
                 .map(|m| Stamp::of(&m))
         };
-        if stamp(&r.image) != Some(r.image_stamp) {
+        if stamp(&r.source.name) != Some(r.image_stamp) {
             return false;
         }
         match &r.sidecar {
             Some(sc) => stamp(sc) == r.sidecar_stamp,
-            None => self.sidecar_for(&r.image).is_none(),
+            None => self.sidecar_for(&r.source.name).is_none(),
         }
     }
 
@@ -593,107 +555,9 @@ fn not_a_file(ft: fs::FileType) -> &'static str {
     }
 }
 
-/// A sharing or lock violation: another program has the file open for writing (Windows, SMB).
-pub fn held_by_writer(e: &std::io::Error) -> bool {
-    cfg!(windows) && matches!(e.raw_os_error(), Some(32 | 33))
-}
-
-/// Keeps the file-system watcher alive; events arrive as file names on the channel.
-pub struct Watcher {
-    _inner: Box<dyn notify::Watcher + Send>,
-}
-
-/// Starts watching `dir`: OS events, or a polling watcher every `poll`. When the OS refuses more
-/// watches (inotify's limit, reported as "No space left on device"), says so and polls instead.
-pub fn watch(
-    dir: &Path,
-    poll: Option<Duration>,
-    tx: mpsc::UnboundedSender<std::ffi::OsString>,
-) -> anyhow::Result<Watcher> {
-    use notify::{RecursiveMode, Watcher as _};
-    let handler = move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) => {
-            for p in ev.paths {
-                if let Some(name) = p.file_name() {
-                    // The receiver is gone only at shutdown.
-                    let _ = tx.send(name.to_os_string());
-                }
-            }
-        }
-        Err(e) => tracing::debug!(error = %e, "watcher error"),
-    };
-    let poll_watcher = |every: Duration, handler| -> anyhow::Result<Watcher> {
-        let cfg = notify::Config::default()
-            .with_poll_interval(every)
-            .with_compare_contents(false);
-        let mut w = notify::PollWatcher::new(handler, cfg)?;
-        w.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(Watcher {
-            _inner: Box::new(w),
-        })
-    };
-    if let Some(every) = poll {
-        tracing::info!(every = ?every, "watching inbox/ by polling (watch.poll)");
-        return poll_watcher(every, handler);
-    }
-    let native = notify::recommended_watcher(handler.clone()).and_then(|mut w| {
-        w.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(w)
-    });
-    match native {
-        Ok(w) => Ok(Watcher {
-            _inner: Box::new(w),
-        }),
-        Err(e) => {
-            let why = match &e.kind {
-                notify::ErrorKind::MaxFilesWatch => "the system's limit on watched folders is reached \
-                    (on Linux raise fs.inotify.max_user_watches, e.g. `sysctl fs.inotify.max_user_watches=524288`)"
-                    .to_string(),
-                notify::ErrorKind::Io(io) if matches!(io.raw_os_error(), Some(28 | 24)) => {
-                    "the system's limit on watched folders or open files is reached (the OS reports it as \
-                     \"no space left on device\"; on Linux raise fs.inotify.max_user_watches)"
-                        .to_string()
-                }
-                _ => e.to_string(),
-            };
-            tracing::warn!(
-                "cannot watch inbox/ for events: {why}. Falling back to polling every 2s"
-            );
-            poll_watcher(Duration::from_secs(2), handler)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ignore_rules() {
-        for n in [
-            ".DS_Store",
-            "._cat.png",
-            ".syncthing.cat.png.tmp",
-            ".cat.png.Xa1b2c",
-            "Thumbs.db",
-            "DESKTOP.INI",
-            "~$doc.png",
-            "cat.png.tmp",
-            "cat.PART",
-            "cat.partial",
-            "cat.crdownload",
-            "cat.download",
-            "cat.png.!sync",
-        ] {
-            assert!(is_ignored(n), "{n} must be ignored");
-        }
-        for n in ["cat.png", "cat.yaml", "part.png", "tmp.jpg"] {
-            assert!(!is_ignored(n), "{n} must not be ignored");
-        }
-        assert_eq!(kind_of("A.JPEG"), Kind::Image);
-        assert_eq!(kind_of("a.yml"), Kind::Sidecar);
-        assert_eq!(kind_of("notes.txt"), Kind::Other);
-    }
 
     #[test]
     fn a_backlog_already_quiet_on_the_file_systems_clock_is_taken_at_once() {
@@ -718,22 +582,28 @@ mod tests {
         assert_eq!(inbox.waiting(), 1);
     }
 
-    #[test]
-    fn image_waits_for_settle_and_sidecar_wait() {
+    // On a paused clock: the deadlines are exact, and no test time is spent waiting for them.
+    #[tokio::test(start_paused = true)]
+    async fn image_waits_for_settle_and_sidecar_wait() {
+        let ms = Duration::from_millis;
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("cat.png"), b"x").unwrap();
-        let mut inbox = Inbox::new(
-            d.path(),
-            Duration::from_millis(40),
-            Duration::from_millis(40),
-        );
+        let mut inbox = Inbox::new(d.path(), Duration::from_secs(2), Duration::from_secs(1));
         inbox.scan(None).unwrap();
-        assert!(inbox.take_ready().is_empty());
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(inbox.take_ready().is_empty(), "still waiting for a sidecar");
+        assert_eq!(inbox.next_deadline(), Some(Instant::now() + ms(3000)));
+        tokio::time::advance(ms(1999)).await;
+        assert!(inbox.take_ready().is_empty(), "not settled yet");
+        tokio::time::advance(ms(2)).await;
+        assert!(
+            inbox.take_ready().is_empty(),
+            "settled, still waiting for a sidecar"
+        );
+        // The sidecar arrives: both must settle; the image already has.
         fs::write(d.path().join("cat.yaml"), b"hi").unwrap();
         inbox.observe("cat.yaml");
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::advance(ms(1999)).await;
+        assert!(inbox.take_ready().is_empty(), "the sidecar has not settled");
+        tokio::time::advance(ms(2)).await;
         let r = inbox.take_ready();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].sidecar.as_deref(), Some("cat.yaml"));
@@ -741,5 +611,20 @@ mod tests {
         assert!(inbox.unchanged(&r[0]));
         fs::write(d.path().join("cat.yaml"), b"changed!").unwrap();
         assert!(!inbox.unchanged(&r[0]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_image_is_taken_after_settle_plus_sidecar_wait() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("dog.png"), b"x").unwrap();
+        let mut inbox = Inbox::new(d.path(), Duration::from_secs(2), Duration::from_secs(1));
+        inbox.scan(None).unwrap();
+        tokio::time::advance(Duration::from_millis(2999)).await;
+        assert!(inbox.take_ready().is_empty());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let r = inbox.take_ready();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].source.name, "dog.png");
+        assert_eq!(r[0].sidecar, None);
     }
 }

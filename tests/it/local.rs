@@ -2,9 +2,7 @@
 //! decoded (OpenH264's decoder), then checked for frame count, size, duration, content, direction
 //! and smoothness of the move.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 /// A PNG from a pixel function.
 fn png_from_fn(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {

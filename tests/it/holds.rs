@@ -2,18 +2,20 @@
 //! gone and back on the same port. No job goes to `failed/`; submission pauses with one log line that
 //! names the cause and the next try; `dropreel status` shows the hold; work resumes by itself.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 fn config(url: &str) -> String {
-    format!(
-        "runway:\n  base_url: {url}\n  poll_interval: 30ms\n  retry_min: 50ms\n  retry_max: 250ms\n  max_in_flight: 1\n\
-         watch:\n  settle: 30ms\n  sidecar_wait: 10ms\n  lease: 800ms\n"
-    )
+    TestConfig::new(url)
+        .runway("retry_min", "50ms")
+        .runway("retry_max", "250ms")
+        .runway("max_in_flight", "1")
+        .watch("settle", "30ms")
+        .watch("sidecar_wait", "10ms")
+        .watch("lease", "800ms")
+        .yaml()
 }
 
 fn status(root: &Path) -> String {

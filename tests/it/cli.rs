@@ -1,10 +1,8 @@
 //! The real `dropreel` binary: `init`, `status`, and the exit codes of `run`.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::*;
+use crate::support::*;
 
 fn dropreel(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dropreel"));

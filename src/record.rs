@@ -1,0 +1,202 @@
+//! A job's durable record, `processing/<id>/job.json`: where the job is in its life, what it was
+//! made from, what was sent and answered, why it failed, and how its delivery is going. Written
+//! atomically by the spool at every change; read back to resume after a stop or a crash.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{ImageInfo, JobKind, JobSpec};
+use crate::source::Source;
+use crate::spool::{now_rfc3339, split_name};
+
+/// Where a job is in its life. Persisted at every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Taken from the inbox; nothing sent yet.
+    Claimed,
+    /// The create request is (or was, at a crash) on the wire; its outcome may be unknown.
+    Submitting,
+    /// The server accepted the task; it is polled, never submitted again.
+    Submitted,
+    /// The task finished; its output is to be downloaded.
+    Succeeded,
+    /// The MP4 is safely in the job folder.
+    Downloaded,
+    /// The job ends in `failed/`.
+    Failed,
+}
+
+/// A move into `done/` or `failed/` in progress: the suffix is chosen once and persisted, so a crash
+/// midway finishes with the same names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub folder: String,
+    pub stem: String,
+}
+
+/// Why a job failed, in a designer's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it.
+    pub advice: String,
+    /// The server's own words, when the API refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+}
+
+/// `processing/<id>/job.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    /// The file the job was made from (its folder under inbox/ and its name).
+    #[serde(flatten)]
+    pub source: Source,
+    /// What the job makes a video from.
+    #[serde(default)]
+    pub kind: JobKind,
+    #[serde(default)]
+    pub sidecar: Option<String>,
+    pub info: ImageInfo,
+    pub spec: JobSpec,
+    pub backend: String,
+    pub state: State,
+    pub claimed_at: String,
+    #[serde(default)]
+    pub submitted_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub task_id: Option<String>,
+    #[serde(default)]
+    pub task_status: Option<String>,
+    #[serde(default)]
+    pub progress: Option<f64>,
+    #[serde(default)]
+    pub output_urls: Vec<String>,
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    /// A `runway://` upload of the image and when it was made (unix seconds); valid 24 h.
+    #[serde(default)]
+    pub upload_uri: Option<String>,
+    #[serde(default)]
+    pub upload_at: Option<u64>,
+    /// Create requests sent for this job (a retried task failure sends another).
+    #[serde(default)]
+    pub submissions: u32,
+    /// Create requests whose outcome was unknown (crash or lost answer): each may have created a task
+    /// that was never seen, so the job may have been charged more than once.
+    #[serde(default)]
+    pub uncertain_submissions: u32,
+    /// Transient faults spent from the retry budget.
+    #[serde(default)]
+    pub transient_faults: u32,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+    /// What the local renderer made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderInfo>,
+    /// SHA-256 of the image as the job started working on it (before anything was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
+    /// Set at delivery when the image's bytes differ from `source_sha256`: its writer went on
+    /// writing after the claim, so the video was made from other bytes than `done/` holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_changed: bool,
+}
+
+impl JobRecord {
+    /// A job just claimed (state `claimed`, nothing sent yet).
+    pub fn new(
+        id: String,
+        source: Source,
+        sidecar: Option<String>,
+        info: ImageInfo,
+        spec: JobSpec,
+        backend: &str,
+    ) -> JobRecord {
+        JobRecord {
+            id,
+            source,
+            kind: JobKind::default(),
+            sidecar,
+            info,
+            spec,
+            backend: backend.to_string(),
+            state: State::Claimed,
+            claimed_at: now_rfc3339(),
+            submitted_at: None,
+            finished_at: None,
+            task_id: None,
+            task_status: None,
+            progress: None,
+            output_urls: Vec::new(),
+            output_bytes: None,
+            upload_uri: None,
+            upload_at: None,
+            submissions: 0,
+            uncertain_submissions: 0,
+            transient_faults: 0,
+            failure: None,
+            delivery: None,
+            render: None,
+            source_sha256: None,
+            source_changed: false,
+        }
+    }
+
+    /// A bad input, failed before any work (its job task moves it to `failed/`).
+    pub fn failed_at_once(
+        id: String,
+        source: Source,
+        sidecar: Option<String>,
+        backend: &str,
+        failure: Failure,
+    ) -> JobRecord {
+        let mut rec = JobRecord::new(
+            id,
+            source,
+            sidecar,
+            ImageInfo::UNKNOWN,
+            JobSpec::default(),
+            backend,
+        );
+        rec.state = State::Failed;
+        rec.failure = Some(failure);
+        rec
+    }
+}
+
+/// The local renderer's report of one clip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderInfo {
+    pub motion: String,
+    pub zoom: f64,
+    pub fps: u32,
+    pub frames: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Target bitrate of the H.264 stream, bits per second.
+    pub bitrate: u32,
+    /// Wall time of decoding, rendering and encoding.
+    pub encode_seconds: f64,
+}
+
+impl JobRecord {
+    /// Why the job failed, as recorded (or a plain note when a crash lost the reason).
+    pub fn failure_or_default(&self) -> Failure {
+        self.failure.clone().unwrap_or(Failure {
+            message: "the job had failed before dropreel stopped".into(),
+            advice: "move the image back into inbox/ to try again".into(),
+            api: None,
+        })
+    }
+
+    /// The image's name without its extension.
+    pub fn stem(&self) -> &str {
+        split_name(&self.source.name).0
+    }
+}

@@ -1,0 +1,10 @@
+//! Test support for dropreel, shared by its integration tests and its benchmarks (a dev-only crate,
+//! never shipped): the fake Runway API, image makers and studios in temp folders.
+
+pub mod fake_api;
+pub mod images;
+pub mod studio;
+
+pub use fake_api::*;
+pub use images::*;
+pub use studio::*;

@@ -1,0 +1,14 @@
+//! dropreel's integration tests, as one test binary (one link, shared support): the real pipeline
+//! in process and the real binary, against the fake Runway API, in temp folders.
+
+mod support;
+
+mod cli;
+mod fuzz;
+mod holds;
+mod hostile;
+mod intake;
+mod local;
+mod pipeline;
+mod reliability;
+mod secrets;

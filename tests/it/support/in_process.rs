@@ -1,0 +1,81 @@
+//! The pipeline in this process: `run` to completion on a studio, or a `watch` to stop later.
+
+use std::time::Duration;
+
+use dropreel::config::{Env, Settings};
+use dropreel::pipeline::{self, Mode, Summary};
+use dropreel_testkit::{KEY, Studio};
+
+/// Runs the real pipeline on a studio.
+pub trait InProcess {
+    fn settings(&self, key: &str) -> Settings;
+    /// `dropreel run` in process, with the given key; fails the test after `limit`.
+    fn run_with_key(&self, key: &str, limit: Duration) -> impl Future<Output = Summary>;
+    /// `dropreel run` in process with the test key.
+    fn run(&self) -> impl Future<Output = Summary>;
+    /// `dropreel run` in process with the local renderer (no key).
+    fn run_local(&self) -> impl Future<Output = Summary>;
+}
+
+impl InProcess for Studio {
+    fn settings(&self, key: &str) -> Settings {
+        let env = Env::from_pairs([("RUNWAYML_API_SECRET", key)]);
+        Settings::load(self.root(), None, &env).unwrap()
+    }
+
+    async fn run_with_key(&self, key: &str, limit: Duration) -> Summary {
+        let settings = self.settings(key);
+        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
+        tokio::time::timeout(
+            limit,
+            pipeline::run(&settings, backend, Mode::Run, std::future::pending()),
+        )
+        .await
+        .expect("run did not finish in time")
+        .unwrap()
+    }
+
+    async fn run(&self) -> Summary {
+        self.run_with_key(KEY, Duration::from_secs(30)).await
+    }
+
+    async fn run_local(&self) -> Summary {
+        let env = Env::from_pairs([]);
+        let settings = Settings::load(self.root(), None, &env).unwrap();
+        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            pipeline::run(&settings, backend, Mode::Run, std::future::pending()),
+        )
+        .await
+        .expect("run did not finish in time")
+        .unwrap()
+    }
+}
+
+/// A running `watch`; `stop()` ends it and returns its summary.
+pub struct Watching {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Summary>,
+}
+
+impl Watching {
+    pub fn start(studio: &Studio) -> Watching {
+        let settings = studio.settings(KEY);
+        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            pipeline::run(&settings, backend, Mode::Watch, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap()
+        });
+        Watching { stop, task }
+    }
+
+    pub async fn stop(self) -> Summary {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap()
+    }
+}

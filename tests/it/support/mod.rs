@@ -1,0 +1,11 @@
+//! Support for the integration tests: the dev-only `dropreel-testkit` (fake Runway API, image
+//! makers, studios), plus what needs dropreel itself or the binary under test.
+
+mod in_process;
+mod process;
+mod video;
+
+pub use dropreel_testkit::*;
+pub use in_process::*;
+pub use process::*;
+pub use video::*;

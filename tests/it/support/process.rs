@@ -1,0 +1,102 @@
+//! The real binary as a service: start it, stop it with a signal, wait for it and read its stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dropreel_testkit::KEY;
+
+/// The binary under test.
+pub fn dropreel_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dropreel"))
+}
+
+pub fn spawn_watch(root: &Path) -> Child {
+    Command::new(dropreel_bin())
+        .args(["watch", root.to_str().unwrap(), "--log-format", "json"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .env_remove("RUNWAY_API_KEY")
+        .env_remove("RUNWAYML_BASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+pub fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits for the child to exit; its exit code and stderr.
+pub async fn wait_exit(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code(), err);
+        }
+        if t0.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("dropreel did not exit within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every file under the studio, as paths relative to it.
+pub fn all_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in ["inbox", "processing", "done", "failed"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().filter_map(Result::ok) {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(
+                        e.path()
+                            .strip_prefix(root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Waits until the instance has started (its status file is in `processing/`).
+pub async fn wait_started(root: &Path, child: &Child) {
+    let t0 = Instant::now();
+    loop {
+        let files = all_files(root);
+        let started = files.iter().any(|f| {
+            f.starts_with("processing/.instance-")
+                && std::fs::read_to_string(root.join(f))
+                    .is_ok_and(|t| t.contains(&format!("\"pid\": {}", child.id())))
+        });
+        if started {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dropreel did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
