@@ -94,18 +94,23 @@ fn wait(mut child: Child, t0: Instant) -> f64 {
     t0.elapsed().as_secs_f64()
 }
 
+/// The fake API of section 1: `conc` tasks at once, 2 s each, no pending time.
+async fn two_second_tasks(conc: usize) -> FakeRunway {
+    FakeRunway::start(Switches {
+        concurrency: conc,
+        pending_time: Duration::ZERO,
+        task_time: Duration::from_secs(2),
+        ..Switches::default()
+    })
+    .await
+}
+
 /// Section 1, makespan: N images, server concurrency `conc`, task time 2 s; ideal ÷ measured.
 async fn makespan(runs: usize, n: usize, conc: usize) -> (f64, f64) {
     let mut effs = Vec::new();
     let mut calls = Vec::new();
     for _ in 0..runs {
-        let fake = FakeRunway::start(Switches {
-            concurrency: conc,
-            pending_time: Duration::ZERO,
-            task_time: Duration::from_secs(2),
-            ..Switches::default()
-        })
-        .await;
+        let fake = two_second_tasks(conc).await;
         let studio = Studio::new(&config(&fake.url, conc, ""));
         put_images(&studio, n);
         // Files are quiet before the start, as a backlog is.
@@ -381,13 +386,7 @@ async fn main() {
         let (eff, calls) = makespan(runs, 40, conc).await;
         let naive_eff = if conc == 2 {
             // The sequential script on 12 of the images (its efficiency does not depend on N).
-            let fake = FakeRunway::start(Switches {
-                concurrency: conc,
-                pending_time: Duration::ZERO,
-                task_time: Duration::from_secs(2),
-                ..Switches::default()
-            })
-            .await;
+            let fake = two_second_tasks(conc).await;
             let dir = tempfile::tempdir().unwrap();
             let imgs: Vec<Vec<u8>> = (0..12).map(|i| png_bytes(5 + i, 5)).collect();
             let (took, _) = naive(&fake, &imgs, dir.path()).await;

@@ -2,14 +2,18 @@
 //! moving the results into `done/` and bad inputs into `failed/` with a plain explanation.
 //!
 //! # Layout
-//! One file's journey: [`intake`] (is the file complete? which sidecar?) → [`job`] (what to generate,
-//! checked against [`models`]) → [`spool`] (claim into `processing/`, durable state, [`lease`]s
-//! between instances) → [`backend`] (Runway: submit, poll, download; or the local renderer) →
-//! [`spool`] again (deliver to `done/` or fail to `failed/`, with the
-//! files from [`report`]). [`pipeline`] drives it all; [`config`] is `dropreel.yaml` and the
-//! environment; [`status`] reads a studio for `dropreel status`, with what each running
-//! instance writes in its [`instance`] file; [`demo`] holds the example
+//! One file's journey: [`intake`] (is the file complete? which sidecar?) hands out a [`source`] →
+//! [`admit`] checks it with no slot taken ([`media`] for the bytes, [`job`] and [`sidecar`] for what
+//! to generate, checked against [`models`]) and claims it into `processing/` ([`spool`], durable
+//! [`record`]s, [`lease`]s between instances) → [`jobs`] runs one task per job: the [`backend`]
+//! produces the MP4 (Runway: submit, poll, download; or the local renderer), then the job is
+//! delivered to `done/` or failed to `failed/`, with the files from [`report`]. [`pipeline`] is the
+//! event loop that drives it all, [`recover`] takes over jobs a stop or a crash left, [`follow`]
+//! applies edits of `dropreel.yaml` ([`config`]); [`status`] reads a studio for `dropreel status`,
+//! with what each running instance writes in its [`instance`] file; [`demo`] holds the example
 //! images of `--examples`.
+// Library code handles its errors; tests and examples may unwrap (the shared lint rules are in
+// Cargo.toml).
 #![warn(clippy::unwrap_used)]
 
 pub mod admit;

@@ -4,6 +4,8 @@
 //!
 //! Source: the official SDK's request schema (runwayml/sdk-python 5.13.0) and Runway's docs. Every job
 //! is validated against this table before any request is sent, so a typo costs nothing.
+//!
+//! (Over 600 lines because most of it is that table: thirteen models, each endpoint's rules.)
 
 use serde::{Deserialize, Serialize};
 
@@ -167,6 +169,43 @@ const SEEDANCE_FULL: &[&str] = &[
 const SEEDANCE_720: &[&str] = &[
     "992:432", "864:496", "752:560", "640:640", "560:752", "496:864", "1470:630", "1280:720",
     "1112:834", "960:960", "834:1112", "720:1280",
+];
+
+/// seedance2_fast and seedance2_mini: the fields of seedance2, at 480p/720p ratios only.
+const SEEDANCE_720_ENDPOINTS: &[(Endpoint, Rules)] = &[
+    (
+        Endpoint::ImageToVideo,
+        Rules {
+            ratios: Some(SEEDANCE_720),
+            durations: Some(Durations::Range(1, 15)),
+            prompt_required: false,
+            prompt_max: Some(3500),
+            seed: false,
+            last_frame: true,
+        },
+    ),
+    (
+        Endpoint::TextToVideo,
+        Rules {
+            ratios: Some(SEEDANCE_720),
+            durations: Some(Durations::Range(1, 15)),
+            prompt_required: true,
+            prompt_max: Some(3500),
+            seed: false,
+            last_frame: false,
+        },
+    ),
+    (
+        Endpoint::VideoToVideo,
+        Rules {
+            ratios: Some(SEEDANCE_720),
+            durations: Some(Durations::Range(1, 15)),
+            prompt_required: false,
+            prompt_max: Some(3500),
+            seed: false,
+            last_frame: false,
+        },
+    ),
 ];
 
 /// Seed range the API documents (the SDK types a bare int).
@@ -354,81 +393,13 @@ pub static MODELS: &[Model] = &[
         id: "seedance2_fast",
         legacy: false,
         credits_per_second: None,
-        endpoints: &[
-            (
-                Endpoint::ImageToVideo,
-                Rules {
-                    ratios: Some(SEEDANCE_720),
-                    durations: Some(Durations::Range(1, 15)),
-                    prompt_required: false,
-                    prompt_max: Some(3500),
-                    seed: false,
-                    last_frame: true,
-                },
-            ),
-            (
-                Endpoint::TextToVideo,
-                Rules {
-                    ratios: Some(SEEDANCE_720),
-                    durations: Some(Durations::Range(1, 15)),
-                    prompt_required: true,
-                    prompt_max: Some(3500),
-                    seed: false,
-                    last_frame: false,
-                },
-            ),
-            (
-                Endpoint::VideoToVideo,
-                Rules {
-                    ratios: Some(SEEDANCE_720),
-                    durations: Some(Durations::Range(1, 15)),
-                    prompt_required: false,
-                    prompt_max: Some(3500),
-                    seed: false,
-                    last_frame: false,
-                },
-            ),
-        ],
+        endpoints: SEEDANCE_720_ENDPOINTS,
     },
     Model {
         id: "seedance2_mini",
         legacy: false,
         credits_per_second: None,
-        endpoints: &[
-            (
-                Endpoint::ImageToVideo,
-                Rules {
-                    ratios: Some(SEEDANCE_720),
-                    durations: Some(Durations::Range(1, 15)),
-                    prompt_required: false,
-                    prompt_max: Some(3500),
-                    seed: false,
-                    last_frame: true,
-                },
-            ),
-            (
-                Endpoint::TextToVideo,
-                Rules {
-                    ratios: Some(SEEDANCE_720),
-                    durations: Some(Durations::Range(1, 15)),
-                    prompt_required: true,
-                    prompt_max: Some(3500),
-                    seed: false,
-                    last_frame: false,
-                },
-            ),
-            (
-                Endpoint::VideoToVideo,
-                Rules {
-                    ratios: Some(SEEDANCE_720),
-                    durations: Some(Durations::Range(1, 15)),
-                    prompt_required: false,
-                    prompt_max: Some(3500),
-                    seed: false,
-                    last_frame: false,
-                },
-            ),
-        ],
+        endpoints: SEEDANCE_720_ENDPOINTS,
     },
     Model {
         id: "happyhorse_1_0",

@@ -2,6 +2,9 @@
 //! real one (auth, version header, every field of a create body per model, uploads), runs tasks
 //! with a server-side concurrency limit and THROTTLED queueing, and has a switch for every fault
 //! (429s, 5xx, task failures, expired or cut downloads, a wrong key, lost answers).
+//!
+//! (Over 600 lines: one handler per endpoint and the per-model request validation, which must stay
+//! as strict as the real API's for the tests to mean anything.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -169,3 +169,25 @@ pub fn logs() {
             .try_init();
     });
 }
+
+/// Completes when `cond` holds (looked at every 5 ms); fails the test after `limit`, saying `what`
+/// it waited for and the caller's line.
+#[track_caller]
+pub fn until(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> impl Future<Output = ()> {
+    let at = std::panic::Location::caller();
+    let what = what.to_string();
+    async move {
+        let t0 = Instant::now();
+        while !cond() {
+            assert!(
+                t0.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what} (at {at})"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! names the cause and the next try; `dropreel status` shows the hold; work resumes by itself.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -26,12 +26,16 @@ fn status(root: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Waits until the three jobs are in done/, stops the instance, and returns its logs.
+async fn all_three_done_then_stop(studio: &Studio, child: std::process::Child) -> String {
+    until("all videos", Duration::from_secs(20), || {
+        studio.list("done").len() == 9
+    })
+    .await;
+    sigterm(&child);
+    let (code, logs) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{logs}");
+    logs
 }
 
 /// The log lines (JSON) that announce a pause.
@@ -106,13 +110,7 @@ async fn a_used_up_quota_is_waited_out_never_earlier_than_retry_after() {
         studio.put(&format!("inbox/q{i}.png"), &png_bytes(8 + i, 8));
     }
     let child = spawn_watch(studio.root());
-    until("all videos", Duration::from_secs(20), || {
-        studio.list("done").len() == 9
-    })
-    .await;
-    sigterm(&child);
-    let (code, logs) = wait_exit(child, Duration::from_secs(10)).await;
-    assert_eq!(code, Some(0));
+    let logs = all_three_done_then_stop(&studio, child).await;
     assert!(studio.list("failed").is_empty());
     assert_eq!(fake.created().len(), 3);
     let creates: Vec<_> = fake
@@ -153,13 +151,7 @@ async fn an_unreachable_api_host_is_waited_for_and_work_resumes_when_it_returns(
     assert!(studio.list("done").is_empty());
     // The host comes back on the same port.
     fake.restart().await;
-    until("all videos", Duration::from_secs(20), || {
-        studio.list("done").len() == 9
-    })
-    .await;
-    sigterm(&child);
-    let (code, logs) = wait_exit(child, Duration::from_secs(10)).await;
-    assert_eq!(code, Some(0));
+    let logs = all_three_done_then_stop(&studio, child).await;
     assert_eq!(pause_lines(&logs).len(), 1, "{logs}");
     assert!(logs.contains("cannot be reached"), "{logs}");
     assert_eq!(fake.created().len(), 3);

@@ -6,18 +6,6 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use base64::Engine as _;
 
-async fn wait_for(studio: &Studio, rel: &str, limit: Duration) {
-    let t0 = Instant::now();
-    while !studio.path(rel).exists() {
-        assert!(
-            t0.elapsed() < limit,
-            "{rel} did not appear; done/ = {:?}",
-            studio.list("done")
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The test config with these watch timings (`rescan: 1h`: only events and the watcher see files).
 fn config(url: &str, settle: &str, sidecar_wait: &str) -> TestConfig {
     TestConfig::new(url)
@@ -58,7 +46,9 @@ async fn a_slow_writer_is_waited_for_and_its_file_taken_once_intact() {
         }
     });
     writer.join().unwrap();
-    wait_for(&studio, "done/slow.mp4", Duration::from_secs(10)).await;
+    studio
+        .appears("done/slow.mp4", Duration::from_secs(10))
+        .await;
     let summary = w.stop().await;
     assert_eq!(summary.succeeded, 1);
     assert_eq!(fake.created().len(), 1, "taken once");
@@ -82,8 +72,12 @@ async fn a_late_sidecar_is_paired_and_a_changing_one_restarts_the_wait() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     studio.put("inbox/edit.yaml", b"final prompt\n");
-    wait_for(&studio, "done/late.mp4", Duration::from_secs(10)).await;
-    wait_for(&studio, "done/edit.mp4", Duration::from_secs(10)).await;
+    studio
+        .appears("done/late.mp4", Duration::from_secs(10))
+        .await;
+    studio
+        .appears("done/edit.mp4", Duration::from_secs(10))
+        .await;
     w.stop().await;
     let prompts = fake.prompts();
     assert_eq!(prompts.len(), 2, "{prompts:?}");
@@ -108,7 +102,9 @@ async fn os_events_and_the_polling_watcher_both_notice_new_files() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         // Arrives after the start scan; the rescan is an hour away: only the watcher can see it.
         studio.put("inbox/new.png", &png_bytes(10, 10));
-        wait_for(&studio, "done/new.mp4", Duration::from_secs(10)).await;
+        studio
+            .appears("done/new.mp4", Duration::from_secs(10))
+            .await;
         assert_eq!(w.stop().await.succeeded, 1, "poll: {poll:?}");
     }
 }
@@ -179,7 +175,7 @@ async fn watch_applies_an_edited_config_and_keeps_running_settings_on_a_bad_edit
     let studio = Studio::new(&cfg("first"));
     let w = Watching::start(&studio);
     studio.put("inbox/a.png", &png_bytes(8, 8));
-    wait_for(&studio, "done/a.mp4", Duration::from_secs(10)).await;
+    studio.appears("done/a.mp4", Duration::from_secs(10)).await;
 
     studio.put("dropreel.yaml", cfg("second").as_bytes());
     until_instance(&studio, "the edit was not applied", |v| {
@@ -187,7 +183,7 @@ async fn watch_applies_an_edited_config_and_keeps_running_settings_on_a_bad_edit
     })
     .await;
     studio.put("inbox/b.png", &png_bytes(9, 8));
-    wait_for(&studio, "done/b.mp4", Duration::from_secs(10)).await;
+    studio.appears("done/b.mp4", Duration::from_secs(10)).await;
 
     // A bad edit: the running settings stay, and status says why.
     studio.put("dropreel.yaml", b"defaults:\n  promt: typo\n");
@@ -207,7 +203,7 @@ async fn watch_applies_an_edited_config_and_keeps_running_settings_on_a_bad_edit
         "{shown}"
     );
     studio.put("inbox/c.png", &png_bytes(10, 8));
-    wait_for(&studio, "done/c.mp4", Duration::from_secs(10)).await;
+    studio.appears("done/c.mp4", Duration::from_secs(10)).await;
     w.stop().await;
 
     let prompts = fake.prompts();

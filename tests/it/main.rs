@@ -4,9 +4,11 @@
 mod support;
 
 mod cli;
+mod faults;
 mod fuzz;
 mod holds;
 mod hostile;
+mod inputs;
 mod intake;
 mod local;
 mod pipeline;

@@ -200,16 +200,14 @@ async fn sigterm_stops_within_the_grace_and_the_next_start_polls_instead_of_resu
     let studio = Studio::new(&config(&fake.url));
     let by_bytes = put_images(&studio, 3);
     let child = spawn_watch(studio.root());
-    let t0 = Instant::now();
-    while states(studio.root())
-        .iter()
-        .filter(|s| *s == "submitted")
-        .count()
-        < 3
-    {
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("three submitted jobs", Duration::from_secs(10), || {
+        states(studio.root())
+            .iter()
+            .filter(|s| *s == "submitted")
+            .count()
+            >= 3
+    })
+    .await;
     let stop = Instant::now();
     sigterm(&child);
     let (code, logs) = wait_exit(child, Duration::from_secs(10)).await;
@@ -288,11 +286,10 @@ async fn a_job_left_by_a_dead_instance_is_resumed_by_a_live_one() {
     let by_bytes = put_images(&studio, 3);
     // A takes all the work and submits it.
     let mut a = spawn_watch(studio.root());
-    let t0 = Instant::now();
-    while fake.created_images().len() < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("A's three submissions", Duration::from_secs(10), || {
+        fake.created_images().len() >= 3
+    })
+    .await;
     // B starts beside it: A's jobs are leased by a live instance, so B leaves them alone…
     let b = spawn_watch(studio.root());
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -3,9 +3,11 @@
 
 mod in_process;
 mod process;
+mod requests;
 mod video;
 
 pub use dropreel_testkit::*;
 pub use in_process::*;
 pub use process::*;
+pub use requests::*;
 pub use video::*;
