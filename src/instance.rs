@@ -116,7 +116,7 @@ impl Writer {
         self.file.updated = spool::now_rfc3339();
         self.file.jobs = jobs;
         self.file.hold = hold.map(|h| HoldShown {
-            cause: h.cause.describe().to_string(),
+            cause: h.describe(),
             detail: h.detail.clone(),
             next_try: humantime::format_rfc3339_seconds(h.until_wall).to_string(),
         });

@@ -156,6 +156,10 @@ pub async fn run<B: Backend>(
     let mut p = Pipeline::start(settings, backend, spool, mode)?;
     let slots = p.backend.slots().clone();
     let mut holds: Option<watch::Receiver<Option<HoldCause>>> = p.backend.gate().map(|g| g.watch());
+    // A job resumed at start may have tripped the gate before this subscription: look once anyway.
+    if let Some(h) = holds.as_mut() {
+        h.mark_changed();
+    }
     tokio::pin!(shutdown);
 
     loop {
@@ -371,7 +375,7 @@ impl<B: Backend> Pipeline<B> {
             && h.cause == HoldCause::Key
             && self.mode == Mode::Run
         {
-            let why = format!("{} ({})", h.cause.describe(), h.detail);
+            let why = format!("{} ({})", h.describe(), h.detail);
             tracing::error!("{why}. Every job stays where it is; fix the key and run again");
             self.summary.key_refused = Some(why);
             return Flow::Stop;

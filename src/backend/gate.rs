@@ -25,16 +25,39 @@ pub enum HoldCause {
     Outage,
 }
 
+/// The service a gate guards, as its messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// "the Runway API".
+    pub name: &'static str,
+    /// Where its key is set: "RUNWAYML_API_SECRET".
+    pub key_variable: &'static str,
+}
+
 impl HoldCause {
-    pub fn describe(self) -> &'static str {
+    /// The cause in a designer's words, naming `service`.
+    pub fn describe(self, service: Service) -> String {
+        let name = service.name;
         match self {
-            HoldCause::Key => "the Runway API refused the API key (check RUNWAYML_API_SECRET)",
-            HoldCause::Quota => "Runway's rate limit or daily quota was reached (HTTP 429)",
-            HoldCause::Unreachable => {
-                "the Runway API cannot be reached (network down or host unreachable)"
+            HoldCause::Key => format!(
+                "{name} refused the API key (check {})",
+                service.key_variable
+            ),
+            HoldCause::Quota => {
+                format!("{name}'s rate limit or daily quota was reached (HTTP 429)")
             }
-            HoldCause::Outage => "the Runway API keeps failing with server errors",
+            HoldCause::Unreachable => {
+                format!("{name} cannot be reached (network down or host unreachable)")
+            }
+            HoldCause::Outage => format!("{name} keeps failing with server errors"),
         }
+    }
+}
+
+impl Hold {
+    /// The hold's cause in a designer's words.
+    pub fn describe(&self) -> String {
+        self.cause.describe(self.service)
     }
 }
 
@@ -42,6 +65,8 @@ impl HoldCause {
 #[derive(Debug, Clone)]
 pub struct Hold {
     pub cause: HoldCause,
+    /// The service paused.
+    pub service: Service,
     pub detail: String,
     pub until: Instant,
     pub until_wall: SystemTime,
@@ -63,6 +88,7 @@ pub struct Hold {
 /// may. And nothing passes before the time the server asked for, whatever else answers.
 #[derive(Debug)]
 pub struct Gate {
+    service: Service,
     hold: Mutex<Option<Hold>>,
     /// Counts trips; a request's stamp is its value when the request was sent.
     epoch: AtomicU64,
@@ -78,8 +104,9 @@ pub struct Gate {
 pub const OUTAGE_STREAK: usize = 3;
 
 impl Gate {
-    pub fn new(retry_min: Duration, retry_max: Duration) -> Gate {
+    pub fn new(service: Service, retry_min: Duration, retry_max: Duration) -> Gate {
         Gate {
+            service,
             hold: Mutex::new(None),
             epoch: AtomicU64::new(0),
             server_errors: AtomicUsize::new(0),
@@ -163,7 +190,7 @@ impl Gate {
         let lifted = guard.take();
         drop(guard);
         if let Some(h) = lifted {
-            tracing::info!(cause = ?h.cause, "Runway API answers again; submission resumes");
+            tracing::info!(cause = ?h.cause, "{} answers again; submission resumes", self.service.name);
             self.held.send_replace(None);
             self.changed.notify_waiters();
         }
@@ -202,13 +229,14 @@ impl Gate {
                 detail,
                 next_try = %next,
                 "Submission paused for all jobs: {}. Files wait; work resumes by itself when this clears.",
-                cause.describe()
+                cause.describe(self.service)
             );
         } else {
             tracing::debug!(cause = ?cause, detail, next_try = %next, strikes, "still paused");
         }
         *guard = Some(Hold {
             cause,
+            service: self.service,
             detail: detail.to_string(),
             until,
             until_wall,
@@ -230,9 +258,14 @@ impl Gate {
 mod tests {
     use super::*;
 
+    const TEST: Service = Service {
+        name: "the test API",
+        key_variable: "TEST_KEY",
+    };
+
     #[tokio::test(start_paused = true)]
     async fn gate_holds_until_the_time_then_lets_one_probe() {
-        let gate = Gate::new(Duration::from_millis(10), Duration::from_millis(100));
+        let gate = Gate::new(TEST, Duration::from_millis(10), Duration::from_millis(100));
         let cancel = CancellationToken::new();
         gate.trip(HoldCause::Quota, "429", Some(Duration::from_secs(3)));
         let t0 = Instant::now();
@@ -249,7 +282,7 @@ mod tests {
     // See: issue 9, item 1 — a create sent before a 429, answered after it, lifted the pause.
     #[tokio::test(start_paused = true)]
     async fn an_answer_to_a_request_sent_before_the_pause_does_not_lift_it() {
-        let gate = Gate::new(Duration::from_millis(10), Duration::from_millis(100));
+        let gate = Gate::new(TEST, Duration::from_millis(10), Duration::from_millis(100));
         let cancel = CancellationToken::new();
         let early = gate.pass(&cancel).await.unwrap();
         let other = gate.pass(&cancel).await.unwrap();
@@ -277,7 +310,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_fault_that_persists_is_probed_ever_less_often_up_to_the_cap() {
         let (min, max) = (Duration::from_secs(1), Duration::from_secs(8));
-        let gate = Gate::new(min, max);
+        let gate = Gate::new(TEST, min, max);
         let cancel = CancellationToken::new();
         let mut waits = Vec::new();
         for _ in 0..6 {

@@ -10,7 +10,7 @@ pub mod local;
 pub mod runway;
 mod slots;
 
-pub use gate::{Gate, Hold, HoldCause, OUTAGE_STREAK};
+pub use gate::{Gate, Hold, HoldCause, OUTAGE_STREAK, Service};
 pub use slots::{SlotGuard, Slots, Ticket};
 
 use std::future::Future;
@@ -161,7 +161,7 @@ impl JobCtx {
                     return Err(Stop::Failed(Failure {
                         message: format!("{step} kept failing: {error}"),
                         advice: format!(
-                            "dropreel retried {} times, then gave up. Runway may be having trouble: move the image \
+                            "dropreel retried {} times, then gave up. The API may be having trouble: move the image \
                              back into inbox/ to try again later",
                             self.retry.retries
                         ),

@@ -25,13 +25,18 @@ use faults::TaskFailure;
 use queue::Queue;
 use schedule::PollClock;
 
-use super::{Backend, Fault, Gate, JobCtx, Limits, SlotGuard, Slots, Stop};
+use super::{Backend, Fault, Gate, JobCtx, Limits, Service, SlotGuard, Slots, Stop};
 use crate::config::{RunwaySection, Settings};
 use crate::models::Catalog;
 use crate::spool::{self, Failure, OUTPUT_PART, State};
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
 const UPLOAD_REUSE_SECS: u64 = 23 * 3600;
+/// The service, as the gate's messages name it.
+const SERVICE: Service = Service {
+    name: "the Runway API",
+    key_variable: "RUNWAYML_API_SECRET",
+};
 /// Time a create request may still take to answer after a stop was asked for.
 const SUBMIT_GRACE: Duration = Duration::from_millis(1500);
 
@@ -65,7 +70,7 @@ impl Runway {
         Ok(Runway {
             api: Api::new(&cfg, key)?,
             slots: Slots::new(cfg.max_in_flight),
-            gate: Gate::new(cfg.retry_min, cfg.retry_max),
+            gate: Gate::new(SERVICE, cfg.retry_min, cfg.retry_max),
             queue: Queue::default(),
             cfg,
         })
