@@ -169,14 +169,20 @@ async fn expired_urls_and_cut_downloads_are_retried() {
     assert_eq!(fake.created().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_key_in_watch_pauses_then_resumes_when_fixed() {
+/// A fake API that knows another key than the one dropreel is given, and a studio on it.
+async fn with_a_key_the_api_refuses() -> (FakeRunway, Studio) {
     let fake = FakeRunway::start(Switches {
         key: "key_other".into(),
         ..Switches::default()
     })
     .await;
     let studio = Studio::new(&test_config(&fake.url, ""));
+    (fake, studio)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_in_watch_pauses_then_resumes_when_fixed() {
+    let (fake, studio) = with_a_key_the_api_refuses().await;
     studio.put("inbox/a.png", &png_bytes(8, 8));
     studio.put("inbox/b.png", &png_bytes(8, 8));
     let watching = Watching::start(&studio);
@@ -204,12 +210,7 @@ async fn wrong_key_in_watch_pauses_then_resumes_when_fixed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_key_in_run_stops_at_once_and_leaves_jobs_in_place() {
-    let fake = FakeRunway::start(Switches {
-        key: "key_other".into(),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let (fake, studio) = with_a_key_the_api_refuses().await;
     studio.put("inbox/a.png", &png_bytes(8, 8));
     let summary = studio.run().await;
     assert!(summary.key_refused.is_some());
