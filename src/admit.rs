@@ -1,6 +1,6 @@
-//! Admission: what turns a ready inbox file into a job. The checks that need no slot (the image's
-//! format, size and wholeness against the backend's [`Limits`], the sidecar, the spec against the
-//! catalog) and the claim into `processing/`. Bad input becomes a job failed from the start, so
+//! Admission: what turns a ready inbox file into a job. The checks that need no slot (the job's
+//! kind; an image's format, size and wholeness against the backend's [`Limits`], a text's
+//! encoding; the sidecar; the spec against the catalog) and the claim into `processing/`. Bad input becomes a job failed from the start, so
 //! it reaches `failed/` by the same route as every other failure.
 
 use std::time::Duration;
@@ -8,15 +8,26 @@ use std::time::Duration;
 use crate::backend::Limits;
 use crate::config::Settings;
 use crate::intake::{self, Ready};
-use crate::job::{self, ImageInfo, JobSpec, Sidecar};
+use crate::job::{self, ImageInfo, JobKind, JobSpec, Sidecar};
 use crate::spool::{Failure, JobRecord, Spool};
 
-/// A ready image that passed every check that needs no slot.
+/// A ready file that passed every check that needs no slot.
 pub struct Checked {
     pub ready: Ready,
+    pub admitted: Admitted,
+}
+
+/// What the checks found a job to be.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub kind: JobKind,
+    /// The image's format and size (unknown for a text job).
     pub info: ImageInfo,
     pub spec: JobSpec,
 }
+
+/// The largest text file taken as a prompt (a prompt is a paragraph, not a document).
+pub const MAX_TEXT_BYTES: u64 = 64 * 1024;
 
 /// Why a ready image is not checked out.
 pub enum NotYet {
@@ -54,7 +65,7 @@ pub fn check(
     limits: Limits,
     r: &Ready,
 ) -> Result<Checked, NotYet> {
-    let (info, spec) = check_files(
+    let admitted = check_files(
         &spool.inbox(),
         settings,
         limits,
@@ -63,20 +74,127 @@ pub fn check(
     )?;
     Ok(Checked {
         ready: r.clone(),
-        info,
-        spec,
+        admitted,
     })
 }
 
-/// Probes the image (format, size, wholeness), reads the sidecar and builds the spec, for files
-/// in `dir`.
+/// Checks a job file in `dir` by its kind (an image's content, a text's encoding), reads its
+/// sidecar and builds the spec.
 pub fn check_files(
     dir: &std::path::Path,
     settings: &Settings,
     limits: Limits,
-    image: &str,
+    name: &str,
     sidecar: Option<&str>,
-) -> Result<(ImageInfo, JobSpec), NotYet> {
+) -> Result<Admitted, NotYet> {
+    // The file itself first: one still being written waits, whatever its sidecar says.
+    let text = if intake::kind_of(name) == intake::Kind::Text {
+        Some(read_text(&dir.join(name), name)?)
+    } else {
+        None
+    };
+    let info = match text {
+        Some(_) => ImageInfo::UNKNOWN,
+        None => check_image(dir, limits, name)?,
+    };
+    let (sc, problems) = read_sidecar(dir, sidecar)?;
+    let defaults = &settings.config.defaults;
+    let (kind, input) = match &text {
+        Some(text) => (JobKind::Text, job::Input::Text(text)),
+        None => (
+            JobKind::Image { last_frame: None },
+            job::Input::Image(&info),
+        ),
+    };
+    let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
+    let spec = settle_spec(built, problems, sidecar)?;
+    Ok(Admitted { kind, info, spec })
+}
+
+/// The sidecar's settings and the problems found in it (a sidecar that cannot be read at all is
+/// a failure of its own).
+fn read_sidecar(
+    dir: &std::path::Path,
+    sidecar: Option<&str>,
+) -> Result<(Sidecar, Vec<String>), Failure> {
+    match sidecar {
+        Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
+            message: format!("the sidecar {sc} cannot be used: {why}"),
+            advice: format!("fix {sc} (or delete it to use the defaults)"),
+            api: None,
+        }),
+        None => Ok((Sidecar::default(), Vec::new())),
+    }
+}
+
+/// The spec, or one failure listing every problem of the sidecar and the spec.
+fn settle_spec(
+    built: Result<JobSpec, Vec<String>>,
+    mut problems: Vec<String>,
+    sidecar: Option<&str>,
+) -> Result<JobSpec, Failure> {
+    match built {
+        Ok(spec) if problems.is_empty() => return Ok(spec),
+        Ok(_) => {}
+        Err(more) => problems.extend(more),
+    }
+    Err(Failure {
+        message: job::join_problems(&problems),
+        advice: match sidecar {
+            Some(sc) => format!("change {sc} (or the defaults in dropreel.yaml)"),
+            None => {
+                "add a sidecar YAML beside the file, or change the defaults in dropreel.yaml".into()
+            }
+        },
+        api: None,
+    })
+}
+
+/// A text job's prompt: the file's text, which must be UTF-8 and at most [`MAX_TEXT_BYTES`].
+fn read_text(path: &std::path::Path, name: &str) -> Result<String, NotYet> {
+    let fail = |message: String, advice: &str| {
+        NotYet::Fail(Failure {
+            message,
+            advice: advice.into(),
+            api: None,
+        })
+    };
+    let bytes = match std::fs::File::open(path).and_then(|f| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_TEXT_BYTES + 1), &mut bytes)
+            .map(|_| bytes)
+    }) {
+        Ok(bytes) => bytes,
+        Err(e) if intake::held_by_writer(&e) => {
+            return Err(NotYet::Wait("another program still has it open".into()));
+        }
+        Err(e) => {
+            return Err(fail(
+                format!("{name} cannot be read: {e}"),
+                "check the file's permissions, or copy it into inbox/ again",
+            ));
+        }
+    };
+    if bytes.len() as u64 > MAX_TEXT_BYTES {
+        return Err(fail(
+            format!(
+                "{name} is over {} KB; a text job's file is its prompt, a paragraph at most",
+                MAX_TEXT_BYTES >> 10
+            ),
+            "keep only the prompt in the text file",
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        fail(
+            format!("{name} is not UTF-8 text"),
+            "save it as UTF-8 (in most editors: Save As, encoding UTF-8) and move it back into inbox/",
+        )
+    })?;
+    Ok(text.trim_start_matches('\u{feff}').to_string())
+}
+
+/// Probes an image (format, size, wholeness) against the backend's limits.
+fn check_image(dir: &std::path::Path, limits: Limits, image: &str) -> Result<ImageInfo, NotYet> {
     let path = dir.join(image);
     let len = std::fs::metadata(&path).map_or(0, |m| m.len());
     let unusable = |why: String| Failure {
@@ -164,38 +282,7 @@ pub fn check_files(
             .into());
         }
     }
-    let (sc, mut problems) = match sidecar {
-        Some(sc) => job::read_sidecar(&dir.join(sc)).map_err(|why| Failure {
-            message: format!("the sidecar {sc} cannot be used: {why}"),
-            advice: format!("fix {sc} (or delete it to use the defaults)"),
-            api: None,
-        })?,
-        None => (Sidecar::default(), Vec::new()),
-    };
-    let built = JobSpec::build_all(&settings.config.defaults, &sc, &info, limits.catalog);
-    let spec = match built {
-        Ok(spec) if problems.is_empty() => spec,
-        Ok(_) => JobSpec::default(),
-        Err(more) => {
-            problems.extend(more);
-            JobSpec::default()
-        }
-    };
-    if !problems.is_empty() {
-        return Err(Failure {
-            message: job::join_problems(&problems),
-            advice: match sidecar {
-                Some(sc) => format!("change {sc} (or the defaults in dropreel.yaml)"),
-                None => {
-                    "add a sidecar YAML beside the image, or change the defaults in dropreel.yaml"
-                        .into()
-                }
-            },
-            api: None,
-        }
-        .into());
-    }
-    Ok((info, spec))
+    Ok(info)
 }
 
 /// Claims a checked image (copying its sidecar when other images of its stem still wait:
@@ -210,18 +297,21 @@ pub fn claim(
     else {
         return Ok(None);
     };
-    let rec = JobRecord::new(
+    let a = &c.admitted;
+    let mut rec = JobRecord::new(
         id,
         c.ready.source.clone(),
         sidecar,
-        c.info,
-        c.spec.clone(),
+        a.info,
+        a.spec.clone(),
         backend,
     );
+    rec.kind = a.kind.clone();
     spool.save(&rec)?;
     tracing::info!(
         job = %rec.id,
         file = %rec.source.name,
+        kind = rec.kind.name(),
         sidecar = rec.sidecar.as_deref().unwrap_or("-"),
         model = %rec.spec.model,
         ratio = rec.spec.ratio.as_deref().unwrap_or("-"),

@@ -48,7 +48,10 @@ pub enum BackendChoice {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
+    /// The model of image jobs.
     pub model: String,
+    /// The model of text jobs (a `.txt`: text to video).
+    pub text_model: String,
     pub prompt: String,
     /// `None` = 5 s, or the nearest duration the model offers when it does not offer 5.
     pub duration: Option<u32>,
@@ -60,6 +63,7 @@ impl Default for Defaults {
     fn default() -> Self {
         Defaults {
             model: "gen4_turbo".into(),
+            text_model: "gen4.5".into(),
             prompt: String::new(),
             duration: None,
             ratio: "auto".into(),
@@ -459,6 +463,18 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
             ),
         ));
     }
+    for (key, id, endpoint) in [("defaults.text_model", &d.text_model, Endpoint::TextToVideo)] {
+        if models::find(id).is_none_or(|m| m.rules(endpoint).is_none()) {
+            return Err(invalid(
+                origin,
+                format!(
+                    "{key}: {id:?} does not make {} videos; use one of {}",
+                    endpoint.input(),
+                    models::models_for(endpoint).join(", ")
+                ),
+            ));
+        }
+    }
     let r = &c.runway;
     if r.api_version.trim().is_empty() {
         return Err(invalid(origin, "runway.api_version must not be empty"));
@@ -518,8 +534,9 @@ pub const TEMPLATE: &str = r#"# dropreel configuration. Every key is optional; d
 backend: auto
 
 defaults:               # every job starts from these; a sidecar <name>.yaml overrides any of them
-  model: gen4_turbo     # gen4.5, gen4_turbo, veo3, veo3.1, veo3.1_fast, seedance2, ...
-  prompt: ""            # the text prompt when a sidecar gives none
+  model: gen4_turbo     # images: gen4.5, gen4_turbo, veo3, veo3.1, veo3.1_fast, seedance2, ...
+  text_model: gen4.5    # text files (.txt, the text is the prompt): gen4.5, veo3, veo3.1, ...
+  prompt: ""            # the text prompt of images when a sidecar gives none
   # duration: 5         # seconds; when unset: 5, or the nearest the model offers
   ratio: auto           # auto: the offered ratio nearest to the image's own shape; or e.g. "1280:720"
 
@@ -575,6 +592,12 @@ mod tests {
         let c = parse_str("defaults:\n  model: aleph2\n").unwrap();
         let e = validate(&c, "x.yaml", false).unwrap_err().to_string();
         assert!(e.contains("does not animate images"), "{e}");
+        let c = parse_str("defaults:\n  text_model: gen4_turbo\n").unwrap();
+        let e = validate(&c, "x.yaml", false).unwrap_err().to_string();
+        assert!(
+            e.contains("defaults.text_model") && e.contains("use one of gen4.5, veo3"),
+            "{e}"
+        );
         let c = parse_str("runway:\n  poll_interval: 0s\n").unwrap();
         assert!(validate(&c, "x", false).is_err());
         assert!(parse_str("watch:\n  settle: soon\n").is_err());

@@ -1,5 +1,5 @@
-//! The example images of `--examples`: a few small pictures of ours (one with a sidecar), built into
-//! the binary so a fresh studio can show what dropreel does without any file at hand.
+//! The examples of `--examples`: a few small pictures of ours (one with a sidecar) and a text file,
+//! built into the binary so a fresh studio can show what dropreel does without any file at hand.
 
 use std::fs::FileTimes;
 use std::path::Path;
@@ -20,6 +20,8 @@ pub const FILES: &[(&str, &[u8])] = &[
         include_bytes!("../examples/demo/mountains.jpg"),
     ),
     ("tiles.png", include_bytes!("../examples/demo/tiles.png")),
+    // A text job: the text is the prompt (a title card on the local renderer).
+    ("title.txt", include_bytes!("../examples/demo/title.txt")),
 ];
 
 /// Copies the examples into `inbox`, never replacing a file; returns how many were written.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Defaults;
-use crate::models::{self, Catalog, Durations, Endpoint, SEED_MAX};
+use crate::models::{self, Catalog, Endpoint, SEED_MAX};
 
 pub use crate::media::{ImageFormat, ImageInfo};
 pub use crate::sidecar::{
@@ -74,24 +74,46 @@ pub struct JobSpec {
     pub extra: Map<String, Value>,
 }
 
+/// What a job is made from, as the spec needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A still, by its shown size (`ratio: auto` follows its shape).
+    Image(&'a ImageInfo),
+    /// A text file's text: the prompt.
+    Text(&'a str),
+}
+
+impl Input<'_> {
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Input::Image(_) => Endpoint::ImageToVideo,
+            Input::Text(_) => Endpoint::TextToVideo,
+        }
+    }
+}
+
 impl JobSpec {
-    /// Defaults, overridden by the sidecar, resolved against the image and checked against the
+    /// Defaults, overridden by the sidecar, resolved against the input and checked against the
     /// catalog. The error says what is wrong and which values would work.
     pub fn build(
         defaults: &Defaults,
         sidecar: &Sidecar,
-        image: &ImageInfo,
+        input: Input<'_>,
         catalog: Catalog,
     ) -> Result<JobSpec, String> {
-        JobSpec::build_all(defaults, sidecar, image, catalog).map_err(|p| join_problems(&p))
+        JobSpec::build_all(defaults, sidecar, input, catalog).map_err(|p| join_problems(&p))
     }
 
     /// [`JobSpec::build`], with every problem found as its own sentence (so one `error.txt`
     /// lists all there is to fix).
+    ///
+    /// A setting from `defaults` that the job's (model, endpoint) offers differently is adapted
+    /// (the nearest offered ratio or duration; left out where the endpoint takes none); the same
+    /// setting in the job's own sidecar is an error naming what the model offers.
     pub fn build_all(
         defaults: &Defaults,
         sidecar: &Sidecar,
-        image: &ImageInfo,
+        input: Input<'_>,
         catalog: Catalog,
     ) -> Result<JobSpec, Vec<String>> {
         let mut problems: Vec<String> = Vec::new();
@@ -99,38 +121,65 @@ impl JobSpec {
             problems.push(e);
             None
         });
+        let endpoint = input.endpoint();
+        let default_model = match input {
+            Input::Image(_) => &defaults.model,
+            Input::Text(_) => &defaults.text_model,
+        };
         let model_id = sidecar
             .model
             .clone()
-            .unwrap_or_else(|| defaults.model.clone());
+            .unwrap_or_else(|| default_model.clone());
         let Some(model) = catalog.find(&model_id) else {
+            let makes = match input {
+                Input::Image(_) => "animate images",
+                Input::Text(_) => "make videos from text",
+            };
             problems.push(format!(
-                "model {model_id:?} is unknown; models that animate images: {}",
-                models::image_models().join(", ")
+                "model {model_id:?} is unknown; models that {makes}: {}",
+                models::models_for(endpoint).join(", ")
             ));
             return Err(problems);
         };
-        let Some(i2v) = model.rules(Endpoint::ImageToVideo) else {
+        let Some(rules) = model.rules(endpoint) else {
+            let (verb, others) = match input {
+                Input::Image(_) => ("animate images", "models that animate images"),
+                Input::Text(_) => ("make videos from text", "models that do"),
+            };
             problems.push(format!(
-                "model {} does not animate images (it serves {} only); models that animate images: {}",
+                "model {} does not {verb} (it serves {} only); {others}: {}",
                 model.id,
                 model.serves(),
-                models::image_models().join(", ")
+                models::models_for(endpoint).join(", ")
             ));
             return Err(problems);
         };
-        let prompt = sidecar
-            .prompt
-            .clone()
-            .unwrap_or_else(|| defaults.prompt.clone());
+        let prompt = match input {
+            Input::Image(_) => sidecar
+                .prompt
+                .clone()
+                .unwrap_or_else(|| defaults.prompt.clone()),
+            Input::Text(text) => {
+                if sidecar.prompt.is_some() {
+                    problems.push(
+                        "the sidecar sets `prompt:`, but the text file is the prompt; remove `prompt:` from the sidecar"
+                            .into(),
+                    );
+                }
+                text.to_string()
+            }
+        };
         let prompt = prompt.trim().to_string();
-        if i2v.prompt_required && prompt.is_empty() {
-            problems.push(format!(
-                "model {} needs a prompt; add one to the sidecar (e.g. `prompt: slow push-in, soft light`)",
-                model.id
-            ));
+        if rules.prompt_required && prompt.is_empty() {
+            problems.push(match input {
+                Input::Text(_) => "the text file is empty; write the prompt into it".into(),
+                Input::Image(_) => format!(
+                    "model {} needs a prompt; add one to the sidecar (e.g. `prompt: slow push-in, soft light`)",
+                    model.id
+                ),
+            });
         }
-        if let Some(max) = i2v.prompt_max {
+        if let Some(max) = rules.prompt_max {
             let units = prompt.encode_utf16().count();
             if units > max {
                 problems.push(format!(
@@ -144,44 +193,80 @@ impl JobSpec {
             .ratio
             .clone()
             .unwrap_or_else(|| defaults.ratio.clone());
-        let ratio = match i2v.ratios {
+        let ratio = match rules.ratios {
             None => None,
-            Some(offered) if ratio_setting.trim() == "auto" => {
-                Some(models::nearest_ratio(offered, image.width, image.height).to_string())
-            }
+            Some(offered) if ratio_setting.trim() == "auto" => Some(
+                match input {
+                    Input::Image(image) => {
+                        models::nearest_ratio(offered, image.width, image.height)
+                    }
+                    // No picture to follow: the model's first (landscape) ratio.
+                    Input::Text(_) => offered[0],
+                }
+                .to_string(),
+            ),
             Some(offered) => {
                 let r = ratio_setting.trim().replace(' ', "");
-                if !offered.contains(&r.as_str()) {
-                    let hint = if models::parse_ratio(&r).is_none_or(|(w, h)| w < 100 && h < 100) {
-                        " (ratios are pixel sizes like \"1280:720\", not \"16:9\")"
-                    } else {
-                        ""
-                    };
-                    problems.push(format!(
-                        "ratio {ratio_setting} is not offered by {}{hint}; use auto or one of {}",
-                        model.id,
-                        offered.join(", ")
-                    ));
+                match models::parse_ratio(&r) {
+                    Some(_) if offered.contains(&r.as_str()) => Some(r),
+                    // A default the text model does not offer: the nearest shape it does.
+                    Some((w, h))
+                        if sidecar.ratio.is_none() && !matches!(input, Input::Image(_)) =>
+                    {
+                        Some(models::nearest_ratio(offered, w, h).to_string())
+                    }
+                    parsed => {
+                        let hint = if parsed.is_none_or(|(w, h)| w < 100 && h < 100) {
+                            " (ratios are pixel sizes like \"1280:720\", not \"16:9\")"
+                        } else {
+                            ""
+                        };
+                        problems.push(format!(
+                            "ratio {ratio_setting} is not offered by {}{hint}; use auto or one of {}",
+                            model.id,
+                            offered.join(", ")
+                        ));
+                        Some(r)
+                    }
                 }
-                Some(r)
             }
         };
-        // Image to video always takes a duration.
-        let durations = i2v.durations.unwrap_or(Durations::Range(1, 20));
-        let duration = match sidecar.duration.or(defaults.duration) {
-            Some(d) if durations.allows(d) => d,
-            Some(d) => {
+        let duration = match (rules.durations, sidecar.duration, defaults.duration) {
+            (None, Some(d), _) => {
                 problems.push(format!(
-                    "duration {d} s is not offered by {}; it takes {}",
+                    "model {} takes no duration for {} (the output follows the input); remove `duration: {d}`",
                     model.id,
-                    durations.describe()
+                    endpoint.words()
                 ));
                 d
             }
-            None => durations.nearest(5),
+            // Left out of the request (see `request_body`).
+            (None, None, d) => d.unwrap_or(5),
+            (Some(ds), Some(d), _) | (Some(ds), None, Some(d)) if ds.allows(d) => d,
+            (Some(ds), Some(d), _) => {
+                problems.push(format!(
+                    "duration {d} s is not offered by {}; it takes {}",
+                    model.id,
+                    ds.describe()
+                ));
+                d
+            }
+            (Some(ds), None, Some(d)) => match input {
+                // A default the text model does not offer: the nearest it does.
+                Input::Text(_) => ds.nearest(d),
+                Input::Image(_) => {
+                    problems.push(format!(
+                        "duration {d} s is not offered by {}; it takes {}",
+                        model.id,
+                        ds.describe()
+                    ));
+                    d
+                }
+            },
+            (Some(ds), None, None) => ds.nearest(5),
         };
         let seed = match sidecar.seed {
-            Some(s) if !i2v.seed => {
+            Some(s) if !rules.seed => {
                 problems.push(format!(
                     "model {} does not take a seed (seed {s}); remove `seed:` or use gen4.5 or gen4_turbo",
                     model.id
@@ -200,7 +285,11 @@ impl JobSpec {
             return Err(problems);
         }
         let (motion, zoom) = if catalog.renders_locally() {
-            let m = motion.unwrap_or_else(|| Motion::from_prompt(&prompt));
+            let m = match input {
+                Input::Image(_) => motion.unwrap_or_else(|| Motion::from_prompt(&prompt)),
+                // A title card pushes in slowly unless the sidecar says otherwise.
+                Input::Text(_) => motion.unwrap_or(Motion::PushIn),
+            };
             (
                 Some(m.name().to_string()),
                 Some(sidecar.zoom.unwrap_or(DEFAULT_ZOOM)),
@@ -338,7 +427,12 @@ mod tests {
 
     fn build(yaml: &str, w: u32, h: u32) -> Result<JobSpec, String> {
         let sc = parse_sidecar(yaml)?;
-        JobSpec::build(&Defaults::default(), &sc, &img(w, h), Catalog::Runway)
+        JobSpec::build(
+            &Defaults::default(),
+            &sc,
+            Input::Image(&img(w, h)),
+            Catalog::Runway,
+        )
     }
 
     #[test]
@@ -383,7 +477,7 @@ mod tests {
             JobSpec::build(
                 &Defaults::default(),
                 &parse_sidecar(yaml).unwrap(),
-                &img(300, 200),
+                Input::Image(&img(300, 200)),
                 Catalog::Local,
             )
         };

@@ -68,6 +68,15 @@ impl Endpoint {
         }
     }
 
+    /// What the endpoint makes videos from, for messages: "image", "text", "video".
+    pub fn input(self) -> &'static str {
+        match self {
+            Endpoint::ImageToVideo => "image",
+            Endpoint::TextToVideo => "text",
+            Endpoint::VideoToVideo => "video",
+        }
+    }
+
     /// Plain words, for messages: "image-to-video".
     pub fn words(self) -> &'static str {
         match self {
@@ -521,23 +530,41 @@ pub static MODELS: &[Model] = &[
 ];
 
 /// The local motion renderer as a catalog entry: the ratios of gen4_turbo, rendered at their pixel
-/// size, any whole duration from 1 to 20 s, no prompt limit (the prompt only picks the camera move).
+/// size, any whole duration from 1 to 20 s; for images no prompt limit (the prompt only picks the
+/// camera move), for text a title card of at most [`LOCAL_TITLE_MAX`] characters.
 pub static LOCAL: Model = Model {
     id: "local",
     legacy: false,
     credits_per_second: None,
-    endpoints: &[(
-        Endpoint::ImageToVideo,
-        Rules {
-            ratios: Some(GEN4_RATIOS),
-            durations: Some(Durations::Range(1, 20)),
-            prompt_required: false,
-            prompt_max: None,
-            seed: true,
-            last_frame: false,
-        },
-    )],
+    endpoints: &[
+        (
+            Endpoint::ImageToVideo,
+            Rules {
+                ratios: Some(GEN4_RATIOS),
+                durations: Some(Durations::Range(1, 20)),
+                prompt_required: false,
+                prompt_max: None,
+                seed: true,
+                last_frame: false,
+            },
+        ),
+        // A title card: the text typeset over a gradient. Longer text would not stay readable.
+        (
+            Endpoint::TextToVideo,
+            Rules {
+                ratios: Some(GEN4_RATIOS),
+                durations: Some(Durations::Range(1, 20)),
+                prompt_required: true,
+                prompt_max: Some(LOCAL_TITLE_MAX),
+                seed: true,
+                last_frame: false,
+            },
+        ),
+    ],
 };
+
+/// The longest text the local title card sets (UTF-16 units, as prompts are counted).
+pub const LOCAL_TITLE_MAX: usize = 280;
 
 /// Which catalog a backend's jobs are checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -80,7 +80,7 @@ fn holds_image(dir: &std::path::Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            intake::kind_of(&name) == intake::Kind::Image && !intake::is_ignored(&name)
+            intake::kind_of(&name).is_job() && !intake::is_ignored(&name)
         })
     })
 }
@@ -131,7 +131,7 @@ fn rebuild(
         .collect();
     let image = names
         .iter()
-        .find(|n| intake::kind_of(n) == intake::Kind::Image && !intake::is_ignored(n));
+        .find(|n| intake::kind_of(n).is_job() && !intake::is_ignored(n));
     let Some(image) = image else {
         tracing::error!(job = %id, "the job folder holds no image and no readable state; left alone in processing/");
         return None;
@@ -142,15 +142,16 @@ fn rebuild(
         .find(|n| intake::kind_of(n) == intake::Kind::Sidecar && spool::split_name(n).0 == stem)
         .cloned();
     match check_files(&dir, settings, limits, image, sidecar.as_deref()) {
-        Ok((info, spec)) => {
-            let rec = JobRecord::new(
+        Ok(a) => {
+            let mut rec = JobRecord::new(
                 id.to_string(),
                 Source::in_inbox(image),
                 sidecar,
-                info,
-                spec,
+                a.info,
+                a.spec,
                 backend,
             );
+            rec.kind = a.kind;
             if spool.save(&rec).is_err() {
                 return None;
             }

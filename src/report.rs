@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::job::JobKind;
 use crate::spool::{Failure, JobRecord};
 
 /// The `result.json` of a delivered job.
@@ -10,6 +11,9 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
     let s = &rec.spec;
     let mut v = json!({
         "source": rec.source.name,
+        "kind": rec.kind.name(),
+        "endpoint": rec.kind.endpoint().path(),
+        "inputs": [{ "name": rec.source.name, "sha256": rec.source_sha256 }],
         "sidecar": rec.sidecar,
         "job_id": rec.id,
         "backend": backend,
@@ -19,7 +23,10 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
         "duration": s.duration,
         "seed": s.seed,
         "task_id": rec.task_id,
-        "image": { "format": rec.info.format, "width": rec.info.width, "height": rec.info.height },
+        "image": match rec.kind {
+            JobKind::Image { .. } => json!({ "format": rec.info.format, "width": rec.info.width, "height": rec.info.height }),
+            JobKind::Text | JobKind::Video => Value::Null,
+        },
         "claimed_at": rec.claimed_at,
         "submitted_at": rec.submitted_at,
         "finished_at": rec.finished_at,
@@ -72,7 +79,7 @@ pub fn error_text(image: &str, sidecar: Option<&str>, job_id: &str, failure: &Fa
         failure.message.trim_end_matches('.'),
         failure.advice.trim_end_matches('.')
     );
-    t.push_str("\nMoving the image");
+    t.push_str(&format!("\nMoving {image}"));
     if let Some(sc) = sidecar {
         t.push_str(&format!(" (and {sc})"));
     }

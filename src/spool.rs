@@ -413,7 +413,7 @@ impl Spool {
         sync_dir(&self.root.join(PROCESSING))
     }
 
-    /// Jobs per folder, for `status`: images waiting in `inbox/`, job folders in `processing/`,
+    /// Jobs per folder, for `status`: images and texts waiting in `inbox/`, job folders in `processing/`,
     /// delivered jobs (`result.json`) in `done/`, failed jobs (`error.txt`) in `failed/`.
     pub fn counts(&self) -> io::Result<[(&'static str, usize); 4]> {
         let count = |d: &str, is_job: &dyn Fn(&str) -> bool| -> io::Result<usize> {
@@ -425,9 +425,7 @@ impl Spool {
                 })
                 .count())
         };
-        let waiting = |n: &str| {
-            !crate::intake::is_ignored(n) && crate::intake::kind_of(n) == crate::intake::Kind::Image
-        };
+        let waiting = |n: &str| !crate::intake::is_ignored(n) && crate::intake::kind_of(n).is_job();
         Ok([
             (INBOX, count(INBOX, &waiting)?),
             (PROCESSING, self.job_ids()?.len()),

@@ -61,7 +61,12 @@ pub fn report(root: &Path) -> std::io::Result<String> {
                     .unwrap_or_else(|| "?".into());
                 let state = serde_json::to_value(rec.state).ok();
                 let state = state.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
-                let mut line = format!("  {}  {}  {state}", rec.id, rec.source.name);
+                let mut line = format!(
+                    "  {}  {}  {}  {state}",
+                    rec.id,
+                    rec.source.name,
+                    rec.kind.name()
+                );
                 if let Some(t) = &rec.task_id {
                     let _ = write!(line, "  task {t}");
                 }

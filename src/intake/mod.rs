@@ -82,7 +82,8 @@ pub struct Inbox {
     /// Sidecar names by stem key ([`stem_key`]), so pairing an image costs a lookup, not a pass
     /// over the inbox.
     sidecars: HashMap<String, Vec<String>>,
-    /// Image names by stem key: a sidecar shared by several images is copied to all but the last.
+    /// Job file names (images, texts) by stem key: a sidecar shared by several is copied to all but
+    /// the last.
     images: HashMap<String, Vec<String>>,
     /// Sidecar names by lower-cased stem key, to explain a sidecar that differs from its image
     /// in letter case only without a pass over all sidecars.
@@ -123,7 +124,7 @@ impl Inbox {
         }
         let index = match seen.kind {
             Kind::Sidecar => Some(&mut self.sidecars),
-            Kind::Image => Some(&mut self.images),
+            Kind::Image | Kind::Text => Some(&mut self.images),
             Kind::Other => None,
         };
         if let Some(index) = index {
@@ -144,7 +145,7 @@ impl Inbox {
                     (&mut self.sidecars, key.clone()),
                     (&mut self.sidecars_folded, key.to_lowercase()),
                 ],
-                Kind::Image => vec![(&mut self.images, key)],
+                Kind::Image | Kind::Text => vec![(&mut self.images, key)],
                 Kind::Other => Vec::new(),
             };
             for (index, key) in indexes {
@@ -345,7 +346,7 @@ impl Inbox {
         let mut next: Option<Instant> = None;
         let mut waiting = 0;
         for (n, s) in &self.files {
-            if s.kind == Kind::Image && !self.handed.contains(n) {
+            if s.kind.is_job() && !self.handed.contains(n) {
                 waiting += 1;
                 let at = self.ready_at(n, s);
                 next = Some(next.map_or(at, |x| x.min(at)));
@@ -368,7 +369,7 @@ impl Inbox {
             .files
             .iter()
             .filter(|(n, s)| {
-                s.kind == Kind::Image && !self.handed.contains(*n) && self.ready_at(n, s) <= now
+                s.kind.is_job() && !self.handed.contains(*n) && self.ready_at(n, s) <= now
             })
             .map(|(n, _)| n.clone())
             .collect();
@@ -451,7 +452,8 @@ impl Inbox {
         } else {
             format!(
                 "dropreel does not make videos from {} files; it takes images (PNG, JPEG, WebP, HEIC, \
-                 TIFF, BMP, GIF, AVIF), each with an optional <name>.yaml sidecar",
+                 TIFF, BMP, GIF, AVIF) and text files (.txt: the text is the prompt), each with an \
+                 optional <name>.yaml sidecar",
                 ext.map_or_else(|| "extension-less".to_string(), |e| format!(".{e}"))
             )
         };

@@ -8,8 +8,17 @@ use unicode_normalization::UnicodeNormalization as _;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Image,
+    /// A `.txt`: its text is the prompt of a text-to-video job.
+    Text,
     Sidecar,
     Other,
+}
+
+impl Kind {
+    /// A file that is a job of its own.
+    pub fn is_job(self) -> bool {
+        matches!(self, Kind::Image | Kind::Text)
+    }
 }
 
 /// Names that belong to other programs (sync clients, OS metadata, downloads in progress): never
@@ -39,6 +48,7 @@ pub fn kind_of(name: &str) -> Kind {
     match ext {
         e if crate::media::IMAGE_EXTENSIONS.contains(&e) => Kind::Image,
         "yaml" | "yml" => Kind::Sidecar,
+        "txt" => Kind::Text,
         _ => Kind::Other,
     }
 }
@@ -86,6 +96,7 @@ mod tests {
         }
         assert_eq!(kind_of("A.JPEG"), Kind::Image);
         assert_eq!(kind_of("a.yml"), Kind::Sidecar);
-        assert_eq!(kind_of("notes.txt"), Kind::Other);
+        assert_eq!(kind_of("notes.txt"), Kind::Text);
+        assert_eq!(kind_of("notes.pdf"), Kind::Other);
     }
 }

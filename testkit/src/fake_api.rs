@@ -168,7 +168,8 @@ impl FakeRunway {
 
     fn serve(&self, listener: tokio::net::TcpListener) {
         let app = Router::new()
-            .route("/v1/image_to_video", post(create))
+            .route("/v1/image_to_video", post(create_image))
+            .route("/v1/text_to_video", post(create_text))
             .route("/v1/tasks/{id}", get(task).delete(delete_task))
             .route("/v1/uploads", post(uploads))
             .route("/upload-target/{n}", post(upload_target))
@@ -219,6 +220,15 @@ impl FakeRunway {
         self.seen()
             .into_iter()
             .filter(|s| s.path == "/v1/image_to_video" && s.status == 200)
+            .filter_map(|s| s.body)
+            .collect()
+    }
+
+    /// The bodies of the create requests on `path` (e.g. `/v1/text_to_video`) that made a task.
+    pub fn created_on(&self, path: &str) -> Vec<Value> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path == path && s.status == 200)
             .filter_map(|s| s.body)
             .collect()
     }
@@ -407,9 +417,61 @@ const MODELS: &[(&str, &[&str], &[u32], bool)] = &[
     ),
 ];
 
-/// Validates a create body as the real API does; the error message on failure.
-fn validate(body: &Value, uploads: &HashMap<String, usize>) -> Result<(), String> {
+/// Text to video: (model, ratios, durations); the prompt is always required.
+const TEXT_MODELS: &[(&str, &[&str], &[u32])] = &[
+    (
+        "gen4.5",
+        &["1280:720", "720:1280"],
+        &[2, 3, 4, 5, 6, 7, 8, 9, 10],
+    ),
+    (
+        "veo3",
+        &["1280:720", "720:1280", "1080:1920", "1920:1080"],
+        &[8],
+    ),
+    (
+        "veo3.1",
+        &["1280:720", "720:1280", "1080:1920", "1920:1080"],
+        &[4, 6, 8],
+    ),
+];
+
+/// The fields each create endpoint takes; any other is a 400, as with the real API.
+fn fields_of(path: &str) -> &'static [&'static str] {
+    match path {
+        "/v1/text_to_video" => &[
+            "model",
+            "promptText",
+            "ratio",
+            "duration",
+            "seed",
+            "contentModeration",
+        ],
+        _ => &[
+            "model",
+            "promptImage",
+            "promptText",
+            "ratio",
+            "duration",
+            "seed",
+            "contentModeration",
+        ],
+    }
+}
+
+/// Validates a create body for the endpoint at `path` as the real API does; the error message on
+/// failure.
+fn validate(path: &str, body: &Value, uploads: &HashMap<String, usize>) -> Result<(), String> {
+    if let Some(obj) = body.as_object() {
+        let fields = fields_of(path);
+        if let Some(k) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err(format!("{k} is not a field of {}", &path[4..]));
+        }
+    }
     let model = body["model"].as_str().ok_or("model is required")?;
+    if path == "/v1/text_to_video" {
+        return validate_text(model, body);
+    }
     let (_, ratios, durations, prompt_required) = MODELS
         .iter()
         .find(|m| m.0 == model)
@@ -467,14 +529,50 @@ fn validate(body: &Value, uploads: &HashMap<String, usize>) -> Result<(), String
     Ok(())
 }
 
-async fn create(State(f): State<FakeRunway>, headers: HeaderMap, body: String) -> Response {
+/// The text-to-video body: a prompt, a ratio and a duration the model offers; no image.
+fn validate_text(model: &str, body: &Value) -> Result<(), String> {
+    let (_, ratios, durations) = TEXT_MODELS
+        .iter()
+        .find(|m| m.0 == model)
+        .ok_or_else(|| format!("Invalid model for text_to_video: {model}"))?;
+    let ratio = body["ratio"].as_str().ok_or("ratio is required")?;
+    if !ratios.contains(&ratio) {
+        return Err(format!("Invalid ratio {ratio} for {model}"));
+    }
+    let d = body["duration"].as_u64().ok_or("duration is required")? as u32;
+    if !durations.contains(&d) {
+        return Err(format!("Invalid duration {d} for {model}"));
+    }
+    match body.get("promptText") {
+        Some(Value::String(p)) if p.trim().is_empty() => Err("promptText must not be empty".into()),
+        Some(Value::String(p)) if p.encode_utf16().count() > 1000 => {
+            Err("promptText is too long".into())
+        }
+        Some(Value::String(_)) => Ok(()),
+        _ => Err("promptText is required".into()),
+    }
+}
+
+async fn create_image(f: State<FakeRunway>, headers: HeaderMap, body: String) -> Response {
+    create(f, "/v1/image_to_video", headers, body).await
+}
+
+async fn create_text(f: State<FakeRunway>, headers: HeaderMap, body: String) -> Response {
+    create(f, "/v1/text_to_video", headers, body).await
+}
+
+async fn create(
+    State(f): State<FakeRunway>,
+    path: &'static str,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     f.latency().await;
     let extra = f.inner.lock().unwrap().sw.create_latency;
     if !extra.is_zero() {
         tokio::time::sleep(extra).await;
     }
     let json: Option<Value> = serde_json::from_str(&body).ok();
-    let path = "/v1/image_to_video";
     if let Err(r) = f.check_auth(&headers) {
         f.record(&Method::POST, path, &headers, r.status().as_u16(), json);
         return r;
@@ -515,7 +613,7 @@ async fn create(State(f): State<FakeRunway>, headers: HeaderMap, body: String) -
         return err(StatusCode::BAD_REQUEST, "body must be JSON");
     };
     let uploads = f.inner.lock().unwrap().uploads.clone();
-    if let Err(msg) = validate(&json, &uploads) {
+    if let Err(msg) = validate(path, &json, &uploads) {
         f.record(&Method::POST, path, &headers, 400, Some(json));
         return err(StatusCode::BAD_REQUEST, &msg);
     }

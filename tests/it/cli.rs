@@ -126,7 +126,10 @@ fn without_a_key_run_examples_renders_locally_and_says_so() {
             "mountains.result.json",
             "tiles.mp4",
             "tiles.png",
-            "tiles.result.json"
+            "tiles.result.json",
+            "title.mp4",
+            "title.result.json",
+            "title.txt"
         ]
     );
     let r: serde_json::Value = serde_json::from_str(
@@ -145,6 +148,14 @@ fn without_a_key_run_examples_renders_locally_and_says_so() {
     .unwrap();
     assert_eq!(r["ratio"], "720:1280", "a portrait stays portrait");
     assert_eq!(r["size"], "720x1280");
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("done/title.result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (r["kind"].as_str(), r["prompt"].as_str()),
+        (Some("text"), Some("Morning light\nover the old harbour"))
+    );
 }
 
 #[test]
@@ -155,7 +166,7 @@ fn init_examples_fills_the_inbox_without_replacing_anything() {
     std::fs::write(root.join("inbox/tiles.png"), b"mine").unwrap();
     let out = dropreel(&["init", "--examples", root.to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    for f in ["harbour.jpg", "harbour.yaml", "mountains.jpg"] {
+    for f in ["harbour.jpg", "harbour.yaml", "mountains.jpg", "title.txt"] {
         assert!(root.join("inbox").join(f).exists(), "{f}");
     }
     assert_eq!(

@@ -24,8 +24,8 @@ proptest! {
         let text: String = keys.iter().zip(values.iter()).map(|(k, v)| format!("{k}: {v}\n")).collect();
         if let Ok(sc) = job::parse_sidecar(&text) {
             let img = ImageInfo { format: ImageFormat::Png, width: 640, height: 480 };
-            let _ = JobSpec::build(&config::Defaults::default(), &sc, &img, models::Catalog::Runway);
-            let _ = JobSpec::build(&config::Defaults::default(), &sc, &img, models::Catalog::Local);
+            let _ = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), models::Catalog::Runway);
+            let _ = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), models::Catalog::Local);
         }
     }
 
@@ -69,7 +69,7 @@ proptest! {
         }
         let sc: Sidecar = job::parse_sidecar(&yaml).unwrap();
         let img = ImageInfo { format: ImageFormat::Jpeg, width: w, height: h };
-        let spec = JobSpec::build(&config::Defaults::default(), &sc, &img, models::Catalog::Runway).unwrap();
+        let spec = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), models::Catalog::Runway).unwrap();
         prop_assert_eq!(&spec.model, model.id);
         prop_assert_eq!(&spec.prompt, prompt.trim());
         prop_assert_eq!(spec.ratio.as_deref(), ratio);

@@ -346,3 +346,40 @@ async fn transparency_is_flattened_onto_white_and_other_formats_render() {
     let d = decode_mp4(&studio.path("done/scan.mp4"));
     assert_eq!(d.lumas.len(), 4);
 }
+
+// See: issue 11 — text on the local backend: a title card, typeset and pushed in slowly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_file_becomes_a_title_card_that_is_not_blank() {
+    let studio = local_studio(12, "");
+    studio.put(
+        "inbox/card.txt",
+        "Chapter One 🌅\nThe lighthouse keeper's last night".as_bytes(),
+    );
+    studio.put("inbox/card.yaml", b"duration: 2\nratio: \"960:960\"\n");
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    let d = decode_mp4(&studio.path("done/card.mp4"));
+    assert_eq!((d.width, d.height), (960, 960));
+    assert_eq!(d.lumas.len(), 24, "duration × fps frames");
+    for (i, frame) in [(0, &d.lumas[0]), (23, &d.lumas[23])] {
+        // White type on a dark gradient: some pixels near white, most dark.
+        let bright = frame.iter().filter(|&&y| y > 200).count() as f64 / frame.len() as f64;
+        let dark = frame.iter().filter(|&&y| y < 120).count() as f64 / frame.len() as f64;
+        assert!(
+            bright > 0.01 && bright < 0.4,
+            "frame {i}: {bright:.3} bright"
+        );
+        assert!(dark > 0.5, "frame {i}: {dark:.3} dark");
+    }
+    // A slow push-in: the last frame is the first one, enlarged, not the same picture.
+    assert!(psnr(&d.lumas[0], &d.lumas[23]) < 30.0);
+    let r = studio.json("done/card.result.json");
+    assert_eq!(
+        (r["kind"].as_str(), r["motion"].as_str()),
+        (Some("text"), Some("push_in"))
+    );
+    studio.assert_listing(
+        "done",
+        &["card.mp4", "card.result.json", "card.txt", "card.yaml"],
+    );
+}

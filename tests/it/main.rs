@@ -14,3 +14,4 @@ mod local;
 mod pipeline;
 mod reliability;
 mod secrets;
+mod text;

@@ -251,7 +251,7 @@ async fn ignored_names_and_lone_sidecars_stay_untouched() {
         "h.png.crdownload",
         "i.png.download",
         "j.png.!sync",
-        "notes.txt",
+        "notes.pdf",
         "lonely.yaml",
     ];
     for n in ignored {

@@ -4,10 +4,11 @@
 
 pub mod encode;
 pub mod render;
+pub mod title;
 
 use super::{Backend, Fault, Gate, JobCtx, Limits, Slots, Stop};
 use crate::config::Settings;
-use crate::job::{DEFAULT_ZOOM, Motion};
+use crate::job::{DEFAULT_ZOOM, JobKind, Motion};
 use crate::models;
 use crate::models::Catalog;
 use crate::spool::{self, Failure, OUTPUT_FILE, OUTPUT_PART, State};
@@ -32,9 +33,40 @@ impl Local {
     }
 }
 
+/// What a render starts from.
+#[derive(Debug, Clone)]
+pub enum Still {
+    /// An image file.
+    Image(PathBuf),
+    /// A title card of this text (`seed` picks its colours); `name` is the text file's, for logs.
+    Title {
+        text: String,
+        seed: u64,
+        name: String,
+    },
+}
+
+impl Still {
+    /// The renderer for `plan`, on the calling (blocking) thread.
+    fn renderer(self, plan: Plan) -> Result<Renderer, RenderError> {
+        match self {
+            Still::Image(path) => Renderer::open(&path, plan),
+            Still::Title { text, seed, name } => {
+                let (w, h) = plan.working_size();
+                let card = title::draw(&text, w, h, seed);
+                if !card.missing.is_empty() {
+                    let chars: String = card.missing.iter().collect();
+                    tracing::warn!(file = %name, missing = %chars, "the title card's font has no glyph for some characters; they show as a square");
+                }
+                Renderer::from_rgb(card.width, card.height, card.rgb, plan)
+            }
+        }
+    }
+}
+
 /// Renders on a blocking thread; a stop of the job stops the render between two frames.
 async fn render(
-    image: PathBuf,
+    still: Still,
     part: PathBuf,
     plan: Plan,
     token: &tokio_util::sync::CancellationToken,
@@ -42,7 +74,7 @@ async fn render(
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let work = tokio::task::spawn_blocking(move || {
-        let renderer = Renderer::open(&image, plan)?;
+        let renderer = still.renderer(plan)?;
         encode::write_mp4(renderer, &part, &flag)
     });
     let token = token.clone();
@@ -59,6 +91,15 @@ async fn render(
     })
 }
 
+/// The job's seed, or — without one — a hash of the file name: the same file renders the same way.
+pub fn seed_of(spec: &crate::job::JobSpec, name: &str) -> u64 {
+    spec.seed.unwrap_or_else(|| {
+        name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    })
+}
+
 /// The render plan of a job: its ratio's pixel size, duration × fps frames, its move.
 pub fn plan_for(spec: &crate::job::JobSpec, fps: u32, name: &str) -> Plan {
     let ratio = spec.ratio.as_deref().unwrap_or("1280:720");
@@ -68,12 +109,7 @@ pub fn plan_for(spec: &crate::job::JobSpec, fps: u32, name: &str) -> Plan {
         .as_deref()
         .and_then(Motion::parse)
         .unwrap_or(Motion::PushIn);
-    // Without a seed, the file name picks the focus: the same file renders the same way.
-    let seed = spec.seed.unwrap_or_else(|| {
-        name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-    });
+    let seed = seed_of(spec, name);
     Plan::new(
         w,
         h,
@@ -111,10 +147,30 @@ impl Backend for Local {
         if job.rec.state == State::Downloaded {
             return Ok(());
         }
+        let dir = job.spool.job_dir(&job.rec.id);
+        let name = &job.rec.source.name;
+        let still = match job.rec.kind {
+            JobKind::Image { .. } => Still::Image(dir.join(name)),
+            // The prompt, as admitted (the text file's text, trimmed).
+            JobKind::Text => Still::Title {
+                text: job.rec.spec.prompt.clone(),
+                seed: seed_of(&job.rec.spec, name),
+                name: name.clone(),
+            },
+            JobKind::Video => {
+                return Err(Stop::Failed(Failure {
+                    message: format!(
+                        "{name} is a video: video to video needs the Runway backend; the local renderer animates stills and text"
+                    ),
+                    advice: "set RUNWAYML_API_SECRET (in the environment or ROOT/.env) to your Runway API key and \
+                             move the video back into inbox/"
+                        .into(),
+                    api: None,
+                }));
+            }
+        };
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let _slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
-        let dir = job.spool.job_dir(&job.rec.id);
-        let image: PathBuf = dir.join(&job.rec.source.name);
         let plan = plan_for(&job.rec.spec, self.fps, &job.rec.source.name);
         tracing::info!(
             job = %job.rec.id,
@@ -125,7 +181,7 @@ impl Backend for Local {
             "rendering"
         );
         let stats = loop {
-            match render(image.clone(), dir.join(OUTPUT_PART), plan, &job.cancel).await {
+            match render(still.clone(), dir.join(OUTPUT_PART), plan, &job.cancel).await {
                 Ok(stats) => break stats,
                 Err(RenderError::Cancelled) => return Err(Stop::Cancelled),
                 Err(RenderError::Input(why)) => {

@@ -75,6 +75,14 @@ impl Plan {
         }
     }
 
+    /// The working image's size: output × deepest zoom, so the tightest window still maps 1:1.
+    pub fn working_size(&self) -> (u32, u32) {
+        let z = self.max_zoom();
+        let ww = (f64::from(self.width) * z).round().max(1.0) as u32;
+        let wh = (f64::from(self.height) * z).round().max(1.0) as u32;
+        (ww, wh)
+    }
+
     /// The crop window of frame `i` as (centre x, centre y, zoom): centre in fractions of the
     /// working image, zoom ≥ 1 (window = working size / zoom).
     pub fn window(&self, i: u32) -> (f64, f64, f64) {
@@ -166,6 +174,11 @@ impl Renderer {
         } else {
             img.into_rgb8().into_raw()
         };
+        Renderer::from_rgb(sw, sh, rgb, plan)
+    }
+
+    /// Prepares the working image from packed RGB pixels (a decoded still, or a drawn title card).
+    pub fn from_rgb(sw: u32, sh: u32, rgb: Vec<u8>, plan: Plan) -> Result<Renderer, RenderError> {
         let src = Image::from_vec_u8(sw, sh, rgb, PixelType::U8x3)
             .map_err(|e| RenderError::Input(format!("the image cannot be used: {e}")))?;
 
@@ -179,10 +192,7 @@ impl Renderer {
         };
         let (cl, ct) = ((sw_f - cw) / 2.0, (sh_f - ch) / 2.0);
 
-        // Working size: output × deepest zoom, so the tightest window still maps 1:1.
-        let z = plan.max_zoom();
-        let ww = (f64::from(plan.width) * z).round().max(1.0) as u32;
-        let wh = (f64::from(plan.height) * z).round().max(1.0) as u32;
+        let (ww, wh) = plan.working_size();
         let mut work = Image::new(ww, wh, PixelType::U8x3);
         let mut resizer = Resizer::new();
         let opts = ResizeOptions::new()

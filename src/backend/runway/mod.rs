@@ -27,6 +27,7 @@ use schedule::PollClock;
 
 use super::{Backend, Fault, Gate, JobCtx, Limits, Service, SlotGuard, Slots, Stop};
 use crate::config::{RunwaySection, Settings};
+use crate::job::JobKind;
 use crate::models::Catalog;
 use crate::spool::{self, Failure, OUTPUT_PART, State};
 
@@ -167,28 +168,34 @@ impl Runway {
             job.rec.state = State::Claimed;
             job.save().await?;
         }
-        // A conversion needs no slot: done before waiting for one.
-        let to_send = self.image_to_send(job).await?;
+        // A conversion needs no slot: done before waiting for one. A text job sends no file.
+        let to_send = match job.rec.kind {
+            JobKind::Image { .. } => Some(self.image_to_send(job).await?),
+            JobKind::Text | JobKind::Video => None,
+        };
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
         loop {
             let Some(stamp) = self.gate.pass(&job.cancel).await else {
                 return Err(Stop::Cancelled);
             };
-            let image = match self.prompt_image(job, &to_send).await {
-                Ok(PromptImage::Ready(uri)) => uri,
-                Ok(PromptImage::Uploaded(uri)) => {
-                    job.rec.upload_uri = Some(uri.clone());
-                    job.rec.upload_at = Some(unix_now());
-                    job.save().await?;
-                    uri
-                }
-                Err(e) => {
-                    let delay = self.on_error(job, &e, "uploading the image", stamp)?;
-                    job.save().await?;
-                    job.pause(delay).await?;
-                    continue;
-                }
+            let input = match &to_send {
+                None => None,
+                Some(to_send) => match self.prompt_image(job, to_send).await {
+                    Ok(PromptImage::Ready(uri)) => Some(uri),
+                    Ok(PromptImage::Uploaded(uri)) => {
+                        job.rec.upload_uri = Some(uri.clone());
+                        job.rec.upload_at = Some(unix_now());
+                        job.save().await?;
+                        Some(uri)
+                    }
+                    Err(e) => {
+                        let delay = self.on_error(job, &e, "uploading the image", stamp)?;
+                        job.save().await?;
+                        job.pause(delay).await?;
+                        continue;
+                    }
+                },
             };
             // A pause that began while the image was prepared (another job's 429) holds this
             // create too: nothing is sent before the server's time.
@@ -199,7 +206,7 @@ impl Runway {
             job.rec.submissions += 1;
             job.save().await?;
             let cancel = job.cancel.clone();
-            let body = request_body(&job.rec.spec, &job.rec.kind, Some(image));
+            let body = request_body(&job.rec.spec, &job.rec.kind, input);
             let endpoint = job.rec.kind.endpoint().path();
             let result = tokio::select! {
                 r = self.api.create(endpoint, &body) => Some(r),
@@ -216,7 +223,7 @@ impl Runway {
                     job.rec.progress = None;
                     job.rec.submitted_at = Some(spool::now_rfc3339());
                     job.save().await?;
-                    tracing::info!(job = %job.rec.id, file = %job.rec.source.name, task = %task_id, model = %job.rec.spec.model, "submitted");
+                    tracing::info!(job = %job.rec.id, file = %job.rec.source.name, kind = job.rec.kind.name(), task = %task_id, model = %job.rec.spec.model, "submitted");
                     return Ok(slot);
                 }
                 Some(Err(e)) => {
