@@ -71,6 +71,7 @@ pub fn check(
         limits,
         &r.source.name,
         r.sidecar.as_deref(),
+        r.last_frame.as_deref(),
     )?;
     Ok(Checked {
         ready: r.clone(),
@@ -86,6 +87,7 @@ pub fn check_files(
     limits: Limits,
     name: &str,
     sidecar: Option<&str>,
+    last_frame: Option<&str>,
 ) -> Result<Admitted, NotYet> {
     // The file itself first: one still being written waits, whatever its sidecar says.
     let text = if intake::kind_of(name) == intake::Kind::Text {
@@ -97,11 +99,25 @@ pub fn check_files(
         Some(_) => ImageInfo::UNKNOWN,
         None => check_image(dir, limits, name)?,
     };
+    // The last keyframe is checked like the first (whole, decodable, within the limits).
+    let last_frame = match (&text, last_frame) {
+        (None, Some(last)) => {
+            check_image(dir, limits, last)?;
+            Some(last.to_string())
+        }
+        _ => None,
+    };
     let (sc, problems) = read_sidecar(dir, sidecar)?;
     let defaults = &settings.config.defaults;
-    let (kind, input) = match &text {
-        Some(text) => (JobKind::Text, job::Input::Text(text)),
-        None => (
+    let (kind, input) = match (&text, &last_frame) {
+        (Some(text), _) => (JobKind::Text, job::Input::Text(text)),
+        (None, Some(_)) => (
+            JobKind::Image {
+                last_frame: last_frame.clone(),
+            },
+            job::Input::Keyframes(&info),
+        ),
+        (None, None) => (
             JobKind::Image { last_frame: None },
             job::Input::Image(&info),
         ),
@@ -293,26 +309,39 @@ pub fn claim(
     share: bool,
     backend: &str,
 ) -> std::io::Result<Option<JobRecord>> {
-    let Some((id, sidecar)) = spool.claim(&c.ready.source, c.ready.sidecar.as_deref(), share)?
+    let r = &c.ready;
+    let Some(claimed) = spool.claim(
+        &r.source,
+        r.sidecar.as_deref(),
+        r.last_frame.as_deref(),
+        share,
+    )?
     else {
         return Ok(None);
     };
     let a = &c.admitted;
     let mut rec = JobRecord::new(
-        id,
-        c.ready.source.clone(),
-        sidecar,
+        claimed.id,
+        r.source.clone(),
+        claimed.sidecar,
         a.info,
         a.spec.clone(),
         backend,
     );
-    rec.kind = a.kind.clone();
+    rec.kind = match &a.kind {
+        // As claimed: a last keyframe pulled back meanwhile is not part of the job.
+        JobKind::Image { .. } => JobKind::Image {
+            last_frame: claimed.last_frame,
+        },
+        other => other.clone(),
+    };
     spool.save(&rec)?;
     tracing::info!(
         job = %rec.id,
         file = %rec.source.name,
         kind = rec.kind.name(),
         sidecar = rec.sidecar.as_deref().unwrap_or("-"),
+        last_frame = rec.kind.last_frame().unwrap_or("-"),
         model = %rec.spec.model,
         ratio = rec.spec.ratio.as_deref().unwrap_or("-"),
         duration = rec.spec.duration,
@@ -330,7 +359,12 @@ pub fn claim_to_fail(
     failure: Failure,
     backend: &str,
 ) -> Option<JobRecord> {
-    let claimed = match spool.claim(&r.source, r.sidecar.as_deref(), false) {
+    let claimed = match spool.claim(
+        &r.source,
+        r.sidecar.as_deref(),
+        r.last_frame.as_deref(),
+        false,
+    ) {
         Ok(Some(c)) => c,
         Ok(None) => return None,
         Err(e) => {
@@ -338,11 +372,20 @@ pub fn claim_to_fail(
             return None;
         }
     };
-    Some(JobRecord::failed_at_once(
-        claimed.0,
+    let mut rec = JobRecord::failed_at_once(
+        claimed.id,
         r.source.clone(),
-        claimed.1,
+        claimed.sidecar,
         backend,
         failure,
-    ))
+    );
+    // Its last keyframe goes to failed/ with it.
+    if intake::kind_of(&r.source.name) == intake::Kind::Text {
+        rec.kind = JobKind::Text;
+    } else {
+        rec.kind = JobKind::Image {
+            last_frame: claimed.last_frame,
+        };
+    }
+    Some(rec)
 }

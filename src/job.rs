@@ -46,6 +46,14 @@ impl JobKind {
         }
     }
 
+    /// The last keyframe's file name, for an image job that has one.
+    pub fn last_frame(&self) -> Option<&str> {
+        match self {
+            JobKind::Image { last_frame } => last_frame.as_deref(),
+            _ => None,
+        }
+    }
+
     /// One word, for logs and `status`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -79,6 +87,8 @@ pub struct JobSpec {
 pub enum Input<'a> {
     /// A still, by its shown size (`ratio: auto` follows its shape).
     Image(&'a ImageInfo),
+    /// A first keyframe (its size) with a last one beside it: the model must take a last frame.
+    Keyframes(&'a ImageInfo),
     /// A text file's text: the prompt.
     Text(&'a str),
 }
@@ -86,7 +96,7 @@ pub enum Input<'a> {
 impl Input<'_> {
     fn endpoint(self) -> Endpoint {
         match self {
-            Input::Image(_) => Endpoint::ImageToVideo,
+            Input::Image(_) | Input::Keyframes(_) => Endpoint::ImageToVideo,
             Input::Text(_) => Endpoint::TextToVideo,
         }
     }
@@ -123,7 +133,7 @@ impl JobSpec {
         });
         let endpoint = input.endpoint();
         let default_model = match input {
-            Input::Image(_) => &defaults.model,
+            Input::Image(_) | Input::Keyframes(_) => &defaults.model,
             Input::Text(_) => &defaults.text_model,
         };
         let model_id = sidecar
@@ -132,7 +142,7 @@ impl JobSpec {
             .unwrap_or_else(|| default_model.clone());
         let Some(model) = catalog.find(&model_id) else {
             let makes = match input {
-                Input::Image(_) => "animate images",
+                Input::Image(_) | Input::Keyframes(_) => "animate images",
                 Input::Text(_) => "make videos from text",
             };
             problems.push(format!(
@@ -143,7 +153,9 @@ impl JobSpec {
         };
         let Some(rules) = model.rules(endpoint) else {
             let (verb, others) = match input {
-                Input::Image(_) => ("animate images", "models that animate images"),
+                Input::Image(_) | Input::Keyframes(_) => {
+                    ("animate images", "models that animate images")
+                }
                 Input::Text(_) => ("make videos from text", "models that do"),
             };
             problems.push(format!(
@@ -154,8 +166,25 @@ impl JobSpec {
             ));
             return Err(problems);
         };
+        if matches!(input, Input::Keyframes(_)) && !rules.last_frame {
+            let takes: Vec<&str> = models::models_for(endpoint)
+                .into_iter()
+                .filter(|id| {
+                    catalog
+                        .find(id)
+                        .and_then(|m| m.rules(endpoint))
+                        .is_some_and(|r| r.last_frame)
+                })
+                .collect();
+            problems.push(format!(
+                "model {} takes no last keyframe, so it cannot run from one still to the other; \
+                 models that do: {} (set `model:` in the sidecar), or remove the .last file",
+                model.id,
+                takes.join(", ")
+            ));
+        }
         let prompt = match input {
-            Input::Image(_) => sidecar
+            Input::Image(_) | Input::Keyframes(_) => sidecar
                 .prompt
                 .clone()
                 .unwrap_or_else(|| defaults.prompt.clone()),
@@ -173,7 +202,7 @@ impl JobSpec {
         if rules.prompt_required && prompt.is_empty() {
             problems.push(match input {
                 Input::Text(_) => "the text file is empty; write the prompt into it".into(),
-                Input::Image(_) => format!(
+                Input::Image(_) | Input::Keyframes(_) => format!(
                     "model {} needs a prompt; add one to the sidecar (e.g. `prompt: slow push-in, soft light`)",
                     model.id
                 ),
@@ -197,7 +226,7 @@ impl JobSpec {
             None => None,
             Some(offered) if ratio_setting.trim() == "auto" => Some(
                 match input {
-                    Input::Image(image) => {
+                    Input::Image(image) | Input::Keyframes(image) => {
                         models::nearest_ratio(offered, image.width, image.height)
                     }
                     // No picture to follow: the model's first (landscape) ratio.
@@ -210,9 +239,7 @@ impl JobSpec {
                 match models::parse_ratio(&r) {
                     Some(_) if offered.contains(&r.as_str()) => Some(r),
                     // A default the text model does not offer: the nearest shape it does.
-                    Some((w, h))
-                        if sidecar.ratio.is_none() && !matches!(input, Input::Image(_)) =>
-                    {
+                    Some((w, h)) if sidecar.ratio.is_none() && matches!(input, Input::Text(_)) => {
                         Some(models::nearest_ratio(offered, w, h).to_string())
                     }
                     parsed => {
@@ -254,7 +281,7 @@ impl JobSpec {
             (Some(ds), None, Some(d)) => match input {
                 // A default the text model does not offer: the nearest it does.
                 Input::Text(_) => ds.nearest(d),
-                Input::Image(_) => {
+                Input::Image(_) | Input::Keyframes(_) => {
                     problems.push(format!(
                         "duration {d} s is not offered by {}; it takes {}",
                         model.id,
@@ -286,7 +313,9 @@ impl JobSpec {
         }
         let (motion, zoom) = if catalog.renders_locally() {
             let m = match input {
-                Input::Image(_) => motion.unwrap_or_else(|| Motion::from_prompt(&prompt)),
+                Input::Image(_) | Input::Keyframes(_) => {
+                    motion.unwrap_or_else(|| Motion::from_prompt(&prompt))
+                }
                 // A title card pushes in slowly unless the sidecar says otherwise.
                 Input::Text(_) => motion.unwrap_or(Motion::PushIn),
             };

@@ -127,6 +127,9 @@ async fn drive<B: Backend>(backend: Arc<B>, mut ctx: JobCtx) -> Ended {
     // and the hash is taken again.
     if ctx.rec.state == State::Claimed && ctx.rec.source_sha256.is_none() {
         ctx.rec.source_sha256 = hash_source(&ctx.spool, &ctx.rec).await;
+        if let Some(last) = ctx.rec.kind.last_frame() {
+            ctx.rec.last_frame_sha256 = hash_file(&ctx.spool, &ctx.rec.id, last).await;
+        }
     }
     // A job that failed before a stop (or at admission) is moved to failed/, whatever the backend.
     let outcome = match ctx.rec.state {
@@ -150,7 +153,12 @@ async fn drive<B: Backend>(backend: Arc<B>, mut ctx: JobCtx) -> Ended {
 
 /// The SHA-256 of the job's image, off the runtime's threads.
 async fn hash_source(spool: &Spool, rec: &JobRecord) -> Option<String> {
-    let path = spool.job_dir(&rec.id).join(&rec.source.name);
+    hash_file(spool, &rec.id, &rec.source.name).await
+}
+
+/// The SHA-256 of the file `name` in job `id`'s folder, off the runtime's threads.
+async fn hash_file(spool: &Spool, id: &str, name: &str) -> Option<String> {
+    let path = spool.job_dir(id).join(name);
     tokio::task::spawn_blocking(move || crate::media::sha256_file(&path))
         .await
         .ok()?
@@ -252,7 +260,7 @@ mod tests {
         let spool = Spool::open(d.path()).unwrap();
         std::fs::write(spool.inbox().join("x.png"), b"image").unwrap();
         let source = crate::source::Source::in_inbox("x.png");
-        let (id, _) = spool.claim(&source, None, false).unwrap().unwrap();
+        let id = spool.claim(&source, None, None, false).unwrap().unwrap().id;
         let rec = JobRecord::new(
             id.clone(),
             source,

@@ -545,7 +545,8 @@ pub static LOCAL: Model = Model {
                 prompt_required: false,
                 prompt_max: None,
                 seed: true,
-                last_frame: false,
+                // A cross-dissolving move from the first still to the last.
+                last_frame: true,
             },
         ),
         // A title card: the text typeset over a gradient. Longer text would not stay readable.

@@ -463,7 +463,7 @@ fn renew_leases(spool: &Spool, active: &HashMap<String, CancellationToken>) {
 
 fn forget(inbox: &mut Inbox, r: &Ready) {
     inbox.forget(&r.source.name);
-    if let Some(sc) = &r.sidecar {
-        inbox.forget(sc);
+    for companion in [&r.sidecar, &r.last_frame].into_iter().flatten() {
+        inbox.forget(companion);
     }
 }

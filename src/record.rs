@@ -82,6 +82,9 @@ pub struct JobRecord {
     pub upload_uri: Option<String>,
     #[serde(default)]
     pub upload_at: Option<u64>,
+    /// The same for the last keyframe of a keyframe job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_upload: Option<Upload>,
     /// Create requests sent for this job (a retried task failure sends another).
     #[serde(default)]
     pub submissions: u32,
@@ -106,6 +109,9 @@ pub struct JobRecord {
     /// writing after the claim, so the video was made from other bytes than `done/` holds.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub source_changed: bool,
+    /// SHA-256 of the last keyframe, taken with the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame_sha256: Option<String>,
 }
 
 impl JobRecord {
@@ -137,6 +143,7 @@ impl JobRecord {
             output_bytes: None,
             upload_uri: None,
             upload_at: None,
+            last_upload: None,
             submissions: 0,
             uncertain_submissions: 0,
             transient_faults: 0,
@@ -145,6 +152,7 @@ impl JobRecord {
             render: None,
             source_sha256: None,
             source_changed: false,
+            last_frame_sha256: None,
         }
     }
 
@@ -170,6 +178,13 @@ impl JobRecord {
     }
 }
 
+/// A `runway://` upload and when it was made (unix seconds); valid 24 h.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub uri: String,
+    pub at: u64,
+}
+
 /// The local renderer's report of one clip.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderInfo {
@@ -192,6 +207,14 @@ impl JobRecord {
             message: "the job had failed before dropreel stopped".into(),
             advice: "move the image back into inbox/ to try again".into(),
             api: None,
+        })
+    }
+
+    /// The upload of the job's (first) image, if one was made.
+    pub fn upload(&self) -> Option<Upload> {
+        Some(Upload {
+            uri: self.upload_uri.clone()?,
+            at: self.upload_at?,
         })
     }
 

@@ -141,7 +141,21 @@ fn rebuild(
         .iter()
         .find(|n| intake::kind_of(n) == intake::Kind::Sidecar && spool::split_name(n).0 == stem)
         .cloned();
-    match check_files(&dir, settings, limits, image, sidecar.as_deref()) {
+    let last_frame = names
+        .iter()
+        .find(|n| {
+            intake::kind_of(n) == intake::Kind::LastFrame
+                && intake::last_frame_key(n) == intake::stem_key(image)
+        })
+        .cloned();
+    match check_files(
+        &dir,
+        settings,
+        limits,
+        image,
+        sidecar.as_deref(),
+        last_frame.as_deref(),
+    ) {
         Ok(a) => {
             let mut rec = JobRecord::new(
                 id.to_string(),
@@ -169,13 +183,19 @@ fn rebuild(
                 },
             };
             // Failed from the start: the job task moves it to failed/ like any other.
-            let rec = JobRecord::failed_at_once(
+            let mut rec = JobRecord::failed_at_once(
                 id.to_string(),
                 Source::in_inbox(image),
                 sidecar,
                 backend,
                 f,
             );
+            // Its last keyframe goes to failed/ with it.
+            if intake::kind_of(image) == intake::Kind::Text {
+                rec.kind = crate::job::JobKind::Text;
+            } else {
+                rec.kind = crate::job::JobKind::Image { last_frame };
+            }
             spool.save(&rec).ok()?;
             Some(rec)
         }

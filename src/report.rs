@@ -13,7 +13,7 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
         "source": rec.source.name,
         "kind": rec.kind.name(),
         "endpoint": rec.kind.endpoint().path(),
-        "inputs": [{ "name": rec.source.name, "sha256": rec.source_sha256 }],
+        "inputs": inputs(rec),
         "sidecar": rec.sidecar,
         "job_id": rec.id,
         "backend": backend,
@@ -68,6 +68,23 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(&v).expect("a JSON value serialises");
     out.push(b'\n');
     out
+}
+
+/// Every file the job was made from, with its SHA-256 and its role.
+fn inputs(rec: &JobRecord) -> Value {
+    let mut v = vec![json!({
+        "name": rec.source.name,
+        "role": match rec.kind {
+            JobKind::Image { .. } => "image",
+            JobKind::Text => "prompt",
+            JobKind::Video => "video",
+        },
+        "sha256": rec.source_sha256,
+    })];
+    if let Some(last) = rec.kind.last_frame() {
+        v.push(json!({ "name": last, "role": "last_frame", "sha256": rec.last_frame_sha256 }));
+    }
+    Value::Array(v)
 }
 
 /// The `error.txt` of a failed job.

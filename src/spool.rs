@@ -25,6 +25,8 @@ pub const OUTPUT_PART: &str = "out.mp4.part";
 /// An image in a format the API does not take, converted to PNG for sending (a dot name: never
 /// mistaken for the job's own image).
 pub const CONVERTED_FILE: &str = ".send.png";
+/// The same for a last keyframe.
+pub const CONVERTED_LAST: &str = ".send-last.png";
 
 pub use crate::record::{Delivery, Failure, JobRecord, RenderInfo, State};
 
@@ -48,6 +50,14 @@ pub fn new_job_id() -> String {
         .filter(char::is_ascii_alphanumeric)
         .collect();
     format!("{t}-{:08x}", fastrand::u32(..))
+}
+
+/// A job folder just made by [`Spool::claim`], with the companions that came along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub id: String,
+    pub sidecar: Option<String>,
+    pub last_frame: Option<String>,
 }
 
 /// The four folders of a studio root.
@@ -170,19 +180,20 @@ impl Spool {
         self.root.join(PROCESSING).join(id)
     }
 
-    /// Takes `image` (and its sidecar) out of the inbox into a new job folder. `Ok(None)` when the file
-    /// is gone: another instance took it, or the user pulled it back — both normal. With
-    /// `copy_sidecar`, the sidecar is copied rather than moved (other images of its stem still need
-    /// it). A claim that fails midway (a full disk) leaves nothing behind: the files are back in the
-    /// inbox and the job folder is gone.
+    /// Takes a job file and its companions (sidecar, last keyframe) out of the inbox into a new job
+    /// folder. `Ok(None)` when the file is gone: another instance took it, or the user pulled it
+    /// back — both normal. With `copy_shared`, the companions are copied rather than moved (other
+    /// files of their stem still need them). A claim that fails midway (a full disk) leaves nothing
+    /// behind: the files are back in the inbox and the job folder is gone.
     pub fn claim(
         &self,
         source: &Source,
         sidecar: Option<&str>,
-        copy_sidecar: bool,
-    ) -> io::Result<Option<(String, Option<String>)>> {
+        last_frame: Option<&str>,
+        copy_shared: bool,
+    ) -> io::Result<Option<Claimed>> {
         let image = source.name.as_str();
-        // The image and its sidecar sit in the source's folder under inbox/.
+        // The file and its companions sit in the source's folder under inbox/.
         let from = self.inbox().join(source.rel_path());
         let folder = from
             .parent()
@@ -207,25 +218,38 @@ impl Spool {
                 };
             }
         }
-        let taken = match sidecar {
-            Some(s) if copy_sidecar => copy_durably(&folder.join(s), &dir, s).map(|()| true),
-            Some(s) => fs::rename(folder.join(s), dir.join(s)).map(|()| true),
-            None => Ok(false),
-        };
-        let sidecar = match taken {
-            Ok(true) => sidecar.map(str::to_string),
-            Ok(false) => None,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => {
-                // Put the image back: the claim is retried as a whole.
-                let _ = fs::rename(dir.join(image), &from);
-                abandon_claim(&dir);
-                return Err(e);
+        let mut taken: Vec<Option<String>> = Vec::new();
+        for companion in [sidecar, last_frame] {
+            let result = match companion {
+                Some(c) if copy_shared => copy_durably(&folder.join(c), &dir, c).map(|()| true),
+                Some(c) => fs::rename(folder.join(c), dir.join(c)).map(|()| true),
+                None => Ok(false),
+            };
+            match result {
+                Ok(true) => taken.push(companion.map(str::to_string)),
+                Ok(false) => taken.push(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => taken.push(None),
+                Err(e) => {
+                    // Put back what was moved: the claim is retried as a whole.
+                    if !copy_shared {
+                        for c in taken.iter().flatten() {
+                            let _ = fs::rename(dir.join(c), folder.join(c));
+                        }
+                    }
+                    let _ = fs::rename(dir.join(image), &from);
+                    abandon_claim(&dir);
+                    return Err(e);
+                }
             }
-        };
+        }
         sync_dir(&dir)?;
         sync_dir(&self.inbox())?;
-        Ok(Some((id, sidecar)))
+        let mut taken = taken.into_iter();
+        Ok(Some(Claimed {
+            id,
+            sidecar: taken.next().flatten(),
+            last_frame: taken.next().flatten(),
+        }))
     }
 
     /// Writes `job.json` atomically: temp file, fsync, rename, fsync of the folder.
@@ -297,6 +321,11 @@ impl Spool {
                     .map(|(_, ext)| ext.len())
                     .chain([split_name(&rec.source.name).1.len()])
                     .chain(rec.sidecar.iter().map(|s| split_name(s).1.len()))
+                    .chain(
+                        rec.kind
+                            .last_frame()
+                            .map(|l| "last.".len() + split_name(l).1.len()),
+                    )
                     .max()
                     .unwrap_or(0);
                 let base = fit_stem(rec.stem(), 255 - (longest + 1) - 4);
@@ -314,6 +343,10 @@ impl Spool {
         moves.push((rec.source.name.clone(), join_ext(&stem, ext)));
         if let Some(sc) = &rec.sidecar {
             moves.push((sc.clone(), join_ext(&stem, split_name(sc).1)));
+        }
+        if let Some(last) = rec.kind.last_frame() {
+            let ext = split_name(last).1;
+            moves.push((last.to_string(), format!("{stem}.last.{ext}")));
         }
         for (from, ext) in extra {
             moves.push((from.to_string(), format!("{stem}.{ext}")));
@@ -379,6 +412,7 @@ impl Spool {
                 OUTPUT_PART,
                 OUTPUT_FILE,
                 CONVERTED_FILE,
+                CONVERTED_LAST,
                 "result.json",
                 "error.txt",
                 STATE_FILE,

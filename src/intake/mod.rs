@@ -27,7 +27,7 @@ mod names;
 mod watcher;
 
 use names::stem_of;
-pub use names::{Kind, held_by_writer, is_ignored, kind_of, stem_key};
+pub use names::{Kind, held_by_writer, is_ignored, kind_of, last_frame_key, stem_key};
 pub use watcher::{Watcher, watch};
 
 /// A file's identity for the stability check.
@@ -67,6 +67,9 @@ pub struct Ready {
     pub image_stamp: Stamp,
     pub sidecar: Option<String>,
     pub sidecar_stamp: Option<Stamp>,
+    /// Its last keyframe (`<stem>.last.<ext>`), if one is beside it.
+    pub last_frame: Option<String>,
+    pub last_frame_stamp: Option<Stamp>,
     /// How long the image has been unchanged (a file that stays incomplete this long is a copy
     /// that broke off).
     pub unchanged_for: Duration,
@@ -85,6 +88,8 @@ pub struct Inbox {
     /// Job file names (images, texts) by stem key: a sidecar shared by several is copied to all but
     /// the last.
     images: HashMap<String, Vec<String>>,
+    /// Last keyframes by the stem key of the image they belong to.
+    lasts: HashMap<String, Vec<String>>,
     /// Sidecar names by lower-cased stem key, to explain a sidecar that differs from its image
     /// in letter case only without a pass over all sidecars.
     sidecars_folded: HashMap<String, Vec<String>>,
@@ -108,6 +113,7 @@ impl Inbox {
             sidecars: HashMap::new(),
             images: HashMap::new(),
             sidecars_folded: HashMap::new(),
+            lasts: HashMap::new(),
             handed: HashSet::new(),
             reported: HashSet::new(),
             clock: None,
@@ -123,15 +129,13 @@ impl Inbox {
                 .push(name.to_string());
         }
         let index = match seen.kind {
-            Kind::Sidecar => Some(&mut self.sidecars),
-            Kind::Image | Kind::Text => Some(&mut self.images),
+            Kind::Sidecar => Some((&mut self.sidecars, stem_key(name))),
+            Kind::Image | Kind::Text => Some((&mut self.images, stem_key(name))),
+            Kind::LastFrame => Some((&mut self.lasts, last_frame_key(name))),
             Kind::Other => None,
         };
-        if let Some(index) = index {
-            index
-                .entry(stem_key(name))
-                .or_default()
-                .push(name.to_string());
+        if let Some((index, key)) = index {
+            index.entry(key).or_default().push(name.to_string());
         }
         self.files.insert(name.to_string(), seen);
         self.cache.set(None);
@@ -146,6 +150,7 @@ impl Inbox {
                     (&mut self.sidecars_folded, key.to_lowercase()),
                 ],
                 Kind::Image | Kind::Text => vec![(&mut self.images, key)],
+                Kind::LastFrame => vec![(&mut self.lasts, last_frame_key(name))],
                 Kind::Other => Vec::new(),
             };
             for (index, key) in indexes {
@@ -328,12 +333,31 @@ impl Inbox {
         self.files.get_key_value(pick)
     }
 
-    /// When `image` becomes ready if nothing changes.
+    /// The last keyframe of `image`, if one is known (only images have one).
+    fn last_for(&self, image: &str) -> Option<(&String, &Seen)> {
+        if kind_of(image) != Kind::Image {
+            return None;
+        }
+        let names = self.lasts.get(&stem_key(image))?;
+        self.files.get_key_value(names.first()?)
+    }
+
+    /// When `image` becomes ready if nothing changes: settled, and so are its companions (sidecar,
+    /// last keyframe); without any, it also gives a late one `sidecar_wait` to arrive.
     fn ready_at(&self, image: &str, seen: &Seen) -> Instant {
         let settled = |s: &Seen| s.since + self.settle.saturating_sub(s.head_start);
-        let at = match self.sidecar_for(image) {
-            Some((_, sc)) => settled(seen).max(settled(sc)),
-            None => seen.since + (self.settle + self.sidecar_wait).saturating_sub(seen.head_start),
+        let companions: Vec<&Seen> = [self.sidecar_for(image), self.last_for(image)]
+            .into_iter()
+            .flatten()
+            .map(|(_, s)| s)
+            .collect();
+        let at = if companions.is_empty() {
+            seen.since + (self.settle + self.sidecar_wait).saturating_sub(seen.head_start)
+        } else {
+            companions
+                .into_iter()
+                .map(settled)
+                .fold(settled(seen), Instant::max)
         };
         seen.hold_until.map_or(at, |h| at.max(h))
     }
@@ -381,8 +405,10 @@ impl Inbox {
                 .get(&stem_key(name))
                 .cloned()
                 .unwrap_or_default();
+            let lasts = self.lasts.get(&stem_key(name)).cloned().unwrap_or_default();
             for sc in known
                 .into_iter()
+                .chain(lasts)
                 .chain([format!("{stem}.yaml"), format!("{stem}.yml")])
             {
                 self.observe(&sc);
@@ -405,6 +431,7 @@ impl Inbox {
                 continue;
             }
             let sc = self.sidecar_for(&name);
+            let last = self.last_for(&name);
             ready.push((
                 seen.since
                     .checked_sub(seen.head_start)
@@ -414,6 +441,8 @@ impl Inbox {
                     image_stamp: seen.stamp,
                     sidecar: sc.map(|(n, _)| n.clone()),
                     sidecar_stamp: sc.map(|(_, s)| s.stamp),
+                    last_frame: last.map(|(n, _)| n.clone()),
+                    last_frame_stamp: last.map(|(_, s)| s.stamp),
                     unchanged_for: now.saturating_duration_since(seen.since) + seen.head_start,
                 },
             ));
@@ -527,10 +556,15 @@ impl Inbox {
         if stamp(&r.source.name) != Some(r.image_stamp) {
             return false;
         }
-        match &r.sidecar {
-            Some(sc) => stamp(sc) == r.sidecar_stamp,
-            None => self.sidecar_for(&r.source.name).is_none(),
-        }
+        let last_same = match &r.last_frame {
+            Some(l) => stamp(l) == r.last_frame_stamp,
+            None => self.last_for(&r.source.name).is_none(),
+        };
+        last_same
+            && match &r.sidecar {
+                Some(sc) => stamp(sc) == r.sidecar_stamp,
+                None => self.sidecar_for(&r.source.name).is_none(),
+            }
     }
 
     /// The next moment an image may become ready, if any waits.

@@ -1,5 +1,5 @@
 //! What a name in the inbox is: ignored (it belongs to a sync client, the OS or a download in
-//! progress), an image, a sidecar, or something else; the stem it pairs by; whether an open error
+//! progress), an image, a text, a sidecar, a last keyframe, or something else; the stem it pairs by; whether an open error
 //! means its writer still holds it.
 
 use unicode_normalization::UnicodeNormalization as _;
@@ -11,6 +11,8 @@ pub enum Kind {
     /// A `.txt`: its text is the prompt of a text-to-video job.
     Text,
     Sidecar,
+    /// `<stem>.last.<image ext>`: the last keyframe of `<stem>`'s image, never a job of its own.
+    LastFrame,
     Other,
 }
 
@@ -46,6 +48,9 @@ pub fn kind_of(name: &str) -> Kind {
     let lower = name.to_lowercase();
     let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
     match ext {
+        e if crate::media::IMAGE_EXTENSIONS.contains(&e) && stem_of(&lower).ends_with(".last") => {
+            Kind::LastFrame
+        }
         e if crate::media::IMAGE_EXTENSIONS.contains(&e) => Kind::Image,
         "yaml" | "yml" => Kind::Sidecar,
         "txt" => Kind::Text,
@@ -61,6 +66,18 @@ pub(super) fn stem_of(name: &str) -> &str {
 /// (composed) are one stem.
 pub fn stem_key(name: &str) -> String {
     stem_of(name).nfc().collect()
+}
+
+/// The stem key of the image a last keyframe belongs to: `cat.last.png` → `cat`.
+pub fn last_frame_key(name: &str) -> String {
+    let stem = stem_of(name);
+    let cut = stem.len().saturating_sub(".last".len());
+    let owner = if stem.is_char_boundary(cut) && stem[cut..].eq_ignore_ascii_case(".last") {
+        &stem[..cut]
+    } else {
+        stem
+    };
+    owner.nfc().collect()
 }
 
 /// A sharing or lock violation: another program has the file open for writing (Windows, SMB).
@@ -97,6 +114,11 @@ mod tests {
         assert_eq!(kind_of("A.JPEG"), Kind::Image);
         assert_eq!(kind_of("a.yml"), Kind::Sidecar);
         assert_eq!(kind_of("notes.txt"), Kind::Text);
+        assert_eq!(kind_of("cat.last.png"), Kind::LastFrame);
+        assert_eq!(kind_of("cat.LAST.JPG"), Kind::LastFrame);
+        assert_eq!(kind_of("last.png"), Kind::Image);
+        assert_eq!(last_frame_key("cat.LAST.JPG"), "cat");
+        assert_eq!(last_frame_key("a.b.last.webp"), "a.b");
         assert_eq!(kind_of("notes.pdf"), Kind::Other);
     }
 }

@@ -417,6 +417,37 @@ const MODELS: &[(&str, &[&str], &[u32], bool)] = &[
     ),
 ];
 
+/// Image-to-video models that take a last frame (`promptImage` positions first and last).
+const LAST_FRAME_MODELS: &[&str] = &["veo3.1"];
+
+/// A `promptImage` URI: a data URI of a PNG, JPEG or WebP under 5 MB, or a known upload.
+fn check_image_uri(img: &str, uploads: &HashMap<String, usize>) -> Result<(), String> {
+    if let Some(rest) = img.strip_prefix("data:") {
+        if img.len() >= 5 * 1024 * 1024 {
+            return Err("promptImage: data URI exceeds 5MB".into());
+        }
+        let (mime, data) = rest
+            .split_once(";base64,")
+            .ok_or("promptImage: malformed data URI")?;
+        if !["image/png", "image/jpeg", "image/webp"].contains(&mime) {
+            return Err(format!("promptImage: unsupported type {mime}"));
+        }
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|_| "promptImage: invalid base64")?;
+        Ok(())
+    } else if let Some(id) = img.strip_prefix("runway://") {
+        if uploads.contains_key(id) {
+            Ok(())
+        } else {
+            Err("promptImage: unknown upload".into())
+        }
+    } else {
+        Err("promptImage must be an https URL, a runway:// URI or a data URI".into())
+    }
+}
+
 /// Text to video: (model, ratios, durations); the prompt is always required.
 const TEXT_MODELS: &[(&str, &[&str], &[u32])] = &[
     (
@@ -496,29 +527,35 @@ fn validate(path: &str, body: &Value, uploads: &HashMap<String, usize>) -> Resul
         None => {}
         Some(_) => return Err("promptText must be a string".into()),
     }
-    let img = body["promptImage"]
-        .as_str()
-        .ok_or("promptImage is required")?;
-    if let Some(rest) = img.strip_prefix("data:") {
-        if img.len() >= 5 * 1024 * 1024 {
-            return Err("promptImage: data URI exceeds 5MB".into());
+    // The plain string form, or the array form with positions (first, and last where the model
+    // takes a last frame).
+    let images: Vec<(&str, &str)> = match &body["promptImage"] {
+        Value::String(uri) => vec![(uri.as_str(), "first")],
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                let uri = item["uri"]
+                    .as_str()
+                    .ok_or("promptImage[].uri is required")?;
+                let position = item["position"]
+                    .as_str()
+                    .ok_or("promptImage[].position is required")?;
+                Ok((uri, position))
+            })
+            .collect::<Result<_, String>>()?,
+        Value::Null => return Err("promptImage is required".into()),
+        _ => return Err("promptImage must be a string or an array".into()),
+    };
+    for (i, (_, position)) in images.iter().enumerate() {
+        match (*position, i) {
+            ("first", 0) => {}
+            ("last", 1) if LAST_FRAME_MODELS.contains(&model) => {}
+            ("last", 1) => return Err(format!("{model} does not take a last frame")),
+            (p, _) => return Err(format!("Invalid promptImage position {p} at {i}")),
         }
-        let (mime, data) = rest
-            .split_once(";base64,")
-            .ok_or("promptImage: malformed data URI")?;
-        if !["image/png", "image/jpeg", "image/webp"].contains(&mime) {
-            return Err(format!("promptImage: unsupported type {mime}"));
-        }
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .map_err(|_| "promptImage: invalid base64")?;
-    } else if let Some(id) = img.strip_prefix("runway://") {
-        if !uploads.contains_key(id) {
-            return Err("promptImage: unknown upload".into());
-        }
-    } else {
-        return Err("promptImage must be an https URL, a runway:// URI or a data URI".into());
+    }
+    for (img, _) in images {
+        check_image_uri(img, uploads)?;
     }
     if let Some(seed) = body.get("seed") {
         let s = seed.as_u64().ok_or("seed must be an integer")?;

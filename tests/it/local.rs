@@ -38,10 +38,20 @@ fn luma(rgb: [f64; 3]) -> f64 {
 /// The expected luma of a `w × h` frame showing the source window `(left, top, width, height)`
 /// (source pixels), sampled bilinearly from the `waves` function itself.
 fn expected(w: usize, h: usize, win: (f64, f64, f64, f64)) -> Vec<u8> {
+    expected_of(waves, w, h, win)
+}
+
+/// [`expected`] for any source function `f`.
+fn expected_of(
+    f: impl Fn(u32, u32) -> [u8; 3],
+    w: usize,
+    h: usize,
+    win: (f64, f64, f64, f64),
+) -> Vec<u8> {
     let sample = |u: f64, v: f64| {
         let (x0, y0) = (u.floor().max(0.0), v.floor().max(0.0));
         let (fx, fy) = (u - x0, v - y0);
-        let p = |x: f64, y: f64| waves(x as u32, y as u32).map(f64::from);
+        let p = |x: f64, y: f64| f(x as u32, y as u32).map(f64::from);
         let mix = |a: [f64; 3], b: [f64; 3], t: f64| [0, 1, 2].map(|i| a[i] + (b[i] - a[i]) * t);
         let top = mix(p(x0, y0), p(x0 + 1.0, y0), fx);
         let bottom = mix(p(x0, y0 + 1.0), p(x0 + 1.0, y0 + 1.0), fx);
@@ -381,5 +391,39 @@ async fn a_text_file_becomes_a_title_card_that_is_not_blank() {
     studio.assert_listing(
         "done",
         &["card.mp4", "card.result.json", "card.txt", "card.yaml"],
+    );
+}
+
+// See: issue 11 — two stills on the local backend: the move dissolves from the first to the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_of_stills_dissolves_from_the_first_into_the_last() {
+    let studio = local_studio(12, "");
+    let dark = |x: u32, y: u32| [(20 + x / 16) as u8, 30, (40 + y / 12) as u8];
+    let bright = |x: u32, y: u32| [230, (200 + x / 16) as u8, (190 + y / 8) as u8];
+    studio.put("inbox/fade.png", &png_from_fn(640, 360, dark));
+    studio.put("inbox/fade.last.png", &png_from_fn(640, 360, bright));
+    studio.put("inbox/fade.yaml", b"duration: 2\nmotion: static\n");
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    let d = decode_mp4(&studio.path("done/fade.mp4"));
+    assert_eq!((d.width, d.height, d.lumas.len()), (1280, 720, 24));
+    let first = expected_of(dark, 1280, 720, (0.0, 0.0, 640.0, 360.0));
+    let last = expected_of(bright, 1280, 720, (0.0, 0.0, 640.0, 360.0));
+    let (p0, p1) = (psnr(&d.lumas[0], &first), psnr(&d.lumas[23], &last));
+    assert!(p0 > 30.0, "the first frame is the first still: {p0:.1} dB");
+    assert!(p1 > 30.0, "the last frame is the last still: {p1:.1} dB");
+    // Halfway, neither: a blend.
+    let mean = |f: &[u8]| f.iter().map(|&y| f64::from(y)).sum::<f64>() / f.len() as f64;
+    let (m0, m12, m23) = (mean(&d.lumas[0]), mean(&d.lumas[12]), mean(&d.lumas[23]));
+    assert!(m0 < m12 && m12 < m23, "{m0:.0} < {m12:.0} < {m23:.0}");
+    studio.assert_listing(
+        "done",
+        &[
+            "fade.last.png",
+            "fade.mp4",
+            "fade.png",
+            "fade.result.json",
+            "fade.yaml",
+        ],
     );
 }

@@ -10,6 +10,7 @@ mod holds;
 mod hostile;
 mod inputs;
 mod intake;
+mod keyframes;
 mod local;
 mod pipeline;
 mod reliability;

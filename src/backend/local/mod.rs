@@ -38,6 +38,8 @@ impl Local {
 pub enum Still {
     /// An image file.
     Image(PathBuf),
+    /// A first and a last keyframe: the move dissolves from one into the other.
+    Keyframes(PathBuf, PathBuf),
     /// A title card of this text (`seed` picks its colours); `name` is the text file's, for logs.
     Title {
         text: String,
@@ -51,6 +53,9 @@ impl Still {
     fn renderer(self, plan: Plan) -> Result<Renderer, RenderError> {
         match self {
             Still::Image(path) => Renderer::open(&path, plan),
+            Still::Keyframes(first, last) => {
+                Ok(Renderer::open(&first, plan)?.dissolving_into(Renderer::open(&last, plan)?))
+            }
             Still::Title { text, seed, name } => {
                 let (w, h) = plan.working_size();
                 let card = title::draw(&text, w, h, seed);
@@ -149,8 +154,11 @@ impl Backend for Local {
         }
         let dir = job.spool.job_dir(&job.rec.id);
         let name = &job.rec.source.name;
-        let still = match job.rec.kind {
-            JobKind::Image { .. } => Still::Image(dir.join(name)),
+        let still = match &job.rec.kind {
+            JobKind::Image { last_frame: None } => Still::Image(dir.join(name)),
+            JobKind::Image {
+                last_frame: Some(last),
+            } => Still::Keyframes(dir.join(name), dir.join(last)),
             // The prompt, as admitted (the text file's text, trimmed).
             JobKind::Text => Still::Title {
                 text: job.rec.spec.prompt.clone(),

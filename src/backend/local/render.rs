@@ -140,6 +140,8 @@ pub struct Renderer {
     work: Image<'static>,
     frame: Image<'static>,
     resizer: Resizer,
+    /// A last keyframe to dissolve into, moving the same way.
+    last: Option<Box<Renderer>>,
 }
 
 impl Renderer {
@@ -207,6 +209,7 @@ impl Renderer {
             work,
             frame: Image::new(plan.width, plan.height, PixelType::U8x3),
             resizer,
+            last: None,
         })
     }
 
@@ -231,12 +234,37 @@ impl Renderer {
             .expect("the working image and frame have the same pixel type and valid sizes");
     }
 
+    /// Dissolves from this still into `last` over the clip (both under the same move): the first
+    /// frame is this one's, the last frame `last`'s, with an eased blend between.
+    pub fn dissolving_into(mut self, last: Renderer) -> Renderer {
+        self.last = Some(Box::new(last));
+        self
+    }
+
     /// Frame `i` as I420 (BT.709, limited range) into `out`.
     pub fn render_i420(&mut self, i: u32, out: &mut Vec<u8>) {
         let (w, h) = (self.plan.width as usize, self.plan.height as usize);
         self.render_rgb(i);
+        if let Some(last) = self.last.as_mut() {
+            last.render_rgb(i);
+            let t = dissolve_weight(i, self.plan.frames);
+            let into = last.frame.buffer();
+            for (a, b) in self.frame.buffer_mut().iter_mut().zip(into) {
+                *a = (f64::from(*a) * (1.0 - t) + f64::from(*b) * t).round() as u8;
+            }
+        }
         rgb_to_i420(self.frame.buffer(), w, h, out);
     }
+}
+
+/// How far frame `i` of `frames` has dissolved into the last keyframe: 0 at the first frame, 1 at
+/// the last, eased (smoothstep) between.
+pub fn dissolve_weight(i: u32, frames: u32) -> f64 {
+    if frames <= 1 {
+        return 1.0;
+    }
+    let t = f64::from(i.min(frames - 1)) / f64::from(frames - 1);
+    t * t * (3.0 - 2.0 * t)
 }
 
 #[cfg(test)]

@@ -366,17 +366,38 @@ impl Api {
     }
 }
 
+/// The files a create request names, as URIs (data URIs, `runway://` uploads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Media {
+    /// A text job: the prompt is the input.
+    None,
+    /// The image (or video).
+    One(String),
+    /// A first and a last keyframe.
+    Keyframes { first: String, last: String },
+}
+
 /// The create body for a job of `kind`: the model, the input as the kind's endpoint names it
 /// (`promptImage` for an image, `videoUri` for a video; a text job's input is its prompt), the
 /// settings the (model, endpoint) takes, then `extra:` merged in verbatim.
-pub fn request_body(spec: &JobSpec, kind: &JobKind, input: Option<String>) -> Value {
+pub fn request_body(spec: &JobSpec, kind: &JobKind, media: Media) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(spec.model));
-    match (kind, input) {
-        (JobKind::Image { .. }, Some(uri)) => {
+    match (kind, media) {
+        (JobKind::Image { .. }, Media::One(uri)) => {
             body.insert("promptImage".into(), json!(uri));
         }
-        (JobKind::Video, Some(uri)) => {
+        // The array form, with positions.
+        (JobKind::Image { .. }, Media::Keyframes { first, last }) => {
+            body.insert(
+                "promptImage".into(),
+                json!([
+                    { "uri": first, "position": "first" },
+                    { "uri": last, "position": "last" }
+                ]),
+            );
+        }
+        (JobKind::Video, Media::One(uri)) => {
             body.insert("videoUri".into(), json!(uri));
         }
         _ => {}
@@ -488,15 +509,27 @@ mod tests {
             ..JobSpec::default()
         };
         let image = JobKind::Image { last_frame: None };
-        let body = request_body(&spec, &image, Some("data:image/png;base64,AA".into()));
+        let body = request_body(&spec, &image, Media::One("data:image/png;base64,AA".into()));
         assert_eq!(body["promptImage"], "data:image/png;base64,AA");
         assert_eq!(body["duration"], 5);
+        let keyframes = request_body(
+            &spec,
+            &image,
+            Media::Keyframes {
+                first: "runway://a".into(),
+                last: "runway://b".into(),
+            },
+        );
+        assert_eq!(
+            keyframes["promptImage"],
+            json!([{"uri": "runway://a", "position": "first"}, {"uri": "runway://b", "position": "last"}])
+        );
         let restyle = JobSpec {
             model: "aleph2".into(),
             ratio: None,
             ..spec
         };
-        let body = request_body(&restyle, &JobKind::Video, Some("runway://v".into()));
+        let body = request_body(&restyle, &JobKind::Video, Media::One("runway://v".into()));
         assert_eq!(body["videoUri"], "runway://v");
         assert!(body.get("promptImage").is_none());
         assert!(

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use api::Api;
 pub use api::{
-    ApiError, DATA_URI_MAX, DownloadError, Task, TaskStatus, UPLOAD_MAX, request_body, retry_after,
+    ApiError, DATA_URI_MAX, DownloadError, Media, Task, TaskStatus, UPLOAD_MAX, request_body,
+    retry_after,
 };
 use faults::TaskFailure;
 use queue::Queue;
@@ -29,6 +30,7 @@ use super::{Backend, Fault, Gate, JobCtx, Limits, Service, SlotGuard, Slots, Sto
 use crate::config::{RunwaySection, Settings};
 use crate::job::JobKind;
 use crate::models::Catalog;
+use crate::record::Upload;
 use crate::spool::{self, Failure, OUTPUT_PART, State};
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
@@ -49,6 +51,13 @@ pub struct Runway {
     slots: Arc<Slots>,
     gate: Gate,
     queue: Queue,
+}
+
+/// A file as it is sent: its path, the name it is uploaded under, its type.
+struct ToSend {
+    path: PathBuf,
+    name: String,
+    mime: &'static str,
 }
 
 /// How the image reaches the create request.
@@ -77,45 +86,63 @@ impl Runway {
         })
     }
 
-    /// The file to send and its type: the image itself, or — for formats the API does not take
-    /// (GIF, BMP, TIFF) — a PNG made from it once and kept in the job folder.
-    async fn image_to_send(&self, job: &JobCtx) -> Result<(PathBuf, String, &'static str), Stop> {
+    /// The file to send for the job's image `name` (its first or last keyframe) and its type: the
+    /// image itself, or — for formats the API does not take (GIF, BMP, TIFF) — a PNG made from it
+    /// once and kept in the job folder as `converted`.
+    async fn image_to_send(
+        &self,
+        job: &JobCtx,
+        name: &str,
+        converted: &str,
+    ) -> Result<ToSend, Stop> {
         let dir = job.spool.job_dir(&job.rec.id);
-        let format = job.rec.info.format;
+        let format = if name == job.rec.source.name {
+            job.rec.info.format
+        } else {
+            match crate::media::format_of(&dir.join(name)) {
+                Ok(Some(f)) => f,
+                _ => {
+                    return Err(Stop::Failed(Failure {
+                        message: format!("{name} is no longer a readable image"),
+                        advice: "export it again as a PNG or JPEG and move it back into inbox/"
+                            .into(),
+                        api: None,
+                    }));
+                }
+            }
+        };
         if format.sent_as_is() {
-            return Ok((
-                dir.join(&job.rec.source.name),
-                job.rec.source.name.clone(),
-                format.mime(),
-            ));
+            return Ok(ToSend {
+                path: dir.join(name),
+                name: name.to_string(),
+                mime: format.mime(),
+            });
         }
-        let png = dir.join(spool::CONVERTED_FILE);
-        let name = format!("{}.png", job.rec.stem());
+        let png = dir.join(converted);
+        let png_name = format!("{}.png", spool::split_name(name).0);
         if !png.exists() {
-            let (src, dst) = (dir.join(&job.rec.source.name), png.clone());
-            let converted =
+            let (src, dst) = (dir.join(name), png.clone());
+            let done =
                 tokio::task::spawn_blocking(move || crate::media::convert_to_png(&src, &dst))
                     .await
                     .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
-            if let Err(why) = converted {
+            if let Err(why) = done {
                 return Err(Stop::Failed(Failure {
                     message: format!(
-                        "{} ({}) could not be converted to PNG for Runway: {why}",
-                        job.rec.source.name,
+                        "{name} ({}) could not be converted to PNG for Runway: {why}",
                         format.name()
                     ),
                     advice: "export it as a PNG or JPEG and move that into inbox/".into(),
                     api: None,
                 }));
             }
-            tracing::info!(job = %job.rec.id, file = %job.rec.source.name, from = format.name(), "converted to PNG for Runway");
+            tracing::info!(job = %job.rec.id, file = %name, from = format.name(), "converted to PNG for Runway");
         }
         let len = std::fs::metadata(&png).map_or(0, |m| m.len());
         if len > UPLOAD_MAX {
             return Err(Stop::Failed(Failure {
                 message: format!(
-                    "{} converted to PNG is {} MB; Runway takes images of at most {} MB",
-                    job.rec.source.name,
+                    "{name} converted to PNG is {} MB; Runway takes images of at most {} MB",
                     len >> 20,
                     UPLOAD_MAX >> 20
                 ),
@@ -123,38 +150,87 @@ impl Runway {
                 api: None,
             }));
         }
-        Ok((png, name, "image/png"))
+        Ok(ToSend {
+            path: png,
+            name: png_name,
+            mime: "image/png",
+        })
     }
 
-    /// The `promptImage` value: a data URI when it fits the inline limit, else an upload (reused
-    /// while valid).
+    /// How an image reaches the create request: a data URI when it fits the inline limit, else an
+    /// upload (`earlier`, an upload made before, is reused while valid).
     async fn prompt_image(
         &self,
         job: &JobCtx,
-        (path, name, mime): &(PathBuf, String, &'static str),
+        file: &ToSend,
+        earlier: Option<&Upload>,
     ) -> Result<PromptImage, ApiError> {
-        let len = tokio::fs::metadata(path)
+        let len = tokio::fs::metadata(&file.path)
             .await
             .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?
             .len();
-        let prefix = format!("data:{mime};base64,");
+        let prefix = format!("data:{};base64,", file.mime);
         let encoded_len = prefix.len() as u64 + len.div_ceil(3) * 4;
         if encoded_len < DATA_URI_MAX as u64 {
-            let bytes = tokio::fs::read(path)
+            let bytes = tokio::fs::read(&file.path)
                 .await
                 .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?;
             let mut uri = prefix;
             base64::engine::general_purpose::STANDARD.encode_string(&bytes, &mut uri);
             return Ok(PromptImage::Ready(uri));
         }
-        if let (Some(uri), Some(at)) = (&job.rec.upload_uri, job.rec.upload_at)
-            && unix_now().saturating_sub(at) < UPLOAD_REUSE_SECS
+        if let Some(up) = earlier
+            && unix_now().saturating_sub(up.at) < UPLOAD_REUSE_SECS
         {
-            return Ok(PromptImage::Ready(uri.clone()));
+            return Ok(PromptImage::Ready(up.uri.clone()));
         }
-        let uri = self.api.upload(path, name, mime, len).await?;
-        tracing::info!(job = %job.rec.id, file = %job.rec.source.name, bytes = len, "image uploaded");
+        let uri = self
+            .api
+            .upload(&file.path, &file.name, file.mime, len)
+            .await?;
+        tracing::info!(job = %job.rec.id, file = %file.name, bytes = len, "image uploaded");
         Ok(PromptImage::Uploaded(uri))
+    }
+
+    /// The job's images as the create request names them (uploading where needed, and noting
+    /// uploads in `job.json` so a resume reuses them). `Ok(Err)`: an API error to handle.
+    async fn media(
+        &self,
+        job: &mut JobCtx,
+        files: &[ToSend],
+    ) -> Result<Result<Media, ApiError>, Stop> {
+        let mut uris = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let earlier = if i == 0 {
+                job.rec.upload()
+            } else {
+                job.rec.last_upload.clone()
+            };
+            match self.prompt_image(job, file, earlier.as_ref()).await {
+                Ok(PromptImage::Ready(uri)) => uris.push(uri),
+                Ok(PromptImage::Uploaded(uri)) => {
+                    let up = Upload {
+                        uri: uri.clone(),
+                        at: unix_now(),
+                    };
+                    if i == 0 {
+                        job.rec.upload_uri = Some(up.uri);
+                        job.rec.upload_at = Some(up.at);
+                    } else {
+                        job.rec.last_upload = Some(up);
+                    }
+                    job.save().await?;
+                    uris.push(uri);
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let mut uris = uris.into_iter();
+        Ok(Ok(match (uris.next(), uris.next()) {
+            (None, _) => Media::None,
+            (Some(first), None) => Media::One(first),
+            (Some(first), Some(last)) => Media::Keyframes { first, last },
+        }))
     }
 
     /// Claimed → Submitted. Holds the slot it returns; the caller keeps it until the task ends.
@@ -169,33 +245,34 @@ impl Runway {
             job.save().await?;
         }
         // A conversion needs no slot: done before waiting for one. A text job sends no file.
-        let to_send = match job.rec.kind {
-            JobKind::Image { .. } => Some(self.image_to_send(job).await?),
-            JobKind::Text | JobKind::Video => None,
-        };
+        let mut to_send = Vec::new();
+        if let JobKind::Image { last_frame } = job.rec.kind.clone() {
+            let first = job.rec.source.name.clone();
+            to_send.push(
+                self.image_to_send(job, &first, spool::CONVERTED_FILE)
+                    .await?,
+            );
+            if let Some(last) = last_frame {
+                to_send.push(
+                    self.image_to_send(job, &last, spool::CONVERTED_LAST)
+                        .await?,
+                );
+            }
+        }
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
         loop {
             let Some(stamp) = self.gate.pass(&job.cancel).await else {
                 return Err(Stop::Cancelled);
             };
-            let input = match &to_send {
-                None => None,
-                Some(to_send) => match self.prompt_image(job, to_send).await {
-                    Ok(PromptImage::Ready(uri)) => Some(uri),
-                    Ok(PromptImage::Uploaded(uri)) => {
-                        job.rec.upload_uri = Some(uri.clone());
-                        job.rec.upload_at = Some(unix_now());
-                        job.save().await?;
-                        Some(uri)
-                    }
-                    Err(e) => {
-                        let delay = self.on_error(job, &e, "uploading the image", stamp)?;
-                        job.save().await?;
-                        job.pause(delay).await?;
-                        continue;
-                    }
-                },
+            let input = match self.media(job, &to_send).await? {
+                Ok(media) => media,
+                Err(e) => {
+                    let delay = self.on_error(job, &e, "uploading the image", stamp)?;
+                    job.save().await?;
+                    job.pause(delay).await?;
+                    continue;
+                }
             };
             // A pause that began while the image was prepared (another job's 429) holds this
             // create too: nothing is sent before the server's time.

@@ -1,0 +1,95 @@
+//! First and last keyframes, end to end: `<stem>.last.<ext>` beside an image is paired like a
+//! sidecar, sent as the `promptImage` array with positions, and delivered or failed with its job;
+//! a model without a last frame fails before any request; a lone `.last` file stays in `inbox/`.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_of_stills_is_sent_as_first_and_last_keyframes() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    studio.put("inbox/dusk.png", &png_bytes(64, 36));
+    studio.put("inbox/dusk.last.png", &png_bytes(64, 37));
+    studio.put(
+        "inbox/dusk.yaml",
+        b"model: veo3.1\nprompt: the sun sets over the bay\nduration: 4\n",
+    );
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    let sent = fake.created();
+    assert_eq!(sent.len(), 1);
+    let frames = sent[0]["promptImage"].as_array().expect("the array form");
+    assert_eq!(frames.len(), 2);
+    assert_eq!(
+        (
+            frames[0]["position"].as_str(),
+            frames[1]["position"].as_str()
+        ),
+        (Some("first"), Some("last"))
+    );
+    let first = decode_data_uri(frames[0]["uri"].as_str().unwrap());
+    let last = decode_data_uri(frames[1]["uri"].as_str().unwrap());
+    assert_eq!(first, png_bytes(64, 36), "the image is the first frame");
+    assert_eq!(last, png_bytes(64, 37), "the .last file is the last frame");
+    studio.assert_listing(
+        "done",
+        &[
+            "dusk.last.png",
+            "dusk.mp4",
+            "dusk.png",
+            "dusk.result.json",
+            "dusk.yaml",
+        ],
+    );
+    let r = studio.json("done/dusk.result.json");
+    assert_eq!(r["inputs"][1]["name"], "dusk.last.png");
+    assert_eq!(r["inputs"][1]["role"], "last_frame");
+    assert_eq!(r["inputs"][1]["sha256"].as_str().map(str::len), Some(64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_without_a_last_frame_fails_before_any_request_and_a_lone_last_stays() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    // The default model, gen4_turbo, takes no last frame.
+    studio.put("inbox/pier.jpg", &jpeg_bytes(64, 36));
+    studio.put("inbox/pier.last.png", &png_bytes(64, 36));
+    // A last frame whose image never comes.
+    studio.put("inbox/alone.last.png", &png_bytes(16, 16));
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 1));
+    assert_eq!(fake.count("POST", "/v1/image_to_video"), 0, "nothing sent");
+    let t = studio.read("failed/pier.error.txt");
+    assert!(
+        t.contains("gen4_turbo takes no last keyframe") && t.contains("veo3.1"),
+        "{t}"
+    );
+    studio.assert_listing("failed", &["pier.error.txt", "pier.jpg", "pier.last.png"]);
+    studio.assert_listing("inbox", &["alone.last.png"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_frame_that_arrives_within_the_sidecar_wait_is_paired() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .watch("settle", "80ms")
+            .watch("sidecar_wait", "600ms")
+            .extra("defaults:\n  model: veo3.1\n")
+            .yaml(),
+    );
+    let watching = Watching::start(&studio);
+    studio.put("inbox/late.png", &png_bytes(32, 18));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    studio.put("inbox/late.last.png", &png_bytes(32, 19));
+    studio
+        .appears("done/late.mp4", Duration::from_secs(10))
+        .await;
+    watching.stop().await;
+    let sent = fake.created();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0]["promptImage"].is_array(), "{:?}", sent[0]);
+    assert!(studio.path("done/late.last.png").exists());
+}
