@@ -90,11 +90,24 @@ pub fn check_files(
     last_frame: Option<&str>,
 ) -> Result<Admitted, NotYet> {
     // The file itself first: one still being written waits, whatever its sidecar says.
-    let text = if intake::kind_of(name) == intake::Kind::Text {
+    let file_kind = intake::kind_of(name);
+    let text = if file_kind == intake::Kind::Text {
         Some(read_text(&dir.join(name), name)?)
     } else {
         None
     };
+    if file_kind == intake::Kind::Video {
+        let (bytes, seconds) = check_video(&dir.join(name), name)?;
+        let (sc, problems) = read_sidecar(dir, sidecar)?;
+        let input = job::Input::Video { bytes, seconds };
+        let built = JobSpec::build_all(&settings.config.defaults, &sc, input, limits.catalog);
+        let spec = settle_spec(built, problems, sidecar)?;
+        return Ok(Admitted {
+            kind: JobKind::Video,
+            info: ImageInfo::UNKNOWN,
+            spec,
+        });
+    }
     let info = match text {
         Some(_) => ImageInfo::UNKNOWN,
         None => check_image(dir, limits, name)?,
@@ -207,6 +220,52 @@ fn read_text(path: &std::path::Path, name: &str) -> Result<String, NotYet> {
         )
     })?;
     Ok(text.trim_start_matches('\u{feff}').to_string())
+}
+
+/// Probes a video: its container by content, whether it is whole; its size and length.
+fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, Option<f64>), NotYet> {
+    let fail = |message: String, advice: &str| {
+        NotYet::Fail(Failure {
+            message,
+            advice: advice.into(),
+            api: None,
+        })
+    };
+    let container = match crate::video::container_of(path) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(fail(
+                format!(
+                    "{name} is not a video dropreel knows (its content is neither MP4, MOV nor WebM)"
+                ),
+                "export it as an MP4 (H.264) and move that into inbox/",
+            ));
+        }
+        Err(e) if intake::held_by_writer(&e) => {
+            return Err(NotYet::Wait("another program still has it open".into()));
+        }
+        Err(e) => {
+            return Err(fail(
+                format!("{name} cannot be read: {e}"),
+                "check the file's permissions, or copy it into inbox/ again",
+            ));
+        }
+    };
+    match crate::video::wholeness(path, container) {
+        Ok(crate::media::Whole::Yes) => {}
+        Ok(crate::media::Whole::No(why)) => return Err(NotYet::Wait(why)),
+        Err(e) if intake::held_by_writer(&e) => {
+            return Err(NotYet::Wait("another program still has it open".into()));
+        }
+        Err(e) => {
+            return Err(fail(
+                format!("{name} cannot be read: {e}"),
+                "check the file's permissions, or copy it into inbox/ again",
+            ));
+        }
+    }
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    Ok((bytes, crate::video::seconds(path)))
 }
 
 /// Probes an image (format, size, wholeness) against the backend's limits.

@@ -52,6 +52,8 @@ pub struct Defaults {
     pub model: String,
     /// The model of text jobs (a `.txt`: text to video).
     pub text_model: String,
+    /// The model of video jobs (video to video).
+    pub video_model: String,
     pub prompt: String,
     /// `None` = 5 s, or the nearest duration the model offers when it does not offer 5.
     pub duration: Option<u32>,
@@ -64,6 +66,7 @@ impl Default for Defaults {
         Defaults {
             model: "gen4_turbo".into(),
             text_model: "gen4.5".into(),
+            video_model: "aleph2".into(),
             prompt: String::new(),
             duration: None,
             ratio: "auto".into(),
@@ -463,7 +466,14 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
             ),
         ));
     }
-    for (key, id, endpoint) in [("defaults.text_model", &d.text_model, Endpoint::TextToVideo)] {
+    for (key, id, endpoint) in [
+        ("defaults.text_model", &d.text_model, Endpoint::TextToVideo),
+        (
+            "defaults.video_model",
+            &d.video_model,
+            Endpoint::VideoToVideo,
+        ),
+    ] {
         if models::find(id).is_none_or(|m| m.rules(endpoint).is_none()) {
             return Err(invalid(
                 origin,
@@ -536,6 +546,7 @@ backend: auto
 defaults:               # every job starts from these; a sidecar <name>.yaml overrides any of them
   model: gen4_turbo     # images: gen4.5, gen4_turbo, veo3, veo3.1, veo3.1_fast, seedance2, ...
   text_model: gen4.5    # text files (.txt, the text is the prompt): gen4.5, veo3, veo3.1, ...
+  video_model: aleph2   # videos (.mp4 .mov .webm, restyled): aleph2, seedance2, gemini_omni_flash, ...
   prompt: ""            # the text prompt of images when a sidecar gives none
   # duration: 5         # seconds; when unset: 5, or the nearest the model offers
   ratio: auto           # auto: the offered ratio nearest to the image's own shape; or e.g. "1280:720"

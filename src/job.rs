@@ -73,6 +73,9 @@ pub struct JobSpec {
     /// `None` when the model takes no ratio.
     pub ratio: Option<String>,
     pub duration: u32,
+    /// The request leaves `duration` out (a video keeps its own length).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_duration: bool,
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub motion: Option<String>,
@@ -91,6 +94,8 @@ pub enum Input<'a> {
     Keyframes(&'a ImageInfo),
     /// A text file's text: the prompt.
     Text(&'a str),
+    /// A video: its size in bytes and its length, when its header says.
+    Video { bytes: u64, seconds: Option<f64> },
 }
 
 impl Input<'_> {
@@ -98,7 +103,12 @@ impl Input<'_> {
         match self {
             Input::Image(_) | Input::Keyframes(_) => Endpoint::ImageToVideo,
             Input::Text(_) => Endpoint::TextToVideo,
+            Input::Video { .. } => Endpoint::VideoToVideo,
         }
+    }
+
+    fn is_video(self) -> bool {
+        matches!(self, Input::Video { .. })
     }
 }
 
@@ -132,9 +142,19 @@ impl JobSpec {
             None
         });
         let endpoint = input.endpoint();
+        if input.is_video() && catalog.renders_locally() {
+            problems.push(
+                "video to video needs the Runway backend: the local renderer animates stills and text. \
+                 Set RUNWAYML_API_SECRET to your Runway API key (in the environment or in ROOT/.env) and \
+                 move the video back into inbox/"
+                    .into(),
+            );
+            return Err(problems);
+        }
         let default_model = match input {
             Input::Image(_) | Input::Keyframes(_) => &defaults.model,
             Input::Text(_) => &defaults.text_model,
+            Input::Video { .. } => &defaults.video_model,
         };
         let model_id = sidecar
             .model
@@ -144,6 +164,7 @@ impl JobSpec {
             let makes = match input {
                 Input::Image(_) | Input::Keyframes(_) => "animate images",
                 Input::Text(_) => "make videos from text",
+                Input::Video { .. } => "restyle videos",
             };
             problems.push(format!(
                 "model {model_id:?} is unknown; models that {makes}: {}",
@@ -157,6 +178,7 @@ impl JobSpec {
                     ("animate images", "models that animate images")
                 }
                 Input::Text(_) => ("make videos from text", "models that do"),
+                Input::Video { .. } => ("restyle videos", "models that do"),
             };
             problems.push(format!(
                 "model {} does not {verb} (it serves {} only); {others}: {}",
@@ -188,6 +210,10 @@ impl JobSpec {
                 .prompt
                 .clone()
                 .unwrap_or_else(|| defaults.prompt.clone()),
+            Input::Video { .. } => sidecar
+                .prompt
+                .clone()
+                .unwrap_or_else(|| defaults.prompt.clone()),
             Input::Text(text) => {
                 if sidecar.prompt.is_some() {
                     problems.push(
@@ -202,6 +228,10 @@ impl JobSpec {
         if rules.prompt_required && prompt.is_empty() {
             problems.push(match input {
                 Input::Text(_) => "the text file is empty; write the prompt into it".into(),
+                Input::Video { .. } => format!(
+                    "model {} needs a prompt to restyle a video; add one to the sidecar (e.g. `prompt: as a watercolour`)",
+                    model.id
+                ),
                 Input::Image(_) | Input::Keyframes(_) => format!(
                     "model {} needs a prompt; add one to the sidecar (e.g. `prompt: slow push-in, soft light`)",
                     model.id
@@ -223,17 +253,23 @@ impl JobSpec {
             .clone()
             .unwrap_or_else(|| defaults.ratio.clone());
         let ratio = match rules.ratios {
+            None if sidecar.ratio.is_some() && input.is_video() => {
+                problems.push(format!(
+                    "model {} takes no ratio for video-to-video (the output follows the input video); remove `ratio:`",
+                    model.id
+                ));
+                None
+            }
             None => None,
-            Some(offered) if ratio_setting.trim() == "auto" => Some(
-                match input {
-                    Input::Image(image) | Input::Keyframes(image) => {
-                        models::nearest_ratio(offered, image.width, image.height)
-                    }
-                    // No picture to follow: the model's first (landscape) ratio.
-                    Input::Text(_) => offered[0],
+            Some(offered) if ratio_setting.trim() == "auto" => match input {
+                Input::Image(image) | Input::Keyframes(image) => {
+                    Some(models::nearest_ratio(offered, image.width, image.height).to_string())
                 }
-                .to_string(),
-            ),
+                // No picture to follow: the model's first (landscape) ratio.
+                Input::Text(_) => Some(offered[0].to_string()),
+                // Not sent: the output follows the input video.
+                Input::Video { .. } => None,
+            },
             Some(offered) => {
                 let r = ratio_setting.trim().replace(' ', "");
                 match models::parse_ratio(&r) {
@@ -242,6 +278,8 @@ impl JobSpec {
                     Some((w, h)) if sidecar.ratio.is_none() && matches!(input, Input::Text(_)) => {
                         Some(models::nearest_ratio(offered, w, h).to_string())
                     }
+                    // A default for a video model that offers other ratios: left out.
+                    Some(_) if sidecar.ratio.is_none() && input.is_video() => None,
                     parsed => {
                         let hint = if parsed.is_none_or(|(w, h)| w < 100 && h < 100) {
                             " (ratios are pixel sizes like \"1280:720\", not \"16:9\")"
@@ -281,6 +319,7 @@ impl JobSpec {
             (Some(ds), None, Some(d)) => match input {
                 // A default the text model does not offer: the nearest it does.
                 Input::Text(_) => ds.nearest(d),
+                Input::Video { .. } => d,
                 Input::Image(_) | Input::Keyframes(_) => {
                     problems.push(format!(
                         "duration {d} s is not offered by {}; it takes {}",
@@ -292,6 +331,28 @@ impl JobSpec {
             },
             (Some(ds), None, None) => ds.nearest(5),
         };
+        // A video keeps its own length unless its sidecar sets one.
+        let no_duration = input.is_video() && sidecar.duration.is_none();
+        if let Input::Video { bytes, seconds } = input
+            && let Some(v) = rules.video
+        {
+            if bytes > v.max_bytes {
+                problems.push(format!(
+                    "the video is {} MB; {} takes videos of at most {} MB",
+                    bytes.div_ceil(1 << 20),
+                    model.id,
+                    v.max_bytes >> 20
+                ));
+            }
+            if let (Some(secs), Some(max)) = (seconds, v.max_seconds)
+                && secs > f64::from(max)
+            {
+                problems.push(format!(
+                    "the video is {secs:.1} s long; {} takes videos of at most {max} s",
+                    model.id
+                ));
+            }
+        }
         let seed = match sidecar.seed {
             Some(s) if !rules.seed => {
                 problems.push(format!(
@@ -317,7 +378,7 @@ impl JobSpec {
                     motion.unwrap_or_else(|| Motion::from_prompt(&prompt))
                 }
                 // A title card pushes in slowly unless the sidecar says otherwise.
-                Input::Text(_) => motion.unwrap_or(Motion::PushIn),
+                Input::Text(_) | Input::Video { .. } => motion.unwrap_or(Motion::PushIn),
             };
             (
                 Some(m.name().to_string()),
@@ -331,6 +392,7 @@ impl JobSpec {
             prompt,
             ratio,
             duration,
+            no_duration,
             seed,
             motion,
             zoom,

@@ -196,7 +196,12 @@ fn deliver(ctx: &mut JobCtx, backend: &str) -> End {
     let json = report::result_json(&ctx.rec, backend);
     match ctx.spool.deliver(&mut ctx.rec, &json) {
         Ok(stem) => {
-            tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, to = %format!("done/{stem}.mp4"), "delivered");
+            let output = if ctx.rec.kind == crate::job::JobKind::Video {
+                "result.mp4"
+            } else {
+                "mp4"
+            };
+            tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, to = %format!("done/{stem}.{output}"), "delivered");
             End::Delivered
         }
         Err(e) => {

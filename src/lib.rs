@@ -36,6 +36,7 @@ pub mod sidecar;
 pub mod source;
 pub mod spool;
 pub mod status;
+pub mod video;
 
 use std::borrow::Cow;
 

@@ -203,7 +203,7 @@ fn exif_rotated(path: &Path) -> bool {
         .is_some_and(|o| (5..=8).contains(&o))
 }
 
-fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..])? {
@@ -287,33 +287,36 @@ pub fn wholeness(path: &Path, format: ImageFormat) -> io::Result<Whole> {
             }
         }
         ImageFormat::Tiff => tiff_whole(r, len),
-        ImageFormat::Heif | ImageFormat::Avif => {
-            // Top-level ISO boxes must tile the file exactly.
-            let mut pos = 0u64;
-            while pos < len {
-                r.seek(SeekFrom::Start(pos))?;
-                let mut h = [0u8; 16];
-                let n = read_up_to(&mut r, &mut h)?;
-                if n < 8 {
-                    return short("the file ends inside a box header");
-                }
-                let size = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
-                    0 => return Ok(Whole::Yes), // the last box runs to the end
-                    1 if n == 16 => u64::from_be_bytes(h[8..16].try_into().expect("8 bytes")),
-                    1 => return short("the file ends inside a box header"),
-                    s => u64::from(s),
-                };
-                if size < 8 {
-                    return short("a box has an impossible size");
-                }
-                pos += size;
-            }
-            if pos == len {
-                Ok(Whole::Yes)
-            } else {
-                short("the file ends inside a box")
-            }
+        ImageFormat::Heif | ImageFormat::Avif => iso_whole(&mut r, len),
+    }
+}
+
+/// ISO base media (HEIF, AVIF, MP4, MOV): the top-level boxes must tile the file exactly.
+pub fn iso_whole(r: &mut (impl Read + Seek), len: u64) -> io::Result<Whole> {
+    let short = |what: &str| Ok(Whole::No(what.to_string()));
+    let mut pos = 0u64;
+    while pos < len {
+        r.seek(SeekFrom::Start(pos))?;
+        let mut h = [0u8; 16];
+        let n = read_up_to(r, &mut h)?;
+        if n < 8 {
+            return short("the file ends inside a box header");
         }
+        let size = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+            0 => return Ok(Whole::Yes), // the last box runs to the end
+            1 if n == 16 => u64::from_be_bytes(h[8..16].try_into().expect("8 bytes")),
+            1 => return short("the file ends inside a box header"),
+            s => u64::from(s),
+        };
+        if size < 8 {
+            return short("a box has an impossible size");
+        }
+        pos += size;
+    }
+    if pos == len {
+        Ok(Whole::Yes)
+    } else {
+        short("the file ends inside a box")
     }
 }
 

@@ -104,7 +104,36 @@ pub struct Rules {
     pub seed: bool,
     /// `promptImage` may carry a last keyframe (the array form with positions first and last).
     pub last_frame: bool,
+    /// For video to video: how the input video is sent and what the model takes.
+    pub video: Option<VideoInput>,
 }
+
+/// The input video of a video-to-video model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoInput {
+    /// The request field that carries it: `videoUri` or `promptVideo`.
+    pub field: &'static str,
+    /// The largest file taken (the upload endpoint's 200 MB unless the model's docs say less).
+    pub max_bytes: u64,
+    /// The longest video taken, when the model's docs say.
+    pub max_seconds: Option<u32>,
+}
+
+/// The upload endpoint's limit, which bounds every video input.
+pub const VIDEO_UPLOAD_MAX: u64 = 200 * 1024 * 1024;
+
+const VIDEO_URI: VideoInput = VideoInput {
+    field: "videoUri",
+    max_bytes: VIDEO_UPLOAD_MAX,
+    max_seconds: None,
+};
+
+/// Seedance's input video: at most 15 s and 32 MB (its docs).
+const SEEDANCE_VIDEO: VideoInput = VideoInput {
+    field: "promptVideo",
+    max_bytes: 32 * 1024 * 1024,
+    max_seconds: Some(15),
+};
 
 /// One entry of the catalog: a model and the rules of every endpoint that serves it.
 #[derive(Debug, Clone, Copy)]
@@ -191,6 +220,7 @@ const SEEDANCE_720_ENDPOINTS: &[(Endpoint, Rules)] = &[
             prompt_max: Some(3500),
             seed: false,
             last_frame: true,
+            video: None,
         },
     ),
     (
@@ -202,6 +232,7 @@ const SEEDANCE_720_ENDPOINTS: &[(Endpoint, Rules)] = &[
             prompt_max: Some(3500),
             seed: false,
             last_frame: false,
+            video: None,
         },
     ),
     (
@@ -213,6 +244,7 @@ const SEEDANCE_720_ENDPOINTS: &[(Endpoint, Rules)] = &[
             prompt_max: Some(3500),
             seed: false,
             last_frame: false,
+            video: Some(SEEDANCE_VIDEO),
         },
     ),
 ];
@@ -238,6 +270,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: true,
                     last_frame: false,
+                    video: None,
                 },
             ),
             (
@@ -249,6 +282,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: true,
                     last_frame: false,
+                    video: None,
                 },
             ),
         ],
@@ -266,6 +300,7 @@ pub static MODELS: &[Model] = &[
                 prompt_max: Some(1000),
                 seed: true,
                 last_frame: false,
+                video: None,
             },
         )],
     },
@@ -283,6 +318,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
             (
@@ -294,6 +330,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
         ],
@@ -313,6 +350,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: false,
                     last_frame: true,
+                    video: None,
                 },
             ),
             (
@@ -324,6 +362,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
         ],
@@ -343,6 +382,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: false,
                     last_frame: true,
+                    video: None,
                 },
             ),
             (
@@ -354,6 +394,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(1000),
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
         ],
@@ -372,6 +413,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(3500),
                     seed: false,
                     last_frame: true,
+                    video: None,
                 },
             ),
             (
@@ -383,6 +425,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(3500),
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
             (
@@ -394,6 +437,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(3500),
                     seed: false,
                     last_frame: false,
+                    video: Some(SEEDANCE_VIDEO),
                 },
             ),
         ],
@@ -424,6 +468,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(2500),
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
             (
@@ -435,6 +480,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: Some(2500),
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
         ],
@@ -453,6 +499,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: None,
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
             (
@@ -464,6 +511,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: None,
                     seed: false,
                     last_frame: false,
+                    video: None,
                 },
             ),
             (
@@ -475,6 +523,7 @@ pub static MODELS: &[Model] = &[
                     prompt_max: None,
                     seed: false,
                     last_frame: false,
+                    video: Some(VIDEO_URI),
                 },
             ),
         ],
@@ -492,6 +541,7 @@ pub static MODELS: &[Model] = &[
                 prompt_max: None,
                 seed: true,
                 last_frame: false,
+                video: Some(VIDEO_URI),
             },
         )],
     },
@@ -508,6 +558,7 @@ pub static MODELS: &[Model] = &[
                 prompt_max: Some(1000),
                 seed: true,
                 last_frame: true,
+                video: None,
             },
         )],
     },
@@ -524,6 +575,7 @@ pub static MODELS: &[Model] = &[
                 prompt_max: Some(1000),
                 seed: true,
                 last_frame: false,
+                video: Some(VIDEO_URI),
             },
         )],
     },
@@ -547,6 +599,7 @@ pub static LOCAL: Model = Model {
                 seed: true,
                 // A cross-dissolving move from the first still to the last.
                 last_frame: true,
+                video: None,
             },
         ),
         // A title card: the text typeset over a gradient. Longer text would not stay readable.
@@ -559,6 +612,7 @@ pub static LOCAL: Model = Model {
                 prompt_max: Some(LOCAL_TITLE_MAX),
                 seed: true,
                 last_frame: false,
+                video: None,
             },
         ),
     ],

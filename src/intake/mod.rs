@@ -130,7 +130,7 @@ impl Inbox {
         }
         let index = match seen.kind {
             Kind::Sidecar => Some((&mut self.sidecars, stem_key(name))),
-            Kind::Image | Kind::Text => Some((&mut self.images, stem_key(name))),
+            Kind::Image | Kind::Text | Kind::Video => Some((&mut self.images, stem_key(name))),
             Kind::LastFrame => Some((&mut self.lasts, last_frame_key(name))),
             Kind::Other => None,
         };
@@ -149,7 +149,7 @@ impl Inbox {
                     (&mut self.sidecars, key.clone()),
                     (&mut self.sidecars_folded, key.to_lowercase()),
                 ],
-                Kind::Image | Kind::Text => vec![(&mut self.images, key)],
+                Kind::Image | Kind::Text | Kind::Video => vec![(&mut self.images, key)],
                 Kind::LastFrame => vec![(&mut self.lasts, last_frame_key(name))],
                 Kind::Other => Vec::new(),
             };
@@ -481,8 +481,8 @@ impl Inbox {
         } else {
             format!(
                 "dropreel does not make videos from {} files; it takes images (PNG, JPEG, WebP, HEIC, \
-                 TIFF, BMP, GIF, AVIF) and text files (.txt: the text is the prompt), each with an \
-                 optional <name>.yaml sidecar",
+                 TIFF, BMP, GIF, AVIF), text files (.txt: the text is the prompt) and videos (.mp4, \
+                 .mov, .webm), each with an optional <name>.yaml sidecar",
                 ext.map_or_else(|| "extension-less".to_string(), |e| format!(".{e}"))
             )
         };

@@ -10,6 +10,8 @@ pub enum Kind {
     Image,
     /// A `.txt`: its text is the prompt of a text-to-video job.
     Text,
+    /// A video (`.mp4 .mov .webm`): a video-to-video job.
+    Video,
     Sidecar,
     /// `<stem>.last.<image ext>`: the last keyframe of `<stem>`'s image, never a job of its own.
     LastFrame,
@@ -19,7 +21,7 @@ pub enum Kind {
 impl Kind {
     /// A file that is a job of its own.
     pub fn is_job(self) -> bool {
-        matches!(self, Kind::Image | Kind::Text)
+        matches!(self, Kind::Image | Kind::Text | Kind::Video)
     }
 }
 
@@ -54,6 +56,7 @@ pub fn kind_of(name: &str) -> Kind {
         e if crate::media::IMAGE_EXTENSIONS.contains(&e) => Kind::Image,
         "yaml" | "yml" => Kind::Sidecar,
         "txt" => Kind::Text,
+        e if crate::video::VIDEO_EXTENSIONS.contains(&e) => Kind::Video,
         _ => Kind::Other,
     }
 }
@@ -120,5 +123,6 @@ mod tests {
         assert_eq!(last_frame_key("cat.LAST.JPG"), "cat");
         assert_eq!(last_frame_key("a.b.last.webp"), "a.b");
         assert_eq!(kind_of("notes.pdf"), Kind::Other);
+        assert_eq!(kind_of("clip.MOV"), Kind::Video);
     }
 }

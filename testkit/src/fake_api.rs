@@ -170,6 +170,7 @@ impl FakeRunway {
         let app = Router::new()
             .route("/v1/image_to_video", post(create_image))
             .route("/v1/text_to_video", post(create_text))
+            .route("/v1/video_to_video", post(create_video))
             .route("/v1/tasks/{id}", get(task).delete(delete_task))
             .route("/v1/uploads", post(uploads))
             .route("/upload-target/{n}", post(upload_target))
@@ -467,9 +468,40 @@ const TEXT_MODELS: &[(&str, &[&str], &[u32])] = &[
     ),
 ];
 
+/// Video to video: (model, the field that carries the video, the fields it takes).
+const VIDEO_MODELS: &[(&str, &str, &[&str])] = &[
+    (
+        "aleph2",
+        "videoUri",
+        &[
+            "model",
+            "videoUri",
+            "promptText",
+            "ratio",
+            "seed",
+            "contentModeration",
+        ],
+    ),
+    (
+        "seedance2",
+        "promptVideo",
+        &["model", "promptVideo", "promptText", "ratio", "duration"],
+    ),
+];
+
 /// The fields each create endpoint takes; any other is a 400, as with the real API.
 fn fields_of(path: &str) -> &'static [&'static str] {
     match path {
+        "/v1/video_to_video" => &[
+            "model",
+            "videoUri",
+            "promptVideo",
+            "promptText",
+            "ratio",
+            "duration",
+            "seed",
+            "contentModeration",
+        ],
         "/v1/text_to_video" => &[
             "model",
             "promptText",
@@ -502,6 +534,9 @@ fn validate(path: &str, body: &Value, uploads: &HashMap<String, usize>) -> Resul
     let model = body["model"].as_str().ok_or("model is required")?;
     if path == "/v1/text_to_video" {
         return validate_text(model, body);
+    }
+    if path == "/v1/video_to_video" {
+        return validate_video(model, body, uploads);
     }
     let (_, ratios, durations, prompt_required) = MODELS
         .iter()
@@ -588,6 +623,39 @@ fn validate_text(model: &str, body: &Value) -> Result<(), String> {
         Some(Value::String(_)) => Ok(()),
         _ => Err("promptText is required".into()),
     }
+}
+
+/// The video-to-video body: the video, in the field the model names, as a known upload; only the
+/// fields the model takes.
+fn validate_video(
+    model: &str,
+    body: &Value,
+    uploads: &HashMap<String, usize>,
+) -> Result<(), String> {
+    let (_, field, fields) = VIDEO_MODELS
+        .iter()
+        .find(|m| m.0 == model)
+        .ok_or_else(|| format!("Invalid model for video_to_video: {model}"))?;
+    if let Some(k) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !fields.contains(&k.as_str())))
+    {
+        return Err(format!("{k} is not a field of video_to_video for {model}"));
+    }
+    let uri = body[*field]
+        .as_str()
+        .ok_or_else(|| format!("{field} is required"))?;
+    let id = uri
+        .strip_prefix("runway://")
+        .ok_or_else(|| format!("{field} must be a runway:// upload here"))?;
+    if !uploads.contains_key(id) {
+        return Err(format!("{field}: unknown upload"));
+    }
+    Ok(())
+}
+
+async fn create_video(f: State<FakeRunway>, headers: HeaderMap, body: String) -> Response {
+    create(f, "/v1/video_to_video", headers, body).await
 }
 
 async fn create_image(f: State<FakeRunway>, headers: HeaderMap, body: String) -> Response {

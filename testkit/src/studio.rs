@@ -129,6 +129,19 @@ impl Studio {
         serde_json::from_str(&self.read(rel)).unwrap()
     }
 
+    /// The states of the jobs in `processing/` right now (as their `job.json` says).
+    pub fn job_states(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.path("processing")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path().join("job.json")).ok())
+            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .filter_map(|v| v["state"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Asserts the (sorted) names in a studio folder; a failure points at the caller's line.
     #[track_caller]
     pub fn assert_listing(&self, folder: &str, expected: &[&str]) {

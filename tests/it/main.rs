@@ -16,3 +16,4 @@ mod pipeline;
 mod reliability;
 mod secrets;
 mod text;
+mod video;

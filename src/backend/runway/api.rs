@@ -397,8 +397,13 @@ pub fn request_body(spec: &JobSpec, kind: &JobKind, media: Media) -> Value {
                 ]),
             );
         }
+        // `videoUri` or `promptVideo`, as the model names it.
         (JobKind::Video, Media::One(uri)) => {
-            body.insert("videoUri".into(), json!(uri));
+            let field = models::find(&spec.model)
+                .and_then(|m| m.rules(kind.endpoint()))
+                .and_then(|r| r.video)
+                .map_or("videoUri", |v| v.field);
+            body.insert(field.into(), json!(uri));
         }
         _ => {}
     }
@@ -409,9 +414,10 @@ pub fn request_body(spec: &JobSpec, kind: &JobKind, media: Media) -> Value {
         body.insert("ratio".into(), json!(r));
     }
     // Left out where the endpoint takes none for this model (aleph2 follows the input video).
-    let takes_duration = models::find(&spec.model)
-        .and_then(|m| m.rules(kind.endpoint()))
-        .is_none_or(|r| r.durations.is_some());
+    let takes_duration = !spec.no_duration
+        && models::find(&spec.model)
+            .and_then(|m| m.rules(kind.endpoint()))
+            .is_none_or(|r| r.durations.is_some());
     if takes_duration {
         body.insert("duration".into(), json!(spec.duration));
     }

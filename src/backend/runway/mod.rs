@@ -53,11 +53,32 @@ pub struct Runway {
     queue: Queue,
 }
 
-/// A file as it is sent: its path, the name it is uploaded under, its type.
+/// A file as it is sent: its path, the name it is uploaded under, its type, and whether it may go
+/// inline as a data URI (small images only).
 struct ToSend {
     path: PathBuf,
     name: String,
     mime: &'static str,
+    inline: bool,
+}
+
+/// The video of a video job, always uploaded.
+fn video_to_send(job: &JobCtx) -> Result<ToSend, Stop> {
+    let name = job.rec.source.name.clone();
+    let path = job.spool.job_dir(&job.rec.id).join(&name);
+    match crate::video::container_of(&path) {
+        Ok(Some(c)) => Ok(ToSend {
+            path,
+            name,
+            mime: c.mime(),
+            inline: false,
+        }),
+        _ => Err(Stop::Failed(Failure {
+            message: format!("{name} is no longer a readable video"),
+            advice: "export it again as an MP4 and move it back into inbox/".into(),
+            api: None,
+        })),
+    }
 }
 
 /// How the image reaches the create request.
@@ -116,6 +137,7 @@ impl Runway {
                 path: dir.join(name),
                 name: name.to_string(),
                 mime: format.mime(),
+                inline: true,
             });
         }
         let png = dir.join(converted);
@@ -154,6 +176,7 @@ impl Runway {
             path: png,
             name: png_name,
             mime: "image/png",
+            inline: true,
         })
     }
 
@@ -171,7 +194,8 @@ impl Runway {
             .len();
         let prefix = format!("data:{};base64,", file.mime);
         let encoded_len = prefix.len() as u64 + len.div_ceil(3) * 4;
-        if encoded_len < DATA_URI_MAX as u64 {
+        // Videos always go through the upload endpoint, streamed from disk.
+        if file.inline && encoded_len < DATA_URI_MAX as u64 {
             let bytes = tokio::fs::read(&file.path)
                 .await
                 .map_err(|e| ApiError::Lost(format!("cannot read the image: {e}")))?;
@@ -188,7 +212,7 @@ impl Runway {
             .api
             .upload(&file.path, &file.name, file.mime, len)
             .await?;
-        tracing::info!(job = %job.rec.id, file = %file.name, bytes = len, "image uploaded");
+        tracing::info!(job = %job.rec.id, file = %file.name, bytes = len, "uploaded");
         Ok(PromptImage::Uploaded(uri))
     }
 
@@ -246,18 +270,18 @@ impl Runway {
         }
         // A conversion needs no slot: done before waiting for one. A text job sends no file.
         let mut to_send = Vec::new();
-        if let JobKind::Image { last_frame } = job.rec.kind.clone() {
-            let first = job.rec.source.name.clone();
-            to_send.push(
-                self.image_to_send(job, &first, spool::CONVERTED_FILE)
-                    .await?,
-            );
-            if let Some(last) = last_frame {
-                to_send.push(
-                    self.image_to_send(job, &last, spool::CONVERTED_LAST)
-                        .await?,
-                );
+        match job.rec.kind.clone() {
+            JobKind::Image { last_frame } => {
+                let first = job.rec.source.name.clone();
+                let file = self.image_to_send(job, &first, spool::CONVERTED_FILE);
+                to_send.push(file.await?);
+                if let Some(last) = last_frame {
+                    let file = self.image_to_send(job, &last, spool::CONVERTED_LAST);
+                    to_send.push(file.await?);
+                }
             }
+            JobKind::Video => to_send.push(video_to_send(job)?),
+            JobKind::Text => {}
         }
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;

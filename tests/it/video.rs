@@ -1,0 +1,185 @@
+//! Video to video, end to end: an MP4, MOV or WebM in `inbox/` (known by content) goes through the
+//! upload endpoint and becomes a task on `/v1/video_to_video`, the video in the field the model
+//! names; what cannot work fails before any request; the local backend says it needs Runway.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const VIDEO: &str = "/v1/video_to_video";
+
+/// An MP4 of `seconds` (a movie header that says so, and 4 KB of media data).
+fn mp4_of(seconds: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&20u32.to_be_bytes());
+    v.extend_from_slice(b"ftypisom\0\0\0\0isom");
+    let mut mvhd = vec![0u8; 100];
+    mvhd[12..16].copy_from_slice(&600u32.to_be_bytes());
+    mvhd[16..20].copy_from_slice(&(seconds * 600).to_be_bytes());
+    v.extend_from_slice(&(16 + mvhd.len() as u32).to_be_bytes());
+    v.extend_from_slice(b"moov");
+    v.extend_from_slice(&(8 + mvhd.len() as u32).to_be_bytes());
+    v.extend_from_slice(b"mvhd");
+    v.extend_from_slice(&mvhd);
+    v.extend_from_slice(&(8 + 4096u32).to_be_bytes());
+    v.extend_from_slice(b"mdat");
+    v.extend((0..4096u32).map(|i| (i * 7) as u8));
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_is_uploaded_and_restyled_in_the_field_its_model_names() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    studio.put("inbox/walk.mp4", &mp4_of(4));
+    studio.put("inbox/dance.mov", &mp4_of(6));
+    studio.put(
+        "inbox/dance.yaml",
+        b"model: seedance2\nprompt: as a watercolour\nduration: 5\n",
+    );
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+    let sent = fake.created_on(VIDEO);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    let aleph = sent.iter().find(|b| b["model"] == "aleph2").unwrap();
+    let uri = aleph["videoUri"].as_str().unwrap();
+    assert!(uri.starts_with("runway://"), "{uri}");
+    assert_eq!(
+        aleph.as_object().unwrap().len(),
+        2,
+        "model and videoUri only: no duration (aleph2 takes none), no ratio: {aleph}"
+    );
+    let seedance = sent.iter().find(|b| b["model"] == "seedance2").unwrap();
+    assert!(
+        seedance["promptVideo"]
+            .as_str()
+            .unwrap()
+            .starts_with("runway://")
+    );
+    assert_eq!(seedance["promptText"], "as a watercolour");
+    assert_eq!(seedance["duration"], 5);
+    // Each video went through the upload endpoint, whole (both are 4.2 KB: small enough for a
+    // data URI, which is for images only).
+    let sizes: Vec<usize> = fake.uploads().into_values().collect();
+    assert_eq!(sizes, [mp4_of(4).len(); 2]);
+    studio.assert_listing(
+        "done",
+        &[
+            "dance.mov",
+            "dance.result.json",
+            "dance.result.mp4",
+            "dance.yaml",
+            "walk.mp4",
+            "walk.result.json",
+            "walk.result.mp4",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(studio.path("done/walk.mp4")).unwrap(),
+        mp4_of(4),
+        "the source keeps its name and bytes"
+    );
+    let r = studio.json("done/walk.result.json");
+    assert_eq!(
+        (r["kind"].as_str(), r["endpoint"].as_str()),
+        (Some("video"), Some(VIDEO))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_job_that_cannot_work_fails_before_any_request() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let cases: &[(&str, Vec<u8>, Option<&str>, &str)] = &[
+        (
+            "fake.mp4",
+            b"just text, not a video".to_vec(),
+            None,
+            "not a video dropreel knows",
+        ),
+        (
+            "long.mp4",
+            mp4_of(20),
+            Some("model: seedance2\n"),
+            "20.0 s long; seedance2 takes videos of at most 15 s",
+        ),
+        (
+            "timed.mp4",
+            mp4_of(3),
+            Some("duration: 5\n"),
+            "aleph2 takes no duration",
+        ),
+        (
+            "still.webm",
+            vec![0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81],
+            Some("model: gen4_turbo\n"),
+            "does not restyle videos",
+        ),
+    ];
+    for (name, bytes, sidecar, _) in cases {
+        studio.put(&format!("inbox/{name}"), bytes);
+        if let Some(sc) = sidecar {
+            let stem = name.split('.').next().unwrap();
+            studio.put(&format!("inbox/{stem}.yaml"), sc.as_bytes());
+        }
+    }
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, cases.len()));
+    for (name, _, _, why) in cases {
+        let stem = name.split('.').next().unwrap();
+        let t = studio.read(&format!("failed/{stem}.error.txt"));
+        assert!(t.contains(why), "{name}: {t}");
+    }
+    assert_eq!(fake.count("POST", VIDEO), 0, "nothing sent");
+    assert_eq!(fake.count("POST", "/v1/uploads"), 0, "nothing uploaded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_local_backend_a_video_fails_saying_it_needs_runway() {
+    let studio = Studio::new("backend: local\nwatch:\n  settle: 30ms\n  sidecar_wait: 10ms\n");
+    studio.put("inbox/clip.mp4", &mp4_of(2));
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 1));
+    let t = studio.read("failed/clip.error.txt");
+    assert!(
+        t.contains("needs the Runway backend") && t.contains("RUNWAYML_API_SECRET"),
+        "{t}"
+    );
+    studio.assert_listing("failed", &["clip.error.txt", "clip.mp4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_video_or_keyframe_job_is_polled_after_the_restart_not_submitted_again() {
+    let fake = FakeRunway::start(Switches {
+        task_time: Duration::from_millis(1200),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    studio.put("inbox/reel.mp4", &mp4_of(3));
+    studio.put("inbox/bay.png", &png_bytes(32, 18));
+    studio.put("inbox/bay.last.png", &png_bytes(32, 19));
+    studio.put("inbox/bay.yaml", b"model: veo3.1\n");
+    let mut child = spawn_watch(studio.root());
+    until("both jobs submitted", Duration::from_secs(10), || {
+        studio.job_states() == ["submitted", "submitted"]
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let child = spawn_watch(studio.root());
+    until("both videos", Duration::from_secs(20), || {
+        studio.path("done/reel.result.mp4").exists() && studio.path("done/bay.mp4").exists()
+    })
+    .await;
+    sigterm(&child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(fake.count("POST", VIDEO), 1, "the video was submitted once");
+    assert_eq!(
+        fake.count("POST", "/v1/image_to_video"),
+        1,
+        "the keyframes once"
+    );
+    assert!(studio.path("done/bay.last.png").exists());
+}
