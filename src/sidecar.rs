@@ -31,7 +31,9 @@ pub struct Sidecar {
 /// Request fields dropreel sets itself; `extra:` may not replace them.
 const OWN_FIELDS: &[(&str, &str)] = &[
     ("model", "model:"),
-    ("promptImage", "the image itself"),
+    ("promptImage", "the image itself (and its .last keyframe)"),
+    ("videoUri", "the video itself"),
+    ("promptVideo", "the video itself"),
     ("promptText", "prompt:"),
     ("ratio", "ratio:"),
     ("duration", "duration:"),
@@ -203,6 +205,8 @@ mod tests {
         assert!(e.contains("not valid YAML"), "{e}");
         let e = parse_sidecar("extra:\n  model: gen4.5").unwrap_err();
         assert!(e.contains("may not set `model`"), "{e}");
+        let e = parse_sidecar("extra:\n  videoUri: https://example.com/v.mp4").unwrap_err();
+        assert!(e.contains("may not set `videoUri`"), "{e}");
         assert_eq!(parse_sidecar("").unwrap(), Sidecar::default());
         let s = parse_sidecar(
             "promptText: hi\nextra:\n  contentModeration:\n    publicFigureThreshold: low",
