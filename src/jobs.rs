@@ -94,7 +94,7 @@ impl Jobs {
                         message: format!(
                             "dropreel hit an internal error while working on this job ({why})"
                         ),
-                        advice: "move the image back into inbox/ to try again; if it happens again, report it (this is a bug in dropreel) with the job's log lines".into(),
+                        advice: "move the file back into inbox/ to try again; if it happens again, report it (this is a bug in dropreel) with the job's log lines".into(),
                         api: None,
                     };
                     let end = match spool.load(&id) {

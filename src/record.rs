@@ -205,7 +205,7 @@ impl JobRecord {
     pub fn failure_or_default(&self) -> Failure {
         self.failure.clone().unwrap_or(Failure {
             message: "the job had failed before dropreel stopped".into(),
-            advice: "move the image back into inbox/ to try again".into(),
+            advice: "move the file back into inbox/ to try again".into(),
             api: None,
         })
     }

@@ -208,7 +208,7 @@ impl Backend for Local {
                 Err(e) => {
                     return Err(Stop::Failed(Failure {
                         message: format!("rendering failed: {e}"),
-                        advice: "move the image back into inbox/ to try again; if it happens again, report it with the image".into(),
+                        advice: "move the file back into inbox/ to try again; if it happens again, report it with the image".into(),
                         api: None,
                     }));
                 }

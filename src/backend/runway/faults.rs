@@ -45,7 +45,7 @@ pub fn task_failure(task: &Task, submissions: u32) -> TaskFailure {
     if code.starts_with("SAFETY.OUTPUT") {
         return per_job(
             "Runway's moderation rejected the generated video".into(),
-            "change the prompt or set a different seed in the sidecar, then move the image back into inbox/",
+            "change the prompt or set a different seed in the sidecar, then move the file back into inbox/",
         );
     }
     if code == "ASSET.INVALID" {
@@ -61,7 +61,7 @@ pub fn task_failure(task: &Task, submissions: u32) -> TaskFailure {
         let advice = if bad_output {
             "the output failed Runway's quality checks twice; this often happens when the image has overlaid text or graphics. Try a cleaner image"
         } else {
-            "check the message above, fix the input, and move the image back into inbox/"
+            "check the message above, fix the input, and move the file back into inbox/"
         };
         return per_job(
             format!(
@@ -199,7 +199,7 @@ fn refusal(step: &str, err: &ApiError) -> Failure {
     };
     Failure {
         message: format!("Runway refused the request while {step} (HTTP {status}): {msg}"),
-        advice: "fix what the message names (in the sidecar or the image) and move the image back into inbox/".into(),
+        advice: "fix what the message names (in the sidecar or the image) and move the file back into inbox/".into(),
         api: Some(format!("HTTP {status}: {msg}")),
     }
 }

@@ -357,7 +357,7 @@ impl Runway {
                     job.rec.id
                 ),
                 advice: "check Runway's dashboard for a task made from this image; if there is none, move \
-                         the image back into inbox/ to submit it again"
+                         the file back into inbox/ to submit it again"
                     .into(),
                 api: None,
             }));
@@ -390,7 +390,7 @@ impl Runway {
                         message: format!(
                             "Runway no longer knows task {task_id}: it was deleted or cancelled on the server"
                         ),
-                        advice: "move the image back into inbox/ to submit it again".into(),
+                        advice: "move the file back into inbox/ to submit it again".into(),
                         api: None,
                     }));
                 }
@@ -424,7 +424,7 @@ impl Runway {
                     if task.output.is_empty() {
                         return Err(Stop::Failed(Failure {
                             message: format!("task {task_id} succeeded but returned no video"),
-                            advice: "move the image back into inbox/ to try again".into(),
+                            advice: "move the file back into inbox/ to try again".into(),
                             api: None,
                         }));
                     }
@@ -458,7 +458,7 @@ impl Runway {
                         message: format!(
                             "task {task_id} was cancelled on Runway's side (from the dashboard or the API)"
                         ),
-                        advice: "move the image back into inbox/ to submit it again".into(),
+                        advice: "move the file back into inbox/ to submit it again".into(),
                         api: None,
                     }));
                 }
@@ -476,7 +476,7 @@ impl Runway {
                         "task {task_id} was still {status} after {} (runway.task_timeout); it was cancelled",
                         humantime::format_duration(self.cfg.task_timeout)
                     ),
-                    advice: "Runway may be busy: move the image back into inbox/ to try again, or raise runway.task_timeout".into(),
+                    advice: "Runway may be busy: move the file back into inbox/ to try again, or raise runway.task_timeout".into(),
                     api: None,
                 }));
             }
@@ -541,7 +541,7 @@ impl Runway {
             }
             Ok(_) | Err(ApiError::Http { status: 404, .. }) => Err(Stop::Failed(Failure {
                 message: format!("the video of task {task_id} is no longer available on Runway"),
-                advice: "move the image back into inbox/ to generate it again".into(),
+                advice: "move the file back into inbox/ to generate it again".into(),
                 api: None,
             })),
             Err(e) => {
