@@ -181,31 +181,16 @@ fn settle_spec(
 
 /// A text job's prompt: the file's text, which must be UTF-8 and at most [`MAX_TEXT_BYTES`].
 fn read_text(path: &std::path::Path, name: &str) -> Result<String, NotYet> {
-    let fail = |message: String, advice: &str| {
-        NotYet::Fail(Failure {
-            message,
-            advice: advice.into(),
-            api: None,
-        })
-    };
     let bytes = match std::fs::File::open(path).and_then(|f| {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_TEXT_BYTES + 1), &mut bytes)
             .map(|_| bytes)
     }) {
         Ok(bytes) => bytes,
-        Err(e) if intake::held_by_writer(&e) => {
-            return Err(NotYet::Wait("another program still has it open".into()));
-        }
-        Err(e) => {
-            return Err(fail(
-                format!("{name} cannot be read: {e}"),
-                "check the file's permissions, or copy it into inbox/ again",
-            ));
-        }
+        Err(e) => return Err(unreadable(name, &e)),
     };
     if bytes.len() as u64 > MAX_TEXT_BYTES {
-        return Err(fail(
+        return Err(bad(
             format!(
                 "{name} is over {} KB; a text job's file is its prompt, a paragraph at most",
                 MAX_TEXT_BYTES >> 10
@@ -214,7 +199,7 @@ fn read_text(path: &std::path::Path, name: &str) -> Result<String, NotYet> {
         ));
     }
     let text = String::from_utf8(bytes).map_err(|_| {
-        fail(
+        bad(
             format!("{name} is not UTF-8 text"),
             "save it as UTF-8 (in most editors: Save As, encoding UTF-8) and move it back into inbox/",
         )
@@ -222,47 +207,46 @@ fn read_text(path: &std::path::Path, name: &str) -> Result<String, NotYet> {
     Ok(text.trim_start_matches('\u{feff}').to_string())
 }
 
+/// A bad input: it goes to `failed/` with this explanation.
+fn bad(message: String, advice: &str) -> NotYet {
+    NotYet::Fail(Failure {
+        message,
+        advice: advice.into(),
+        api: None,
+    })
+}
+
+/// A file that cannot be read: still held open by its writer (Windows, SMB: not ready yet), or
+/// unreadable for good.
+fn unreadable(name: &str, e: &std::io::Error) -> NotYet {
+    if intake::held_by_writer(e) {
+        NotYet::Wait("another program still has it open".into())
+    } else {
+        bad(
+            format!("{name} cannot be read: {e}"),
+            "check the file's permissions, or copy it into inbox/ again",
+        )
+    }
+}
+
 /// Probes a video: its container by content, whether it is whole; its size and length.
 fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, Option<f64>), NotYet> {
-    let fail = |message: String, advice: &str| {
-        NotYet::Fail(Failure {
-            message,
-            advice: advice.into(),
-            api: None,
-        })
-    };
     let container = match crate::video::container_of(path) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return Err(fail(
+            return Err(bad(
                 format!(
                     "{name} is not a video dropreel knows (its content is neither MP4, MOV nor WebM)"
                 ),
                 "export it as an MP4 (H.264) and move that into inbox/",
             ));
         }
-        Err(e) if intake::held_by_writer(&e) => {
-            return Err(NotYet::Wait("another program still has it open".into()));
-        }
-        Err(e) => {
-            return Err(fail(
-                format!("{name} cannot be read: {e}"),
-                "check the file's permissions, or copy it into inbox/ again",
-            ));
-        }
+        Err(e) => return Err(unreadable(name, &e)),
     };
     match crate::video::wholeness(path, container) {
         Ok(crate::media::Whole::Yes) => {}
         Ok(crate::media::Whole::No(why)) => return Err(NotYet::Wait(why)),
-        Err(e) if intake::held_by_writer(&e) => {
-            return Err(NotYet::Wait("another program still has it open".into()));
-        }
-        Err(e) => {
-            return Err(fail(
-                format!("{name} cannot be read: {e}"),
-                "check the file's permissions, or copy it into inbox/ again",
-            ));
-        }
+        Err(e) => return Err(unreadable(name, &e)),
     }
     let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
     Ok((bytes, crate::video::seconds(path)))
