@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod record;
 pub mod recover;
 pub mod report;
+pub mod retry;
 pub mod sidecar;
 pub mod source;
 pub mod spool;

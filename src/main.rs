@@ -69,6 +69,18 @@ enum Command {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
     },
+    /// Put failed jobs back into inbox/ (with their sidecar and last keyframe), removing their
+    /// error.txt. Never overwrites a file in inbox/.
+    ///
+    /// Exit codes: 0 every job named (or, without names, every failed job) is back in inbox/,
+    /// 1 some were skipped or a name matched no failed job, 2 no studio at ROOT.
+    Retry {
+        /// The studio folder (default: the current folder).
+        root: Option<PathBuf>,
+        /// Failed jobs to put back, by stem (`cat`) or by any of their file names (`cat.png`);
+        /// all of failed/ when none is given.
+        names: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -89,10 +101,42 @@ fn main() -> ExitCode {
             }
             Err(e) => fatal(&cli, &format!("cannot read the studio: {e}")),
         },
+        Command::Retry { root, names } => retry(&cli, &root_or_cwd(root), names),
         Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false),
         Command::Run { root, examples } => serve(&cli, &root_or_cwd(root), Mode::Run, *examples),
     };
     ExitCode::from(code)
+}
+
+fn retry(cli: &Cli, root: &Path, names: &[String]) -> u8 {
+    if let Err(e) = spool::check_root(root) {
+        return fatal(cli, &e.to_string());
+    }
+    let out = match dropreel::retry::retry(root, names) {
+        Ok(out) => out,
+        Err(e) => return fatal(cli, &format!("cannot put failed jobs back: {e}")),
+    };
+    for files in &out.moved {
+        let shown: Vec<String> = files
+            .iter()
+            .map(|f| dropreel::shown(f).into_owned())
+            .collect();
+        println!("back in inbox/: {}", shown.join(", "));
+    }
+    for (stem, why) in &out.skipped {
+        println!(
+            "skipped {}: {}",
+            dropreel::shown(stem),
+            dropreel::shown(why)
+        );
+    }
+    for name in &out.unknown {
+        println!("no failed job named {}", dropreel::shown(name));
+    }
+    if out.moved.is_empty() && out.skipped.is_empty() && out.unknown.is_empty() {
+        println!("failed/ holds no failed job");
+    }
+    u8::from(!out.skipped.is_empty() || !out.unknown.is_empty())
 }
 
 /// Reports an error that stops dropreel before or outside the pipeline, in the chosen log format

@@ -567,3 +567,41 @@ async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
         studio.list("processing")
     );
 }
+
+// See: issue 12, item 7 — failed jobs back into inbox/ with one command.
+#[test]
+fn retry_puts_a_failed_job_back_and_the_next_run_makes_it() {
+    let studio = Studio::new(
+        "backend: local\ndefaults:\n  duration: 1\nlocal:\n  fps: 6\nwatch:\n  settle: 20ms\n  sidecar_wait: 10ms\n",
+    );
+    let root = studio.root().to_str().unwrap();
+    // Too long for a title card: it fails.
+    studio.put("inbox/card.txt", "a very long title ".repeat(20).as_bytes());
+    studio.put("inbox/card.yaml", b"duration: 1\n");
+    let out = dropreel(&["run", root], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    studio.assert_listing("failed", &["card.error.txt", "card.txt", "card.yaml"]);
+    // Fixed where it failed, then put back.
+    studio.put("failed/card.txt", b"A short title");
+    let out = dropreel(&["retry", root, "card", "nothing-of-that-name"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a name matched nothing: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("back in inbox/: card.yaml, card.txt"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("no failed job named nothing-of-that-name"));
+    studio.assert_listing("failed", &[]);
+    studio.assert_listing("inbox", &["card.txt", "card.yaml"]);
+    let out = dropreel(&["run", root], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(studio.path("done/card.mp4").exists());
+    let out = dropreel(&["retry", root], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).contains("failed/ holds no failed job"));
+}

@@ -1,0 +1,197 @@
+//! `dropreel retry`: failed jobs back into `inbox/`, with their sidecar and last keyframe, their
+//! `error.txt` removed. A failed job is found by its `<stem>.error.txt`; its files are the ones of
+//! that stem beside it. Nothing in `inbox/` is ever overwritten: a job one of whose names is taken
+//! there is skipped, saying so.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use crate::intake::{self, Kind};
+use crate::spool::{self, FAILED, INBOX};
+
+/// What `retry` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Jobs put back: their files, as named in `inbox/` (the job file last).
+    pub moved: Vec<Vec<String>>,
+    /// Jobs left in `failed/`, with why.
+    pub skipped: Vec<(String, String)>,
+    /// Names asked for that match no failed job.
+    pub unknown: Vec<String>,
+}
+
+/// A failed job in `failed/`: its stem and its files (the error text not among them).
+struct Failed {
+    files: Vec<String>,
+    /// The file the job was made from (image, text or video).
+    job_file: Option<String>,
+}
+
+/// Puts the failed jobs named by `names` (stems, or any of their file names; all when empty) back
+/// into `inbox/`.
+pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
+    let failed = root.join(FAILED);
+    let inbox = root.join(INBOX);
+    let jobs = failed_jobs(&failed)?;
+    let mut out = Outcome::default();
+    let chosen: Vec<&String> = if names.is_empty() {
+        jobs.keys().collect()
+    } else {
+        let mut chosen = Vec::new();
+        for name in names {
+            let hit = jobs.iter().find(|(stem, job)| {
+                *stem == name
+                    || name == &format!("{stem}.error.txt")
+                    || job.files.iter().any(|f| f == name)
+            });
+            match hit {
+                Some((stem, _)) if !chosen.contains(&stem) => chosen.push(stem),
+                Some(_) => {}
+                None => out.unknown.push(name.clone()),
+            }
+        }
+        chosen
+    };
+    for stem in chosen {
+        let job = &jobs[stem];
+        let Some(job_file) = &job.job_file else {
+            out.skipped.push((
+                stem.clone(),
+                format!("failed/{stem}.error.txt has no image, text or video beside it"),
+            ));
+            continue;
+        };
+        if let Some(taken) = job.files.iter().find(|f| inbox.join(f).exists()) {
+            out.skipped.push((
+                stem.clone(),
+                format!("inbox/{taken} exists; move or rename it, then retry"),
+            ));
+            continue;
+        }
+        // Companions first, the job file last: the sidecar is there before the image is seen.
+        let mut order: Vec<&String> = job.files.iter().filter(|f| *f != job_file).collect();
+        order.push(job_file);
+        let mut moved = Vec::new();
+        for f in order {
+            match move_no_clobber(&failed.join(f), &inbox.join(f)) {
+                Ok(()) => moved.push(f.clone()),
+                Err(e) => {
+                    out.skipped
+                        .push((stem.clone(), format!("cannot move {f}: {e}")));
+                    break;
+                }
+            }
+        }
+        if moved.len() == job.files.len() {
+            fs::remove_file(failed.join(format!("{stem}.error.txt")))?;
+            out.moved.push(moved);
+        }
+    }
+    spool::sync_dir(&inbox)?;
+    spool::sync_dir(&failed)?;
+    Ok(out)
+}
+
+/// The failed jobs by stem: every `<stem>.error.txt` with the files of its stem.
+fn failed_jobs(failed: &Path) -> io::Result<BTreeMap<String, Failed>> {
+    let names: Vec<String> = fs::read_dir(failed)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let mut jobs = BTreeMap::new();
+    for errors in names.iter().filter(|n| n.ends_with(".error.txt")) {
+        let stem = errors.trim_end_matches(".error.txt");
+        let files: Vec<String> = names
+            .iter()
+            .filter(|n| *n != errors && !intake::is_ignored(n))
+            .filter(|n| {
+                spool::split_name(n).0 == stem
+                    || (intake::kind_of(n) == Kind::LastFrame
+                        && spool::split_name(spool::split_name(n).0).0 == stem)
+            })
+            .cloned()
+            .collect();
+        let job_file = files.iter().find(|n| intake::kind_of(n).is_job()).cloned();
+        jobs.insert(stem.to_string(), Failed { files, job_file });
+    }
+    Ok(jobs)
+}
+
+/// Moves `from` to `to` unless `to` exists (a hard link cannot replace a file; where links are
+/// not possible, a rename after a look).
+fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => fs::remove_file(from),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if !to.exists() => fs::rename(from, to),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_jobs_go_back_with_their_companions_and_nothing_is_overwritten() {
+        let d = tempfile::tempdir().unwrap();
+        let (failed, inbox) = (d.path().join(FAILED), d.path().join(INBOX));
+        fs::create_dir_all(&failed).unwrap();
+        fs::create_dir_all(&inbox).unwrap();
+        for f in [
+            "a.png",
+            "a.yaml",
+            "a.error.txt",
+            "b.txt",
+            "b.error.txt",
+            "c.png",
+            "c.last.jpg",
+            "c.error.txt",
+            "d.png",
+            "d.error.txt",
+            "cat.png",
+            "cat-2.png",
+            "cat-2.error.txt",
+        ] {
+            fs::write(failed.join(f), f).unwrap();
+        }
+        fs::write(inbox.join("d.png"), "mine").unwrap();
+        let out = retry(d.path(), &["c.last.jpg".into(), "b".into(), "nope".into()]).unwrap();
+        assert_eq!(
+            out.moved,
+            [
+                vec!["c.last.jpg".to_string(), "c.png".into()],
+                vec!["b.txt".into()]
+            ],
+            "in the order asked, the job file last"
+        );
+        assert_eq!(out.unknown, ["nope"]);
+        let out = retry(d.path(), &[]).unwrap();
+        assert_eq!(
+            out.moved,
+            [
+                vec!["a.yaml".to_string(), "a.png".into()],
+                vec!["cat-2.png".into()]
+            ]
+        );
+        assert_eq!(out.skipped.len(), 1);
+        assert!(
+            out.skipped[0].1.contains("inbox/d.png exists"),
+            "{:?}",
+            out.skipped
+        );
+        assert_eq!(fs::read_to_string(inbox.join("d.png")).unwrap(), "mine");
+        let mut left: Vec<String> = fs::read_dir(&failed)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["cat.png", "d.error.txt", "d.png"]);
+        assert_eq!(
+            fs::read_to_string(inbox.join("c.last.jpg")).unwrap(),
+            "c.last.jpg"
+        );
+    }
+}
