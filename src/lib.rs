@@ -33,6 +33,7 @@ pub mod record;
 pub mod recover;
 pub mod report;
 pub mod retry;
+pub mod service;
 pub mod sidecar;
 pub mod source;
 pub mod spool;

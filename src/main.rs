@@ -69,6 +69,11 @@ enum Command {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
     },
+    /// Run `dropreel watch ROOT` as a user service (systemd on Linux, launchd on macOS), or remove it.
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Put failed jobs back into inbox/ (with their sidecar and last keyframe), removing their
     /// error.txt. Never overwrites a file in inbox/.
     ///
@@ -80,6 +85,20 @@ enum Command {
         /// Failed jobs to put back, by stem (`cat`) or by any of their file names (`cat.png`);
         /// all of failed/ when none is given.
         names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ServiceAction {
+    /// Write the service (absolute paths, restart on failure), start it, and say where its logs are.
+    Install {
+        /// The studio folder (default: the current folder).
+        root: Option<PathBuf>,
+    },
+    /// Stop and remove the service of this studio.
+    Uninstall {
+        /// The studio folder (default: the current folder).
+        root: Option<PathBuf>,
     },
 }
 
@@ -102,10 +121,39 @@ fn main() -> ExitCode {
             Err(e) => fatal(&cli, &format!("cannot read the studio: {e}")),
         },
         Command::Retry { root, names } => retry(&cli, &root_or_cwd(root), names),
+        Command::Service { action } => service(&cli, action),
         Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false),
         Command::Run { root, examples } => serve(&cli, &root_or_cwd(root), Mode::Run, *examples),
     };
     ExitCode::from(code)
+}
+
+fn service(cli: &Cli, action: &ServiceAction) -> u8 {
+    let (ServiceAction::Install { root } | ServiceAction::Uninstall { root }) = action;
+    let root = root_or_cwd(root);
+    if let Err(e) = spool::check_root(&root) {
+        return fatal(cli, &e.to_string());
+    }
+    let root = match std::path::absolute(&root).and_then(|r| r.canonicalize()) {
+        Ok(r) => r,
+        Err(e) => return fatal(cli, &format!("cannot resolve {}: {e}", root.display())),
+    };
+    let report = match action {
+        ServiceAction::Install { .. } => match std::env::current_exe() {
+            Ok(exe) => dropreel::service::install(&root, &exe),
+            Err(e) => return fatal(cli, &format!("cannot find dropreel's own path: {e}")),
+        },
+        ServiceAction::Uninstall { .. } => dropreel::service::uninstall(&root),
+    };
+    match report {
+        Ok(report) => {
+            for line in report.lines {
+                println!("{line}");
+            }
+            0
+        }
+        Err(e) => fatal(cli, &e.to_string()),
+    }
 }
 
 fn retry(cli: &Cli, root: &Path, names: &[String]) -> u8 {

@@ -605,3 +605,58 @@ fn retry_puts_a_failed_job_back_and_the_next_run_makes_it() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out).contains("failed/ holds no failed job"));
 }
+
+// See: issue 12, item 9 — a user service that runs `watch` on the studio.
+#[test]
+fn service_install_writes_a_unit_with_absolute_paths_and_uninstall_removes_it() {
+    let studio = Studio::new("backend: local\n");
+    let home = tempfile::tempdir().unwrap();
+    let root = studio.root().canonicalize().unwrap();
+    let config = home.path().join("cfg");
+    let env = [
+        ("HOME", home.path().to_str().unwrap()),
+        ("XDG_CONFIG_HOME", config.to_str().unwrap()),
+    ];
+    let out = dropreel(&["service", "install", root.to_str().unwrap()], &env);
+    let has_systemd = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .any(|d| d.join("systemctl").is_file());
+    if !cfg!(target_os = "linux") || !has_systemd {
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("has neither"), "{}", text(&out));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let units = home.path().join("cfg/systemd/user");
+    let unit_name = std::fs::read_dir(&units)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .next()
+        .expect("a unit was written");
+    assert!(unit_name.starts_with("dropreel-") && unit_name.ends_with(".service"));
+    let unit = std::fs::read_to_string(units.join(&unit_name)).unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_dropreel"));
+    assert!(
+        unit.contains(&format!(
+            "ExecStart=\"{}\" watch \"{}\"",
+            exe.display(),
+            root.display()
+        )),
+        "{unit}"
+    );
+    assert!(unit.contains("Restart=on-failure"), "{unit}");
+    assert!(
+        text(&out).contains("journalctl --user -u"),
+        "{}",
+        text(&out)
+    );
+    let out = dropreel(&["service", "uninstall", root.to_str().unwrap()], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!units.join(&unit_name).exists());
+    let out = dropreel(&["service", "install", "/no/such/studio"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no studio there: {}",
+        text(&out)
+    );
+}
