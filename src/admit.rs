@@ -48,7 +48,7 @@ pub fn truncated(r: &Ready, why: &str, after: Duration) -> Failure {
     Failure {
         message: format!(
             "{} is truncated: {why}, and it has not changed for {}",
-            r.source.name,
+            r.source,
             humantime::format_duration(Duration::from_secs(after.as_secs()))
         ),
         advice: "the copy probably broke off: copy the image into inbox/ again (or re-export it). \
@@ -69,7 +69,7 @@ pub fn check(
         &spool.inbox(),
         settings,
         limits,
-        &r.source.name,
+        &r.source.rel(),
         r.sidecar.as_deref(),
         r.last_frame.as_deref(),
     )?;
@@ -411,7 +411,7 @@ pub fn claim_to_fail(
         Ok(Some(c)) => c,
         Ok(None) => return None,
         Err(e) => {
-            tracing::error!(file = %r.source.name, error = %e, "cannot move a bad input out of inbox/");
+            tracing::error!(file = %r.source, error = %e, "cannot move a bad input out of inbox/");
             return None;
         }
     };

@@ -267,10 +267,11 @@ impl<B: Backend> Pipeline<B> {
             match verdict {
                 Ok(c) => self.checked.push_back(c),
                 Err(NotYet::Wait(why)) => {
-                    tracing::debug!(file = %ready.source.name, why, "not whole yet; waiting for the rest of it");
+                    tracing::debug!(file = %ready.source.rel(), why, "not whole yet; waiting for the rest of it");
                     let settle = self.settings.config.watch.settle;
                     let again = RECHECK_INCOMPLETE.min(settle.max(Duration::from_millis(100)));
-                    self.inbox.defer(&ready.source.name, Instant::now() + again);
+                    self.inbox
+                        .defer(&ready.source.rel(), Instant::now() + again);
                 }
                 Err(NotYet::Fail(failure)) => {
                     let name = self.backend.name();
@@ -294,10 +295,10 @@ impl<B: Backend> Pipeline<B> {
                 break;
             };
             if !self.inbox.unchanged(&c.ready) {
-                self.inbox.release(&c.ready.source.name);
+                self.inbox.release(&c.ready.source.rel());
                 continue;
             }
-            let share = self.inbox.shares_sidecar(&c.ready.source.name);
+            let share = self.inbox.shares_sidecar(&c.ready.source.rel());
             match admit::claim(&self.spool, &c, share, self.backend.name()) {
                 Ok(Some(rec)) => {
                     self.claim_faults = 0;
@@ -310,9 +311,9 @@ impl<B: Backend> Pipeline<B> {
                     // inbox/ and the claim is tried again in a moment, not in a tight loop.
                     self.claim_faults += 1;
                     if self.claim_faults == 1 {
-                        tracing::error!(file = %c.ready.source.name, error = %e, "cannot move the file into processing/ (disk full or not writable?); files wait in inbox/ and are tried again every 2 s");
+                        tracing::error!(file = %c.ready.source.rel(), error = %e, "cannot move the file into processing/ (disk full or not writable?); files wait in inbox/ and are tried again every 2 s");
                     } else {
-                        tracing::debug!(file = %c.ready.source.name, error = %e, "still cannot move the file into processing/");
+                        tracing::debug!(file = %c.ready.source.rel(), error = %e, "still cannot move the file into processing/");
                     }
                     self.checked.push_front(c);
                     self.claim_pause = Some(Instant::now() + CLAIM_RETRY);
@@ -462,7 +463,7 @@ fn renew_leases(spool: &Spool, active: &HashMap<String, CancellationToken>) {
 }
 
 fn forget(inbox: &mut Inbox, r: &Ready) {
-    inbox.forget(&r.source.name);
+    inbox.forget(&r.source.rel());
     for companion in [&r.sidecar, &r.last_frame].into_iter().flatten() {
         inbox.forget(companion);
     }

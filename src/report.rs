@@ -11,6 +11,7 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
     let s = &rec.spec;
     let mut v = json!({
         "source": rec.source.name,
+        "folder": rec.source.folder,
         "kind": rec.kind.name(),
         "endpoint": rec.kind.endpoint().path(),
         "inputs": inputs(rec),

@@ -1,5 +1,5 @@
-//! `dropreel retry`: failed jobs back into `inbox/`, with their sidecar and last keyframe, their
-//! `error.txt` removed. A failed job is found by its `<stem>.error.txt`; its files are the ones of
+//! `dropreel retry`: failed jobs back into `inbox/` — into the folder they came from — with their
+//! sidecar and last keyframe, their `error.txt` removed. A failed job is found by its `<stem>.error.txt`; its files are the ones of
 //! that stem beside it. Nothing in `inbox/` is ever overwritten: a job one of whose names is taken
 //! there is skipped, saying so.
 
@@ -22,8 +22,10 @@ pub struct Outcome {
     pub unknown: Vec<String>,
 }
 
-/// A failed job in `failed/`: its stem and its files (the error text not among them).
+/// A failed job in `failed/`: its folder under `failed/` and its files (the error text not among
+/// them).
 struct Failed {
+    folder: String,
     files: Vec<String>,
     /// The file the job was made from (image, text or video).
     job_file: Option<String>,
@@ -32,19 +34,29 @@ struct Failed {
 /// Puts the failed jobs named by `names` (stems, or any of their file names; all when empty) back
 /// into `inbox/`.
 pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
-    let failed = root.join(FAILED);
-    let inbox = root.join(INBOX);
-    let jobs = failed_jobs(&failed)?;
+    let failed_root = root.join(FAILED);
+    let inbox_root = root.join(INBOX);
+    let mut jobs = BTreeMap::new();
+    for folder in folders(&failed_root)? {
+        jobs.extend(failed_jobs(&failed_root, &folder)?);
+    }
     let mut out = Outcome::default();
     let chosen: Vec<&String> = if names.is_empty() {
         jobs.keys().collect()
     } else {
         let mut chosen = Vec::new();
         for name in names {
-            let hit = jobs.iter().find(|(stem, job)| {
-                *stem == name
-                    || name == &format!("{stem}.error.txt")
-                    || job.files.iter().any(|f| f == name)
+            // By the stem or a file name, with or without its folder.
+            let hit = jobs.iter().find(|(key, job)| {
+                let stem = key.rsplit('/').next().unwrap_or(key);
+                [key.as_str(), stem].iter().any(|s| {
+                    *s == name
+                        || name == &format!("{s}.error.txt")
+                        || job
+                            .files
+                            .iter()
+                            .any(|f| name == f || name == &format!("{}/{f}", job.folder))
+                })
             });
             match hit {
                 Some((stem, _)) if !chosen.contains(&stem) => chosen.push(stem),
@@ -56,6 +68,9 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
     };
     for stem in chosen {
         let job = &jobs[stem];
+        let failed = failed_root.join(&job.folder);
+        let inbox = inbox_root.join(&job.folder);
+        let error_txt = format!("{}.error.txt", stem.rsplit('/').next().unwrap_or(stem));
         let Some(job_file) = &job.job_file else {
             out.skipped.push((
                 stem.clone(),
@@ -64,9 +79,17 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
             continue;
         };
         if let Some(taken) = job.files.iter().find(|f| inbox.join(f).exists()) {
+            let shown = Path::new(INBOX).join(&job.folder).join(taken);
             out.skipped.push((
                 stem.clone(),
-                format!("inbox/{taken} exists; move or rename it, then retry"),
+                format!("{} exists; move or rename it, then retry", shown.display()),
+            ));
+            continue;
+        }
+        if let Err(e) = fs::create_dir_all(&inbox) {
+            out.skipped.push((
+                stem.clone(),
+                format!("cannot make its folder in inbox/: {e}"),
             ));
             continue;
         }
@@ -85,19 +108,50 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
             }
         }
         if moved.len() == job.files.len() {
-            fs::remove_file(failed.join(format!("{stem}.error.txt")))?;
-            out.moved.push(moved);
+            fs::remove_file(failed.join(&error_txt))?;
+            spool::sync_dir(&inbox)?;
+            spool::sync_dir(&failed)?;
+            let shown = |f: &String| match job.folder.as_str() {
+                "" => f.clone(),
+                folder => format!("{folder}/{f}"),
+            };
+            out.moved.push(moved.iter().map(shown).collect());
         }
     }
-    spool::sync_dir(&inbox)?;
-    spool::sync_dir(&failed)?;
     Ok(out)
 }
 
-/// The failed jobs by stem: every `<stem>.error.txt` with the files of its stem.
-fn failed_jobs(failed: &Path) -> io::Result<BTreeMap<String, Failed>> {
-    let names: Vec<String> = fs::read_dir(failed)?
+/// `failed/` and every folder in it (relative, `/`-separated; dot folders skipped, links not
+/// followed).
+fn folders(failed: &Path) -> io::Result<Vec<String>> {
+    fs::read_dir(failed)?;
+    let mut out = vec![String::new()];
+    for entry in walkdir::WalkDir::new(failed)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir())
+    {
+        if let Some(rel) = entry
+            .path()
+            .strip_prefix(failed)
+            .ok()
+            .and_then(Path::to_str)
+        {
+            out.push(rel.replace(std::path::MAIN_SEPARATOR, "/"));
+        }
+    }
+    Ok(out)
+}
+
+/// The failed jobs in `failed/<folder>`, by their stem's path (`folder/stem`): every
+/// `<stem>.error.txt` with the files of its stem.
+fn failed_jobs(failed_root: &Path, folder: &str) -> io::Result<BTreeMap<String, Failed>> {
+    let names: Vec<String> = fs::read_dir(failed_root.join(folder))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     let mut jobs = BTreeMap::new();
@@ -114,7 +168,18 @@ fn failed_jobs(failed: &Path) -> io::Result<BTreeMap<String, Failed>> {
             .cloned()
             .collect();
         let job_file = files.iter().find(|n| intake::kind_of(n).is_job()).cloned();
-        jobs.insert(stem.to_string(), Failed { files, job_file });
+        let key = match folder {
+            "" => stem.to_string(),
+            f => format!("{f}/{stem}"),
+        };
+        jobs.insert(
+            key,
+            Failed {
+                folder: folder.to_string(),
+                files,
+                job_file,
+            },
+        );
     }
     Ok(jobs)
 }

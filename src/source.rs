@@ -30,6 +30,23 @@ impl Source {
         }
     }
 
+    /// The file at `rel`, a `/`-separated path relative to `inbox/`.
+    pub fn at(rel: &str) -> Source {
+        match rel.rsplit_once('/') {
+            Some((folder, name)) => Source {
+                folder: folder.to_string(),
+                preset: None,
+                name: name.to_string(),
+            },
+            None => Source::in_inbox(rel),
+        }
+    }
+
+    /// Its `/`-separated path relative to `inbox/`: how intake names it.
+    pub fn rel(&self) -> String {
+        self.to_string()
+    }
+
     /// Its path relative to `inbox/` (and to `done/` and `failed/`).
     pub fn rel_path(&self) -> PathBuf {
         let mut p = PathBuf::new();

@@ -181,8 +181,8 @@ impl Spool {
         self.root.join(PROCESSING).join(id)
     }
 
-    /// Takes a job file and its companions (sidecar, last keyframe) out of the inbox into a new job
-    /// folder. `Ok(None)` when the file is gone: another instance took it, or the user pulled it
+    /// Takes a job file and its companions (sidecar, last keyframe; named by their path relative to
+    /// inbox/, in the source's folder) out of the inbox into a new job folder. `Ok(None)` when the file is gone: another instance took it, or the user pulled it
     /// back — both normal. With `copy_shared`, the companions are copied rather than moved (other
     /// files of their stem still need them). A claim that fails midway (a full disk) leaves nothing
     /// behind: the files are back in the inbox and the job folder is gone.
@@ -221,13 +221,17 @@ impl Spool {
         }
         let mut taken: Vec<Option<String>> = Vec::new();
         for companion in [sidecar, last_frame] {
-            let result = match companion {
-                Some(c) if copy_shared => copy_durably(&folder.join(c), &dir, c).map(|()| true),
-                Some(c) => fs::rename(folder.join(c), dir.join(c)).map(|()| true),
-                None => Ok(false),
+            // Named relative to inbox/ (beside the file); in the job folder by its own name.
+            let name = companion.map(|c| c.rsplit('/').next().unwrap_or(c));
+            let result = match (companion, name) {
+                (Some(c), Some(n)) if copy_shared => {
+                    copy_durably(&self.inbox().join(c), &dir, n).map(|()| true)
+                }
+                (Some(c), Some(n)) => fs::rename(self.inbox().join(c), dir.join(n)).map(|()| true),
+                _ => Ok(false),
             };
             match result {
-                Ok(true) => taken.push(companion.map(str::to_string)),
+                Ok(true) => taken.push(name.map(str::to_string)),
                 Ok(false) => taken.push(None),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => taken.push(None),
                 Err(e) => {
@@ -317,7 +321,14 @@ impl Spool {
         extra: &[(&str, &str)],
     ) -> io::Result<String> {
         let dir = self.job_dir(&rec.id);
+        // The file's folder under inbox/ is mirrored: inbox/a/b/cat.png ends in done/a/b/.
+        let folder = &match rec.source.folder.as_str() {
+            "" => folder.to_string(),
+            sub => format!("{folder}/{sub}"),
+        };
+        let folder = folder.as_str();
         let target = self.root.join(folder);
+        fs::create_dir_all(&target)?;
         let stem = match &rec.delivery {
             Some(d) if d.folder == folder => d.stem.clone(),
             _ => {
@@ -457,13 +468,16 @@ impl Spool {
     /// Jobs per folder, for `status`: images and texts waiting in `inbox/`, job folders in `processing/`,
     /// delivered jobs (`result.json`) in `done/`, failed jobs (`error.txt`) in `failed/`.
     pub fn counts(&self) -> io::Result<[(&'static str, usize); 4]> {
+        // Folders included (dot folders skipped, links not followed).
         let count = |d: &str, is_job: &dyn Fn(&str) -> bool| -> io::Result<usize> {
-            Ok(fs::read_dir(self.root.join(d))?
+            fs::read_dir(self.root.join(d))?;
+            Ok(walkdir::WalkDir::new(self.root.join(d))
+                .follow_links(false)
+                .min_depth(1)
+                .into_iter()
+                .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .filter_map(Result::ok)
-                .filter(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    !name.starts_with('.') && is_job(&name)
-                })
+                .filter(|e| e.file_type().is_file() && is_job(&e.file_name().to_string_lossy()))
                 .count())
         };
         let waiting = |n: &str| !crate::intake::is_ignored(n) && crate::intake::kind_of(n).is_job();

@@ -27,7 +27,9 @@ mod names;
 mod watcher;
 
 use names::stem_of;
-pub use names::{Kind, held_by_writer, is_ignored, kind_of, last_frame_key, stem_key};
+pub use names::{
+    Kind, held_by_writer, ignored_path, is_ignored, kind_of, last_frame_key, stem_key,
+};
 pub use watcher::{Watcher, watch};
 
 /// A file's identity for the stability check.
@@ -215,25 +217,23 @@ impl Inbox {
     /// and is not made to wait again: a backlog starts at once.
     pub fn scan(&mut self, fs_now: Option<SystemTime>) -> std::io::Result<()> {
         self.clock = fs_now;
+        // Fails when inbox/ itself cannot be read; a subfolder that cannot is said and skipped.
+        fs::read_dir(&self.dir)?;
         let mut present = HashSet::new();
         let mut seen_names = HashSet::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = match entry.file_name().into_string() {
-                Ok(name) => name,
+        for rel in self.walk("") {
+            let rel = match rel {
+                Ok(rel) => rel,
                 Err(raw) => {
                     self.report_unreadable_name(&raw);
                     seen_names.insert(raw.to_string_lossy().into_owned());
                     continue;
                 }
             };
-            seen_names.insert(name.clone());
-            if is_ignored(&name) {
-                continue;
-            }
-            self.observe(&name);
-            if kind_of(&name) != Kind::Other {
-                present.insert(name);
+            seen_names.insert(rel.clone());
+            self.observe_file(&rel);
+            if kind_of(&rel) != Kind::Other {
+                present.insert(rel);
             }
         }
         self.clock = None;
@@ -252,9 +252,77 @@ impl Inbox {
         Ok(())
     }
 
-    /// Looks at one name (after an event for it).
-    pub fn observe(&mut self, name: &str) {
-        if is_ignored(name) {
+    /// Every entry that is not a folder under the folder `rel` of inbox/ (`""`: all of inbox/), as
+    /// paths relative to inbox/; dot folders skipped, links never followed. `Err`: a name that is
+    /// not UTF-8.
+    fn walk(&mut self, rel: &str) -> Vec<Result<String, std::ffi::OsString>> {
+        let start = self.dir.join(rel);
+        let mut out = Vec::new();
+        let walker = walkdir::WalkDir::new(&start)
+            .follow_links(false)
+            .min_depth(1)
+            .into_iter()
+            .filter_entry(|e| {
+                !(e.file_type().is_dir() && e.file_name().to_string_lossy().starts_with('.'))
+            });
+        for entry in walker {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a folder in inbox/; trying again at the next rescan");
+                    continue;
+                }
+            };
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            let Ok(path) = entry.path().strip_prefix(&self.dir) else {
+                continue;
+            };
+            match path.to_str() {
+                Some(p) => out.push(Ok(p.replace(std::path::MAIN_SEPARATOR, "/"))),
+                None => out.push(Err(path.as_os_str().to_os_string())),
+            }
+        }
+        out
+    }
+
+    /// Looks at one path under inbox/ (after an event for it): a file, or a folder (a new one, or
+    /// one moved in), whose files are all looked at.
+    pub fn observe(&mut self, rel: &str) {
+        if ignored_path(rel) || !self.in_real_folders(rel) {
+            return;
+        }
+        let is_dir = fs::symlink_metadata(self.dir.join(rel)).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            self.observe_file(rel);
+            return;
+        }
+        for found in self.walk(rel) {
+            match found {
+                Ok(f) => self.observe_file(&f),
+                Err(raw) => self.report_unreadable_name(&raw),
+            }
+        }
+    }
+
+    /// Whether every folder on the way to `rel` is a real folder (a path through a link to a
+    /// folder is never looked at).
+    fn in_real_folders(&self, rel: &str) -> bool {
+        let mut at = self.dir.clone();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            at.push(part);
+            if !fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Looks at one file (a path relative to inbox/).
+    fn observe_file(&mut self, name: &str) {
+        if ignored_path(name) {
             return;
         }
         let kind = kind_of(name);
@@ -437,7 +505,7 @@ impl Inbox {
                     .checked_sub(seen.head_start)
                     .unwrap_or(seen.since),
                 Ready {
-                    source: Source::in_inbox(&name),
+                    source: Source::at(&name),
                     image_stamp: seen.stamp,
                     sidecar: sc.map(|(n, _)| n.clone()),
                     sidecar_stamp: sc.map(|(_, s)| s.stamp),
@@ -553,17 +621,17 @@ impl Inbox {
                 .ok()
                 .map(|m| Stamp::of(&m))
         };
-        if stamp(&r.source.name) != Some(r.image_stamp) {
+        if stamp(&r.source.rel()) != Some(r.image_stamp) {
             return false;
         }
         let last_same = match &r.last_frame {
             Some(l) => stamp(l) == r.last_frame_stamp,
-            None => self.last_for(&r.source.name).is_none(),
+            None => self.last_for(&r.source.rel()).is_none(),
         };
         last_same
             && match &r.sidecar {
                 Some(sc) => stamp(sc) == r.sidecar_stamp,
-                None => self.sidecar_for(&r.source.name).is_none(),
+                None => self.sidecar_for(&r.source.rel()).is_none(),
             }
     }
 

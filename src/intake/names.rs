@@ -45,6 +45,19 @@ pub fn is_ignored(name: &str) -> bool {
         .any(|ext| lower.ends_with(ext))
 }
 
+/// A path under inbox/ that is never looked at: a name of another program (see [`is_ignored`]),
+/// or anything inside a dot folder.
+pub fn ignored_path(rel: &str) -> bool {
+    let mut parts = rel.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        if (last && is_ignored(part)) || (!last && part.starts_with('.')) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Classifies a (not ignored) name by its extension.
 pub fn kind_of(name: &str) -> Kind {
     let lower = name.to_lowercase();

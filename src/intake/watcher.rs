@@ -1,12 +1,14 @@
 //! The file-system watcher: OS events, or polling for network shares (and when the OS refuses
-//! more watches). Its events are only hints: each triggers a look at one name.
+//! more watches), on `inbox/` and every folder inside it (links to folders are never followed).
+//! Its events are only hints: each triggers a look at one path.
 
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-/// Keeps the file-system watcher alive; events arrive as file names on the channel.
+/// Keeps the file-system watcher alive; events arrive on the channel as paths relative to the
+/// watched folder (`sub/dir/cat.png`).
 pub struct Watcher {
     _inner: Box<dyn notify::Watcher + Send>,
 }
@@ -19,12 +21,19 @@ pub fn watch(
     tx: mpsc::UnboundedSender<std::ffi::OsString>,
 ) -> anyhow::Result<Watcher> {
     use notify::{RecursiveMode, Watcher as _};
+    let root = dir.to_path_buf();
     let handler = move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {
             for p in ev.paths {
-                if let Some(name) = p.file_name() {
+                let rel = p
+                    .strip_prefix(&root)
+                    .ok()
+                    .filter(|r| !r.as_os_str().is_empty())
+                    .map(|r| r.as_os_str().to_os_string())
+                    .or_else(|| p.file_name().map(std::ffi::OsStr::to_os_string));
+                if let Some(rel) = rel {
                     // The receiver is gone only at shutdown.
-                    let _ = tx.send(name.to_os_string());
+                    let _ = tx.send(rel);
                 }
             }
         }
@@ -33,9 +42,10 @@ pub fn watch(
     let poll_watcher = |every: Duration, handler| -> anyhow::Result<Watcher> {
         let cfg = notify::Config::default()
             .with_poll_interval(every)
-            .with_compare_contents(false);
+            .with_compare_contents(false)
+            .with_follow_symlinks(false);
         let mut w = notify::PollWatcher::new(handler, cfg)?;
-        w.watch(dir, RecursiveMode::NonRecursive)?;
+        w.watch(dir, RecursiveMode::Recursive)?;
         Ok(Watcher {
             _inner: Box::new(w),
         })
@@ -44,8 +54,10 @@ pub fn watch(
         tracing::info!(every = ?every, "watching inbox/ by polling (watch.poll)");
         return poll_watcher(every, handler);
     }
-    let native = notify::recommended_watcher(handler.clone()).and_then(|mut w| {
-        w.watch(dir, RecursiveMode::NonRecursive)?;
+    // Subfolders too, and those made later; a symlinked folder is never followed.
+    let cfg = notify::Config::default().with_follow_symlinks(false);
+    let native = notify::RecommendedWatcher::new(handler.clone(), cfg).and_then(|mut w| {
+        w.watch(dir, RecursiveMode::Recursive)?;
         Ok(w)
     });
     match native {

@@ -479,7 +479,10 @@ async fn every_file_left_alone_gets_one_warning_saying_why() {
     let fake = FakeRunway::start(Switches::default()).await;
     let studio = Studio::new(&test_config(&fake.url, ""));
     studio.put("inbox/notes.pdf", b"%PDF-1.7");
-    std::fs::create_dir(studio.path("inbox/sub")).unwrap();
+    // A link to a folder elsewhere: never followed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("far.png"), png_bytes(8, 8)).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), studio.path("inbox/linked")).unwrap();
     let raw = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
     std::fs::write(studio.path("inbox").join(raw), png_bytes(8, 8)).unwrap();
     studio.put("inbox/Cat.png", &png_bytes(8, 8));
@@ -513,7 +516,11 @@ async fn every_file_left_alone_gets_one_warning_saying_why() {
         assert!(lines[0].contains("WARN"), "{}", lines[0]);
     };
     once("notes.pdf", "does not make videos from .pdf files");
-    once("file=sub", "it is a folder");
+    once("file=linked", "symbolic link");
+    assert!(
+        elsewhere.path().join("far.png").exists(),
+        "the link was not followed"
+    );
     once("caf\u{fffd}.png", "not valid UTF-8");
     once("cat.yaml", "letter case only");
     once("dog.png.yaml", "rename it to dog.yaml");

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod faults;
+mod folders;
 mod fuzz;
 mod holds;
 mod hostile;
