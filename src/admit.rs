@@ -24,6 +24,8 @@ pub struct Admitted {
     /// The image's format and size (unknown for a text job).
     pub info: ImageInfo,
     pub spec: JobSpec,
+    /// The preset the file's folder names, if any.
+    pub preset: Option<String>,
 }
 
 /// The largest text file taken as a prompt (a prompt is a paragraph, not a document).
@@ -89,6 +91,10 @@ pub fn check_files(
     sidecar: Option<&str>,
     last_frame: Option<&str>,
 ) -> Result<Admitted, NotYet> {
+    // defaults < the preset its top folder names < its sidecar.
+    let folder = name.rsplit_once('/').map_or("", |(f, _)| f);
+    let (defaults, preset) = settings.config.defaults_for(folder);
+    let defaults = &defaults;
     // The file itself first: one still being written waits, whatever its sidecar says.
     let file_kind = intake::kind_of(name);
     let text = if file_kind == intake::Kind::Text {
@@ -100,12 +106,13 @@ pub fn check_files(
         let (bytes, seconds) = check_video(&dir.join(name), name)?;
         let (sc, problems) = read_sidecar(dir, sidecar)?;
         let input = job::Input::Video { bytes, seconds };
-        let built = JobSpec::build_all(&settings.config.defaults, &sc, input, limits.catalog);
+        let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
         let spec = settle_spec(built, problems, sidecar)?;
         return Ok(Admitted {
             kind: JobKind::Video,
             info: ImageInfo::UNKNOWN,
             spec,
+            preset,
         });
     }
     let info = match text {
@@ -121,7 +128,6 @@ pub fn check_files(
         _ => None,
     };
     let (sc, problems) = read_sidecar(dir, sidecar)?;
-    let defaults = &settings.config.defaults;
     let (kind, input) = match (&text, &last_frame) {
         (Some(text), _) => (JobKind::Text, job::Input::Text(text)),
         (None, Some(_)) => (
@@ -137,7 +143,12 @@ pub fn check_files(
     };
     let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
     let spec = settle_spec(built, problems, sidecar)?;
-    Ok(Admitted { kind, info, spec })
+    Ok(Admitted {
+        kind,
+        info,
+        spec,
+        preset,
+    })
 }
 
 /// The sidecar's settings and the problems found in it (a sidecar that cannot be read at all is
@@ -363,9 +374,11 @@ pub fn claim(
         return Ok(None);
     };
     let a = &c.admitted;
+    let mut source = r.source.clone();
+    source.preset = a.preset.clone();
     let mut rec = JobRecord::new(
         claimed.id,
-        r.source.clone(),
+        source,
         claimed.sidecar,
         a.info,
         a.spec.clone(),
@@ -383,6 +396,7 @@ pub fn claim(
         job = %rec.id,
         file = %rec.source.name,
         kind = rec.kind.name(),
+        preset = rec.source.preset.as_deref().unwrap_or("-"),
         sidecar = rec.sidecar.as_deref().unwrap_or("-"),
         last_frame = rec.kind.last_frame().unwrap_or("-"),
         model = %rec.spec.model,

@@ -74,6 +74,51 @@ impl Default for Defaults {
     }
 }
 
+/// One entry of `presets:` — the keys of `defaults`, each optional (what it leaves out comes from
+/// `defaults`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub model: Option<String>,
+    pub text_model: Option<String>,
+    pub video_model: Option<String>,
+    pub prompt: Option<String>,
+    pub duration: Option<u32>,
+    pub ratio: Option<String>,
+}
+
+impl Preset {
+    /// `defaults` with this preset's keys over them.
+    pub fn over(&self, d: &Defaults) -> Defaults {
+        Defaults {
+            model: self.model.clone().unwrap_or_else(|| d.model.clone()),
+            text_model: self
+                .text_model
+                .clone()
+                .unwrap_or_else(|| d.text_model.clone()),
+            video_model: self
+                .video_model
+                .clone()
+                .unwrap_or_else(|| d.video_model.clone()),
+            prompt: self.prompt.clone().unwrap_or_else(|| d.prompt.clone()),
+            duration: self.duration.or(d.duration),
+            ratio: self.ratio.clone().unwrap_or_else(|| d.ratio.clone()),
+        }
+    }
+}
+
+impl Config {
+    /// The settings a file in `inbox/<folder>` starts from: `defaults`, under the preset its
+    /// top-level folder names (if it names one), and that preset's name.
+    pub fn defaults_for(&self, folder: &str) -> (Defaults, Option<String>) {
+        let top = folder.split('/').next().unwrap_or_default();
+        match self.presets.get(top) {
+            Some(p) if !top.is_empty() => (p.over(&self.defaults), Some(top.to_string())),
+            _ => (self.defaults.clone(), None),
+        }
+    }
+}
+
 /// `runway:` — the API client.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -185,6 +230,8 @@ impl Default for LocalSection {
 pub struct Config {
     pub backend: BackendChoice,
     pub defaults: Defaults,
+    /// Named sets of job settings: a file under `inbox/<name>/` gets defaults < preset < sidecar.
+    pub presets: std::collections::BTreeMap<String, Preset>,
     pub runway: RunwaySection,
     pub watch: WatchSection,
     pub local: LocalSection,
@@ -413,12 +460,36 @@ fn validate_base_url(base_url: &str, origin: &str) -> Result<(), ConfigError> {
 }
 
 fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
-    let d = &c.defaults;
+    validate_defaults(&c.defaults, "defaults", origin, local)?;
+    for (name, preset) in &c.presets {
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            return Err(invalid(
+                origin,
+                format!("presets: {name:?} cannot be a folder name in inbox/; use a plain name"),
+            ));
+        }
+        validate_defaults(
+            &preset.over(&c.defaults),
+            &format!("presets.{name}"),
+            origin,
+            local,
+        )?;
+    }
+    validate_runtime(c, origin)
+}
+
+/// Checks one set of job settings (`defaults`, or a preset over them; `key` names it in messages).
+fn validate_defaults(
+    d: &Defaults,
+    key: &str,
+    origin: &str,
+    local: bool,
+) -> Result<(), ConfigError> {
     let Some(model) = models::find(&d.model) else {
         return Err(invalid(
             origin,
             format!(
-                "defaults.model: unknown model {:?}; models that animate images: {}",
+                "{key}.model: unknown model {:?}; models that animate images: {}",
                 d.model,
                 models::image_models().join(", ")
             ),
@@ -428,7 +499,7 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         return Err(invalid(
             origin,
             format!(
-                "defaults.model: {} does not animate images; use one of {}",
+                "{key}.model: {} does not animate images; use one of {}",
                 model.id,
                 models::image_models().join(", ")
             ),
@@ -445,7 +516,7 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
             return Err(invalid(
                 origin,
                 format!(
-                    "defaults.ratio: {:?} is not offered by {}; use auto or one of {}",
+                    "{key}.ratio: {:?} is not offered by {}; use auto or one of {}",
                     d.ratio,
                     model.id,
                     offered.join(", ")
@@ -460,31 +531,32 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         return Err(invalid(
             origin,
             format!(
-                "defaults.duration: {dur} is not offered by {}; it takes {}",
+                "{key}.duration: {dur} is not offered by {}; it takes {}",
                 model.id,
                 durations.describe()
             ),
         ));
     }
-    for (key, id, endpoint) in [
-        ("defaults.text_model", &d.text_model, Endpoint::TextToVideo),
-        (
-            "defaults.video_model",
-            &d.video_model,
-            Endpoint::VideoToVideo,
-        ),
+    for (field, id, endpoint) in [
+        ("text_model", &d.text_model, Endpoint::TextToVideo),
+        ("video_model", &d.video_model, Endpoint::VideoToVideo),
     ] {
         if models::find(id).is_none_or(|m| m.rules(endpoint).is_none()) {
             return Err(invalid(
                 origin,
                 format!(
-                    "{key}: {id:?} does not make {} videos; use one of {}",
+                    "{key}.{field}: {id:?} does not make {} videos; use one of {}",
                     endpoint.input(),
                     models::models_for(endpoint).join(", ")
                 ),
             ));
         }
     }
+    Ok(())
+}
+
+/// Checks the `runway:`, `watch:` and `local:` sections.
+fn validate_runtime(c: &Config, origin: &str) -> Result<(), ConfigError> {
     let r = &c.runway;
     if r.api_version.trim().is_empty() {
         return Err(invalid(origin, "runway.api_version must not be empty"));
@@ -550,6 +622,12 @@ defaults:               # every job starts from these; a sidecar <name>.yaml ove
   prompt: ""            # the text prompt of images when a sidecar gives none
   # duration: 5         # seconds; when unset: 5, or the nearest the model offers
   ratio: auto           # auto: the offered ratio nearest to the image's own shape; or e.g. "1280:720"
+
+# presets:              # a file under inbox/<name>/ (at any depth) gets defaults < preset < sidecar
+#   vertical:           # init makes inbox/vertical/; any key of defaults
+#     ratio: "720:1280"
+#     model: gen4.5
+#     prompt: slow vertical reveal
 
 runway:
   base_url: https://api.dev.runwayml.com

@@ -264,6 +264,16 @@ fn init(cli: &Cli, root: &Path, examples: bool) -> u8 {
     } else {
         println!("wrote {}", path.display());
     }
+    // A folder in inbox/ for each preset of the settings (when they can be read).
+    if let Ok(c) = config::parse_file(&path) {
+        for name in c.presets.keys() {
+            let dir = root.join(spool::INBOX).join(name);
+            match std::fs::create_dir_all(&dir) {
+                Ok(()) => println!("preset folder {}", dir.display()),
+                Err(e) => return fatal(cli, &format!("cannot create {}: {e}", dir.display())),
+            }
+        }
+    }
     if examples && let Err(e) = copy_examples(root, None) {
         return fatal(cli, &e);
     }

@@ -12,6 +12,7 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
     let mut v = json!({
         "source": rec.source.name,
         "folder": rec.source.folder,
+        "preset": rec.source.preset,
         "kind": rec.kind.name(),
         "endpoint": rec.kind.endpoint().path(),
         "inputs": inputs(rec),

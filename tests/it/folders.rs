@@ -80,3 +80,102 @@ async fn a_folder_dropped_into_a_running_watch_is_processed() {
     let summary = watching.stop().await;
     assert_eq!(summary.succeeded, 3);
 }
+
+const PRESETS: &str = "presets:\n  vertical:\n    model: gen4.5\n    ratio: \"720:1280\"\n    prompt: a tall slow reveal\n  client:\n    duration: 8\n";
+
+// See: issue 12, item 2 — presets by folder: defaults < preset < sidecar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preset_folder_sets_the_jobs_settings_under_the_sidecar() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, PRESETS));
+    std::fs::create_dir_all(studio.path("inbox/vertical/week 2")).unwrap();
+    std::fs::create_dir_all(studio.path("inbox/client")).unwrap();
+    std::fs::create_dir_all(studio.path("inbox/misc")).unwrap();
+    studio.put("inbox/vertical/a.png", &png_bytes(16, 9));
+    studio.put("inbox/vertical/week 2/b.png", &png_bytes(16, 9));
+    studio.put(
+        "inbox/vertical/week 2/b.yaml",
+        b"prompt: the sidecar wins\n",
+    );
+    studio.put("inbox/client/c.png", &png_bytes(16, 9));
+    studio.put("inbox/misc/d.png", &png_bytes(16, 9));
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (4, 0));
+    let bodies = fake.created();
+    let a = body_for(&bodies, "a tall slow reveal");
+    assert_eq!(
+        (a["model"].as_str(), a["ratio"].as_str()),
+        (Some("gen4.5"), Some("720:1280")),
+        "the preset's settings, at any depth below its folder"
+    );
+    let b = body_for(&bodies, "the sidecar wins");
+    assert_eq!(
+        (b["model"].as_str(), b["ratio"].as_str()),
+        (Some("gen4.5"), Some("720:1280"))
+    );
+    let c = bodies
+        .iter()
+        .find(|b| b["duration"] == 8)
+        .expect("the client preset's duration");
+    assert_eq!(
+        c["model"], "gen4_turbo",
+        "defaults fill what the preset leaves out"
+    );
+    let others: Vec<_> = bodies
+        .iter()
+        .filter(|b| b["duration"] == 5 && b["model"] == "gen4_turbo")
+        .collect();
+    assert_eq!(
+        others.len(),
+        1,
+        "a folder that is no preset uses the defaults: {bodies:#?}"
+    );
+    assert_eq!(
+        studio.json("done/vertical/a.result.json")["preset"],
+        "vertical"
+    );
+    assert!(studio.json("done/misc/d.result.json")["preset"].is_null());
+}
+
+#[test]
+fn a_bad_preset_stops_the_start_naming_it_and_init_makes_the_preset_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("studio");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("dropreel.yaml"), PRESETS).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
+        .args(["init", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(root.join("inbox/vertical").is_dir() && root.join("inbox/client").is_dir());
+    std::fs::write(
+        root.join("dropreel.yaml"),
+        "backend: local\npresets:\n  vertical:\n    ratio: \"16:9\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
+        .args(["run", root.to_str().unwrap()])
+        .env_remove("RUNWAYML_API_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("presets.vertical.ratio") && err.contains("16:9"),
+        "{err}"
+    );
+    std::fs::write(
+        root.join("dropreel.yaml"),
+        "presets:\n  vertical:\n    colour: red\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
+        .args(["run", root.to_str().unwrap()])
+        .env_remove("RUNWAYML_API_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("colour"), "an unknown key is named: {err}");
+}
