@@ -559,7 +559,9 @@ impl Inbox {
 
     /// Warns once about sidecars that look meant for `r`'s image but will not apply to it.
     fn explain_unpaired(&mut self, r: &Ready) {
-        let key = stem_key(&r.source.name);
+        // Indexes are by path under inbox/ (a sidecar pairs within its folder).
+        let rel = r.source.rel();
+        let key = stem_key(&rel);
         let mut notes: Vec<(String, String)> = Vec::new();
         if let (Some(used), Some(names)) = (&r.sidecar, self.sidecars.get(&key)) {
             for other in names.iter().filter(|n| *n != used) {
@@ -573,7 +575,7 @@ impl Inbox {
             }
         }
         // `dog.png.yaml`: named after the whole file name.
-        if let Some(names) = self.sidecars.get(&r.source.name.nfc().collect::<String>()) {
+        if let Some(names) = self.sidecars.get(&rel.nfc().collect::<String>()) {
             for n in names {
                 notes.push((
                     n.clone(),

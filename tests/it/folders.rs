@@ -179,3 +179,30 @@ fn a_bad_preset_stops_the_start_naming_it_and_init_makes_the_preset_folders() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("colour"), "an unknown key is named: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_that_will_not_pair_is_explained_inside_a_folder_too() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    std::fs::create_dir_all(studio.path("inbox/shoot")).unwrap();
+    studio.put("inbox/shoot/dog.png", &png_bytes(8, 8));
+    studio.put("inbox/shoot/dog.png.yaml", b"a dog");
+    let root = studio.root().to_str().unwrap().to_string();
+    let fake_url = fake.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
+            .args(["run", &root])
+            .env("RUNWAYML_API_SECRET", KEY)
+            .env("RUNWAYML_BASE_URL", fake_url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("shoot/dog.png.yaml") && err.contains("rename it to dog.yaml"),
+        "{err}"
+    );
+}
