@@ -1,6 +1,10 @@
 //! What to generate: the job's [`JobKind`] and its [`JobSpec`], built from the config defaults plus
 //! the sidecar ([`crate::sidecar`]), checked against the model catalog before anything is sent.
 //! (What an image file is — format, size, wholeness — is [`crate::media`]'s.)
+//!
+//! (Over 600 lines with its tests: one builder holds the rules every kind shares — model, prompt,
+//! ratio, duration, seed, a setting from defaults adapted or a sidecar's refused — so that no kind
+//! gets them subtly different.)
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,7 +1,10 @@
 //! The studio folders as a durable queue: `claim` (an atomic rename from `inbox/` into
 //! `processing/<job-id>/`), the job state file `job.json` (written atomically at every change), `deliver`
-//! to `done/`, `fail` to `failed/` with collision-safe names, and `resume` of jobs left in
-//! `processing/` by a stop or a crash. What `job.json` holds is [`crate::record`].
+//! to `done/` and `fail` to `failed/` (into the file's folder there, with collision-safe names), the
+//! job folders' listing for [`crate::recover`]. What `job.json` holds is [`crate::record`].
+//!
+//! (Over 600 lines with its tests: claim, save, deliver and fail share the crash-safety rules that
+//! are easiest to check in one place.)
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};

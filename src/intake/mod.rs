@@ -8,7 +8,8 @@
 //! file that is neither ignored nor part of a job, a name that is not UTF-8, and a sidecar that
 //! will never pair each get one warning saying why.
 //!
-//! (About 600 lines with its paused-clock tests; the name rules are in [`names`], the watcher in
+//! (Over 700 lines with its paused-clock tests: settling, pairing and the folder walk share the one
+//! index of what inbox/ holds; the name rules are in [`names`], the watcher in
 //! [`watcher`].)
 
 use std::cell::Cell;
