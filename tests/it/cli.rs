@@ -1,4 +1,6 @@
-//! The real `dropreel` binary: `init`, `status`, and the exit codes of `run`.
+//! The real `dropreel` binary: `init`, `status`, `retry`, `service`, its logs and the exit codes of
+//! `run`. (Over 600 lines: one test file per binary surface, so a command's behaviour is found in one
+//! place.)
 
 use std::process::{Command, Output};
 
