@@ -12,11 +12,12 @@ use dropreel::config::{self, Env, Settings};
 use dropreel::pipeline::{self, Mode};
 use dropreel::{demo, spool, status};
 
-/// Turn images dropped into a folder into short AI videos.
+/// Turn images, text and videos dropped into a folder into short AI videos.
 ///
-/// Drop a PNG, JPEG or WebP into ROOT/inbox/ (optionally with a <name>.yaml holding the prompt);
-/// dropreel makes a video of it and moves everything into ROOT/done/, or into ROOT/failed/ with a
-/// <name>.error.txt that says what to fix.
+/// Drop an image, a .txt (its text is the prompt), a video (.mp4 .mov .webm), or two stills
+/// (<name>.png and <name>.last.png) into ROOT/inbox/ or a folder in it, optionally with a
+/// <name>.yaml holding the settings; dropreel makes a video of it and moves everything into
+/// ROOT/done/, or into ROOT/failed/ with a <name>.error.txt that says what to fix.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -46,7 +47,7 @@ enum Command {
         #[arg(long)]
         examples: bool,
     },
-    /// Keep watching inbox/ and process every image that arrives, until stopped (Ctrl-C).
+    /// Keep watching inbox/ and process every file that arrives, until stopped (Ctrl-C).
     Watch {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
