@@ -196,11 +196,7 @@ fn deliver(ctx: &mut JobCtx, backend: &str) -> End {
     let json = report::result_json(&ctx.rec, backend);
     match ctx.spool.deliver(&mut ctx.rec, &json) {
         Ok(stem) => {
-            let output = if ctx.rec.kind == crate::job::JobKind::Video {
-                "result.mp4"
-            } else {
-                "mp4"
-            };
+            let output = ctx.rec.kind.output_ext();
             tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, to = %format!("done/{stem}.{output}"), "delivered");
             End::Delivered
         }

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::job::JobKind;
 use crate::lease::{LEASE_FILE, Owner};
 use crate::source::Source;
 
@@ -293,16 +292,13 @@ impl Spool {
         if rec.delivery.is_none() {
             write_atomic(&dir, "result.json", result_json)?;
         }
-        // A video job's source is an MP4 itself: the output is `<stem>.result.mp4`.
-        let output = if rec.kind == JobKind::Video {
-            "result.mp4"
-        } else {
-            "mp4"
-        };
         self.finish(
             rec,
             DONE,
-            &[(OUTPUT_FILE, output), ("result.json", "result.json")],
+            &[
+                (OUTPUT_FILE, rec.kind.output_ext()),
+                ("result.json", "result.json"),
+            ],
         )
     }
 

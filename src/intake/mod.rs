@@ -467,7 +467,7 @@ impl Inbox {
             .map(|(n, _)| n.clone())
             .collect();
         for name in &due {
-            self.observe(name);
+            self.observe_file(name);
             let stem = stem_of(name).to_string();
             let known = self
                 .sidecars
@@ -480,7 +480,7 @@ impl Inbox {
                 .chain(lasts)
                 .chain([format!("{stem}.yaml"), format!("{stem}.yml")])
             {
-                self.observe(&sc);
+                self.observe_file(&sc);
             }
         }
         let now = Instant::now();
@@ -613,7 +613,7 @@ impl Inbox {
     pub fn release(&mut self, image: &str) {
         self.handed.remove(image);
         self.cache.set(None);
-        self.observe(image);
+        self.observe_file(image);
     }
 
     /// Whether the files of `r` are still exactly as they were when it was handed out (and no sidecar

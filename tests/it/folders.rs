@@ -137,6 +137,15 @@ async fn a_preset_folder_sets_the_jobs_settings_under_the_sidecar() {
     assert!(studio.json("done/misc/d.result.json")["preset"].is_null());
 }
 
+/// `dropreel run ROOT` without a key.
+fn run(root: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
+        .args(["run", root.to_str().unwrap()])
+        .env_remove("RUNWAYML_API_SECRET")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_bad_preset_stops_the_start_naming_it_and_init_makes_the_preset_folders() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,11 +163,7 @@ fn a_bad_preset_stops_the_start_naming_it_and_init_makes_the_preset_folders() {
         "backend: local\npresets:\n  vertical:\n    ratio: \"16:9\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
-        .args(["run", root.to_str().unwrap()])
-        .env_remove("RUNWAYML_API_SECRET")
-        .output()
-        .unwrap();
+    let out = run(&root);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -170,11 +175,7 @@ fn a_bad_preset_stops_the_start_naming_it_and_init_makes_the_preset_folders() {
         "presets:\n  vertical:\n    colour: red\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
-        .args(["run", root.to_str().unwrap()])
-        .env_remove("RUNWAYML_API_SECRET")
-        .output()
-        .unwrap();
+    let out = run(&root);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("colour"), "an unknown key is named: {err}");
