@@ -235,6 +235,27 @@ pub struct Config {
     pub runway: RunwaySection,
     pub watch: WatchSection,
     pub local: LocalSection,
+    /// Spend limits for the studio.
+    pub budget: BudgetSection,
+}
+
+/// `budget:` — what a day and a month may spend, in credits (1 credit = US$0.01).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetSection {
+    /// 0 = no limit; the calendar day in the machine's local time.
+    pub daily_credits: u64,
+    /// 0 = no limit; the calendar month.
+    pub monthly_credits: u64,
+    /// Credits per second for models whose price the catalog does not know (or to override it).
+    pub rates: std::collections::BTreeMap<String, u32>,
+}
+
+impl BudgetSection {
+    /// Whether any limit is set.
+    pub fn limited(&self) -> bool {
+        self.daily_credits > 0 || self.monthly_credits > 0
+    }
 }
 
 /// An API key; its `Debug` and `Display` never show it.

@@ -26,6 +26,7 @@ pub mod intake;
 pub mod job;
 pub mod jobs;
 pub mod lease;
+pub mod ledger;
 pub mod media;
 pub mod models;
 pub mod pipeline;

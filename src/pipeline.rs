@@ -52,14 +52,18 @@ pub struct Summary {
     pub undelivered: usize,
     /// Set when the API refused the key during a `run` (what it said).
     pub key_refused: Option<String>,
+    /// Set when a `run` ended because the budget holds submission and nothing else was in flight
+    /// (the hold's detail).
+    pub budget_held: Option<String>,
     /// The shutdown signal ended the pipeline before its work was done.
     pub stopped: bool,
 }
 
 impl Summary {
     /// The process's exit code (the contract's complete list): 3 the key was refused; a `run`
-    /// stopped by `signal` 128 + signal; 1 some job failed or could not be delivered; else 0.
-    /// A stopped `watch` exits 0.
+    /// stopped by `signal` 128 + signal; 4 the budget holds what is left (work remains, which
+    /// matters more to a script than a failure it can see in `failed/`); 1 some job failed or
+    /// could not be delivered; else 0. A stopped `watch` exits 0.
     pub fn exit_code(&self, mode: Mode, signal: Option<i32>) -> u8 {
         if self.key_refused.is_some() {
             return 3;
@@ -69,6 +73,9 @@ impl Summary {
         }
         if self.stopped {
             return signal.map_or(130, |s| u8::try_from(128 + s).unwrap_or(130));
+        }
+        if self.budget_held.is_some() {
+            return 4;
         }
         if self.failed > 0 || self.undelivered > 0 {
             1
@@ -129,6 +136,8 @@ struct Pipeline<B: Backend> {
     status: instance::Writer,
     /// What the run did so far.
     summary: Summary,
+    /// The budget holds submission (a `run` ends once nothing else is in flight).
+    budget_hold: Option<String>,
 }
 
 /// Runs the pipeline on `settings.root` with `backend` until the inbox is drained (`Run`) or
@@ -224,6 +233,7 @@ impl<B: Backend> Pipeline<B> {
             next_renew: now + cfg.watch.lease / 4,
             status,
             summary: Summary::default(),
+            budget_hold: None,
             settings: settings.clone(),
             spool,
         };
@@ -354,7 +364,36 @@ impl<B: Backend> Pipeline<B> {
         // instance, or the next start).
         self.spool.release(&id);
         self.summary.count(&end);
-        Flow::Continue
+        self.end_if_only_budget_held()
+    }
+
+    /// A `run` under a budget hold ends as soon as every job it still drives waits to submit
+    /// (nothing is on the wire or running on the server): they keep their place, and the files
+    /// not claimed yet stay in inbox/, for the next run.
+    fn end_if_only_budget_held(&mut self) -> Flow {
+        let Some(detail) = &self.budget_hold else {
+            return Flow::Continue;
+        };
+        if self.mode != Mode::Run {
+            return Flow::Continue;
+        }
+        let waiting = self.active.keys().all(|id| {
+            self.spool
+                .load(id)
+                .is_ok_and(|r| r.state == crate::record::State::Claimed)
+        });
+        if !waiting {
+            return Flow::Continue;
+        }
+        tracing::warn!(
+            waiting = self.active.len()
+                + self.checked.len()
+                + self.unchecked.len()
+                + self.inbox.waiting(),
+            "the budget holds submission and nothing else is in flight: {detail}. The rest waits for the next run"
+        );
+        self.summary.budget_held = Some(detail.clone());
+        Flow::Stop
     }
 
     /// A file-system event in inbox/.
@@ -372,7 +411,7 @@ impl<B: Backend> Pipeline<B> {
     fn on_hold_change(&mut self) -> Flow {
         self.write_status();
         let hold = self.backend.gate().and_then(|g| g.current());
-        if let Some(h) = hold
+        if let Some(h) = &hold
             && h.cause == HoldCause::Key
             && self.mode == Mode::Run
         {
@@ -381,7 +420,10 @@ impl<B: Backend> Pipeline<B> {
             self.summary.key_refused = Some(why);
             return Flow::Stop;
         }
-        Flow::Continue
+        self.budget_hold = hold
+            .filter(|h| h.cause == HoldCause::Budget)
+            .map(|h| h.detail);
+        self.end_if_only_budget_held()
     }
 
     /// Time-driven work: config edits, lease renewal, the periodic rescan.

@@ -489,6 +489,44 @@ impl Spool {
     }
 }
 
+impl Spool {
+    /// Jobs per folder inside `inbox/`, `done/` and `failed/` (`[waiting, delivered, failed]`),
+    /// for `status`; only folders below the top level, which [`Spool::counts`] covers.
+    pub fn folder_counts(&self) -> io::Result<std::collections::BTreeMap<String, [usize; 3]>> {
+        let mut out: std::collections::BTreeMap<String, [usize; 3]> = Default::default();
+        let is_job = |top: &str, n: &str| match top {
+            INBOX => !crate::intake::is_ignored(n) && crate::intake::kind_of(n).is_job(),
+            DONE => n.ends_with(".result.json"),
+            _ => n.ends_with(".error.txt"),
+        };
+        for (i, top) in [INBOX, DONE, FAILED].into_iter().enumerate() {
+            let base = self.root.join(top);
+            let files = walkdir::WalkDir::new(&base)
+                .follow_links(false)
+                .min_depth(2)
+                .into_iter()
+                .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_file());
+            for e in files {
+                if !is_job(top, &e.file_name().to_string_lossy()) {
+                    continue;
+                }
+                let Some(folder) = e
+                    .path()
+                    .parent()
+                    .and_then(|p| p.strip_prefix(&base).ok())
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+                else {
+                    continue;
+                };
+                out.entry(folder).or_default()[i] += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Removes what a failed claim made in its job folder (leases, temp files), then the folder.
 fn abandon_claim(dir: &Path) {
     if let Ok(entries) = fs::read_dir(dir) {

@@ -1,11 +1,41 @@
-//! `dropreel status`: counts per folder and the jobs in flight (state, task, progress, age), read
-//! from the studio's files only, so it works while `watch` runs or after it stopped.
+//! `dropreel status`: counts per folder (and per folder inside them), the spend today and this
+//! month against the budget, and the jobs in flight (state, task, progress, age), read from the
+//! studio's files only, so it works while `watch` runs or after it stopped.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
 
 use crate::spool::Spool;
+
+/// Spend today and this month, against the budget of the studio's `dropreel.yaml`.
+fn spend_line(root: &Path) -> String {
+    let budget = crate::config::parse_file(&root.join(crate::config::FILE_NAME))
+        .map(|c| c.budget)
+        .unwrap_or_default();
+    let log = crate::ledger::spend::SpendLog::new(root);
+    let t = match log.totals(&jiff::Zoned::now()) {
+        Ok(t) => t,
+        Err(e) => return format!("spend: cannot read .dropreel/spend/ ({e})"),
+    };
+    let of = |spent: u64, limit: u64| match limit {
+        0 => format!("{spent} credits (US${:.2}; no limit)", spent as f64 / 100.0),
+        l => format!(
+            "{spent} of {l} credits (US${:.2}; {} left)",
+            spent as f64 / 100.0,
+            l.saturating_sub(spent)
+        ),
+    };
+    let mut line = format!(
+        "spend: today {}; this month {}",
+        of(t.today, budget.daily_credits),
+        of(t.month, budget.monthly_credits)
+    );
+    if t.unpriced > 0 {
+        let _ = write!(line, "; {} requests of unknown price", t.unpriced);
+    }
+    line
+}
 
 /// The status report as text.
 pub fn report(root: &Path) -> std::io::Result<String> {
@@ -22,6 +52,18 @@ pub fn report(root: &Path) -> std::io::Result<String> {
         let jobs = if n == 1 { "job" } else { "jobs" };
         let _ = writeln!(out, "  {:<11}{n:>6} {jobs} {what}", format!("{name}/"));
     }
+    let folders = spool.folder_counts()?;
+    if !folders.is_empty() {
+        let _ = writeln!(out, "by folder:        waiting  delivered  failed");
+        for (folder, [waiting, done, failed]) in &folders {
+            let _ = writeln!(
+                out,
+                "  {:<16}{waiting:>7}  {done:>9}  {failed:>6}",
+                crate::shown(folder)
+            );
+        }
+    }
+    let _ = writeln!(out, "{}", spend_line(root));
     for inst in crate::instance::running(root) {
         let _ = writeln!(
             out,

@@ -23,6 +23,8 @@ pub enum HoldCause {
     Unreachable,
     /// A run of server errors.
     Outage,
+    /// The studio's budget (`budget:` in dropreel.yaml) would be passed by the next job.
+    Budget,
 }
 
 /// The service a gate guards, as its messages name it.
@@ -50,6 +52,9 @@ impl HoldCause {
                 format!("{name} cannot be reached (network down or host unreachable)")
             }
             HoldCause::Outage => format!("{name} keeps failing with server errors"),
+            HoldCause::Budget => {
+                "the studio's credit budget is reached (budget: in dropreel.yaml)".into()
+            }
         }
     }
 }

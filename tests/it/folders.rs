@@ -44,6 +44,17 @@ async fn nested_folders_are_processed_and_mirrored_in_done_and_failed() {
     assert!(studio.path("inbox/.cache/hidden.png").exists());
     assert!(studio.path("inbox/cat.yaml").exists());
     assert!(studio.path("inbox/clientA/shoot 1").is_dir());
+    // `status` counts per folder: waiting, delivered, failed.
+    let shown = dropreel::status::report(studio.root()).unwrap();
+    let row = |folder: &str| {
+        shown
+            .lines()
+            .find(|l| l.trim_start().starts_with(folder))
+            .map(|l| l.split_whitespace().rev().take(3).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no row for {folder}: {shown}"))
+    };
+    assert_eq!(row("clientB"), ["1", "1", "0"], "{shown}");
+    assert_eq!(row("clientA/shoot 1"), ["0", "1", "0"], "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,9 +28,10 @@ use faults::TaskFailure;
 use queue::Queue;
 use schedule::PollClock;
 
-use super::{Backend, Fault, Gate, JobCtx, Limits, Service, SlotGuard, Slots, Stop};
-use crate::config::{RunwaySection, Settings};
+use super::{Backend, Fault, Gate, HoldCause, JobCtx, Limits, Service, SlotGuard, Slots, Stop};
+use crate::config::{BudgetSection, RunwaySection, Settings};
 use crate::job::JobKind;
+use crate::ledger::spend::{self, Refusal, SpendLog};
 use crate::models::Catalog;
 use crate::record::Upload;
 use crate::spool::{self, Failure, OUTPUT_PART, State};
@@ -53,6 +54,9 @@ pub struct Runway {
     slots: Arc<Slots>,
     gate: Gate,
     queue: Queue,
+    /// The studio's spend, counted before each create request.
+    spend: Arc<SpendLog>,
+    budget: BudgetSection,
 }
 
 /// A file as it is sent: its path, the name it is uploaded under, its type, and whether it may go
@@ -105,6 +109,8 @@ impl Runway {
             slots: Slots::new(cfg.max_in_flight),
             gate: Gate::new(SERVICE, cfg.retry_min, cfg.retry_max),
             queue: Queue::default(),
+            spend: Arc::new(SpendLog::new(&settings.root)),
+            budget: settings.config.budget.clone(),
             cfg,
         })
     }
@@ -305,6 +311,12 @@ impl Runway {
             if !self.gate.open_for(stamp) {
                 continue;
             }
+            // Counted before the request goes out (a crash can over-count, never under-count).
+            if let Err(refusal) = self.charge(job).await? {
+                self.gate
+                    .trip(HoldCause::Budget, &refusal.detail(), Some(refusal.wait()));
+                continue;
+            }
             job.rec.state = State::Submitting;
             job.rec.submissions += 1;
             job.save().await?;
@@ -342,6 +354,42 @@ impl Runway {
                     let delay = self.on_error(job, &e, "submitting the task", stamp);
                     job.save().await?;
                     job.pause(delay?).await?;
+                }
+            }
+        }
+    }
+
+    /// Writes this create request into the studio's spend log, unless the budget refuses it.
+    async fn charge(&self, job: &mut JobCtx) -> Result<Result<(), Refusal>, Stop> {
+        let credits = spend::cost(&job.rec.spec, &self.budget.rates);
+        loop {
+            let now = jiff::Zoned::now();
+            let uncertain = job.rec.uncertain_submissions > 0;
+            let entry = spend::entry(&job.rec.id, &job.rec.spec.model, credits, uncertain, &now);
+            let (log, budget) = (self.spend.clone(), self.budget.clone());
+            let counted =
+                tokio::task::spawn_blocking(move || log.charge(entry, &budget, &now)).await;
+            match counted {
+                Ok(Ok(Ok(_))) => return Ok(Ok(())),
+                Ok(Ok(Err(refusal))) => return Ok(Err(refusal)),
+                Ok(Err(e)) => {
+                    // A probe that cannot count lets another job try; this one waits for the disk.
+                    self.gate.release_probe();
+                    let d = job.on_fault(
+                        Fault::Disk(e),
+                        "counting the spend in .dropreel/spend/",
+                        None,
+                    )?;
+                    job.pause(d).await?;
+                }
+                Err(e) => {
+                    self.gate.release_probe();
+                    let d = job.on_fault(
+                        Fault::Disk(std::io::Error::other(e)),
+                        "counting the spend",
+                        None,
+                    )?;
+                    job.pause(d).await?;
                 }
             }
         }

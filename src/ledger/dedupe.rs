@@ -1,0 +1,1 @@
+//! The dedupe ledger (filled in below).

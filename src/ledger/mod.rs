@@ -1,0 +1,19 @@
+//! What the studio remembers across jobs and instances, under `ROOT/.dropreel/`: the spend of each
+//! create request against the budget ([`spend`]) and the dedupe ledger that keeps one input with one
+//! set of settings from being paid for twice ([`dedupe`]). Both are plain files on the studio's own
+//! filesystem, so every instance that watches the root sees the same figures.
+
+pub mod dedupe;
+pub mod spend;
+
+use std::path::{Path, PathBuf};
+
+/// `ROOT/.dropreel`: dropreel's own memory of a studio (a dot folder: never mistaken for work).
+pub const DIR: &str = ".dropreel";
+
+/// `ROOT/.dropreel/<sub>`, created when missing.
+pub fn dir(root: &Path, sub: &str) -> std::io::Result<PathBuf> {
+    let dir = root.join(DIR).join(sub);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
