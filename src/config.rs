@@ -59,7 +59,16 @@ pub struct Defaults {
     pub duration: Option<u32>,
     /// `auto` or a pixel ratio such as `1280:720`.
     pub ratio: String,
+    /// Takes per input (1–8), each its own task and output.
+    pub variants: u32,
+    /// Whether a job already delivered (same inputs, same settings) is reused instead of paid
+    /// again: the top-level `dedupe:`, or a preset's (not a key of `defaults:`).
+    #[serde(skip)]
+    pub dedupe: bool,
 }
+
+/// The most takes one input may ask for.
+pub const MAX_VARIANTS: u32 = 8;
 
 impl Default for Defaults {
     fn default() -> Self {
@@ -70,6 +79,8 @@ impl Default for Defaults {
             prompt: String::new(),
             duration: None,
             ratio: "auto".into(),
+            variants: 1,
+            dedupe: true,
         }
     }
 }
@@ -85,6 +96,9 @@ pub struct Preset {
     pub prompt: Option<String>,
     pub duration: Option<u32>,
     pub ratio: Option<String>,
+    pub variants: Option<u32>,
+    /// `false`: always generate afresh (see the top-level `dedupe:`).
+    pub dedupe: Option<bool>,
 }
 
 impl Preset {
@@ -103,6 +117,8 @@ impl Preset {
             prompt: self.prompt.clone().unwrap_or_else(|| d.prompt.clone()),
             duration: self.duration.or(d.duration),
             ratio: self.ratio.clone().unwrap_or_else(|| d.ratio.clone()),
+            variants: self.variants.unwrap_or(d.variants),
+            dedupe: self.dedupe.unwrap_or(d.dedupe),
         }
     }
 }
@@ -112,9 +128,13 @@ impl Config {
     /// top-level folder names (if it names one), and that preset's name.
     pub fn defaults_for(&self, folder: &str) -> (Defaults, Option<String>) {
         let top = folder.split('/').next().unwrap_or_default();
+        let defaults = Defaults {
+            dedupe: self.dedupe.unwrap_or(true),
+            ..self.defaults.clone()
+        };
         match self.presets.get(top) {
-            Some(p) if !top.is_empty() => (p.over(&self.defaults), Some(top.to_string())),
-            _ => (self.defaults.clone(), None),
+            Some(p) if !top.is_empty() => (p.over(&defaults), Some(top.to_string())),
+            _ => (defaults, None),
         }
     }
 }
@@ -237,6 +257,8 @@ pub struct Config {
     pub local: LocalSection,
     /// Spend limits for the studio.
     pub budget: BudgetSection,
+    /// `false`: never reuse an earlier delivery of the same inputs and settings (default `true`).
+    pub dedupe: Option<bool>,
 }
 
 /// `budget:` — what a day and a month may spend, in credits (1 credit = US$0.01).
@@ -545,6 +567,15 @@ fn validate_defaults(
             ));
         }
     }
+    if !(1..=MAX_VARIANTS).contains(&d.variants) {
+        return Err(invalid(
+            origin,
+            format!(
+                "{key}.variants: {} is out of range; use 1 to {MAX_VARIANTS}",
+                d.variants
+            ),
+        ));
+    }
     if let Some(dur) = d.duration
         && let Some(durations) = i2v.durations
         && !durations.allows(dur)
@@ -643,6 +674,9 @@ defaults:               # every job starts from these; a sidecar <name>.yaml ove
   prompt: ""            # the text prompt of images when a sidecar gives none
   # duration: 5         # seconds; when unset: 5, or the nearest the model offers
   ratio: auto           # auto: the offered ratio nearest to the image's own shape; or e.g. "1280:720"
+  variants: 1           # takes per input (1-8): <name>-v1.mp4 ...; with seed: S they use S, S+1, ...
+
+# dedupe: true          # false: never reuse an earlier video of the same inputs and settings
 
 # presets:              # a file under inbox/<name>/ (at any depth) gets defaults < preset < sidecar
 #   vertical:           # init makes inbox/vertical/; any key of defaults
@@ -672,6 +706,11 @@ watch:
 
 local:
   fps: 24
+
+budget:                 # 1 credit = US$0.01; spend is written in .dropreel/spend/
+  daily_credits: 0      # 0 = no limit; the calendar day, local time
+  monthly_credits: 0    # 0 = no limit
+  rates: {}             # credits per second for a model without a known price, e.g. {veo3: 40}
 "#;
 
 #[cfg(test)]

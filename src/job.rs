@@ -96,6 +96,20 @@ pub struct JobSpec {
     pub zoom: Option<f64>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+    /// Takes of the input, each its own task (1 when unset; 0 in a record is read as 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub variants: u32,
+    /// Generate afresh even when the same job was delivered before (`dedupe: false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// What a job is made from, as the spec needs to know it.
@@ -382,6 +396,13 @@ impl JobSpec {
             }
             s => s,
         };
+        let variants = sidecar.variants.unwrap_or(defaults.variants);
+        if !(1..=crate::config::MAX_VARIANTS).contains(&variants) {
+            problems.push(format!(
+                "variants: {variants} is out of range; use a whole number from 1 to {}",
+                crate::config::MAX_VARIANTS
+            ));
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -410,7 +431,14 @@ impl JobSpec {
             motion,
             zoom,
             extra: sidecar.extra.clone().unwrap_or_default(),
+            variants,
+            fresh: !sidecar.dedupe.unwrap_or(defaults.dedupe),
         })
+    }
+
+    /// Takes of the input (at least 1).
+    pub fn takes(&self) -> u32 {
+        self.variants.max(1)
     }
 
     /// Credits this job costs when it succeeds, when the model's price is published.

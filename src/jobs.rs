@@ -1,24 +1,34 @@
 //! The job tasks: one per job this instance drives, from the state it is in to `done/` or
-//! `failed/`. A task hashes its source before anything is sent, lets the backend produce the MP4,
-//! then delivers — or fails the job by the one route every failure takes (bad input found at
-//! admission, a backend's refusal, a job whose task panicked). The tasks live in a [`JoinSet`], so
-//! none can outlive a stop, and a panic comes back as that job's failure, never a hang.
+//! `failed/`. A task hashes its source before anything is sent, looks its key up in the dedupe
+//! ledger (reusing an earlier delivery, or waiting for an identical job in flight), lets the
+//! backend produce the MP4 (or each take of a job with [`crate::variants`]), then delivers — or
+//! fails the job by the one route every failure takes (bad input found at admission, a backend's
+//! refusal, a job whose task panicked). The tasks live in a [`JoinSet`], so none can outlive a
+//! stop, and a panic comes back as that job's failure, never a hang.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, JobCtx, RetryPolicy, Stop, Ticket};
+use crate::backend::{Backend, Fault, JobCtx, RetryPolicy, Stop, Ticket};
+use crate::ledger::dedupe::{self, EntryState, Ledger, Look};
+use crate::record::ReusedFrom;
 use crate::report;
 use crate::spool::{Failure, JobRecord, Spool, State};
+
+/// How often a job waiting for an identical one in flight looks at the ledger again.
+const LEDGER_WAIT: Duration = Duration::from_millis(500);
 
 /// How a job task ended.
 #[derive(Debug)]
 pub enum End {
     Delivered,
+    /// Delivered with the videos of some takes, while others failed (listed in its result.json).
+    PartlyDelivered,
     Failed,
     /// Finished, but `done/` or `failed/` refused its files: it waits in `processing/`, and is
     /// delivered at the next rescan or start.
@@ -41,14 +51,17 @@ pub struct Jobs {
     ids: HashMap<tokio::task::Id, String>,
     /// Retry and disk-wait pacing for every job.
     retry: RetryPolicy,
+    /// The studio's dedupe ledger.
+    ledger: Ledger,
 }
 
 impl Jobs {
-    pub fn new(retry: RetryPolicy) -> Jobs {
+    pub fn new(retry: RetryPolicy, ledger: Ledger) -> Jobs {
         Jobs {
             set: JoinSet::new(),
             ids: HashMap::new(),
             retry,
+            ledger,
         }
     }
 
@@ -65,7 +78,7 @@ impl Jobs {
         let backend = backend.clone();
         let id = rec.id.clone();
         let ctx = JobCtx::new(spool.clone(), rec, cancel, ticket, self.retry);
-        self.spawn(id, drive(backend, ctx));
+        self.spawn(id, drive(backend, self.ledger.clone(), ctx));
     }
 
     fn spawn(&mut self, id: String, task: impl Future<Output = Ended> + Send + 'static) {
@@ -101,6 +114,7 @@ impl Jobs {
                         Ok(rec) => {
                             let token = CancellationToken::new();
                             let mut ctx = JobCtx::new(spool.clone(), rec, token, None, self.retry);
+                            release_key(&self.ledger, &ctx.rec);
                             fail(&mut ctx, failure)
                         }
                         Err(load) => {
@@ -121,7 +135,7 @@ impl Jobs {
 }
 
 /// One job's task.
-async fn drive<B: Backend>(backend: Arc<B>, mut ctx: JobCtx) -> Ended {
+async fn drive<B: Backend>(backend: Arc<B>, ledger: Ledger, mut ctx: JobCtx) -> Ended {
     // The bytes this job works from, noted before anything is sent (and compared at delivery). It
     // reaches job.json with the next step's save; a crash before that leaves the job `claimed`,
     // and the hash is taken again.
@@ -134,20 +148,152 @@ async fn drive<B: Backend>(backend: Arc<B>, mut ctx: JobCtx) -> Ended {
     // A job that failed before a stop (or at admission) is moved to failed/, whatever the backend.
     let outcome = match ctx.rec.state {
         State::Failed => Err(Stop::Failed(ctx.rec.failure_or_default())),
-        _ => backend.produce(&mut ctx).await,
+        _ => make(&backend, &ledger, &mut ctx).await,
     };
     drop(ctx.ticket.take());
     let end = match outcome {
         Ok(()) => {
             check_source_unchanged(&ctx.spool, &mut ctx.rec).await;
-            deliver(&mut ctx, backend.name())
+            deliver(&mut ctx, backend.name(), &ledger)
         }
-        Err(Stop::Failed(f)) => fail(&mut ctx, f),
+        Err(Stop::Failed(f)) => {
+            release_key(&ledger, &ctx.rec);
+            fail(&mut ctx, f)
+        }
         Err(Stop::Cancelled) => End::Left,
     };
     Ended {
         id: ctx.rec.id.clone(),
         end,
+    }
+}
+
+/// Makes the job's video: delivered again from an identical earlier job (the dedupe ledger), or
+/// produced by the backend — each take of a job with variants.
+async fn make<B: Backend>(backend: &Arc<B>, ledger: &Ledger, ctx: &mut JobCtx) -> Result<(), Stop> {
+    if ctx.rec.state == State::Claimed
+        && ctx.rec.delivery.is_none()
+        && !ctx.rec.spec.fresh
+        && reuse(ledger, backend.name(), ctx).await?
+    {
+        return Ok(());
+    }
+    if ctx.rec.spec.takes() > 1 {
+        return crate::variants::make(backend, ctx).await;
+    }
+    backend.produce(ctx).await
+}
+
+/// Looks the job's key up in the ledger: `true` when it was delivered from an earlier job's videos
+/// (no request, no cost); `false` when this job is to make them. While an identical job is in
+/// flight, waits for it (holding no place in the queue).
+async fn reuse(ledger: &Ledger, backend: &str, ctx: &mut JobCtx) -> Result<bool, Stop> {
+    let Some(key) = dedupe::key(&ctx.rec, backend) else {
+        return Ok(false);
+    };
+    ctx.rec.dedupe_key = Some(key.clone());
+    let mut told = false;
+    loop {
+        let (l, k, id, spool) = (
+            ledger.clone(),
+            key.clone(),
+            ctx.rec.id.clone(),
+            ctx.spool.clone(),
+        );
+        let look =
+            tokio::task::spawn_blocking(move || l.look(&k, &id, |j| spool.job_dir(j).is_dir()))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match look {
+            Ok(Look::Generate) => return Ok(false),
+            Ok(Look::Wait(other)) => {
+                if !told {
+                    told = true;
+                    tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, same_as = %other,
+                        "an identical job (same inputs and settings) is in flight; this one waits for it and reuses its video");
+                }
+                // Waiting holds no place in the queue for a slot.
+                drop(ctx.ticket.take());
+                ctx.pause(LEDGER_WAIT).await?;
+            }
+            Ok(Look::Reuse(entry)) => {
+                copy_reused(ledger, ctx, entry).await?;
+                return Ok(true);
+            }
+            Err(e) => {
+                tracing::warn!(job = %ctx.rec.id, error = %e, "cannot use the dedupe ledger in .dropreel/ledger/; this job is made without looking for an identical earlier one");
+                ctx.rec.dedupe_key = None;
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// Puts copies of an earlier job's videos into this job's folder as its own (state `Downloaded`).
+async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, entry: dedupe::Entry) -> Result<(), Stop> {
+    let takes = ctx.rec.spec.takes();
+    let names: Vec<String> = if takes > 1 {
+        (1..=entry.files.len())
+            .map(|n| format!("out-v{n}.mp4"))
+            .collect()
+    } else {
+        vec![crate::spool::OUTPUT_FILE.to_string()]
+    };
+    let bytes = loop {
+        let (l, e, dir, n) = (
+            ledger.clone(),
+            entry.clone(),
+            ctx.spool.job_dir(&ctx.rec.id),
+            names.clone(),
+        );
+        let copied = tokio::task::spawn_blocking(move || l.copy_videos(&e, &dir, &n))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match copied {
+            Ok(bytes) => break bytes,
+            Err(e) => {
+                let wait = ctx.on_fault(Fault::Disk(e), "copying the earlier job's video", None)?;
+                ctx.pause(wait).await?;
+            }
+        }
+    };
+    if takes > 1 {
+        ctx.rec.takes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| crate::record::Take {
+                n: i as u32 + 1,
+                seed: None,
+                task_id: entry.task_ids.get(i).cloned(),
+                output_bytes: std::fs::metadata(ctx.spool.job_dir(&ctx.rec.id).join(name))
+                    .ok()
+                    .map(|m| m.len()),
+                submissions: 0,
+                uncertain_submissions: 0,
+                failure: None,
+                render: None,
+            })
+            .collect();
+    }
+    tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, from = %entry.job, videos = ?entry.files,
+        "reused: the same inputs and settings were delivered before; no request sent, no credits spent");
+    ctx.rec.reused_from = Some(ReusedFrom {
+        job: entry.job,
+        task_ids: entry.task_ids,
+        files: entry.files,
+    });
+    ctx.rec.output_bytes = Some(bytes);
+    ctx.rec.finished_at = Some(crate::spool::now_rfc3339());
+    ctx.rec.state = State::Downloaded;
+    ctx.save().await
+}
+
+/// Gives the failed job's ledger key up, so the next identical job is made.
+fn release_key(ledger: &Ledger, rec: &JobRecord) {
+    if let Some(key) = &rec.dedupe_key
+        && let Err(e) = ledger.release(key, &rec.id)
+    {
+        tracing::warn!(job = %rec.id, error = %e, "cannot update the dedupe ledger");
     }
 }
 
@@ -192,13 +338,49 @@ async fn check_source_unchanged(spool: &Spool, rec: &mut JobRecord) {
 /// Moves the finished job into `done/`. When `done/` refuses (a full disk, permissions, a folder
 /// gone), the job waits in `processing/` and is delivered at the next rescan or start — never lost,
 /// never generated again — and a `run` says so in its exit code.
-fn deliver(ctx: &mut JobCtx, backend: &str) -> End {
-    let json = report::result_json(&ctx.rec, backend);
-    match ctx.spool.deliver(&mut ctx.rec, &json) {
+fn deliver(ctx: &mut JobCtx, backend: &str, ledger: &Ledger) -> End {
+    let json = |rec: &JobRecord, stem: &str| report::result_json(rec, backend, stem);
+    match ctx.spool.deliver(&mut ctx.rec, json) {
         Ok(stem) => {
-            let output = ctx.rec.kind.output_ext();
-            tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, to = %format!("done/{stem}.{output}"), "delivered");
-            End::Delivered
+            let rec = &ctx.rec;
+            let folder = rec.delivery.as_ref().map_or("done", |d| d.folder.as_str());
+            let videos: Vec<String> = if rec.takes.is_empty() {
+                vec![format!("{folder}/{stem}.{}", rec.kind.output_ext())]
+            } else {
+                rec.takes
+                    .iter()
+                    .filter(|t| t.output_bytes.is_some())
+                    .map(|t| format!("{folder}/{stem}-v{}.mp4", t.n))
+                    .collect()
+            };
+            tracing::info!(job = %rec.id, file = %rec.source.name, to = %videos.join(", "), "delivered");
+            if let Some(key) = &rec.dedupe_key
+                && rec.reused_from.is_none()
+            {
+                let entry = dedupe::Entry {
+                    state: EntryState::Done,
+                    job: rec.id.clone(),
+                    at: crate::spool::now_rfc3339(),
+                    task_ids: if rec.takes.is_empty() {
+                        rec.task_id.iter().cloned().collect()
+                    } else {
+                        rec.takes
+                            .iter()
+                            .filter(|t| t.output_bytes.is_some())
+                            .filter_map(|t| t.task_id.clone())
+                            .collect()
+                    },
+                    files: videos,
+                };
+                if let Err(e) = ledger.record_done(key, &entry) {
+                    tracing::warn!(job = %rec.id, error = %e, "cannot record the delivery in the dedupe ledger; an identical job dropped later is made again");
+                }
+            }
+            if rec.takes.iter().any(|t| t.output_bytes.is_none()) {
+                End::PartlyDelivered
+            } else {
+                End::Delivered
+            }
         }
         Err(e) => {
             tracing::error!(job = %ctx.rec.id, file = %ctx.rec.source.name, error = %e,
@@ -271,11 +453,14 @@ mod tests {
             "local",
         );
         spool.save(&rec).unwrap();
-        let mut jobs = Jobs::new(RetryPolicy {
-            retries: 0,
-            min: std::time::Duration::from_millis(10),
-            max: std::time::Duration::from_millis(10),
-        });
+        let mut jobs = Jobs::new(
+            RetryPolicy {
+                retries: 0,
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+            },
+            Ledger::new(d.path()),
+        );
         jobs.spawn(id.clone(), async { panic!("boom") });
         let ended = jobs.next(&spool).await.unwrap();
         assert_eq!(ended.id, id);

@@ -39,6 +39,7 @@ pub mod sidecar;
 pub mod source;
 pub mod spool;
 pub mod status;
+pub mod variants;
 pub mod video;
 
 use std::borrow::Cow;

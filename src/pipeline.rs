@@ -47,6 +47,8 @@ pub enum Mode {
 pub struct Summary {
     pub succeeded: usize,
     pub failed: usize,
+    /// Delivered jobs some of whose takes (variants) failed.
+    pub partly_failed: usize,
     /// Jobs that ended but could not be moved into `done/` or `failed/` (they wait in
     /// `processing/`).
     pub undelivered: usize,
@@ -62,7 +64,7 @@ pub struct Summary {
 impl Summary {
     /// The process's exit code (the contract's complete list): 3 the key was refused; a `run`
     /// stopped by `signal` 128 + signal; 4 the budget holds what is left (work remains, which
-    /// matters more to a script than a failure it can see in `failed/`); 1 some job failed or
+    /// matters more to a script than a failure it can see in `failed/`); 1 some job (or a take of one) failed or
     /// could not be delivered; else 0. A stopped `watch` exits 0.
     pub fn exit_code(&self, mode: Mode, signal: Option<i32>) -> u8 {
         if self.key_refused.is_some() {
@@ -77,7 +79,7 @@ impl Summary {
         if self.budget_held.is_some() {
             return 4;
         }
-        if self.failed > 0 || self.undelivered > 0 {
+        if self.failed > 0 || self.partly_failed > 0 || self.undelivered > 0 {
             1
         } else {
             0
@@ -87,6 +89,10 @@ impl Summary {
     fn count(&mut self, end: &End) {
         match end {
             End::Delivered => self.succeeded += 1,
+            End::PartlyDelivered => {
+                self.succeeded += 1;
+                self.partly_failed += 1;
+            }
             End::Failed => self.failed += 1,
             End::Undelivered => self.undelivered += 1,
             End::Left => {}
@@ -220,7 +226,10 @@ impl<B: Backend> Pipeline<B> {
         let mut p = Pipeline {
             mode,
             config_file: ConfigFile::new(settings, mode),
-            jobs: Jobs::new(RetryPolicy::from_settings(settings)),
+            jobs: Jobs::new(
+                RetryPolicy::from_settings(settings),
+                crate::ledger::dedupe::Ledger::new(&settings.root),
+            ),
             backend: Arc::new(backend),
             cancel: CancellationToken::new(),
             active: HashMap::new(),
@@ -377,11 +386,7 @@ impl<B: Backend> Pipeline<B> {
         if self.mode != Mode::Run {
             return Flow::Continue;
         }
-        let waiting = self.active.keys().all(|id| {
-            self.spool
-                .load(id)
-                .is_ok_and(|r| r.state == crate::record::State::Claimed)
-        });
+        let waiting = self.active.keys().all(|id| !self.spool.in_flight(id));
         if !waiting {
             return Flow::Continue;
         }

@@ -112,6 +112,52 @@ pub struct JobRecord {
     /// SHA-256 of the last keyframe, taken with the source's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_frame_sha256: Option<String>,
+    /// Which take of a job with `variants:` this record drives (1-based; saved as
+    /// `variant-<n>.json` beside `job.json`). `None`: the job itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<u32>,
+    /// The takes of a job with `variants:`, as they ended (filled when the last one ends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub takes: Vec<Take>,
+    /// The job's key in the dedupe ledger (inputs' bytes and effective settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_key: Option<String>,
+    /// The earlier job whose videos this one delivered instead of generating (no request, no cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<ReusedFrom>,
+}
+
+/// One take of a job with `variants:`, as it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Take {
+    /// 1-based; its video is `<stem>-v<n>.mp4`.
+    pub n: u32,
+    /// The seed it was made with (`None` for a model that takes none).
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub task_id: Option<String>,
+    /// Set when it made a video.
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    #[serde(default)]
+    pub submissions: u32,
+    #[serde(default)]
+    pub uncertain_submissions: u32,
+    /// Why it made none.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// The local renderer's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderInfo>,
+}
+
+/// Where a reused job's videos came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReusedFrom {
+    pub job: String,
+    pub task_ids: Vec<String>,
+    /// The earlier videos, relative to the studio root.
+    pub files: Vec<String>,
 }
 
 impl JobRecord {
@@ -153,6 +199,10 @@ impl JobRecord {
             source_sha256: None,
             source_changed: false,
             last_frame_sha256: None,
+            variant: None,
+            takes: Vec::new(),
+            dedupe_key: None,
+            reused_from: None,
         }
     }
 
@@ -222,4 +272,39 @@ impl JobRecord {
     pub fn stem(&self) -> &str {
         split_name(&self.source.name).0
     }
+
+    /// `-v<n>` for a take of a job with variants, else nothing.
+    fn take_suffix(&self) -> String {
+        self.variant.map_or(String::new(), |n| format!("-v{n}"))
+    }
+
+    /// The file this record is saved as in the job folder.
+    pub fn state_file(&self) -> String {
+        match self.variant {
+            None => crate::spool::STATE_FILE.to_string(),
+            Some(n) => variant_state_file(n),
+        }
+    }
+
+    /// The finished video in the job folder (`out.mp4`, or `out-v<n>.mp4` for a take).
+    pub fn output_file(&self) -> String {
+        format!("out{}.mp4", self.take_suffix())
+    }
+
+    /// The video while it is written.
+    pub fn output_part(&self) -> String {
+        format!("{}.part", self.output_file())
+    }
+
+    /// The PNG made for sending an image (`last`: the last keyframe) in a format the API does not
+    /// take (a dot name: never mistaken for the job's own files).
+    pub fn converted_file(&self, last: bool) -> String {
+        let which = if last { "-last" } else { "" };
+        format!(".send{which}{}.png", self.take_suffix())
+    }
+}
+
+/// The state file of take `n` of a job with variants.
+pub fn variant_state_file(n: u32) -> String {
+    format!("variant-{n}.json")
 }

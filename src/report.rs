@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use crate::job::JobKind;
 use crate::spool::{Failure, JobRecord};
 
-/// The `result.json` of a delivered job.
-pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
+/// The `result.json` of a delivered job, whose files in `done/` are named `stem`.
+pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
     let s = &rec.spec;
     let mut v = json!({
         "source": rec.source.name,
@@ -34,7 +34,7 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
         "finished_at": rec.finished_at,
         "delivered_at": crate::spool::now_rfc3339(),
         "output_bytes": rec.output_bytes,
-        "credits": s.credits(),
+        "credits": credits(rec),
         "submissions": rec.submissions,
         "retries": rec.transient_faults,
         "source_sha256": rec.source_sha256,
@@ -60,6 +60,29 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
     if !s.extra.is_empty() {
         v["extra"] = Value::Object(s.extra.clone());
     }
+    if !rec.takes.is_empty() {
+        v["variants"] = json!(
+            rec.takes
+                .iter()
+                .map(|t| json!({
+                    "n": t.n,
+                    "file": t.output_bytes.map(|_| format!("{stem}-v{}.mp4", t.n)),
+                    "seed": t.seed,
+                    "task_id": t.task_id,
+                    "output_bytes": t.output_bytes,
+                    "motion": t.render.as_ref().map(|r| r.motion.clone()),
+                    "failed": t.failure.as_ref().map(|f| json!({"reason": f.message, "advice": f.advice, "api": f.api})),
+                }))
+                .collect::<Vec<_>>()
+        );
+        v["seed"] = Value::Null;
+        v["task_id"] = Value::Null;
+    }
+    if let Some(r) = &rec.reused_from {
+        v["reused_from"] = json!({ "job": r.job, "task_ids": r.task_ids, "files": r.files });
+        v["task_id"] = Value::Null;
+        v["submitted_at"] = Value::Null;
+    }
     if rec.uncertain_submissions > 0 {
         v["possible_double_charge"] = json!(rec.uncertain_submissions);
         v["note"] = json!(
@@ -70,6 +93,25 @@ pub fn result_json(rec: &JobRecord, backend: &str) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(&v).expect("a JSON value serialises");
     out.push(b'\n');
     out
+}
+
+/// What the job cost: the model's price for each video made (0 when reused; `None` when the price
+/// is not known).
+fn credits(rec: &JobRecord) -> Option<u64> {
+    if rec.reused_from.is_some() {
+        return Some(0);
+    }
+    let one = rec.spec.credits()?;
+    if rec.takes.is_empty() {
+        return Some(one);
+    }
+    Some(
+        one * rec
+            .takes
+            .iter()
+            .filter(|t| t.output_bytes.is_some())
+            .count() as u64,
+    )
 }
 
 /// Every file the job was made from, with its SHA-256 and its role.

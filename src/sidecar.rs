@@ -24,6 +24,10 @@ pub struct Sidecar {
     pub motion: Option<String>,
     /// Zoom factor for the local renderer.
     pub zoom: Option<f64>,
+    /// Takes of this input (1–8), each its own task and output.
+    pub variants: Option<u32>,
+    /// `false`: generate afresh even when the same job was delivered before.
+    pub dedupe: Option<bool>,
     /// Merged verbatim into the API request body.
     pub extra: Option<Map<String, Value>>,
 }
@@ -154,7 +158,7 @@ pub fn join_problems(problems: &[String]) -> String {
 
 fn explain_sidecar_error(msg: &str) -> String {
     let hint = if msg.contains("unknown field") {
-        "the known keys are prompt, model, duration, ratio, seed, motion, zoom and extra"
+        "the known keys are prompt, model, duration, ratio, seed, variants, dedupe, motion, zoom and extra"
     } else if msg.starts_with("duration") {
         "write a whole number of seconds, e.g. `duration: 5`"
     } else if msg.starts_with("seed") {

@@ -21,15 +21,9 @@ pub const PROCESSING: &str = "processing";
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 pub const STATE_FILE: &str = "job.json";
-/// The finished download inside a job folder.
+/// The finished video inside a job folder (of a job without variants; see
+/// [`JobRecord::output_file`]).
 pub const OUTPUT_FILE: &str = "out.mp4";
-/// The download while it is written.
-pub const OUTPUT_PART: &str = "out.mp4.part";
-/// An image in a format the API does not take, converted to PNG for sending (a dot name: never
-/// mistaken for the job's own image).
-pub const CONVERTED_FILE: &str = ".send.png";
-/// The same for a last keyframe.
-pub const CONVERTED_LAST: &str = ".send-last.png";
 
 pub use crate::record::{Delivery, Failure, JobRecord, RenderInfo, State};
 
@@ -259,11 +253,43 @@ impl Spool {
         }))
     }
 
-    /// Writes `job.json` atomically: temp file, fsync, rename, fsync of the folder.
+    /// Writes `job.json` (or a take's `variant-<n>.json`) atomically: temp file, fsync, rename,
+    /// fsync of the folder.
     pub fn save(&self, rec: &JobRecord) -> io::Result<()> {
         let dir = self.job_dir(&rec.id);
         let json = serde_json::to_vec_pretty(rec).map_err(io::Error::other)?;
-        write_atomic(&dir, STATE_FILE, &json)
+        write_atomic(&dir, &rec.state_file(), &json)
+    }
+
+    /// Reads take `n`'s state file of job `id`; `Ok(None)` when the take has not started.
+    pub fn load_variant(&self, id: &str, n: u32) -> io::Result<Option<JobRecord>> {
+        match fs::read(self.job_dir(id).join(crate::record::variant_state_file(n))) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether job `id` has work on the wire or on the server (a request sent, a task running, a
+    /// video being fetched) or is being delivered — as opposed to waiting to submit. A job with
+    /// variants is in flight while any of its takes is.
+    pub fn in_flight(&self, id: &str) -> bool {
+        let Ok(rec) = self.load(id) else {
+            return false;
+        };
+        if rec.state != State::Claimed {
+            return true;
+        }
+        (1..=rec.spec.takes()).any(|n| {
+            self.load_variant(id, n).ok().flatten().is_some_and(|v| {
+                matches!(
+                    v.state,
+                    State::Submitting | State::Submitted | State::Succeeded
+                )
+            })
+        })
     }
 
     /// Reads a job's state file.
@@ -286,38 +312,64 @@ impl Spool {
         Ok(ids)
     }
 
-    /// Moves the job's files into `done/` with `result_json` beside them, and removes its folder.
-    pub fn deliver(&self, rec: &mut JobRecord, result_json: &[u8]) -> io::Result<String> {
-        let dir = self.job_dir(&rec.id);
-        if rec.delivery.is_none() {
-            write_atomic(&dir, "result.json", result_json)?;
+    /// Moves the job's files into `done/` with its `result.json` (made by `result_json` once the
+    /// name in `done/` is chosen) beside them, and removes its folder. A job with variants delivers
+    /// each take's video that was made as `<stem>-v<n>.mp4`.
+    pub fn deliver(
+        &self,
+        rec: &mut JobRecord,
+        result_json: impl FnOnce(&JobRecord, &str) -> Vec<u8>,
+    ) -> io::Result<String> {
+        let mut extra: Vec<(String, String)> = Vec::new();
+        if rec.takes.is_empty() {
+            extra.push((OUTPUT_FILE.into(), format!(".{}", rec.kind.output_ext())));
         }
-        self.finish(
-            rec,
-            DONE,
-            &[
-                (OUTPUT_FILE, rec.kind.output_ext()),
-                ("result.json", "result.json"),
-            ],
-        )
+        for t in rec.takes.iter().filter(|t| t.output_bytes.is_some()) {
+            extra.push((format!("out-v{}.mp4", t.n), format!("-v{}.mp4", t.n)));
+        }
+        extra.push(("result.json".into(), ".result.json".into()));
+        self.finish(rec, DONE, &extra, |rec, dir, stem| {
+            if rec.delivery.as_ref().is_some_and(|d| {
+                self.root
+                    .join(&d.folder)
+                    .join(format!("{stem}.result.json"))
+                    .exists()
+            }) {
+                return Ok(());
+            }
+            write_atomic(dir, "result.json", &result_json(rec, stem))
+        })
     }
 
     /// Moves the job's files into `failed/` with `error_text` as `<stem>.error.txt`.
     pub fn fail(&self, rec: &mut JobRecord, error_text: &str) -> io::Result<String> {
-        let dir = self.job_dir(&rec.id);
-        if rec.delivery.is_none() {
-            write_atomic(&dir, "error.txt", error_text.as_bytes())?;
-        }
-        self.finish(rec, FAILED, &[("error.txt", "error.txt")])
+        let extra = [("error.txt".to_string(), ".error.txt".to_string())];
+        self.finish(rec, FAILED, &extra, |rec, dir, stem| {
+            let moved = rec.delivery.as_ref().is_some_and(|d| {
+                self.root
+                    .join(&d.folder)
+                    .join(format!("{stem}.error.txt"))
+                    .exists()
+            });
+            if moved {
+                Ok(())
+            } else {
+                write_atomic(dir, "error.txt", error_text.as_bytes())
+            }
+        })
     }
 
     /// The shared second half of deliver and fail: pick (or reuse) the collision-free stem, move
-    /// every file of the job under it, remove the job folder. Returns the stem used.
+    /// every file of the job under it (`extra`: a file of the job folder and the suffix it takes
+    /// after the stem), remove the job folder. Returns the stem used.
+    /// `report` writes the job's report into its folder once the stem is chosen (it is told
+    /// the stem; a delivery resumed after a crash may find the report moved already).
     fn finish(
         &self,
         rec: &mut JobRecord,
         folder: &str,
-        extra: &[(&str, &str)],
+        extra: &[(String, String)],
+        report: impl FnOnce(&JobRecord, &Path, &str) -> io::Result<()>,
     ) -> io::Result<String> {
         let dir = self.job_dir(&rec.id);
         // The file's folder under inbox/ is mirrored: inbox/a/b/cat.png ends in done/a/b/.
@@ -335,7 +387,7 @@ impl Spool {
                 // the longest suffix (`.result.json`, the sidecar's extension) and a `-N`.
                 let longest = extra
                     .iter()
-                    .map(|(_, ext)| ext.len())
+                    .map(|(_, suffix)| suffix.len().saturating_sub(1))
                     .chain([split_name(&rec.source.name).1.len()])
                     .chain(rec.sidecar.iter().map(|s| split_name(s).1.len()))
                     .chain(
@@ -355,6 +407,7 @@ impl Spool {
                 stem
             }
         };
+        report(rec, &dir, &stem)?;
         let mut moves: Vec<(String, String)> = Vec::new();
         let (_, ext) = split_name(&rec.source.name);
         moves.push((rec.source.name.clone(), join_ext(&stem, ext)));
@@ -365,8 +418,8 @@ impl Spool {
             let ext = split_name(last).1;
             moves.push((last.to_string(), format!("{stem}.last.{ext}")));
         }
-        for (from, ext) in extra {
-            moves.push((from.to_string(), format!("{stem}.{ext}")));
+        for (from, suffix) in extra {
+            moves.push((from.clone(), format!("{stem}{suffix}")));
         }
         for (from, to) in &moves {
             match fs::rename(dir.join(from), target.join(to)) {
@@ -425,17 +478,10 @@ impl Spool {
     pub fn remove_job_dir(&self, id: &str) -> io::Result<()> {
         let dir = self.job_dir(id);
         let ours = |n: &str| {
-            [
-                OUTPUT_PART,
-                OUTPUT_FILE,
-                CONVERTED_FILE,
-                CONVERTED_LAST,
-                "result.json",
-                "error.txt",
-                STATE_FILE,
-                LEASE_FILE,
-            ]
-            .contains(&n)
+            ["result.json", "error.txt", STATE_FILE, LEASE_FILE].contains(&n)
+                || (n.starts_with("out") && (n.ends_with(".mp4") || n.ends_with(".mp4.part")))
+                || (n.starts_with(".send") && n.ends_with(".png"))
+                || (n.starts_with("variant-") && n.contains(".json"))
                 || n.starts_with("job.json.")
                 || n.starts_with("lease.")
                 || n.ends_with(".tmp")

@@ -3,6 +3,22 @@
 
 /// A PNG of `w × h` pixels (a gradient, so it compresses like a real image would not).
 pub fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+    png_seeded(w, h, 0)
+}
+
+/// A `w`×`h` PNG whose pixels differ from every other call's in this process: a distinct image
+/// (the dedupe ledger reuses a video made from the same bytes and settings).
+pub fn png_distinct(w: u32, h: u32) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    png_seeded(
+        w,
+        h,
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// A `w`×`h` PNG of noise drawn from `seed`.
+pub fn png_seeded(w: u32, h: u32, seed: u32) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, w, h);
@@ -10,7 +26,10 @@ pub fn png_bytes(w: u32, h: u32) -> Vec<u8> {
         enc.set_depth(png::BitDepth::Eight);
         let mut writer = enc.write_header().unwrap();
         // xorshift noise: incompressible, like a photo's worst case.
-        let mut x: u32 = 0x9E37_79B9 ^ w ^ (h << 16);
+        let mut x: u32 = (0x9E37_79B9 ^ w ^ (h << 16)).wrapping_add(seed.wrapping_mul(0x85EB_CA6B));
+        if x == 0 {
+            x = 1;
+        }
         let data: Vec<u8> = (0..w * h * 3)
             .map(|_| {
                 x ^= x << 13;

@@ -190,14 +190,14 @@ async fn run_exit_codes_0_1_and_3() {
     assert!(studio.path("done/ok.mp4").exists());
 
     studio.put("inbox/bad.png", b"not an image");
-    studio.put("inbox/ok2.png", &png_bytes(8, 8));
+    studio.put("inbox/ok2.png", &png_distinct(8, 8));
     let out = dropreel_async(vec!["run".into(), root.clone()], env.clone()).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(studio.path("failed/bad.error.txt").exists());
     assert!(studio.path("done/ok2.mp4").exists());
 
     // A refused key: exit 3 at once, nothing in failed/, the job waits in processing/.
-    studio.put("inbox/later.png", &png_bytes(8, 8));
+    studio.put("inbox/later.png", &png_distinct(8, 8));
     let wrong = vec![("RUNWAYML_API_SECRET".to_string(), "key_wrong".to_string())];
     let out = dropreel_async(
         vec![

@@ -90,7 +90,7 @@ async fn a_storm_of_server_errors_ends_in_done_with_one_task_per_image() {
         &test_config(&fake.url, "").replace("max_in_flight: 2", "max_in_flight: 2\n  retries: 2"),
     );
     for i in 0..3 {
-        studio.put(&format!("inbox/s{i}.png"), &png_bytes(8, 8));
+        studio.put(&format!("inbox/s{i}.png"), &png_distinct(8, 8));
     }
     let summary = studio.run().await;
     assert_eq!(
@@ -183,8 +183,8 @@ async fn with_a_key_the_api_refuses() -> (FakeRunway, Studio) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_key_in_watch_pauses_then_resumes_when_fixed() {
     let (fake, studio) = with_a_key_the_api_refuses().await;
-    studio.put("inbox/a.png", &png_bytes(8, 8));
-    studio.put("inbox/b.png", &png_bytes(8, 8));
+    studio.put("inbox/a.png", &png_distinct(8, 8));
+    studio.put("inbox/b.png", &png_distinct(8, 8));
     let watching = Watching::start(&studio);
     // Refused, paused, probed again after the pause and refused again (the backoff's pacing is
     // tested on a paused clock in the gate's own tests).

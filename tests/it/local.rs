@@ -427,3 +427,29 @@ async fn a_pair_of_stills_dissolves_from_the_first_into_the_last() {
         ],
     );
 }
+
+// See: issue 12, item 3 — variants on the local renderer: no seed to vary, so each take moves the
+// camera its own way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_variants_each_move_the_camera_differently() {
+    let studio = local_studio(6, "");
+    studio.put("inbox/hill.png", &png_distinct(64, 36));
+    studio.put(
+        "inbox/hill.yaml",
+        b"duration: 1\nvariants: 3\nmotion: pan_left\n",
+    );
+    let summary = studio.run_local().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    let r = studio.json("done/hill.result.json");
+    let motions: Vec<&str> = r["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["motion"].as_str().unwrap())
+        .collect();
+    assert_eq!(motions, ["pan_left", "pan_right", "tilt_up"]);
+    for n in 1..=3 {
+        let d = decode_mp4(&studio.path(&format!("done/hill-v{n}.mp4")));
+        assert_eq!(d.lumas.len(), 6, "take {n}: one second at 6 fps");
+    }
+}

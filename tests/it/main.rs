@@ -5,6 +5,7 @@ mod support;
 
 mod budget;
 mod cli;
+mod dedupe;
 mod faults;
 mod folders;
 mod fuzz;
@@ -18,4 +19,5 @@ mod pipeline;
 mod reliability;
 mod secrets;
 mod text;
+mod variants;
 mod video;

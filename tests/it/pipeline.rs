@@ -354,7 +354,7 @@ async fn concurrency_is_bounded_and_claims_are_lazy() {
     .await;
     let studio = Studio::new(&test_config(&fake.url, ""));
     for i in 0..7 {
-        studio.put(&format!("inbox/img{i}.png"), &png_bytes(8, 8));
+        studio.put(&format!("inbox/img{i}.png"), &png_distinct(8, 8));
     }
     let root = studio.root().to_path_buf();
     let watcher = tokio::spawn(async move {

@@ -56,9 +56,12 @@ async fn the_key_appears_in_no_log_and_no_file() {
     for format in ["text", "json"] {
         // Three jobs: the first task fails on the server (error.txt); one image goes through the
         // upload endpoint, the others inline.
-        studio.put(&format!("inbox/refused-{format}.png"), &png_bytes(8, 8));
-        studio.put(&format!("inbox/big-{format}.png"), &png_bytes(1200, 1200));
-        studio.put(&format!("inbox/small-{format}.png"), &png_bytes(9, 9));
+        studio.put(&format!("inbox/refused-{format}.png"), &png_distinct(8, 8));
+        studio.put(
+            &format!("inbox/big-{format}.png"),
+            &png_distinct(1200, 1200),
+        );
+        studio.put(&format!("inbox/small-{format}.png"), &png_distinct(9, 9));
         let r = root.clone();
         let (code, logs) = tokio::task::spawn_blocking(move || run(&r, KEY, format))
             .await

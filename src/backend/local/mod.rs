@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::job::{DEFAULT_ZOOM, JobKind, Motion};
 use crate::models;
 use crate::models::Catalog;
-use crate::spool::{self, Failure, OUTPUT_FILE, OUTPUT_PART, State};
+use crate::spool::{self, Failure, State};
 use render::{Plan, RenderError, Renderer};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -189,7 +189,14 @@ impl Backend for Local {
             "rendering"
         );
         let stats = loop {
-            match render(still.clone(), dir.join(OUTPUT_PART), plan, &job.cancel).await {
+            match render(
+                still.clone(),
+                dir.join(job.rec.output_part()),
+                plan,
+                &job.cancel,
+            )
+            .await
+            {
                 Ok(stats) => break stats,
                 Err(RenderError::Cancelled) => return Err(Stop::Cancelled),
                 Err(RenderError::Input(why)) => {
@@ -201,7 +208,7 @@ impl Backend for Local {
                 }
                 Err(RenderError::Io(e)) => {
                     // A full or read-only disk is nobody's input error: wait and render again.
-                    let _ = std::fs::remove_file(dir.join(OUTPUT_PART));
+                    let _ = std::fs::remove_file(dir.join(job.rec.output_part()));
                     let delay = job.on_fault(Fault::Disk(e), "rendering the video", None)?;
                     job.pause(delay).await?;
                 }
@@ -217,8 +224,9 @@ impl Backend for Local {
         job.on_disk("storing the rendered video", |job| {
             let dir = job.spool.job_dir(&job.rec.id);
             // (A retry after the rename went through and only the sync failed: sync again.)
-            if !dir.join(OUTPUT_FILE).exists() || dir.join(OUTPUT_PART).exists() {
-                std::fs::rename(dir.join(OUTPUT_PART), dir.join(OUTPUT_FILE))?;
+            let (file, part) = (job.rec.output_file(), job.rec.output_part());
+            if !dir.join(&file).exists() || dir.join(&part).exists() {
+                std::fs::rename(dir.join(part), dir.join(file))?;
             }
             spool::sync_dir(&dir)
         })

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::config::{RunwaySection, Secret};
 use crate::job::{JobKind, JobSpec};
 use crate::models;
-use crate::spool::{self, OUTPUT_FILE, OUTPUT_PART};
+use crate::spool;
 
 /// The API's limit on an inline image: the encoded data URI must stay below 5 MiB.
 pub const DATA_URI_MAX: usize = 5 * 1024 * 1024;
@@ -308,9 +308,9 @@ impl Api {
         Ok(uri.to_string())
     }
 
-    /// Streams the output at `url` to `dir/out.mp4.part`, checks it (length, `ftyp`), fsyncs and
-    /// renames it to `out.mp4`. Returns its size.
-    pub async fn download(&self, url: &str, dir: &Path) -> Result<u64, DownloadError> {
+    /// Streams the output at `url` to `dir/<name>.part`, checks it (length, `ftyp`), fsyncs and
+    /// renames it to `dir/<name>`. Returns its size.
+    pub async fn download(&self, url: &str, dir: &Path, name: &str) -> Result<u64, DownloadError> {
         let resp = self
             .files
             .get(url)
@@ -328,7 +328,7 @@ impl Api {
             return Err(DownloadError::Cut(format!("HTTP {status}")));
         }
         let expected = resp.content_length();
-        let part = dir.join(OUTPUT_PART);
+        let part = dir.join(format!("{name}.part"));
         let mut file = tokio::fs::File::create(&part)
             .await
             .map_err(DownloadError::Disk)?;
@@ -358,7 +358,7 @@ impl Api {
         }
         file.sync_all().await.map_err(DownloadError::Disk)?;
         drop(file);
-        tokio::fs::rename(&part, dir.join(OUTPUT_FILE))
+        tokio::fs::rename(&part, dir.join(name))
             .await
             .map_err(DownloadError::Disk)?;
         spool::sync_dir(dir).map_err(DownloadError::Disk)?;

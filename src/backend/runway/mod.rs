@@ -34,7 +34,7 @@ use crate::job::JobKind;
 use crate::ledger::spend::{self, Refusal, SpendLog};
 use crate::models::Catalog;
 use crate::record::Upload;
-use crate::spool::{self, Failure, OUTPUT_PART, State};
+use crate::spool::{self, Failure, State};
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
 const UPLOAD_REUSE_SECS: u64 = 23 * 3600;
@@ -281,10 +281,12 @@ impl Runway {
         match job.rec.kind.clone() {
             JobKind::Image { last_frame } => {
                 let first = job.rec.source.name.clone();
-                let file = self.image_to_send(job, &first, spool::CONVERTED_FILE);
+                let converted = job.rec.converted_file(false);
+                let file = self.image_to_send(job, &first, &converted);
                 to_send.push(file.await?);
                 if let Some(last) = last_frame {
-                    let file = self.image_to_send(job, &last, spool::CONVERTED_LAST);
+                    let converted = job.rec.converted_file(true);
+                    let file = self.image_to_send(job, &last, &converted);
                     to_send.push(file.await?);
                 }
             }
@@ -539,8 +541,9 @@ impl Runway {
             let url = job.rec.output_urls.first().cloned().unwrap_or_default();
             let dir = job.spool.job_dir(&job.rec.id);
             let cancel = job.cancel.clone();
+            let output = job.rec.output_file();
             let result = tokio::select! {
-                r = self.api.download(&url, &dir) => r,
+                r = self.api.download(&url, &dir, &output) => r,
                 () = cancel.cancelled() => return Err(Stop::Cancelled),
             };
             match result {
@@ -563,7 +566,9 @@ impl Runway {
                 Err(DownloadError::Disk(e)) => {
                     // Not the job's fault and not Runway's: the paid-for video waits (on
                     // Runway's side, its URL refreshed when needed) until the disk takes it.
-                    let _ = std::fs::remove_file(job.spool.job_dir(&job.rec.id).join(OUTPUT_PART));
+                    let _ = std::fs::remove_file(
+                        job.spool.job_dir(&job.rec.id).join(job.rec.output_part()),
+                    );
                     let delay = job.on_fault(Fault::Disk(e), "downloading the video", None)?;
                     job.pause(delay).await?;
                 }

@@ -1,0 +1,189 @@
+//! Variants: `variants: N` makes N takes of one input, seeds S, S+1, … (or random, recorded),
+//! `<stem>-v1.mp4` …; done/ when any take succeeded (failures listed, `run` exits 1), failed/ only
+//! when all failed; a kill -9 never resubmits a take that was submitted.
+
+use std::time::Duration;
+
+use dropreel::pipeline::Mode;
+
+use crate::support::*;
+
+// See: issue 12, item 3 — seeds S, S+1, S+2; one result.json listing each; reused when dropped again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_variants_with_a_seed_send_consecutive_seeds_and_deliver_three_videos() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let img = png_distinct(16, 9);
+    studio.put("inbox/cat.png", &img);
+    studio.put(
+        "inbox/cat.yaml",
+        b"prompt: three takes\nvariants: 3\nseed: 100\n",
+    );
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    assert_eq!(summary.exit_code(Mode::Run, None), 0);
+    let mut seeds: Vec<u64> = fake
+        .created()
+        .iter()
+        .map(|b| b["seed"].as_u64().unwrap())
+        .collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, [100, 101, 102]);
+    studio.assert_listing(
+        "done",
+        &[
+            "cat-v1.mp4",
+            "cat-v2.mp4",
+            "cat-v3.mp4",
+            "cat.png",
+            "cat.result.json",
+            "cat.yaml",
+        ],
+    );
+    let r = studio.json("done/cat.result.json");
+    let takes = r["variants"].as_array().unwrap();
+    assert_eq!(takes.len(), 3);
+    for (i, t) in takes.iter().enumerate() {
+        assert_eq!(t["n"], i + 1);
+        assert_eq!(t["seed"], 100 + i);
+        assert_eq!(t["file"], format!("cat-v{}.mp4", i + 1));
+        assert!(t["task_id"].is_string() && t["failed"].is_null(), "{t}");
+    }
+    assert_eq!(r["credits"], 75, "3 × gen4_turbo 5 s");
+
+    // Dropped again: all three reused, no request.
+    studio.put("inbox/cat.png", &img);
+    studio.put(
+        "inbox/cat.yaml",
+        b"prompt: three takes\nvariants: 3\nseed: 100\n",
+    );
+    studio.run().await;
+    assert_eq!(fake.tasks_created(), 3);
+    for n in 1..=3 {
+        assert!(studio.path(&format!("done/cat-2-v{n}.mp4")).exists());
+    }
+    assert_eq!(studio.json("done/cat-2.result.json")["credits"], 0);
+}
+
+// See: issue 12, item 3 — without a seed each take gets its own, recorded; variants from a preset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variants_without_a_seed_get_random_recorded_seeds() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(
+        &fake.url,
+        "presets:\n  takes:\n    variants: 2\n",
+    ));
+    std::fs::create_dir_all(studio.path("inbox/takes")).unwrap();
+    studio.put("inbox/takes/dog.png", &png_distinct(16, 9));
+    studio.run().await;
+    let sent: Vec<u64> = fake
+        .created()
+        .iter()
+        .map(|b| b["seed"].as_u64().expect("a seed is sent"))
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert_ne!(sent[0], sent[1]);
+    let r = studio.json("done/takes/dog.result.json");
+    let mut recorded: Vec<u64> = r["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["seed"].as_u64().unwrap())
+        .collect();
+    recorded.sort_unstable();
+    let mut sent = sent;
+    sent.sort_unstable();
+    assert_eq!(recorded, sent);
+}
+
+// See: issue 12, item 3 — one take failing: done/ with the failure listed, exit 1; all failing: failed/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_take_is_listed_and_only_all_failing_fails_the_job() {
+    let fake = FakeRunway::start(Switches {
+        failure_codes: ["SAFETY.INPUT.IMAGE".to_string()].into(),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    studio.put("inbox/fox.png", &png_distinct(16, 9));
+    studio.put("inbox/fox.yaml", b"variants: 3\n");
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    assert_eq!(
+        summary.exit_code(Mode::Run, None),
+        1,
+        "a failed take makes run exit 1"
+    );
+    let r = studio.json("done/fox.result.json");
+    let takes = r["variants"].as_array().unwrap();
+    let failed: Vec<_> = takes.iter().filter(|t| !t["failed"].is_null()).collect();
+    assert_eq!(failed.len(), 1, "{r}");
+    assert!(failed[0]["file"].is_null());
+    assert!(
+        failed[0]["failed"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("moderation"),
+        "{r}"
+    );
+    let videos = studio
+        .list("done")
+        .into_iter()
+        .filter(|f| f.ends_with(".mp4"))
+        .count();
+    assert_eq!(videos, 2);
+    assert_eq!(r["credits"], 50, "the price of the two videos made");
+
+    fake.set(|s| s.failure_codes = vec!["SAFETY.INPUT.IMAGE".to_string(); 2].into());
+    studio.put("inbox/owl.png", &png_distinct(16, 9));
+    studio.put("inbox/owl.yaml", b"variants: 2\n");
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 1));
+    let text = studio.read("failed/owl.error.txt");
+    assert!(
+        text.contains("all 2 variants failed")
+            && text.contains("take 1")
+            && text.contains("take 2"),
+        "{text}"
+    );
+}
+
+// See: issue 12, item 3 — every take is crash-safe like a job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_with_takes_in_flight_never_resubmits_a_take() {
+    let fake = FakeRunway::start(Switches {
+        task_time: Duration::from_millis(1500),
+        concurrency: 4,
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .runway("max_in_flight", "4")
+            .watch("lease", "600ms")
+            .yaml(),
+    );
+    studio.put("inbox/owl.png", &png_distinct(16, 9));
+    studio.put("inbox/owl.yaml", b"variants: 3\nseed: 7\n");
+    let mut child = spawn_watch(studio.root());
+    until("all three takes submitted", Duration::from_secs(10), || {
+        fake.tasks_created() == 3
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let child = spawn_watch(studio.root());
+    studio
+        .appears("done/owl.result.json", Duration::from_secs(20))
+        .await;
+    sigterm(&child);
+    let (_, logs) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(
+        fake.count("POST", "/v1/image_to_video"),
+        3,
+        "no take was sent again: {logs}"
+    );
+    for n in 1..=3 {
+        assert!(studio.path(&format!("done/owl-v{n}.mp4")).exists());
+    }
+}
