@@ -358,8 +358,15 @@ impl JobSpec {
             },
             (Some(ds), None, None) => ds.nearest(5),
         };
-        // A video keeps its own length unless its sidecar sets one.
+        // A video keeps its own length unless its sidecar sets one (and is priced by it).
         let no_duration = input.is_video() && sidecar.duration.is_none();
+        let duration = match input {
+            Input::Video {
+                seconds: Some(secs),
+                ..
+            } if no_duration && secs > 0.0 => secs.ceil() as u32,
+            _ => duration,
+        };
         if let Input::Video { bytes, seconds } = input
             && let Some(v) = rules.video
         {

@@ -20,6 +20,7 @@ pub mod admit;
 pub mod backend;
 pub mod config;
 pub mod demo;
+pub mod estimate;
 pub mod follow;
 pub mod instance;
 pub mod intake;

@@ -70,6 +70,17 @@ enum Command {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
     },
+    /// Price what inbox/ holds now, without sending anything: per kind and model the jobs,
+    /// videos, seconds, credits and US$; what would be reused (0) or fail, and why; the budget left.
+    ///
+    /// Exit codes: 0, or 2 for a bad config or no studio at ROOT.
+    Estimate {
+        /// The studio folder (default: the current folder).
+        root: Option<PathBuf>,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run `dropreel watch ROOT` as a user service (systemd on Linux, launchd on macOS), or remove it.
     Service {
         #[command(subcommand)]
@@ -122,11 +133,38 @@ fn main() -> ExitCode {
             Err(e) => fatal(&cli, &format!("cannot read the studio: {e}")),
         },
         Command::Retry { root, names } => retry(&cli, &root_or_cwd(root), names),
+        Command::Estimate { root, json } => estimate(&cli, &root_or_cwd(root), *json),
         Command::Service { action } => service(&cli, action),
         Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false),
         Command::Run { root, examples } => serve(&cli, &root_or_cwd(root), Mode::Run, *examples),
     };
     ExitCode::from(code)
+}
+
+fn estimate(cli: &Cli, root: &Path, json: bool) -> u8 {
+    if let Err(e) = spool::check_root(root) {
+        return fatal(cli, &e.to_string());
+    }
+    let settings = match Env::from_process(root)
+        .and_then(|env| Settings::load(root, cli.config.as_deref(), &env))
+    {
+        Ok(s) => s,
+        Err(e) => return fatal(cli, &e.to_string()),
+    };
+    match dropreel::estimate::estimate(&settings) {
+        Ok(e) if json => match serde_json::to_string_pretty(&e) {
+            Ok(text) => {
+                println!("{text}");
+                0
+            }
+            Err(err) => fatal(cli, &err.to_string()),
+        },
+        Ok(e) => {
+            print!("{}", dropreel::estimate::text(&e, root));
+            0
+        }
+        Err(e) => fatal(cli, &format!("cannot estimate: {e:#}")),
+    }
 }
 
 fn service(cli: &Cli, action: &ServiceAction) -> u8 {

@@ -147,6 +147,14 @@ impl Ledger {
         ))
     }
 
+    /// The delivered entry of `key` whose videos are still there, without claiming anything (for
+    /// `estimate`).
+    pub fn peek(&self, key: &str) -> Option<Entry> {
+        let bytes = fs::read(self.path(key)).ok()?;
+        let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+        (entry.state == EntryState::Done && self.files_exist(&entry)).then_some(entry)
+    }
+
     /// Records where the videos of the job holding `key` went (replacing its pending entry).
     pub fn record_done(&self, key: &str, entry: &Entry) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;

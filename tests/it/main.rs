@@ -6,6 +6,7 @@ mod support;
 mod budget;
 mod cli;
 mod dedupe;
+mod estimate;
 mod faults;
 mod folders;
 mod fuzz;

@@ -1,0 +1,328 @@
+//! `dropreel estimate`: what `inbox/` would cost if it were run now, without sending anything. Each
+//! file is paired and checked exactly as a run would (presets, sidecars and variants applied, the
+//! same checks against the same catalog), priced at its model's credits per second (or
+//! `budget.rates`), and looked up in the dedupe ledger (a file that would be reused costs 0, as does
+//! a second copy of the same file in the inbox). It lists the files that would fail and why, and
+//! the budget left today and this month.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::admit::{self, NotYet};
+use crate::backend::{Backend, Chosen};
+use crate::config::Settings;
+use crate::intake::{self, Inbox};
+use crate::ledger::dedupe::{self, Ledger};
+use crate::ledger::spend::{self, SpendLog};
+use crate::record::JobRecord;
+use crate::spool::Spool;
+
+/// Jobs of one kind on one model.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Group {
+    pub kind: String,
+    pub model: String,
+    pub jobs: u32,
+    /// Tasks (a job with variants makes several).
+    pub videos: u32,
+    /// Output seconds of all its videos.
+    pub seconds: u64,
+    /// `None` when the model's price is not known.
+    pub credits: Option<u64>,
+    pub usd: Option<f64>,
+}
+
+/// A file that would be delivered from an earlier job, or from a copy of it in this inbox.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Reuse {
+    pub file: String,
+    /// The videos it would be given (`done/…`), or the inbox file it duplicates.
+    pub from: Vec<String>,
+}
+
+/// A file that would go to `failed/`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Failing {
+    pub file: String,
+    pub reason: String,
+    pub advice: String,
+}
+
+/// The budget as it stands.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BudgetLeft {
+    pub spent_today: u64,
+    pub spent_month: u64,
+    /// 0 = no limit.
+    pub daily_credits: u64,
+    pub monthly_credits: u64,
+    /// `None` when there is no limit.
+    pub left_today: Option<u64>,
+    pub left_month: Option<u64>,
+}
+
+/// The whole estimate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Estimate {
+    pub backend: String,
+    pub groups: Vec<Group>,
+    pub total: Group,
+    pub reused: Vec<Reuse>,
+    pub failing: Vec<Failing>,
+    /// Files not whole yet (still being written): priced when they are.
+    pub incomplete: Vec<String>,
+    pub budget: BudgetLeft,
+}
+
+/// Prices what `settings.root/inbox` holds now.
+pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
+    let spool = Spool::open(&settings.root)?;
+    let backend = Chosen::build(settings)?;
+    let limits = backend.limits();
+    let rates = &settings.config.budget.rates;
+    // Every file is looked at as settled: the estimate is of what is there now.
+    let mut inbox = Inbox::new(
+        &spool.inbox(),
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
+    inbox.scan(None)?;
+    let mut ready = inbox.take_ready();
+    ready.sort_by_key(|r| r.source.rel());
+    let ledger = Ledger::new(&settings.root);
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    let mut reused = Vec::new();
+    let mut failing = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut keys_here: BTreeMap<String, String> = BTreeMap::new();
+    for r in &ready {
+        let rel = r.source.rel();
+        let admitted = match admit::check_files(
+            &spool.inbox(),
+            settings,
+            limits,
+            &rel,
+            r.sidecar.as_deref(),
+            r.last_frame.as_deref(),
+        ) {
+            Ok(a) => a,
+            Err(NotYet::Wait(_)) => {
+                incomplete.push(rel);
+                continue;
+            }
+            Err(NotYet::Fail(f)) => {
+                failing.push(Failing {
+                    file: rel,
+                    reason: f.message,
+                    advice: f.advice,
+                });
+                continue;
+            }
+        };
+        let spec = &admitted.spec;
+        if !spec.fresh
+            && let Some(key) = key_of(&spool, r, &admitted, backend.name())
+        {
+            if let Some(entry) = ledger.peek(&key) {
+                reused.push(Reuse {
+                    file: rel,
+                    from: entry.files,
+                });
+                continue;
+            }
+            if let Some(first) = keys_here.get(&key) {
+                reused.push(Reuse {
+                    file: rel,
+                    from: vec![format!("inbox/{first}")],
+                });
+                continue;
+            }
+            keys_here.insert(key, rel.clone());
+        }
+        let takes = spec.takes();
+        // (A video kept at its own length carries that length as its duration.)
+        let seconds = u64::from(spec.duration);
+        let price = if limits.catalog.renders_locally() {
+            Some(0)
+        } else {
+            spend::cost(spec, rates)
+        };
+        let g = groups
+            .entry((admitted.kind.name().to_string(), spec.model.clone()))
+            .or_insert_with(|| Group {
+                kind: admitted.kind.name().to_string(),
+                model: spec.model.clone(),
+                credits: Some(0),
+                ..Group::default()
+            });
+        g.jobs += 1;
+        g.videos += takes;
+        g.seconds += seconds * u64::from(takes);
+        g.credits = match (g.credits, price) {
+            (Some(sum), Some(p)) => Some(sum + p * u64::from(takes)),
+            _ => None,
+        };
+    }
+    let mut groups: Vec<Group> = groups.into_values().collect();
+    for g in &mut groups {
+        g.usd = g.credits.map(usd);
+    }
+    let mut total = Group {
+        kind: "total".into(),
+        model: String::new(),
+        credits: Some(0),
+        ..Group::default()
+    };
+    for g in &groups {
+        total.jobs += g.jobs;
+        total.videos += g.videos;
+        total.seconds += g.seconds;
+        total.credits = total.credits.zip(g.credits).map(|(a, b)| a + b);
+    }
+    total.usd = total.credits.map(usd);
+    let b = &settings.config.budget;
+    let spent = SpendLog::new(&settings.root).totals(&jiff::Zoned::now())?;
+    let left = |limit: u64, spent: u64| (limit > 0).then(|| limit.saturating_sub(spent));
+    Ok(Estimate {
+        backend: backend.name().to_string(),
+        groups,
+        total,
+        reused,
+        failing,
+        incomplete,
+        budget: BudgetLeft {
+            spent_today: spent.today,
+            spent_month: spent.month,
+            daily_credits: b.daily_credits,
+            monthly_credits: b.monthly_credits,
+            left_today: left(b.daily_credits, spent.today),
+            left_month: left(b.monthly_credits, spent.month),
+        },
+    })
+}
+
+/// The dedupe key the file would get (its bytes hashed, as the job would).
+fn key_of(spool: &Spool, r: &intake::Ready, a: &admit::Admitted, backend: &str) -> Option<String> {
+    let dir = spool
+        .inbox()
+        .join(r.source.rel_path())
+        .parent()?
+        .to_path_buf();
+    let mut rec = JobRecord::new(
+        String::new(),
+        r.source.clone(),
+        None,
+        a.info,
+        a.spec.clone(),
+        backend,
+    );
+    rec.kind = a.kind.clone();
+    rec.source_sha256 = crate::media::sha256_file(&dir.join(&r.source.name)).ok();
+    if let Some(last) = &r.last_frame {
+        let name = last.rsplit('/').next().unwrap_or(last);
+        rec.last_frame_sha256 = crate::media::sha256_file(&dir.join(name)).ok();
+    }
+    dedupe::key(&rec, backend)
+}
+
+fn usd(credits: u64) -> f64 {
+    credits as f64 / 100.0
+}
+
+/// The estimate as a table for people.
+pub fn text(e: &Estimate, root: &std::path::Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "estimate for {} (backend {}; 1 credit = US$0.01; nothing was sent)",
+        root.display(),
+        e.backend
+    );
+    if e.groups.is_empty() {
+        let _ = writeln!(out, "nothing to make in inbox/");
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<7}{:<20}{:>6}{:>8}{:>9}{:>9}{:>10}",
+            "kind", "model", "jobs", "videos", "seconds", "credits", "US$"
+        );
+        let row = |g: &Group| {
+            let (c, u) = match (g.credits, g.usd) {
+                (Some(c), Some(u)) => (c.to_string(), format!("{u:.2}")),
+                _ => ("?".into(), "?".into()),
+            };
+            format!(
+                "{:<7}{:<20}{:>6}{:>8}{:>9}{:>9}{:>10}",
+                g.kind, g.model, g.jobs, g.videos, g.seconds, c, u
+            )
+        };
+        for g in &e.groups {
+            let _ = writeln!(out, "{}", row(g));
+        }
+        let _ = writeln!(out, "{}", row(&e.total));
+        if e.total.credits.is_none() {
+            let unknown: HashSet<&str> = e
+                .groups
+                .iter()
+                .filter(|g| g.credits.is_none())
+                .map(|g| g.model.as_str())
+                .collect();
+            let mut unknown: Vec<&str> = unknown.into_iter().collect();
+            unknown.sort_unstable();
+            let _ = writeln!(
+                out,
+                "? no known price for {}: set it under budget.rates (credits per second) to include it",
+                unknown.join(", ")
+            );
+        }
+    }
+    if !e.reused.is_empty() {
+        let _ = writeln!(out, "reused, 0 credits ({}):", e.reused.len());
+        for r in &e.reused {
+            let _ = writeln!(
+                out,
+                "  {}  (same as {})",
+                crate::shown(&r.file),
+                r.from.join(", ")
+            );
+        }
+    }
+    if !e.failing.is_empty() {
+        let _ = writeln!(out, "would fail ({}):", e.failing.len());
+        for f in &e.failing {
+            let _ = writeln!(out, "  {}: {}", crate::shown(&f.file), f.reason);
+        }
+    }
+    if !e.incomplete.is_empty() {
+        let _ = writeln!(
+            out,
+            "not whole yet, priced when they are ({}): {}",
+            e.incomplete.len(),
+            e.incomplete.join(", ")
+        );
+    }
+    let b = &e.budget;
+    let part = |spent: u64, limit: u64, left: Option<u64>, when: &str| match left {
+        Some(l) => format!("{when} {spent} of {limit} spent, {l} left"),
+        None => format!("{when} {spent} spent, no limit"),
+    };
+    let _ = writeln!(
+        out,
+        "budget: {}; {}",
+        part(b.spent_today, b.daily_credits, b.left_today, "today"),
+        part(b.spent_month, b.monthly_credits, b.left_month, "this month")
+    );
+    if let (Some(need), Some(left)) = (
+        e.total.credits,
+        [b.left_today, b.left_month].into_iter().flatten().min(),
+    ) && need > left
+    {
+        let _ = writeln!(
+            out,
+            "this inbox needs {need} credits, more than the {left} left: submission will pause at the limit (see README, Budget)"
+        );
+    }
+    out
+}
