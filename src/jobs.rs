@@ -194,16 +194,8 @@ async fn reuse(ledger: &Ledger, backend: &str, ctx: &mut JobCtx) -> Result<bool,
     ctx.rec.dedupe_key = Some(key.clone());
     let mut told = false;
     loop {
-        let (l, k, id, spool) = (
-            ledger.clone(),
-            key.clone(),
-            ctx.rec.id.clone(),
-            ctx.spool.clone(),
-        );
-        let look =
-            tokio::task::spawn_blocking(move || l.look(&k, &id, |j| spool.job_dir(j).is_dir()))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // A few small file operations, done in place like a save of job.json.
+        let look = ledger.look(&key, &ctx.rec.id, |j| ctx.spool.job_dir(j).is_dir());
         match look {
             Ok(Look::Generate) => return Ok(false),
             Ok(Look::Wait(other)) => {
@@ -233,11 +225,11 @@ async fn reuse(ledger: &Ledger, backend: &str, ctx: &mut JobCtx) -> Result<bool,
 async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, entry: dedupe::Entry) -> Result<(), Stop> {
     let takes = ctx.rec.spec.takes();
     let names: Vec<String> = if takes > 1 {
-        (1..=entry.files.len())
-            .map(|n| format!("out-v{n}.mp4"))
+        (1..=entry.files.len() as u32)
+            .map(|n| ctx.rec.take_output(n))
             .collect()
     } else {
-        vec![crate::spool::OUTPUT_FILE.to_string()]
+        vec![ctx.rec.output_file()]
     };
     let bytes = loop {
         let (l, e, dir, n) = (

@@ -125,6 +125,11 @@ pub struct JobRecord {
     /// The earlier job whose videos this one delivered instead of generating (no request, no cost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<ReusedFrom>,
+    /// dropreel's own files in the job folder have dot names (`.out.mp4`, `.error.txt`,
+    /// `.result.json`), which no job file can have: a video named `out.mp4` or a text named
+    /// `error.txt` is never overwritten. Records of earlier versions keep the plain names.
+    #[serde(default)]
+    pub dot_names: bool,
 }
 
 /// One take of a job with `variants:`, as it ended.
@@ -203,6 +208,7 @@ impl JobRecord {
             takes: Vec::new(),
             dedupe_key: None,
             reused_from: None,
+            dot_names: true,
         }
     }
 
@@ -286,9 +292,29 @@ impl JobRecord {
         }
     }
 
-    /// The finished video in the job folder (`out.mp4`, or `out-v<n>.mp4` for a take).
+    /// `.` before dropreel's own names in the job folder (see [`JobRecord::dot_names`]).
+    fn own(&self) -> &'static str {
+        if self.dot_names { "." } else { "" }
+    }
+
+    /// The finished video in the job folder (`.out.mp4`, or `.out-v<n>.mp4` for a take).
     pub fn output_file(&self) -> String {
-        format!("out{}.mp4", self.take_suffix())
+        format!("{}out{}.mp4", self.own(), self.take_suffix())
+    }
+
+    /// The video of take `n` of this job, in its folder.
+    pub fn take_output(&self, n: u32) -> String {
+        format!("{}out-v{n}.mp4", self.own())
+    }
+
+    /// The job's `result.json` in its folder, before it is moved into `done/`.
+    pub fn result_file(&self) -> String {
+        format!("{}result.json", self.own())
+    }
+
+    /// The job's `error.txt` in its folder, before it is moved into `failed/`.
+    pub fn error_file(&self) -> String {
+        format!("{}error.txt", self.own())
     }
 
     /// The video while it is written.

@@ -21,9 +21,6 @@ pub const PROCESSING: &str = "processing";
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 pub const STATE_FILE: &str = "job.json";
-/// The finished video inside a job folder (of a job without variants; see
-/// [`JobRecord::output_file`]).
-pub const OUTPUT_FILE: &str = "out.mp4";
 
 pub use crate::record::{Delivery, Failure, JobRecord, RenderInfo, State};
 
@@ -322,12 +319,12 @@ impl Spool {
     ) -> io::Result<String> {
         let mut extra: Vec<(String, String)> = Vec::new();
         if rec.takes.is_empty() {
-            extra.push((OUTPUT_FILE.into(), format!(".{}", rec.kind.output_ext())));
+            extra.push((rec.output_file(), format!(".{}", rec.kind.output_ext())));
         }
         for t in rec.takes.iter().filter(|t| t.output_bytes.is_some()) {
-            extra.push((format!("out-v{}.mp4", t.n), format!("-v{}.mp4", t.n)));
+            extra.push((rec.take_output(t.n), format!("-v{}.mp4", t.n)));
         }
-        extra.push(("result.json".into(), ".result.json".into()));
+        extra.push((rec.result_file(), ".result.json".into()));
         self.finish(rec, DONE, &extra, |rec, dir, stem| {
             if rec.delivery.as_ref().is_some_and(|d| {
                 self.root
@@ -337,13 +334,13 @@ impl Spool {
             }) {
                 return Ok(());
             }
-            write_atomic(dir, "result.json", &result_json(rec, stem))
+            write_atomic(dir, &rec.result_file(), &result_json(rec, stem))
         })
     }
 
     /// Moves the job's files into `failed/` with `error_text` as `<stem>.error.txt`.
     pub fn fail(&self, rec: &mut JobRecord, error_text: &str) -> io::Result<String> {
-        let extra = [("error.txt".to_string(), ".error.txt".to_string())];
+        let extra = [(rec.error_file(), ".error.txt".to_string())];
         self.finish(rec, FAILED, &extra, |rec, dir, stem| {
             let moved = rec.delivery.as_ref().is_some_and(|d| {
                 self.root
@@ -354,7 +351,7 @@ impl Spool {
             if moved {
                 Ok(())
             } else {
-                write_atomic(dir, "error.txt", error_text.as_bytes())
+                write_atomic(dir, &rec.error_file(), error_text.as_bytes())
             }
         })
     }
@@ -478,8 +475,17 @@ impl Spool {
     pub fn remove_job_dir(&self, id: &str) -> io::Result<()> {
         let dir = self.job_dir(id);
         let ours = |n: &str| {
-            ["result.json", "error.txt", STATE_FILE, LEASE_FILE].contains(&n)
-                || (n.starts_with("out") && (n.ends_with(".mp4") || n.ends_with(".mp4.part")))
+            [
+                "result.json",
+                "error.txt",
+                ".result.json",
+                ".error.txt",
+                STATE_FILE,
+                LEASE_FILE,
+            ]
+            .contains(&n)
+                || (n.trim_start_matches('.').starts_with("out")
+                    && (n.ends_with(".mp4") || n.ends_with(".mp4.part")))
                 || (n.starts_with(".send") && n.ends_with(".png"))
                 || (n.starts_with("variant-") && n.contains(".json"))
                 || n.starts_with("job.json.")

@@ -118,6 +118,24 @@ pub fn report(root: &Path) -> std::io::Result<String> {
                 if let Some(p) = rec.progress {
                     let _ = write!(line, " {:.0}%", p * 100.0);
                 }
+                let takes: Vec<String> = (1..=rec.spec.takes())
+                    .filter(|_| rec.spec.takes() > 1)
+                    .map(|n| match spool.load_variant(&rec.id, n) {
+                        Ok(Some(t)) => {
+                            let state = serde_json::to_value(t.state).ok();
+                            let state = state.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+                            match (t.task_status.as_deref(), t.progress) {
+                                (Some(s), Some(p)) => format!("v{n} {s} {:.0}%", p * 100.0),
+                                (Some(s), None) => format!("v{n} {s}"),
+                                _ => format!("v{n} {state}"),
+                            }
+                        }
+                        _ => format!("v{n} waiting"),
+                    })
+                    .collect();
+                if !takes.is_empty() {
+                    let _ = write!(line, "  takes: {}", takes.join(", "));
+                }
                 if let Some(l) = crate::lease::read(&spool.job_dir(&rec.id)) {
                     let _ = write!(line, "  held by {} pid {}", l.host, l.pid);
                 }

@@ -2,7 +2,7 @@
 //! its own — its own record (`processing/<id>/variant-<n>.json`, saved at every step, so a stop or
 //! a kill resumes each take where it was and never submits one twice), its own seed (S, S+1, … from
 //! `seed: S`, else a random one, recorded before anything is sent), its own slot and video
-//! (`out-v<n>.mp4`). The job is made when at least one take is: a paid video is never thrown away,
+//! (`.out-v<n>.mp4`). The job is made when at least one take is: a paid video is never thrown away,
 //! and the takes that failed are listed with their reason. Only when every take failed does the
 //! job fail.
 

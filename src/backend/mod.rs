@@ -230,7 +230,7 @@ pub trait Backend: Send + Sync + 'static {
     /// `runway` or `local`, as written in `result.json`.
     fn name(&self) -> &'static str;
     /// Drives the job from its current state until its MP4 is in the job folder
-    /// ([`crate::spool::OUTPUT_FILE`], state `Downloaded`).
+    /// ([`JobRecord::output_file`], state `Downloaded`).
     fn produce(&self, job: &mut JobCtx) -> impl Future<Output = Result<(), Stop>> + Send;
     /// How many jobs may hold a slot at once.
     fn slots(&self) -> &Arc<Slots>;

@@ -107,7 +107,6 @@ impl Ledger {
     /// Looks `key` up for job `job`, claiming it when free. `alive(j)`: whether job `j` is still
     /// in `processing/` (its entry is not stale).
     pub fn look(&self, key: &str, job: &str, alive: impl Fn(&str) -> bool) -> io::Result<Look> {
-        fs::create_dir_all(&self.dir)?;
         let path = self.path(key);
         // A few rounds: each either claims, finds a live entry, or clears a stale one.
         for _ in 0..8 {
@@ -155,11 +154,21 @@ impl Ledger {
         (entry.state == EntryState::Done && self.files_exist(&entry)).then_some(entry)
     }
 
-    /// Records where the videos of the job holding `key` went (replacing its pending entry).
+    /// Records where the videos of the job holding `key` went (replacing its pending entry, by a
+    /// rename: a reader sees the old entry or the new one). Not fsynced: an entry a power cut
+    /// loses or leaves unreadable only means that job is made again the next time.
     pub fn record_done(&self, key: &str, entry: &Entry) -> io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
         let json = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
-        crate::spool::write_atomic(&self.dir, &format!("{key}.json"), &json)
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", entry.job, fastrand::u32(..)));
+        if fs::write(&tmp, &json).is_err() {
+            fs::create_dir_all(&self.dir)?;
+            fs::write(&tmp, &json)?;
+        }
+        fs::rename(&tmp, self.path(key)).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
     }
 
     /// Gives `key` up after job `job` failed: the next job with the key generates.
@@ -185,17 +194,20 @@ impl Ledger {
             .dir
             .join(format!(".{}.{}.tmp", entry.job, fastrand::u32(..)));
         let json = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
-        let mut f = fs::File::create(&tmp)?;
-        io::Write::write_all(&mut f, &json)?;
-        f.sync_all()?;
-        drop(f);
+        // Not fsynced: what matters is that exactly one job creates the entry, which the link
+        // decides. A pending entry lost to a power cut is made again when its job resumes.
+        if let Err(e) = fs::write(&tmp, &json) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            // The ledger folder does not exist yet (or was removed): made once, as needed.
+            fs::create_dir_all(&self.dir)?;
+            fs::write(&tmp, &json)?;
+        }
         let linked = fs::hard_link(&tmp, path);
         let _ = fs::remove_file(&tmp);
         match linked {
-            Ok(()) => {
-                crate::spool::sync_dir(&self.dir)?;
-                Ok(true)
-            }
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             // A file system without hard links: create-new, then write (a reader that sees it
             // empty meanwhile treats it as unreadable and sets it aside only after a retry).
@@ -206,7 +218,6 @@ impl Ledger {
             {
                 Ok(mut f) => {
                     io::Write::write_all(&mut f, &json)?;
-                    f.sync_all()?;
                     Ok(true)
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),

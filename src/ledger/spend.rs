@@ -1,8 +1,8 @@
 //! The spend log: one line per create request, written just before the request goes out, in
 //! `ROOT/.dropreel/spend/<YYYY-MM>.jsonl` (a file per calendar month, local time). Every instance
 //! on the studio appends to the same file under a file lock and reads what the others appended, so
-//! the budget holds for the studio, not per process. A line is written (and fsynced) before its
-//! request: a crash can over-count a request that never left, never under-count one that did; an
+//! the budget holds for the studio, not per process. A line is written (and, under a limit,
+//! fsynced) before its request: a crash can over-count a request that never left, never under-count one that did; an
 //! uncertain resubmission is written again, so it counts twice.
 
 use std::collections::BTreeMap;
@@ -140,13 +140,15 @@ pub struct SpendLog {
     seen: Mutex<Seen>,
 }
 
-/// What has been read of the current month's file: its totals up to `offset`.
+/// What has been read of the current month's file: its totals up to `offset`; and the lock file,
+/// opened once.
 #[derive(Debug, Default)]
 struct Seen {
     month: String,
     offset: u64,
     by_day: BTreeMap<String, u64>,
     unpriced: u64,
+    lock_file: Option<File>,
 }
 
 impl SpendLog {
@@ -172,15 +174,36 @@ impl SpendLog {
         budget: &BudgetSection,
         now: &Zoned,
     ) -> io::Result<Result<Totals, Refusal>> {
-        fs::create_dir_all(&self.dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(LOCK_FILE))?;
-        lock.lock()?;
         let mut seen = self.seen.lock().expect("spend lock");
-        let before = self.catch_up(&mut seen, now)?;
+        let lock = match seen.lock_file.take() {
+            Some(f) => f,
+            None => {
+                fs::create_dir_all(&self.dir)?;
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(self.dir.join(LOCK_FILE))?
+            }
+        };
+        lock.lock()?;
+        let counted = self.charge_locked(&mut seen, entry, budget, now);
+        // Explicitly: the file stays open for the next request, so closing cannot release it.
+        let unlocked = lock.unlock();
+        seen.lock_file = Some(lock);
+        unlocked?;
+        counted
+    }
+
+    /// [`SpendLog::charge`] with the studio-wide lock held.
+    fn charge_locked(
+        &self,
+        seen: &mut Seen,
+        entry: Entry,
+        budget: &BudgetSection,
+        now: &Zoned,
+    ) -> io::Result<Result<Totals, Refusal>> {
+        let before = self.catch_up(seen, now)?;
         if budget.limited() {
             let Some(cost) = entry.credits else {
                 return Ok(Err(Refusal::UnknownRate { model: entry.model }));
@@ -207,10 +230,23 @@ impl SpendLog {
             .append(true)
             .open(self.dir.join(month_file(now)))?;
         file.write_all(&line)?;
-        file.sync_data()?;
-        let after = self.catch_up(&mut seen, now)?;
-        drop(lock);
-        Ok(Ok(after))
+        // Under a limit the line must survive a power cut too (the budget depends on it); without
+        // one it is information for `status`, and a crash of dropreel alone never loses it.
+        if budget.limited() {
+            file.sync_data()?;
+        }
+        // Our own line, counted without reading it back (nobody else appends while we hold the
+        // lock).
+        seen.offset += line.len() as u64;
+        match entry.credits {
+            Some(c) => *seen.by_day.entry(entry.day.clone()).or_default() += c,
+            None => seen.unpriced += 1,
+        }
+        Ok(Ok(Totals {
+            today: seen.by_day.get(&day_of(now)).copied().unwrap_or(0),
+            month: seen.by_day.values().sum(),
+            unpriced: seen.unpriced,
+        }))
     }
 
     /// Reads what was appended to this month's file since the last look (by any instance).
@@ -219,6 +255,7 @@ impl SpendLog {
         if seen.month != month {
             *seen = Seen {
                 month: month.clone(),
+                lock_file: seen.lock_file.take(),
                 ..Seen::default()
             };
         }

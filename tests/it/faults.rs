@@ -303,7 +303,7 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
         assert!(t0.elapsed() < Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    let blocker = studio.path(&format!("processing/{job}/out.mp4.part"));
+    let blocker = studio.path(&format!("processing/{job}/.out.mp4.part"));
     std::fs::create_dir(&blocker).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(

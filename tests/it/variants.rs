@@ -172,6 +172,18 @@ async fn a_kill_with_takes_in_flight_never_resubmits_a_take() {
     .await;
     child.kill().unwrap();
     child.wait().unwrap();
+    let shown = String::from_utf8_lossy(
+        &std::process::Command::new(dropreel_bin())
+            .args(["status", studio.root().to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        shown.contains("takes: v1 ") && shown.contains("v3 "),
+        "status shows each take: {shown}"
+    );
     let child = spawn_watch(studio.root());
     studio
         .appears("done/owl.result.json", Duration::from_secs(20))

@@ -183,3 +183,26 @@ async fn a_killed_video_or_keyframe_job_is_polled_after_the_restart_not_submitte
     );
     assert!(studio.path("done/bay.last.png").exists());
 }
+
+// Found while adding variants: a video named `out.mp4` (or a text named `error.txt`) shared its
+// name with dropreel's own file in the job folder, and the download overwrote the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_named_like_dropreels_own_files_are_never_overwritten() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let video = mp4_of(3);
+    studio.put("inbox/out.mp4", &video);
+    studio.put("inbox/error.txt", b"a storm over the harbour");
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+    assert_eq!(std::fs::read(studio.path("done/out.mp4")).unwrap(), video);
+    assert_eq!(
+        std::fs::read(studio.path("done/out.result.mp4")).unwrap(),
+        mp4_bytes()
+    );
+    assert_eq!(studio.read("done/error.txt"), "a storm over the harbour");
+    assert_eq!(
+        std::fs::read(studio.path("done/error.mp4")).unwrap(),
+        mp4_bytes()
+    );
+}

@@ -368,27 +368,16 @@ impl Runway {
             let now = jiff::Zoned::now();
             let uncertain = job.rec.uncertain_submissions > 0;
             let entry = spend::entry(&job.rec.id, &job.rec.spec.model, credits, uncertain, &now);
-            let (log, budget) = (self.spend.clone(), self.budget.clone());
-            let counted =
-                tokio::task::spawn_blocking(move || log.charge(entry, &budget, &now)).await;
-            match counted {
-                Ok(Ok(Ok(_))) => return Ok(Ok(())),
-                Ok(Ok(Err(refusal))) => return Ok(Err(refusal)),
-                Ok(Err(e)) => {
+            // A small append under a lock held for microseconds, done in place like a save.
+            match self.spend.charge(entry, &self.budget, &now) {
+                Ok(Ok(_)) => return Ok(Ok(())),
+                Ok(Err(refusal)) => return Ok(Err(refusal)),
+                Err(e) => {
                     // A probe that cannot count lets another job try; this one waits for the disk.
                     self.gate.release_probe();
                     let d = job.on_fault(
                         Fault::Disk(e),
                         "counting the spend in .dropreel/spend/",
-                        None,
-                    )?;
-                    job.pause(d).await?;
-                }
-                Err(e) => {
-                    self.gate.release_probe();
-                    let d = job.on_fault(
-                        Fault::Disk(std::io::Error::other(e)),
-                        "counting the spend",
                         None,
                     )?;
                     job.pause(d).await?;
@@ -535,7 +524,7 @@ impl Runway {
         }
     }
 
-    /// Succeeded → Downloaded: streams the MP4 to `out.mp4.part`, checks it, fsyncs, renames.
+    /// Succeeded → Downloaded: streams the MP4 to `<output>.part`, checks it, fsyncs, renames.
     async fn download_step(&self, job: &mut JobCtx) -> Result<(), Stop> {
         loop {
             let url = job.rec.output_urls.first().cloned().unwrap_or_default();
