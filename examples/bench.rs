@@ -328,6 +328,17 @@ async fn backlog(n: usize, folders: usize, conc: usize, task_ms: u64) -> (f64, f
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let all = t0.elapsed().as_secs_f64();
+    // Where the time went: every second of the run, how many jobs were done.
+    if std::env::var_os("TIMELINE").is_some() {
+        let mut next = 0.0;
+        for (t, done, _) in &samples {
+            if *t >= next {
+                eprint!("{t:.0}s:{done} ");
+                next += 1.0;
+            }
+        }
+        eprintln!();
+    }
     let first = fake
         .seen()
         .iter()

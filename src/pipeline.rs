@@ -32,6 +32,8 @@ const CLAIM_RETRY: Duration = Duration::from_secs(2);
 const CHECK_BATCH: usize = 64;
 /// Time a stop waits for jobs to reach a safe point.
 const STOP_GRACE: Duration = Duration::from_millis(1700);
+/// File-system events handled per turn of the loop.
+const EVENT_BATCH: usize = 1024;
 /// How often a settled image that is not whole yet is looked at again.
 const RECHECK_INCOMPLETE: Duration = Duration::from_secs(2);
 
@@ -197,7 +199,7 @@ pub async fn run<B: Backend>(
                 Flow::Stop
             }
             Some(ended) = p.jobs.next(&p.spool) => p.on_job_end(ended),
-            Some(name) = fs_rx.recv() => p.on_fs_event(name),
+            Some(name) = fs_rx.recv() => p.on_fs_event(name, &mut fs_rx),
             true = hold_changed => p.on_hold_change(),
             () = slots.changed.notified() => Flow::Continue,
             // More of the backlog to check: go round again at once, after other events.
@@ -401,12 +403,25 @@ impl<B: Backend> Pipeline<B> {
         Flow::Stop
     }
 
-    /// A file-system event in inbox/.
-    fn on_fs_event(&mut self, name: std::ffi::OsString) -> Flow {
-        tracing::trace!(file = %name.to_string_lossy(), "file-system event");
-        match name.into_string() {
-            Ok(name) => self.inbox.observe(&name),
-            Err(raw) => self.inbox.report_unreadable_name(&raw),
+    /// A file-system event in inbox/, with the others already waiting (a busy folder sends them
+    /// by the thousand: each turn of the loop takes all that are there, up to a batch).
+    fn on_fs_event(
+        &mut self,
+        name: std::ffi::OsString,
+        more: &mut mpsc::UnboundedReceiver<std::ffi::OsString>,
+    ) -> Flow {
+        let mut next = Some(name);
+        let mut taken = 0;
+        while let Some(name) = next.take() {
+            tracing::trace!(file = %name.to_string_lossy(), "file-system event");
+            match name.into_string() {
+                Ok(name) => self.inbox.observe(&name),
+                Err(raw) => self.inbox.report_unreadable_name(&raw),
+            }
+            taken += 1;
+            if taken < EVENT_BATCH {
+                next = more.try_recv().ok();
+            }
         }
         Flow::Continue
     }

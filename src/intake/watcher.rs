@@ -23,6 +23,9 @@ pub fn watch(
     use notify::{RecursiveMode, Watcher as _};
     let root = dir.to_path_buf();
     let handler = move |res: notify::Result<notify::Event>| match res {
+        // A file opened or read (by dropreel itself, checking and hashing what it takes) changed
+        // nothing; a writer closing a file did.
+        Ok(ev) if is_read_only(&ev.kind) => {}
         Ok(ev) => {
             for p in ev.paths {
                 let rel = p
@@ -81,5 +84,31 @@ pub fn watch(
             );
             poll_watcher(Duration::from_secs(2), handler)
         }
+    }
+}
+
+/// An event that says a file was opened or read, not changed.
+fn is_read_only(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind};
+
+    #[test]
+    fn reads_are_not_changes_but_a_writer_closing_is() {
+        assert!(super::is_read_only(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(super::is_read_only(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!super::is_read_only(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!super::is_read_only(&EventKind::Create(CreateKind::File)));
     }
 }

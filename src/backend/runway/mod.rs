@@ -412,7 +412,9 @@ impl Runway {
             .unwrap_or_else(SystemTime::now);
         let mut errors = 0u32;
         let started = Instant::now();
-        let mut clock = PollClock::new(started, self.cfg.poll_interval, self.queue.expected());
+        let mut clock = PollClock::new(started, self.cfg.poll_interval, self.queue.expected())
+            .with_queued(self.queue.expected_queued());
+        let mut ever_queued = false;
         let mut delay = clock.first();
         let mut place = self.queue.place(started, task_id.clone());
         let mut queued = false;
@@ -447,6 +449,7 @@ impl Runway {
             delay = clock.next(Instant::now(), status, task.progress);
             tracing::debug!(job = %job.rec.id, task = %task_id, status = %status, progress = ?task.progress, next_poll = ?delay, "polled");
             queued = status == TaskStatus::Throttled;
+            ever_queued |= queued;
             place.set(queued);
             if status.is_final() {
                 self.queue.task_ended();
@@ -473,7 +476,9 @@ impl Runway {
                     job.rec.output_urls = task.output;
                     job.rec.finished_at = Some(spool::now_rfc3339());
                     job.save().await?;
-                    if fresh && !clock.was_queued() {
+                    if fresh && ever_queued {
+                        self.queue.took_queued(started.elapsed());
+                    } else if fresh && !clock.was_queued() {
                         self.queue.took(started.elapsed());
                     }
                     return Ok(());

@@ -15,12 +15,25 @@ use tokio::time::Instant;
 pub struct Queue {
     /// How long recent tasks took from submission to done (a moving average).
     expected: Mutex<Option<Duration>>,
+    /// The same for tasks that waited in Runway's queue (submission to done).
+    waited: Mutex<Option<Duration>>,
     /// Our tasks waiting in Runway's queue (THROTTLED), by (first poll, task id).
     queued: Mutex<BTreeMap<(Instant, String), Arc<Notify>>>,
 }
 
 impl Queue {
     /// The typical task time, once one task was seen from submission to its end.
+    /// How long recent tasks that waited in Runway's queue took from submission to done.
+    pub fn expected_queued(&self) -> Option<Duration> {
+        *self.waited.lock().expect("expected lock")
+    }
+
+    /// A task that waited in Runway's queue was done `took` after its submission.
+    pub fn took_queued(&self, took: Duration) {
+        let mut e = self.waited.lock().expect("expected lock");
+        *e = Some(e.map_or(took, |old| old.mul_f64(0.7) + took.mul_f64(0.3)));
+    }
+
     pub fn expected(&self) -> Option<Duration> {
         *self.expected.lock().expect("expected lock")
     }

@@ -4,7 +4,8 @@
 //! was last seen waiting) its finish time is estimated, and the next poll lands just after it rather
 //! than on a fixed beat. So a finished task is noticed within a few tens of milliseconds, and a long
 //! task costs fewer polls than a fixed 5 s poller. A THROTTLED task (queued by Runway behind the
-//! organisation's concurrency limit) is polled slowly; a task past its estimate, briskly.
+//! organisation's concurrency limit) is looked at again around when queued tasks have lately been
+//! done (at the interval while nothing is known); a task past its estimate, briskly.
 
 use std::time::Duration;
 
@@ -33,6 +34,11 @@ pub struct PollClock {
     last_running: Option<(Instant, f64)>,
     /// Polls since the estimate ran out (the task is late): the gap grows again.
     late: u32,
+    /// When the task was submitted (or resumed).
+    born: Instant,
+    /// How long recent tasks that waited in Runway's queue took from submission to done, when
+    /// known: a queued task is looked at again around then, not a whole interval later.
+    expected_queued: Option<Duration>,
 }
 
 impl PollClock {
@@ -46,7 +52,15 @@ impl PollClock {
             queued: false,
             last_running: None,
             late: 0,
+            born: now,
+            expected_queued: None,
         }
+    }
+
+    /// With the typical submission-to-done time of tasks that waited in Runway's queue.
+    pub fn with_queued(mut self, expected_queued: Option<Duration>) -> PollClock {
+        self.expected_queued = expected_queued;
+        self
     }
 
     fn clamp(&self, d: Duration) -> Duration {
@@ -79,7 +93,18 @@ impl PollClock {
             (TaskStatus::Throttled, _) => {
                 self.waiting_seen = now;
                 self.queued = true;
-                self.interval
+                // Around when queued tasks like it were done (a backlog of short tasks drains in
+                // seconds); past that, briskly and then less so; without a figure, the interval.
+                match self.expected_queued {
+                    Some(total) => match total.checked_sub(now - self.born) {
+                        Some(left) if left > MIN_GAP => {
+                            self.late = 0;
+                            self.clamp(left + MARGIN)
+                        }
+                        _ => self.late_gap(),
+                    },
+                    None => self.interval,
+                }
             }
             (TaskStatus::Pending, _) => {
                 self.waiting_seen = now;
@@ -174,6 +199,29 @@ mod tests {
             assert!(delay < 0.1, "noticed {delay:.3} s late");
             assert!(polls <= 2, "{polls} polls");
         }
+    }
+
+    // See: issue 12 — in a backlog of short tasks a task still queued at its first look waited a
+    // whole interval (10 s) after Runway had run it, and section 4 of the bench swung by 10 %.
+    #[test]
+    fn a_queued_task_is_looked_at_again_when_queued_tasks_are_usually_done() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut clock = PollClock::new(t0, Duration::from_secs(10), None)
+            .with_queued(Some(Duration::from_millis(900)));
+        let gap = clock.next(at(400), TaskStatus::Throttled, None);
+        assert_eq!(
+            gap,
+            Duration::from_millis(530),
+            "the rest of 0.9 s, and the margin"
+        );
+        // Still queued past that: brisk, then backing off toward the interval.
+        let late: Vec<Duration> = (0..12)
+            .map(|i| clock.next(at(1000 + i * 100), TaskStatus::Throttled, None))
+            .collect();
+        assert!(late[0] <= Duration::from_millis(200), "{late:?}");
+        assert!(late.windows(2).all(|w| w[1] >= w[0]), "{late:?}");
+        assert_eq!(late[11], Duration::from_secs(10), "{late:?}");
     }
 
     #[test]
