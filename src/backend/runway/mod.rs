@@ -4,8 +4,8 @@
 //!
 //! [`api`] speaks HTTP and types the answers; [`faults`] sorts what goes wrong into the shared
 //! [`Fault`] classes; [`queue`] holds what is learnt across jobs (task times, Runway's queue order).
-//! (About 600 lines: the three steps, and what each kind of job sends — an image or two, a text,
-//! an uploaded video.)
+//! (About 650 lines: the three steps, the spend counted before each create, and what each kind of
+//! job sends — an image or two, a text, an uploaded video.)
 
 pub mod api;
 mod faults;
