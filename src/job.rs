@@ -447,12 +447,6 @@ impl JobSpec {
     pub fn takes(&self) -> u32 {
         self.variants.max(1)
     }
-
-    /// Credits this job costs when it succeeds, when the model's price is published.
-    pub fn credits(&self) -> Option<u64> {
-        let m = models::find(&self.model)?;
-        Some(u64::from(m.credits_per_second?) * u64::from(self.duration))
-    }
 }
 
 /// Zoom of the local renderer's moves when the sidecar sets none.

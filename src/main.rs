@@ -141,15 +141,19 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn estimate(cli: &Cli, root: &Path, json: bool) -> u8 {
-    if let Err(e) = spool::check_root(root) {
-        return fatal(cli, &e.to_string());
-    }
-    let settings = match Env::from_process(root)
+/// The studio's settings for a command that works on it; the exit code (said) when there is no
+/// studio at `root` or its settings do not pass the check.
+fn load_settings(cli: &Cli, root: &Path) -> Result<Settings, u8> {
+    spool::check_root(root).map_err(|e| fatal(cli, &e.to_string()))?;
+    Env::from_process(root)
         .and_then(|env| Settings::load(root, cli.config.as_deref(), &env))
-    {
+        .map_err(|e| fatal(cli, &e.to_string()))
+}
+
+fn estimate(cli: &Cli, root: &Path, json: bool) -> u8 {
+    let settings = match load_settings(cli, root) {
         Ok(s) => s,
-        Err(e) => return fatal(cli, &e.to_string()),
+        Err(code) => return code,
     };
     match dropreel::estimate::estimate(&settings) {
         Ok(e) if json => match serde_json::to_string_pretty(&e) {
@@ -343,14 +347,9 @@ fn copy_examples(root: &Path, quiet_for: Option<std::time::Duration>) -> Result<
 }
 
 fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
-    if let Err(e) = spool::check_root(root) {
-        return fatal(cli, &e.to_string());
-    }
-    let settings = match Env::from_process(root)
-        .and_then(|env| Settings::load(root, cli.config.as_deref(), &env))
-    {
+    let settings = match load_settings(cli, root) {
         Ok(s) => s,
-        Err(e) => return fatal(cli, &e.to_string()),
+        Err(code) => return code,
     };
     if examples {
         let w = &settings.config.watch;

@@ -101,7 +101,8 @@ fn credits(rec: &JobRecord) -> Option<u64> {
     if rec.reused_from.is_some() {
         return Some(0);
     }
-    let one = rec.spec.credits()?;
+    // The catalog's price (`budget.rates` is the spend log's, which knows the config).
+    let one = crate::ledger::spend::cost(&rec.spec, &Default::default())?;
     if rec.takes.is_empty() {
         return Some(one);
     }

@@ -209,8 +209,9 @@ impl Ledger {
         match linked {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            // A file system without hard links: create-new, then write (a reader that sees it
-            // empty meanwhile treats it as unreadable and sets it aside only after a retry).
+            // A file system without hard links: create-new, then write. (A reader that looks in
+            // the moment between finds it unreadable and sets it aside: on such a file system
+            // two instances can, rarely, both generate.)
             Err(_) => match fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

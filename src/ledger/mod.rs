@@ -6,14 +6,5 @@
 pub mod dedupe;
 pub mod spend;
 
-use std::path::{Path, PathBuf};
-
 /// `ROOT/.dropreel`: dropreel's own memory of a studio (a dot folder: never mistaken for work).
 pub const DIR: &str = ".dropreel";
-
-/// `ROOT/.dropreel/<sub>`, created when missing.
-pub fn dir(root: &Path, sub: &str) -> std::io::Result<PathBuf> {
-    let dir = root.join(DIR).join(sub);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}

@@ -28,6 +28,19 @@ fn spend_lines(root: &Path) -> Vec<(String, u64, bool)> {
     out
 }
 
+/// `dropreel run ROOT` with JSON logs: its exit code and logs.
+async fn run(root: &Path) -> (Option<i32>, String) {
+    let child = Command::new(dropreel_bin())
+        .args(["run", root.to_str().unwrap(), "--log-format", "json"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_exit(child, Duration::from_secs(30)).await
+}
+
 fn status(root: &Path) -> String {
     let out = Command::new(dropreel_bin())
         .args(["status", root.to_str().unwrap()])
@@ -50,20 +63,7 @@ async fn a_daily_budget_lets_two_jobs_run_then_holds_the_rest_and_run_exits_4() 
     for i in 0..5 {
         studio.put(&format!("inbox/b{i}.png"), &png_bytes(8 + i, 8));
     }
-    let run = Command::new(dropreel_bin())
-        .args([
-            "run",
-            studio.root().to_str().unwrap(),
-            "--log-format",
-            "json",
-        ])
-        .env("RUNWAYML_API_SECRET", KEY)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (code, logs) = wait_exit(run, Duration::from_secs(30)).await;
+    let (code, logs) = run(studio.root()).await;
     assert_eq!(code, Some(4), "{logs}");
     assert_eq!(fake.tasks_created(), 2, "two jobs fit 60 credits");
     assert_eq!(studio.list("done").len(), 6, "two jobs delivered");
@@ -96,22 +96,7 @@ async fn a_daily_budget_lets_two_jobs_run_then_holds_the_rest_and_run_exits_4() 
         "status shows the spend: {shown}"
     );
     // A second run the same day submits nothing more.
-    let (code, logs) = {
-        let run = Command::new(dropreel_bin())
-            .args([
-                "run",
-                studio.root().to_str().unwrap(),
-                "--log-format",
-                "json",
-            ])
-            .env("RUNWAYML_API_SECRET", KEY)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_exit(run, Duration::from_secs(30)).await
-    };
+    let (code, logs) = run(studio.root()).await;
     assert_eq!(code, Some(4), "{logs}");
     assert_eq!(fake.tasks_created(), 2);
 }

@@ -30,8 +30,7 @@ impl Queue {
 
     /// A task that waited in Runway's queue was done `took` after its submission.
     pub fn took_queued(&self, took: Duration) {
-        let mut e = self.waited.lock().expect("expected lock");
-        *e = Some(e.map_or(took, |old| old.mul_f64(0.7) + took.mul_f64(0.3)));
+        average_in(&self.waited, took);
     }
 
     pub fn expected(&self) -> Option<Duration> {
@@ -40,8 +39,7 @@ impl Queue {
 
     /// Learns from a task that ran without waiting in the queue.
     pub fn took(&self, took: Duration) {
-        let mut e = self.expected.lock().expect("expected lock");
-        *e = Some(e.map_or(took, |old| old.mul_f64(0.7) + took.mul_f64(0.3)));
+        average_in(&self.expected, took);
     }
 
     /// A slot freed at Runway: the oldest of our queued tasks takes it.
@@ -101,6 +99,12 @@ impl Drop for Place<'_> {
                 .remove(&self.key);
         }
     }
+}
+
+/// Moves the average in `slot` 30 % toward `took` (or starts it there).
+fn average_in(slot: &Mutex<Option<Duration>>, took: Duration) {
+    let mut e = slot.lock().expect("expected lock");
+    *e = Some(e.map_or(took, |old| old.mul_f64(0.7) + took.mul_f64(0.3)));
 }
 
 #[cfg(test)]
