@@ -375,6 +375,8 @@ fn deliver(ctx: &mut JobCtx, backend: &str, ledger: &Ledger) -> End {
             }
         }
         Err(e) => {
+            // The video is kept for the next try (best effort: the disk is refusing writes).
+            let _ = ctx.spool.save(&ctx.rec);
             tracing::error!(job = %ctx.rec.id, file = %ctx.rec.source.name, error = %e,
                 "cannot move the finished job into done/ (disk full or permissions?); it stays in processing/ and is tried again at the next rescan (watch.rescan) or the next start");
             End::Undelivered

@@ -87,7 +87,13 @@ pub struct JobCtx {
     pub retry: RetryPolicy,
     /// Disk faults in a row (drives the disk wait; reset by a good write).
     disk_faults: u32,
+    /// When the record was last written (see [`JobCtx::note`]).
+    last_write: Option<tokio::time::Instant>,
 }
+
+/// The shortest gap between two writes of a change that only shows how a job is doing (Runway's
+/// status and progress): a backlog of short tasks is not slowed by writes nobody reads in time.
+pub const SHOW_GAP: Duration = Duration::from_secs(2);
 
 impl JobCtx {
     pub fn new(
@@ -104,6 +110,7 @@ impl JobCtx {
             ticket,
             retry,
             disk_faults: 0,
+            last_write: None,
         }
     }
 
@@ -114,6 +121,7 @@ impl JobCtx {
             match self.spool.save(&self.rec) {
                 Ok(()) => {
                     self.disk_faults = 0;
+                    self.last_write = Some(tokio::time::Instant::now());
                     return Ok(());
                 }
                 Err(e) => {
@@ -121,6 +129,18 @@ impl JobCtx {
                     self.pause(wait).await?;
                 }
             }
+        }
+    }
+
+    /// Records a change that no later step depends on (Runway's status and progress, a task that
+    /// succeeded but whose video is not downloaded yet): written for `status` to show, unless the
+    /// record was written less than [`SHOW_GAP`] ago. A stop before the next write resumes from
+    /// the last state written, which is always one the job can go on from (a submitted task is
+    /// polled again).
+    pub async fn note(&mut self) -> Result<(), Stop> {
+        match self.last_write {
+            Some(at) if at.elapsed() < SHOW_GAP => Ok(()),
+            _ => self.save().await,
         }
     }
 

@@ -281,6 +281,24 @@ impl FakeRunway {
         out
     }
 
+    /// Whether task `id` has finished (its video is ready, or it failed).
+    pub fn task_done(&self, id: &str) -> bool {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .tasks
+            .get(id)
+            .and_then(|t| t.finish)
+            .is_some_and(|f| f <= Instant::now())
+    }
+
+    /// When each finished task finished, earliest first.
+    pub fn finishes(&self) -> Vec<Instant> {
+        let inner = self.inner.lock().unwrap();
+        let mut out: Vec<Instant> = inner.tasks.values().filter_map(|t| t.finish).collect();
+        out.sort();
+        out
+    }
+
     /// The most tasks that were RUNNING at once.
     pub fn max_running(&self) -> usize {
         self.inner.lock().unwrap().max_running

@@ -289,14 +289,14 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
     );
     studio.put("inbox/a.png", &png_bytes(8, 8));
     let watching = Watching::start(&studio);
-    // Once the task succeeded, the download's file cannot be created (a folder holds its name):
-    // an injected write error, as a full disk gives.
+    // Once the task is submitted, the download's file cannot be created (a folder holds its
+    // name): an injected write error, as a full disk gives, met when the video is fetched.
     let t0 = Instant::now();
     let job = loop {
         let jobs = studio.list("processing");
         if let Some(id) = jobs.iter().find(|id| {
             std::fs::read_to_string(studio.path(&format!("processing/{id}/job.json")))
-                .is_ok_and(|t| t.contains("\"state\": \"succeeded\""))
+                .is_ok_and(|t| t.contains("\"state\": \"submitted\""))
         }) {
             break id.clone();
         }

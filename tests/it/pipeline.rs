@@ -357,11 +357,13 @@ async fn concurrency_is_bounded_and_claims_are_lazy() {
         studio.put(&format!("inbox/img{i}.png"), &png_distinct(8, 8));
     }
     let root = studio.root().to_path_buf();
+    let server = fake.clone();
     let watcher = tokio::spawn(async move {
         let mut max_processing = 0;
         let mut inbox_waited = false;
         for _ in 0..400 {
-            // Jobs that still need or hold a slot (downloads and deliveries do not).
+            // Jobs that still need or hold a slot (downloads and deliveries do not; a job whose
+            // task finished may still say `submitted` on disk until it is delivered).
             let mut p = 0;
             for e in std::fs::read_dir(root.join("processing")).unwrap() {
                 let Ok(text) = std::fs::read_to_string(e.unwrap().path().join("job.json")) else {
@@ -370,9 +372,12 @@ async fn concurrency_is_bounded_and_claims_are_lazy() {
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
                     continue;
                 };
-                if ["claimed", "submitting", "submitted"]
-                    .contains(&v["state"].as_str().unwrap_or(""))
-                {
+                let waiting = match v["state"].as_str().unwrap_or("") {
+                    "claimed" | "submitting" => true,
+                    "submitted" => !server.task_done(v["task_id"].as_str().unwrap_or("")),
+                    _ => false,
+                };
+                if waiting {
                     p += 1;
                 }
             }

@@ -152,10 +152,9 @@ impl Runway {
         let png_name = format!("{}.png", spool::split_name(name).0);
         if !png.exists() {
             let (src, dst) = (dir.join(name), png.clone());
-            let done =
-                tokio::task::spawn_blocking(move || crate::media::convert_to_png(&src, &dst))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
+            let done = tokio::task::spawn_blocking(move || crate::media::convert_to_png(&src, &dst))
+                .await
+                .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
             if let Err(why) = done {
                 return Err(Stop::Failed(Failure {
                     message: format!(
@@ -458,10 +457,13 @@ impl Runway {
                 tracing::info!(job = %job.rec.id, file = %job.rec.source.name, task = %task_id, status = %status, "task status");
                 job.rec.task_status = Some(status.as_str().into());
                 job.rec.progress = task.progress;
-                job.save().await?;
+                // A final status is written with what follows from it (below).
+                if !status.is_final() {
+                    job.note().await?;
+                }
             } else if task.progress != job.rec.progress {
                 job.rec.progress = task.progress;
-                job.save().await?;
+                job.note().await?;
             }
             match status {
                 TaskStatus::Succeeded => {
@@ -475,7 +477,8 @@ impl Runway {
                     job.rec.state = State::Succeeded;
                     job.rec.output_urls = task.output;
                     job.rec.finished_at = Some(spool::now_rfc3339());
-                    job.save().await?;
+                    // The download does not depend on it: a job stopped now polls its task again.
+                    job.note().await?;
                     if fresh && ever_queued {
                         self.queue.took_queued(started.elapsed());
                     } else if fresh && !clock.was_queued() {
@@ -544,7 +547,13 @@ impl Runway {
                 Ok(bytes) => {
                     job.rec.state = State::Downloaded;
                     job.rec.output_bytes = Some(bytes);
-                    job.save().await?;
+                    if job.rec.variant.is_some() {
+                        // A take may wait for the others: its video is kept across a stop.
+                        job.save().await?;
+                    } else {
+                        // Delivery follows at once and writes the record before it moves a file.
+                        job.note().await?;
+                    }
                     tracing::info!(job = %job.rec.id, file = %job.rec.source.name, bytes, "downloaded");
                     return Ok(());
                 }
