@@ -1,8 +1,11 @@
-//! Frames of a camera move over a still image: decode (with EXIF orientation), cover-crop to the
-//! output ratio, pre-scale once to a working size that keeps full detail at the move's deepest zoom,
+//! Frames of a camera move over a still image: decode (with EXIF orientation; a JPEG at the smallest
+//! DCT scale — 1/8, 1/4, 1/2 — that still covers the working size, so a 24 MP photo never lands in
+//! memory at full size), cover-crop to the output ratio, pre-scale once to a working size that
+//! keeps full detail at the move's deepest zoom,
 //! then resample every frame from a fractional crop window moving along an eased path — sub-pixel
 //! accurate, so slow moves glide instead of stepping (no `zoompan` judder).
 
+use std::io::BufReader;
 use std::path::Path;
 
 use fast_image_resize::images::Image;
@@ -145,7 +148,8 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Decodes `path` and prepares the working image. Memory: the decoded source once, briefly.
+    /// Decodes `path` and prepares the working image. Memory: the decoded source once, briefly
+    /// (a JPEG at the scale the working image needs, see [`scaled_jpeg`]).
     pub fn open(path: &Path, plan: Plan) -> Result<Renderer, RenderError> {
         let bad = |e: image::ImageError| {
             RenderError::Input(format!(
@@ -153,13 +157,13 @@ impl Renderer {
             ))
         };
         let reader = ImageReader::open(path)?.with_guessed_format()?;
-        let (w, h) = reader.into_dimensions().map_err(bad)?;
-        if u64::from(w) * u64::from(h) > MAX_SOURCE_PIXELS {
-            return Err(RenderError::Input(format!(
-                "the image is {w}×{h} pixels; the local renderer takes at most {} megapixels",
-                MAX_SOURCE_PIXELS / 1_000_000
-            )));
+        if reader.format() == Some(image::ImageFormat::Jpeg)
+            && let Some((sw, sh, rgb)) = scaled_jpeg(path, plan)?
+        {
+            return Renderer::from_rgb(sw, sh, rgb, plan);
         }
+        let (w, h) = reader.into_dimensions().map_err(bad)?;
+        too_big(w, h)?;
         let mut reader = ImageReader::open(path)?.with_guessed_format()?;
         let mut limits = image::Limits::default();
         limits.max_alloc = Some(1 << 30);
@@ -186,13 +190,7 @@ impl Renderer {
 
         // Cover crop: the largest centred region of the output's shape.
         let aspect = f64::from(plan.width) / f64::from(plan.height);
-        let (sw_f, sh_f) = (f64::from(sw), f64::from(sh));
-        let (cw, ch) = if sw_f / sh_f > aspect {
-            (sh_f * aspect, sh_f)
-        } else {
-            (sw_f, sw_f / aspect)
-        };
-        let (cl, ct) = ((sw_f - cw) / 2.0, (sh_f - ch) / 2.0);
+        let (cl, ct, cw, ch) = cover_crop(sw, sh, aspect);
 
         let (ww, wh) = plan.working_size();
         let mut work = Image::new(ww, wh, PixelType::U8x3);
@@ -257,6 +255,103 @@ impl Renderer {
     }
 }
 
+/// Refuses a source beyond [`MAX_SOURCE_PIXELS`] before it is decoded.
+fn too_big(w: u32, h: u32) -> Result<(), RenderError> {
+    if u64::from(w) * u64::from(h) > MAX_SOURCE_PIXELS {
+        return Err(RenderError::Input(format!(
+            "the image is {w}×{h} pixels; the local renderer takes at most {} megapixels",
+            MAX_SOURCE_PIXELS / 1_000_000
+        )));
+    }
+    Ok(())
+}
+
+/// The cover crop of a `sw`×`sh` image for an output of `aspect` (width ÷ height): the largest
+/// centred region of that shape, as (left, top, width, height).
+fn cover_crop(sw: u32, sh: u32, aspect: f64) -> (f64, f64, f64, f64) {
+    let (sw, sh) = (f64::from(sw), f64::from(sh));
+    let (cw, ch) = if sw / sh > aspect {
+        (sh * aspect, sh)
+    } else {
+        (sw, sw / aspect)
+    };
+    ((sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch)
+}
+
+/// The smallest JPEG DCT scale (in eighths: 1, 2, 4 or 8) at which the cover crop of a
+/// `w`×`h` image (as displayed) still has at least the working size's pixels, so pre-scaling
+/// only ever shrinks it: no detail the move shows is lost.
+fn dct_eighths(w: u32, h: u32, plan: &Plan) -> u32 {
+    let (ww, wh) = plan.working_size();
+    let (_, _, cw, ch) = cover_crop(w, h, f64::from(plan.width) / f64::from(plan.height));
+    [1, 2, 4]
+        .into_iter()
+        .find(|&k| {
+            cw * f64::from(k) / 8.0 >= f64::from(ww) && ch * f64::from(k) / 8.0 >= f64::from(wh)
+        })
+        .unwrap_or(8)
+}
+
+/// A JPEG decoded at the smallest DCT scale that covers the move ([`dct_eighths`]), oriented by
+/// its EXIF tag, as (width, height, packed RGB). Decoding at 1/2 holds a quarter of the pixels, at
+/// 1/4 a sixteenth: a 6000×4000 photo for a 720p move is decoded at 3000×2000 or less. `None`
+/// when the image needs its full size or is a kind this path leaves to the general decoder
+/// (CMYK, 16-bit grey); an undecodable file is the job's error, as in the general path.
+fn scaled_jpeg(path: &Path, plan: Plan) -> Result<Option<(u32, u32, Vec<u8>)>, RenderError> {
+    use image::metadata::Orientation;
+    let bad = |e: jpeg_decoder::Error| {
+        RenderError::Input(format!(
+            "the image cannot be decoded ({e}); it may be truncated or corrupt — re-export it"
+        ))
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(BufReader::new(std::fs::File::open(path)?));
+    decoder.read_info().map_err(bad)?;
+    let info = decoder.info().expect("read_info succeeded");
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    too_big(w, h)?;
+    if !matches!(
+        info.pixel_format,
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+    ) {
+        return Ok(None);
+    }
+    // The Exif block comes before the frame header, so it is known now.
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let turned = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (dw, dh) = if turned { (h, w) } else { (w, h) };
+    let k = dct_eighths(dw, dh, &plan);
+    if k == 8 {
+        return Ok(None);
+    }
+    let eighths = |len: u32| ((len * k).div_ceil(8)) as u16;
+    let (sw, sh) = decoder.scale(eighths(w), eighths(h)).map_err(bad)?;
+    let pixels = decoder.decode().map_err(bad)?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let img = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(sw, sh, pixels).map(image::DynamicImage::ImageLuma8)
+        }
+        _ => image::RgbImage::from_raw(sw, sh, pixels).map(image::DynamicImage::ImageRgb8),
+    };
+    let Some(mut img) = img else {
+        return Err(RenderError::Input(
+            "the image cannot be decoded (its pixel data is short); re-export it".into(),
+        ));
+    };
+    img.apply_orientation(orientation);
+    let (ow, oh) = (img.width(), img.height());
+    Ok(Some((ow, oh, img.into_rgb8().into_raw())))
+}
+
 /// How far frame `i` of `frames` has dissolved into the last keyframe: 0 at the first frame, 1 at
 /// the last, eased (smoothstep) between.
 pub fn dissolve_weight(i: u32, frames: u32) -> f64 {
@@ -273,6 +368,111 @@ mod tests {
 
     fn plan(motion: Motion) -> Plan {
         Plan::new(1280, 720, 24, 5, motion, 1.25, 7)
+    }
+
+    /// A photo-like test image: smooth light, edges and fine texture (not noise, which no
+    /// downscaler keeps and no camera makes).
+    fn photo(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, y| {
+            let (fx, fy) = (f64::from(x) / f64::from(w), f64::from(y) / f64::from(h));
+            let texture = ((f64::from(x) * 0.21).sin() * (f64::from(y) * 0.17).cos()) * 18.0;
+            let edge = if (fx - 0.6).powi(2) + (fy - 0.4).powi(2) < 0.04 {
+                70.0
+            } else {
+                0.0
+            };
+            let v = |base: f64| (base + texture + edge).clamp(0.0, 255.0) as u8;
+            image::Rgb([
+                v(40.0 + 150.0 * fx),
+                v(60.0 + 120.0 * fy),
+                v(170.0 - 90.0 * fx * fy),
+            ])
+        })
+    }
+
+    /// `img` saved as a quality-92 JPEG at `path`, with an Exif orientation tag when given.
+    fn save_jpeg(img: &image::RgbImage, path: &Path, orientation: Option<u16>) {
+        use image::ImageEncoder as _;
+        let mut bytes = Vec::new();
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 92);
+        if let Some(o) = orientation {
+            // A big-endian TIFF header and one IFD entry: Orientation (0x0112), SHORT, 1, `o`.
+            let mut exif = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+            exif.extend_from_slice(&o.to_be_bytes());
+            exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            enc.set_exif_metadata(exif).unwrap();
+        }
+        enc.write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// PSNR over packed bytes (every channel of every pixel).
+    fn psnr(a: &[u8], b: &[u8]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        10.0 * (255.0 * 255.0 / mse.max(1e-9)).log10()
+    }
+
+    #[test]
+    fn the_dct_scale_is_the_smallest_that_still_covers_the_move() {
+        let p = Plan::new(1280, 720, 24, 5, Motion::PushIn, 1.5, 1);
+        // Working size 1920×1080; a 6000×4000 photo's 16:9 crop is 6000×3375: half is enough.
+        assert_eq!(dct_eighths(6000, 4000, &p), 4);
+        // A quarter (1500 wide) would not be; a 3000×2000 photo needs its full size.
+        assert_eq!(dct_eighths(3000, 2000, &p), 8);
+        // A still at 720p needs only 1280×720: an eighth of a 12000×8000 scan is 1500×1000.
+        let still = Plan::new(1280, 720, 24, 5, Motion::Static, 1.5, 1);
+        assert_eq!(dct_eighths(12000, 8000, &still), 1);
+        // Portrait output from a landscape photo: the crop is as tall as the photo.
+        let portrait = Plan::new(720, 1280, 24, 5, Motion::Static, 1.0, 1);
+        assert_eq!(dct_eighths(6000, 4000, &portrait), 4);
+        assert_eq!(dct_eighths(6000, 2000, &portrait), 8);
+    }
+
+    #[test]
+    fn a_big_jpeg_decoded_scaled_makes_the_working_image_of_a_full_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Plan::new(640, 360, 24, 2, Motion::Static, 1.0, 1);
+        let img = photo(2400, 1600);
+        for (orientation, shown) in [(None, (2400, 1600)), (Some(6), (1600, 2400))] {
+            let path = dir.path().join("big.jpg");
+            save_jpeg(&img, &path, orientation);
+            // Decoded at half size (a 640×360 crop needs 640 of the 2400 or 1600 columns).
+            let (sw, sh, _) = scaled_jpeg(&path, plan).unwrap().expect("a scaled decode");
+            assert_eq!(
+                (sw, sh),
+                (shown.0 / 2, shown.1 / 2),
+                "orientation {orientation:?}"
+            );
+            let scaled = Renderer::open(&path, plan).unwrap();
+            // The general decoder at full size, turned the same way.
+            let mut decoder = ImageReader::open(&path).unwrap().into_decoder().unwrap();
+            let o = decoder.orientation().unwrap();
+            let mut full = image::DynamicImage::from_decoder(decoder).unwrap();
+            full.apply_orientation(o);
+            assert_eq!((full.width(), full.height()), shown);
+            let full = Renderer::from_rgb(
+                full.width(),
+                full.height(),
+                full.into_rgb8().into_raw(),
+                plan,
+            )
+            .unwrap();
+            let db = psnr(scaled.work.buffer(), full.work.buffer());
+            eprintln!("orientation {orientation:?}: scaled vs full decode {db:.1} dB");
+            assert!(db > 45.0, "orientation {orientation:?}: {db:.1} dB");
+        }
     }
 
     #[test]
