@@ -19,6 +19,7 @@
 pub mod admit;
 pub mod backend;
 pub mod config;
+pub mod convert;
 pub mod demo;
 pub mod estimate;
 pub mod follow;

@@ -1,7 +1,7 @@
 //! What an image file is, read from its bytes and never from its name alone: the format (magic
 //! bytes), whether the file is *whole* (its structure runs to the end: JPEG's EOI, PNG's IEND,
-//! the RIFF length, GIF's trailer, every TIFF strip, every ISO box), its shown size, and the
-//! conversion of formats the API does not take (GIF, BMP, TIFF) into PNG.
+//! the RIFF length, GIF's trailer, every TIFF strip, every ISO box) and its shown size. (Turning a
+//! format the API does not take into PNG is `convert`'s.)
 //!
 //! Wholeness matters because sync clients and slow shares stall mid-copy for longer than any
 //! settle time: a file that has stopped changing may still be half a file, and half a photo must
@@ -177,7 +177,7 @@ pub fn dimensions(path: &Path, format: ImageFormat) -> Result<ImageInfo, String>
         ));
     }
     // Phones store portraits as landscape pixels plus an EXIF rotation: report the shown shape.
-    let (width, height) = if exif_rotated(path) {
+    let (width, height) = if exif_rotated(path, format) {
         (height, width)
     } else {
         (width, height)
@@ -190,11 +190,23 @@ pub fn dimensions(path: &Path, format: ImageFormat) -> Result<ImageInfo, String>
 }
 
 /// Whether the image's EXIF orientation turns it by 90° (orientations 5–8). Reads the header only.
-fn exif_rotated(path: &Path) -> bool {
+fn exif_rotated(path: &Path, format: ImageFormat) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
     };
     let mut reader = BufReader::new(file);
+    if format == ImageFormat::Tiff {
+        // A TIFF is its own Exif block: `exif` would read the whole file (72 MB for a 24 MP
+        // scan) to find one tag of the first directory.
+        return tiff::decoder::Decoder::new(reader)
+            .ok()
+            .and_then(|mut d| {
+                d.find_tag_unsigned::<u16>(tiff::tags::Tag::Orientation)
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|o| (5..=8).contains(&o));
+    }
     let Ok(exif) = exif::Reader::new().read_from_container(&mut reader) else {
         return false;
     };
@@ -472,40 +484,6 @@ fn tiff_whole(r: BufReader<File>, len: u64) -> io::Result<Whole> {
     no("the TIFF's first image has no data")
 }
 
-/// Decodes `src` (any decodable format; a GIF's first frame; EXIF/TIFF orientation applied) and
-/// writes it as a PNG at `dst`, for the API. Memory: the decoded image once.
-pub fn convert_to_png(src: &Path, dst: &Path) -> Result<(), String> {
-    use image::ImageDecoder as _;
-    let reader = image::ImageReader::open(src)
-        .and_then(image::ImageReader::with_guessed_format)
-        .map_err(|e| format!("the file cannot be read: {e}"))?;
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("the image cannot be decoded ({e})"))?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = image::DynamicImage::from_decoder(decoder)
-        .map_err(|e| format!("the image cannot be decoded ({e})"))?;
-    img.apply_orientation(orientation);
-    // 16-bit and float scans become 8-bit RGB(A): what the API and every viewer take.
-    let img = if img.color().has_alpha() {
-        image::DynamicImage::ImageRgba8(img.into_rgba8())
-    } else {
-        image::DynamicImage::ImageRgb8(img.into_rgb8())
-    };
-    let tmp = dst.with_extension("png.tmp");
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .map_err(|e| format!("the converted image cannot be written ({e})"))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, dst))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("the converted image cannot be written ({e})")
-        })
-}
-
 /// The SHA-256 of a file's bytes, in hex, read in 64 KiB blocks.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     use sha2::Digest as _;
@@ -563,6 +541,30 @@ mod tests {
         out.into_inner()
     }
 
+    #[test]
+    fn a_tiff_turned_by_its_orientation_tag_reports_its_shown_size() {
+        use tiff::encoder::{TiffEncoder, colortype::RGB8};
+        let d = tempfile::tempdir().unwrap();
+        for (orientation, shown) in [(1u16, (40, 30)), (6, (30, 40)), (8, (30, 40))] {
+            let mut out = io::Cursor::new(Vec::new());
+            let mut enc = TiffEncoder::new(&mut out).unwrap();
+            let mut image = enc.new_image::<RGB8>(40, 30).unwrap();
+            image
+                .encoder()
+                .write_tag(tiff::tags::Tag::Orientation, orientation)
+                .unwrap();
+            image.write_data(&[90u8; 40 * 30 * 3]).unwrap();
+            let path = d.path().join("t.tif");
+            std::fs::write(&path, out.into_inner()).unwrap();
+            let info = dimensions(&path, ImageFormat::Tiff).unwrap();
+            assert_eq!(
+                (info.width, info.height),
+                shown,
+                "orientation {orientation}"
+            );
+        }
+    }
+
     // See: issue 9, item 3 — a copy that stalled past the settle time was sent half-written.
     #[test]
     fn every_prefix_of_an_image_is_incomplete_and_the_whole_file_is_complete() {
@@ -615,22 +617,5 @@ mod tests {
         video[8..12].copy_from_slice(b"isom");
         video[16..24].copy_from_slice(b"isommp42");
         assert_eq!(sniff(&video), None, "an MP4 is not an image");
-    }
-
-    #[test]
-    fn gif_bmp_and_tiff_convert_to_png() {
-        let d = tempfile::tempdir().unwrap();
-        for fmt in [
-            image::ImageFormat::Gif,
-            image::ImageFormat::Bmp,
-            image::ImageFormat::Tiff,
-        ] {
-            let src = d.path().join("src");
-            std::fs::write(&src, encoded(fmt)).unwrap();
-            let dst = d.path().join("out.png");
-            convert_to_png(&src, &dst).unwrap();
-            let png = image::open(&dst).unwrap();
-            assert_eq!((png.width(), png.height()), (64, 48), "{fmt:?}");
-        }
     }
 }

@@ -152,7 +152,7 @@ impl Runway {
         let png_name = format!("{}.png", spool::split_name(name).0);
         if !png.exists() {
             let (src, dst) = (dir.join(name), png.clone());
-            let done = tokio::task::spawn_blocking(move || crate::media::convert_to_png(&src, &dst))
+            let done = tokio::task::spawn_blocking(move || crate::convert::to_png(&src, &dst))
                 .await
                 .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
             if let Err(why) = done {
