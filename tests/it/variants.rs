@@ -166,8 +166,18 @@ async fn a_kill_with_takes_in_flight_never_resubmits_a_take() {
     studio.put("inbox/owl.png", &png_distinct(16, 9));
     studio.put("inbox/owl.yaml", b"variants: 3\nseed: 7\n");
     let mut child = spawn_watch(studio.root());
+    // Submitted on the server and written so (a kill between the two is the create request's
+    // window, where a take is rightly sent again).
+    let takes_written = || {
+        studio.list("processing").iter().any(|id| {
+            (1..=3).all(|n| {
+                std::fs::read_to_string(studio.path(&format!("processing/{id}/variant-{n}.json")))
+                    .is_ok_and(|t| t.contains("\"state\": \"submitted\""))
+            })
+        })
+    };
     until("all three takes submitted", Duration::from_secs(10), || {
-        fake.tasks_created() == 3
+        fake.tasks_created() == 3 && takes_written()
     })
     .await;
     child.kill().unwrap();
