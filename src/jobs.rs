@@ -154,6 +154,7 @@ async fn drive<B: Backend>(backend: Arc<B>, ledger: Ledger, mut ctx: JobCtx) -> 
     let end = match outcome {
         Ok(()) => {
             check_source_unchanged(&ctx.spool, &mut ctx.rec).await;
+            make_posters(&ctx).await;
             deliver(&mut ctx, backend.name(), &ledger)
         }
         Err(Stop::Failed(f)) => {
@@ -325,6 +326,42 @@ async fn check_source_unchanged(spool: &Spool, rec: &mut JobRecord) {
         );
         rec.source_changed = true;
     }
+}
+
+/// Makes the poster of each video of the job that has none yet (a local render brings its own;
+/// a reused or downloaded video is decoded), off the runtime's threads. A video that cannot be
+/// decoded gets none: one debug line, and the delivery goes on.
+async fn make_posters(ctx: &JobCtx) {
+    let rec = &ctx.rec;
+    if rec.delivery.is_some() {
+        // Its files may be in done/ already.
+        return;
+    }
+    let pairs: Vec<(String, String)> = if rec.takes.is_empty() {
+        vec![(rec.output_file(), rec.poster_file())]
+    } else {
+        rec.takes
+            .iter()
+            .filter(|t| t.output_bytes.is_some())
+            .map(|t| (rec.take_output(t.n), rec.take_poster(t.n)))
+            .collect()
+    };
+    let dir = ctx.spool.job_dir(&rec.id);
+    let id = rec.id.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        for (video, poster) in pairs {
+            if dir.join(&poster).exists() || !dir.join(&video).exists() {
+                continue;
+            }
+            let written = crate::preview::jpeg_from_mp4(&dir.join(&video)).and_then(|jpeg| {
+                crate::spool::write_atomic(&dir, &poster, &jpeg).map_err(|e| e.to_string())
+            });
+            if let Err(why) = written {
+                tracing::debug!(job = %id, video = %video, reason = %why, "no poster for this video");
+            }
+        }
+    });
+    let _ = made.await;
 }
 
 /// Moves the finished job into `done/`. When `done/` refuses (a full disk, permissions, a folder

@@ -32,6 +32,7 @@ pub mod ledger;
 pub mod media;
 pub mod models;
 pub mod pipeline;
+pub mod preview;
 pub mod record;
 pub mod recover;
 pub mod report;

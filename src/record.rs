@@ -307,6 +307,17 @@ impl JobRecord {
         format!("{}out-v{n}.mp4", self.own())
     }
 
+    /// The poster of this job's video (of this take's, for a take's record), in its folder: always
+    /// a dot name (posters came after the dot names).
+    pub fn poster_file(&self) -> String {
+        format!(".poster{}.jpg", self.take_suffix())
+    }
+
+    /// The poster of take `n`'s video, in the job's folder.
+    pub fn take_poster(&self, n: u32) -> String {
+        format!(".poster-v{n}.jpg")
+    }
+
     /// The job's `result.json` in its folder, before it is moved into `done/`.
     pub fn result_file(&self) -> String {
         format!("{}result.json", self.own())

@@ -310,19 +310,23 @@ impl Spool {
     }
 
     /// Moves the job's files into `done/` with its `result.json` (made by `result_json` once the
-    /// name in `done/` is chosen) beside them, and removes its folder. A job with variants delivers
-    /// each take's video that was made as `<stem>-v<n>.mp4`.
+    /// name in `done/` is chosen) and its poster beside them, and removes its folder. A job with
+    /// variants delivers each take's video that was made as `<stem>-v<n>.mp4` (poster
+    /// `<stem>-v<n>.poster.jpg`).
     pub fn deliver(
         &self,
         rec: &mut JobRecord,
         result_json: impl FnOnce(&JobRecord, &str) -> Vec<u8>,
     ) -> io::Result<String> {
         let mut extra: Vec<(String, String)> = Vec::new();
+        // A poster that was not made is not there to move (a missing file is skipped).
         if rec.takes.is_empty() {
             extra.push((rec.output_file(), format!(".{}", rec.kind.output_ext())));
+            extra.push((rec.poster_file(), ".poster.jpg".into()));
         }
         for t in rec.takes.iter().filter(|t| t.output_bytes.is_some()) {
             extra.push((rec.take_output(t.n), format!("-v{}.mp4", t.n)));
+            extra.push((rec.take_poster(t.n), format!("-v{}.poster.jpg", t.n)));
         }
         extra.push((rec.result_file(), ".result.json".into()));
         self.finish(rec, DONE, &extra, |rec, dir, stem| {

@@ -76,6 +76,8 @@ pub struct Switches {
     pub create_latency: Duration,
     /// Delay before an output download starts sending (widens the download window).
     pub download_latency: Duration,
+    /// The video every task's output URL serves; `None`: [`mp4_bytes`], a stand-in no decoder reads.
+    pub video: Option<Arc<Vec<u8>>>,
 }
 
 impl Default for Switches {
@@ -98,6 +100,7 @@ impl Default for Switches {
             drop_create_answers: 0,
             create_latency: Duration::ZERO,
             download_latency: Duration::ZERO,
+            video: None,
         }
     }
 }
@@ -948,7 +951,7 @@ async fn file(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let (expired, cut) = {
+    let (expired, cut, video) = {
         let mut inner = f.inner.lock().unwrap();
         let expired = inner.sw.expired_downloads > 0;
         inner.sw.expired_downloads = inner.sw.expired_downloads.saturating_sub(1);
@@ -956,13 +959,13 @@ async fn file(
         if cut {
             inner.sw.cut_downloads -= 1;
         }
-        (expired, cut)
+        (expired, cut, inner.sw.video.clone())
     };
     if expired {
         f.record(&Method::GET, &path, &headers, 403, None);
         return (StatusCode::FORBIDDEN, "Request has expired").into_response();
     }
-    let bytes = mp4_bytes();
+    let bytes = video.map_or_else(mp4_bytes, |v| v.to_vec());
     if cut {
         f.record(&Method::GET, &path, &headers, 200, None);
         let half = bytes::Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);

@@ -121,15 +121,19 @@ fn without_a_key_run_examples_renders_locally_and_says_so() {
         [
             "harbour.jpg",
             "harbour.mp4",
+            "harbour.poster.jpg",
             "harbour.result.json",
             "harbour.yaml",
             "mountains.jpg",
             "mountains.mp4",
+            "mountains.poster.jpg",
             "mountains.result.json",
             "tiles.mp4",
             "tiles.png",
+            "tiles.poster.jpg",
             "tiles.result.json",
             "title.mp4",
+            "title.poster.jpg",
             "title.result.json",
             "title.txt"
         ]

@@ -390,7 +390,13 @@ async fn a_text_file_becomes_a_title_card_that_is_not_blank() {
     );
     studio.assert_listing(
         "done",
-        &["card.mp4", "card.result.json", "card.txt", "card.yaml"],
+        &[
+            "card.mp4",
+            "card.poster.jpg",
+            "card.result.json",
+            "card.txt",
+            "card.yaml",
+        ],
     );
 }
 
@@ -422,6 +428,7 @@ async fn a_pair_of_stills_dissolves_from_the_first_into_the_last() {
             "fade.last.png",
             "fade.mp4",
             "fade.png",
+            "fade.poster.jpg",
             "fade.result.json",
             "fade.yaml",
         ],

@@ -17,6 +17,7 @@ mod intake;
 mod keyframes;
 mod local;
 mod pipeline;
+mod posters;
 mod reliability;
 mod secrets;
 mod text;

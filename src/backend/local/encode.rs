@@ -28,12 +28,14 @@ use super::render::{RenderError, Renderer};
 pub const BITS_PER_PIXEL: f64 = 0.24;
 
 /// What a finished render measured.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RenderStats {
     pub frames: u32,
     pub bytes: u64,
     pub bitrate: u32,
     pub seconds: f64,
+    /// The poster (JPEG) made from the middle frame as it was rendered; `None` if it could not be.
+    pub poster: Option<Vec<u8>>,
 }
 
 /// The encoder's target bitrate for a size and frame rate.
@@ -152,16 +154,26 @@ pub fn write_mp4(
         let stop = &stop;
         let producer = scope.spawn(move || {
             let mut renderer = renderer;
+            let mut poster = None;
             for i in 0..plan.frames {
                 if stop.load(Ordering::Relaxed) {
-                    return;
+                    break;
                 }
-                let Ok(mut buf) = empty_rx.recv() else { return };
+                let Ok(mut buf) = empty_rx.recv() else { break };
                 renderer.render_i420(i, &mut buf);
+                if i == plan.frames / 2 {
+                    poster = crate::preview::jpeg_from_rgb(
+                        plan.width,
+                        plan.height,
+                        renderer.frame_rgb(),
+                    )
+                    .ok();
+                }
                 if full_tx.send((i, buf)).is_err() {
-                    return;
+                    break;
                 }
             }
+            poster
         });
         let mut annexb = Vec::new();
         let mut encode = || -> Result<(), RenderError> {
@@ -197,12 +209,12 @@ pub fn write_mp4(
         let r = encode();
         stop.store(true, Ordering::Relaxed);
         drop(full_rx);
-        producer
+        let poster = producer
             .join()
             .map_err(|_| RenderError::Encoder("the render thread panicked".into()))?;
-        r
+        r.map(|()| poster)
     });
-    result?;
+    let poster = result?;
     muxer
         .finish_in_place()
         .map_err(|e| RenderError::Encoder(e.to_string()))?;
@@ -217,6 +229,7 @@ pub fn write_mp4(
         bytes,
         bitrate: bitrate_for(plan.width, plan.height, plan.fps),
         seconds: started.elapsed().as_secs_f64(),
+        poster,
     })
 }
 

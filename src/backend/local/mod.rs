@@ -231,6 +231,12 @@ impl Backend for Local {
             spool::sync_dir(&dir)
         })
         .await?;
+        if let Some(jpeg) = &stats.poster {
+            let dir = job.spool.job_dir(&job.rec.id);
+            if let Err(e) = spool::write_atomic(&dir, &job.rec.poster_file(), jpeg) {
+                tracing::debug!(job = %job.rec.id, error = %e, "no poster: it cannot be written");
+            }
+        }
         job.rec.state = State::Downloaded;
         job.rec.output_bytes = Some(stats.bytes);
         job.rec.finished_at = Some(spool::now_rfc3339());

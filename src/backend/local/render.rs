@@ -239,6 +239,11 @@ impl Renderer {
         self
     }
 
+    /// The last frame rendered (as [`Renderer::render_i420`] made it, dissolve included), packed RGB.
+    pub fn frame_rgb(&self) -> &[u8] {
+        self.frame.buffer()
+    }
+
     /// Frame `i` as I420 (BT.709, limited range) into `out`.
     pub fn render_i420(&mut self, i: u32, out: &mut Vec<u8>) {
         let (w, h) = (self.plan.width as usize, self.plan.height as usize);
