@@ -259,6 +259,8 @@ pub struct Config {
     pub budget: BudgetSection,
     /// `false`: never reuse an earlier delivery of the same inputs and settings (default `true`).
     pub dedupe: Option<bool>,
+    /// Notifications (webhook, command).
+    pub notify: NotifySection,
 }
 
 /// `budget:` — what a day and a month may spend, in credits (1 credit = US$0.01).
@@ -277,6 +279,41 @@ impl BudgetSection {
     /// Whether any limit is set.
     pub fn limited(&self) -> bool {
         self.daily_credits > 0 || self.monthly_credits > 0
+    }
+}
+
+/// `notify:` — who hears about delivered and failed jobs and about pauses of submission.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySection {
+    /// A URL that gets one JSON object per event (POST).
+    pub webhook: Option<String>,
+    /// The name of an environment variable holding the secret that signs each webhook body
+    /// (`X-Dropreel-Signature: sha256=<HMAC>`).
+    pub webhook_secret_env: Option<String>,
+    /// A program and its arguments, run once per event without a shell; `{event}`, `{file}`,
+    /// `{job}` and `{outputs}` in an argument are replaced.
+    pub command: Option<Vec<String>>,
+    /// Which events are sent.
+    pub events: Vec<crate::events::EventKind>,
+    /// The first wait after a failed delivery (doubles each time).
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    /// The longest wait between two tries of one event.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+impl Default for NotifySection {
+    fn default() -> Self {
+        NotifySection {
+            webhook: None,
+            webhook_secret_env: None,
+            command: None,
+            events: crate::events::EventKind::ALL.to_vec(),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(600),
+        }
     }
 }
 
@@ -518,7 +555,46 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
             local,
         )?;
     }
+    validate_notify(&c.notify, origin)?;
     validate_runtime(c, origin)
+}
+
+/// Checks `notify:`: a webhook is an http(s) URL, a command names a program, a secret's variable
+/// is named only beside a webhook.
+fn validate_notify(n: &NotifySection, origin: &str) -> Result<(), ConfigError> {
+    if let Some(url) = &n.webhook {
+        let ok = reqwest::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !ok {
+            return Err(invalid(
+                origin,
+                format!("notify.webhook: {url:?} is not an http:// or https:// URL"),
+            ));
+        }
+    }
+    if n.webhook_secret_env.is_some() && n.webhook.is_none() {
+        return Err(invalid(
+            origin,
+            "notify.webhook_secret_env signs webhook bodies, but notify.webhook is not set"
+                .to_string(),
+        ));
+    }
+    if n.retry_min.is_zero() || n.retry_max < n.retry_min {
+        return Err(invalid(
+            origin,
+            "notify.retry_min must be above zero and notify.retry_max at least as long".to_string(),
+        ));
+    }
+    if n.command
+        .as_ref()
+        .is_some_and(|c| c.first().is_none_or(|p| p.trim().is_empty()))
+    {
+        return Err(invalid(
+            origin,
+            "notify.command: give the program and its arguments as a list, e.g. [\"/usr/local/bin/on-reel\", \"{event}\", \"{file}\"]".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks one set of job settings (`defaults`, or a preset over them; `key` names it in messages).
@@ -711,6 +787,14 @@ budget:                 # 1 credit = US$0.01; spend is written in .dropreel/spen
   daily_credits: 0      # 0 = no limit; the calendar day, local time
   monthly_credits: 0    # 0 = no limit
   rates: {}             # credits per second for a model without a known price, e.g. {veo3: 40}
+
+notify:                 # events wait in .dropreel/outbox/ until delivered (retried for 24 h)
+  webhook: null         # URL: POST one JSON object per event
+  webhook_secret_env: null  # name of an env var; then X-Dropreel-Signature: sha256=<HMAC of the body>
+  command: null         # e.g. ["/usr/local/bin/on-reel", "{event}", "{file}"], run without a shell
+  events: [delivered, failed, hold, resumed]
+  retry_min: 1s         # first wait after a failed delivery (doubles each time)
+  retry_max: 10m        # longest wait between two tries of one event
 "#;
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, Fault, JobCtx, RetryPolicy, Stop, Ticket};
+use crate::events::Event;
 use crate::ledger::dedupe::{self, EntryState, Ledger, Look};
+use crate::notify::Outbox;
 use crate::record::ReusedFrom;
 use crate::report;
 use crate::spool::{Failure, JobRecord, Spool, State};
@@ -53,15 +55,18 @@ pub struct Jobs {
     retry: RetryPolicy,
     /// The studio's dedupe ledger.
     ledger: Ledger,
+    /// Where a job's end is told (`notify:`), if anyone listens.
+    outbox: Option<Outbox>,
 }
 
 impl Jobs {
-    pub fn new(retry: RetryPolicy, ledger: Ledger) -> Jobs {
+    pub fn new(retry: RetryPolicy, ledger: Ledger, outbox: Option<Outbox>) -> Jobs {
         Jobs {
             set: JoinSet::new(),
             ids: HashMap::new(),
             retry,
             ledger,
+            outbox,
         }
     }
 
@@ -78,7 +83,8 @@ impl Jobs {
         let backend = backend.clone();
         let id = rec.id.clone();
         let ctx = JobCtx::new(spool.clone(), rec, cancel, ticket, self.retry);
-        self.spawn(id, drive(backend, self.ledger.clone(), ctx));
+        let task = drive(backend, self.ledger.clone(), self.outbox.clone(), ctx);
+        self.spawn(id, task);
     }
 
     fn spawn(&mut self, id: String, task: impl Future<Output = Ended> + Send + 'static) {
@@ -115,7 +121,9 @@ impl Jobs {
                             let token = CancellationToken::new();
                             let mut ctx = JobCtx::new(spool.clone(), rec, token, None, self.retry);
                             release_key(&self.ledger, &ctx.rec);
-                            fail(&mut ctx, failure)
+                            let end = fail(&mut ctx, failure);
+                            tell(self.outbox.as_ref(), spool, &ctx.rec, &end);
+                            end
                         }
                         Err(load) => {
                             tracing::error!(job = %id, error = %load, "the job's state cannot be read either; it stays in processing/");
@@ -135,7 +143,12 @@ impl Jobs {
 }
 
 /// One job's task.
-async fn drive<B: Backend>(backend: Arc<B>, ledger: Ledger, mut ctx: JobCtx) -> Ended {
+async fn drive<B: Backend>(
+    backend: Arc<B>,
+    ledger: Ledger,
+    outbox: Option<Outbox>,
+    mut ctx: JobCtx,
+) -> Ended {
     // The bytes this job works from, noted before anything is sent (and compared at delivery). It
     // reaches job.json with the next step's save; a crash before that leaves the job `claimed`,
     // and the hash is taken again.
@@ -163,10 +176,39 @@ async fn drive<B: Backend>(backend: Arc<B>, ledger: Ledger, mut ctx: JobCtx) -> 
         }
         Err(Stop::Cancelled) => End::Left,
     };
+    tell(outbox.as_ref(), &ctx.spool, &ctx.rec, &end);
     Ended {
         id: ctx.rec.id.clone(),
         end,
     }
+}
+
+/// Tells the outbox how the job ended, when it ended in `done/` or `failed/`.
+fn tell(outbox: Option<&Outbox>, spool: &Spool, rec: &JobRecord, end: &End) {
+    let (Some(outbox), Some(d)) = (outbox, &rec.delivery) else {
+        return;
+    };
+    let event = match end {
+        End::Delivered | End::PartlyDelivered => {
+            let mut outputs = videos_of(rec, &d.folder, &d.stem);
+            outputs.extend(
+                posters_of(rec, &d.folder, &d.stem)
+                    .into_iter()
+                    .filter(|p| spool.root().join(p).exists()),
+            );
+            Event::delivered(rec, outputs, report::credits(rec).map(|c| c as f64))
+        }
+        End::Failed => {
+            let f = rec.failure_or_default();
+            Event::failed(
+                rec,
+                format!("{} — {}", f.message, f.advice),
+                format!("{}/{}.error.txt", d.folder, d.stem),
+            )
+        }
+        End::Undelivered | End::Left => return,
+    };
+    outbox.emit(&event);
 }
 
 /// Makes the job's video: delivered again from an identical earlier job (the dedupe ledger), or
@@ -373,15 +415,7 @@ fn deliver(ctx: &mut JobCtx, backend: &str, ledger: &Ledger) -> End {
         Ok(stem) => {
             let rec = &ctx.rec;
             let folder = rec.delivery.as_ref().map_or("done", |d| d.folder.as_str());
-            let videos: Vec<String> = if rec.takes.is_empty() {
-                vec![format!("{folder}/{stem}.{}", rec.kind.output_ext())]
-            } else {
-                rec.takes
-                    .iter()
-                    .filter(|t| t.output_bytes.is_some())
-                    .map(|t| format!("{folder}/{stem}-v{}.mp4", t.n))
-                    .collect()
-            };
+            let videos = videos_of(rec, folder, &stem);
             tracing::info!(job = %rec.id, file = %rec.source.name, to = %videos.join(", "), "delivered");
             if let Some(key) = &rec.dedupe_key
                 && rec.reused_from.is_none()
@@ -419,6 +453,38 @@ fn deliver(ctx: &mut JobCtx, backend: &str, ledger: &Ledger) -> End {
             End::Undelivered
         }
     }
+}
+
+/// The videos a delivered job has under `folder` (a path under the studio) as `stem`.
+fn videos_of(rec: &JobRecord, folder: &str, stem: &str) -> Vec<String> {
+    let single = format!(".{}", rec.kind.output_ext());
+    delivered_as(rec, folder, stem, &single, |n| format!("-v{n}.mp4"))
+}
+
+/// The posters a delivered job may have beside its videos (see [`videos_of`]).
+fn posters_of(rec: &JobRecord, folder: &str, stem: &str) -> Vec<String> {
+    delivered_as(rec, folder, stem, ".poster.jpg", |n| {
+        format!("-v{n}.poster.jpg")
+    })
+}
+
+/// `folder/stem` + `single` for a job without takes; `folder/stem` + `take(n)` for each take
+/// that made a video.
+fn delivered_as(
+    rec: &JobRecord,
+    folder: &str,
+    stem: &str,
+    single: &str,
+    take: impl Fn(u32) -> String,
+) -> Vec<String> {
+    if rec.takes.is_empty() {
+        return vec![format!("{folder}/{stem}{single}")];
+    }
+    rec.takes
+        .iter()
+        .filter(|t| t.output_bytes.is_some())
+        .map(|t| format!("{folder}/{stem}{}", take(t.n)))
+        .collect()
 }
 
 /// Records the failure and moves the job into `failed/` with its `error.txt`: the one route to
@@ -491,6 +557,7 @@ mod tests {
                 max: Duration::from_millis(10),
             },
             Ledger::new(d.path()),
+            None,
         );
         jobs.spawn(id.clone(), async { panic!("boom") });
         let ended = jobs.next(&spool).await.unwrap();

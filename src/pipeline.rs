@@ -16,11 +16,13 @@ use tokio_util::sync::CancellationToken;
 use crate::admit::{self, Checked, NotYet};
 use crate::backend::{Backend, HoldCause, RetryPolicy};
 use crate::config::Settings;
+use crate::events::Event;
 use crate::follow::ConfigFile;
 use crate::instance;
 use crate::intake::{self, Inbox, Ready};
 use crate::jobs::{End, Ended, Jobs};
 use crate::lease::Owner;
+use crate::notify::{Notifier, Outbox};
 use crate::recover;
 use crate::spool::{JobRecord, Spool};
 
@@ -30,6 +32,11 @@ pub const LOOKAHEAD: usize = 1;
 const CLAIM_RETRY: Duration = Duration::from_secs(2);
 /// Ready files checked per turn of the loop.
 const CHECK_BATCH: usize = 64;
+/// Time the end of a run or a stop gives notifications still waiting to be delivered (the rest
+/// stays in the outbox for the next start).
+const NOTIFY_GRACE: Duration = Duration::from_secs(3);
+/// The same for a stop by a signal (which must end within 2 s).
+const NOTIFY_STOP_GRACE: Duration = Duration::from_millis(200);
 /// Time a stop waits for jobs to reach a safe point.
 const STOP_GRACE: Duration = Duration::from_millis(1700);
 /// File-system events handled per turn of the loop.
@@ -146,6 +153,10 @@ struct Pipeline<B: Backend> {
     summary: Summary,
     /// The budget holds submission (a `run` ends once nothing else is in flight).
     budget_hold: Option<String>,
+    /// Where holds and their end are told (`notify:`), if anyone listens.
+    outbox: Option<Outbox>,
+    /// The hold last told (so a hold is told once, and its end once).
+    told_hold: Option<HoldCause>,
 }
 
 /// Runs the pipeline on `settings.root` with `backend` until the inbox is drained (`Run`) or
@@ -170,7 +181,9 @@ pub async fn run<B: Backend>(
             None
         }
     };
-    let mut p = Pipeline::start(settings, backend, spool, mode)?;
+    let notifier = Notifier::start(&settings.root, &settings.config.notify)?;
+    let outbox = notifier.as_ref().map(Notifier::outbox);
+    let mut p = Pipeline::start(settings, backend, spool, mode, outbox)?;
     let slots = p.backend.slots().clone();
     let mut holds: Option<watch::Receiver<Option<HoldCause>>> = p.backend.gate().map(|g| g.watch());
     // A job resumed at start may have tripped the gate before this subscription: look once anyway.
@@ -210,12 +223,27 @@ pub async fn run<B: Backend>(
             break;
         }
     }
-    Ok(p.stop().await)
+    let summary = p.stop().await;
+    if let Some(n) = notifier {
+        // A stopped `watch` keeps its promise to stop within 2 s; the outbox waits for the next start.
+        let grace = match mode {
+            Mode::Run if !summary.stopped => NOTIFY_GRACE,
+            _ => NOTIFY_STOP_GRACE,
+        };
+        n.finish(grace).await;
+    }
+    Ok(summary)
 }
 
 impl<B: Backend> Pipeline<B> {
     /// The run state at start, with the jobs left in processing/ resumed.
-    fn start(settings: &Settings, backend: B, spool: Spool, mode: Mode) -> anyhow::Result<Self> {
+    fn start(
+        settings: &Settings,
+        backend: B,
+        spool: Spool,
+        mode: Mode,
+        outbox: Option<Outbox>,
+    ) -> anyhow::Result<Self> {
         let cfg = &settings.config;
         let mut inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
         inbox.scan(spool.fs_now())?;
@@ -231,6 +259,7 @@ impl<B: Backend> Pipeline<B> {
             jobs: Jobs::new(
                 RetryPolicy::from_settings(settings),
                 crate::ledger::dedupe::Ledger::new(&settings.root),
+                outbox.clone(),
             ),
             backend: Arc::new(backend),
             cancel: CancellationToken::new(),
@@ -245,6 +274,8 @@ impl<B: Backend> Pipeline<B> {
             status,
             summary: Summary::default(),
             budget_hold: None,
+            outbox,
+            told_hold: None,
             settings: settings.clone(),
             spool,
         };
@@ -431,6 +462,7 @@ impl<B: Backend> Pipeline<B> {
     fn on_hold_change(&mut self) -> Flow {
         self.write_status();
         let hold = self.backend.gate().and_then(|g| g.current());
+        self.tell_hold(hold.as_ref());
         if let Some(h) = &hold
             && h.cause == HoldCause::Key
             && self.mode == Mode::Run
@@ -444,6 +476,25 @@ impl<B: Backend> Pipeline<B> {
             .filter(|h| h.cause == HoldCause::Budget)
             .map(|h| h.detail);
         self.end_if_only_budget_held()
+    }
+
+    /// Tells the outbox that a hold began (or changed cause) or lifted.
+    fn tell_hold(&mut self, hold: Option<&crate::backend::Hold>) {
+        let now = hold.map(|h| h.cause);
+        if now == self.told_hold {
+            return;
+        }
+        if let Some(outbox) = &self.outbox {
+            let event = match (hold, self.told_hold) {
+                (Some(h), _) => {
+                    Event::hold(h.cause.name(), &format!("{} ({})", h.describe(), h.detail))
+                }
+                (None, Some(was)) => Event::resumed(was.name()),
+                (None, None) => return,
+            };
+            outbox.emit(&event);
+        }
+        self.told_hold = now;
     }
 
     /// Time-driven work: config edits, lease renewal, the periodic rescan.

@@ -97,7 +97,7 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
 
 /// What the job cost: the model's price for each video made (0 when reused; `None` when the price
 /// is not known).
-fn credits(rec: &JobRecord) -> Option<u64> {
+pub fn credits(rec: &JobRecord) -> Option<u64> {
     if rec.reused_from.is_some() {
         return Some(0);
     }

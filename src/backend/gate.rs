@@ -37,6 +37,17 @@ pub struct Service {
 }
 
 impl HoldCause {
+    /// The cause in one word, as events name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HoldCause::Key => "key",
+            HoldCause::Quota => "quota",
+            HoldCause::Unreachable => "unreachable",
+            HoldCause::Outage => "outage",
+            HoldCause::Budget => "budget",
+        }
+    }
+
     /// The cause in a designer's words, naming `service`.
     pub fn describe(self, service: Service) -> String {
         let name = service.name;

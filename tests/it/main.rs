@@ -16,6 +16,7 @@ mod inputs;
 mod intake;
 mod keyframes;
 mod local;
+mod notify;
 mod pipeline;
 mod posters;
 mod reliability;
