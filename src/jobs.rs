@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, Fault, JobCtx, RetryPolicy, Stop, Ticket};
 use crate::events::Event;
 use crate::ledger::dedupe::{self, EntryState, Ledger, Look};
+use crate::live::Live;
 use crate::notify::Outbox;
 use crate::record::ReusedFrom;
 use crate::report;
@@ -57,16 +58,19 @@ pub struct Jobs {
     ledger: Ledger,
     /// Where a job's end is told (`notify:`), if anyone listens.
     outbox: Option<Outbox>,
+    /// The live view of the jobs in flight.
+    live: Live,
 }
 
 impl Jobs {
-    pub fn new(retry: RetryPolicy, ledger: Ledger, outbox: Option<Outbox>) -> Jobs {
+    pub fn new(retry: RetryPolicy, ledger: Ledger, outbox: Option<Outbox>, live: Live) -> Jobs {
         Jobs {
             set: JoinSet::new(),
             ids: HashMap::new(),
             retry,
             ledger,
             outbox,
+            live,
         }
     }
 
@@ -82,7 +86,8 @@ impl Jobs {
     ) {
         let backend = backend.clone();
         let id = rec.id.clone();
-        let ctx = JobCtx::new(spool.clone(), rec, cancel, ticket, self.retry);
+        let ctx =
+            JobCtx::new(spool.clone(), rec, cancel, ticket, self.retry).shown_in(self.live.clone());
         let task = drive(backend, self.ledger.clone(), self.outbox.clone(), ctx);
         self.spawn(id, task);
     }
@@ -94,6 +99,17 @@ impl Jobs {
 
     /// The next job to end; `None` when none runs.
     pub async fn next(&mut self, spool: &Spool) -> Option<Ended> {
+        let ended = self.next_task(spool).await?;
+        let delivered = match ended.end {
+            End::Delivered | End::PartlyDelivered => Some(true),
+            End::Failed => Some(false),
+            End::Undelivered | End::Left => None,
+        };
+        self.live.end(&ended.id, delivered);
+        Some(ended)
+    }
+
+    async fn next_task(&mut self, spool: &Spool) -> Option<Ended> {
         loop {
             match self.set.join_next_with_id().await? {
                 Ok((task, ended)) => {
@@ -558,6 +574,7 @@ mod tests {
             },
             Ledger::new(d.path()),
             None,
+            Live::default(),
         );
         jobs.spawn(id.clone(), async { panic!("boom") });
         let ended = jobs.next(&spool).await.unwrap();

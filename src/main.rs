@@ -122,7 +122,12 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    // The live view: `run` and `watch` with text logs on a terminal (colour not turned off).
+    let view = (matches!(cli.command, Command::Run { .. } | Command::Watch { .. })
+        && matches!(cli.log_format, LogFormat::Text)
+        && dropreel::progress::wanted())
+    .then(indicatif::MultiProgress::new);
+    init_logging(&cli, view.clone());
     let code = match &cli.command {
         Command::Init { root, examples } => init(&cli, &root_or_cwd(root), *examples),
         Command::Status { root } => match status::report(&root_or_cwd(root)) {
@@ -135,8 +140,10 @@ fn main() -> ExitCode {
         Command::Retry { root, names } => retry(&cli, &root_or_cwd(root), names),
         Command::Estimate { root, json } => estimate(&cli, &root_or_cwd(root), *json),
         Command::Service { action } => service(&cli, action),
-        Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false),
-        Command::Run { root, examples } => serve(&cli, &root_or_cwd(root), Mode::Run, *examples),
+        Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false, view),
+        Command::Run { root, examples } => {
+            serve(&cli, &root_or_cwd(root), Mode::Run, *examples, view)
+        }
     };
     ExitCode::from(code)
 }
@@ -246,7 +253,7 @@ fn root_or_cwd(root: &Option<PathBuf>) -> PathBuf {
 
 /// Logging: `-q`/`-v`/`-vv` when given (flags win), else `DROPREEL_LOG` (a filter such as
 /// `debug`), else info. Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb`.
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli, view: Option<indicatif::MultiProgress>) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::field::MakeExt as _;
     let level = match (cli.quiet, cli.verbose) {
@@ -266,7 +273,7 @@ fn init_logging(cli: &Cli) {
     let ansi = std::io::stderr().is_terminal() && !no_color;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(dropreel::progress::AboveView(view));
     // Text lines escape control characters in every field (a file name with a newline cannot forge
     // a line); JSON escapes them by itself.
     let escaped = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
@@ -346,7 +353,13 @@ fn copy_examples(root: &Path, quiet_for: Option<std::time::Duration>) -> Result<
     }
 }
 
-fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
+fn serve(
+    cli: &Cli,
+    root: &Path,
+    mode: Mode,
+    examples: bool,
+    view: Option<indicatif::MultiProgress>,
+) -> u8 {
     let settings = match load_settings(cli, root) {
         Ok(s) => s,
         Err(code) => return code,
@@ -385,7 +398,12 @@ fn serve(cli: &Cli, root: &Path, mode: Mode, examples: bool) -> u8 {
         config = %config,
         "dropreel {command} started"
     );
-    let result = rt.block_on(pipeline::run(&settings, backend, mode, stop));
+    let live = dropreel::live::Live::default();
+    let view = view.map(|bars| dropreel::progress::View::start(live.clone(), bars));
+    let result = rt.block_on(pipeline::run_shown(&settings, backend, mode, stop, live));
+    if let Some(v) = view {
+        v.stop();
+    }
     // Jobs still finishing a step are abandoned here; their state is on disk.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {

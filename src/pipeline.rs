@@ -22,6 +22,7 @@ use crate::instance;
 use crate::intake::{self, Inbox, Ready};
 use crate::jobs::{End, Ended, Jobs};
 use crate::lease::Owner;
+use crate::live::Live;
 use crate::notify::{Notifier, Outbox};
 use crate::recover;
 use crate::spool::{JobRecord, Spool};
@@ -167,6 +168,17 @@ pub async fn run<B: Backend>(
     mode: Mode,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Summary> {
+    run_shown(settings, backend, mode, shutdown, Live::default()).await
+}
+
+/// [`run`], showing what goes on in `live` (the terminal's progress lines read it).
+pub async fn run_shown<B: Backend>(
+    settings: &Settings,
+    backend: B,
+    mode: Mode,
+    shutdown: impl Future<Output = ()>,
+    live: Live,
+) -> anyhow::Result<Summary> {
     let spool = Spool::open_as(&settings.root, Owner::new(settings.config.watch.lease))?;
     spool.check_one_file_system()?;
     let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<std::ffi::OsString>();
@@ -183,7 +195,7 @@ pub async fn run<B: Backend>(
     };
     let notifier = Notifier::start(&settings.root, &settings.config.notify)?;
     let outbox = notifier.as_ref().map(Notifier::outbox);
-    let mut p = Pipeline::start(settings, backend, spool, mode, outbox)?;
+    let mut p = Pipeline::start(settings, backend, spool, mode, outbox, live.clone())?;
     let slots = p.backend.slots().clone();
     let mut holds: Option<watch::Receiver<Option<HoldCause>>> = p.backend.gate().map(|g| g.watch());
     // A job resumed at start may have tripped the gate before this subscription: look once anyway.
@@ -195,6 +207,7 @@ pub async fn run<B: Backend>(
     loop {
         p.check_ready();
         p.claim_ready();
+        live.set_waiting(p.checked.len() + p.unchecked.len());
         if p.drained() {
             break;
         }
@@ -243,6 +256,7 @@ impl<B: Backend> Pipeline<B> {
         spool: Spool,
         mode: Mode,
         outbox: Option<Outbox>,
+        live: Live,
     ) -> anyhow::Result<Self> {
         let cfg = &settings.config;
         let mut inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
@@ -260,6 +274,7 @@ impl<B: Backend> Pipeline<B> {
                 RetryPolicy::from_settings(settings),
                 crate::ledger::dedupe::Ledger::new(&settings.root),
                 outbox.clone(),
+                live,
             ),
             backend: Arc::new(backend),
             cancel: CancellationToken::new(),

@@ -89,6 +89,8 @@ pub struct JobCtx {
     disk_faults: u32,
     /// When the record was last written (see [`JobCtx::note`]).
     last_write: Option<tokio::time::Instant>,
+    /// The live view each step is shown in, if any.
+    live: Option<crate::live::Live>,
 }
 
 /// The shortest gap between two writes of a change that only shows how a job is doing (Runway's
@@ -111,12 +113,34 @@ impl JobCtx {
             retry,
             disk_faults: 0,
             last_write: None,
+            live: None,
+        }
+    }
+
+    /// Shows each step of the job in `live`.
+    pub fn shown_in(mut self, live: crate::live::Live) -> JobCtx {
+        live.update(&self.rec);
+        self.live = Some(live);
+        self
+    }
+
+    /// Shows the job at `step`, a step its record does not tell (a render running).
+    pub fn show_step(&self, step: &str) {
+        if let Some(live) = &self.live {
+            live.set_step(&self.rec.id, step);
+        }
+    }
+
+    fn show(&self) {
+        if let Some(live) = &self.live {
+            live.update(&self.rec);
         }
     }
 
     /// Persists the job's state before the step that depends on it. A disk that refuses the write
     /// makes the job wait (see [`Fault::Disk`]); only a stop ends the wait.
     pub async fn save(&mut self) -> Result<(), Stop> {
+        self.show();
         loop {
             match self.spool.save(&self.rec) {
                 Ok(()) => {
@@ -138,6 +162,7 @@ impl JobCtx {
     /// the last state written, which is always one the job can go on from (a submitted task is
     /// polled again).
     pub async fn note(&mut self) -> Result<(), Stop> {
+        self.show();
         match self.last_write {
             Some(at) if at.elapsed() < SHOW_GAP => Ok(()),
             _ => self.save().await,

@@ -19,6 +19,7 @@ mod local;
 mod notify;
 mod pipeline;
 mod posters;
+mod progress;
 mod reliability;
 mod secrets;
 mod text;

@@ -188,6 +188,7 @@ impl Backend for Local {
             frames = plan.frames,
             "rendering"
         );
+        job.show_step("rendering");
         let stats = loop {
             match render(
                 still.clone(),
