@@ -1,7 +1,7 @@
 //! The live view on a terminal: while `run` or `watch` works, one line per job in flight (its file,
 //! kind, step, Runway's progress as a bar, time since it was taken up) under a total line (done,
-//! failed, in flight, waiting, ETA), redrawn ten times a second from [`Live`]; log lines print
-//! above it. Only on a terminal, without `NO_COLOR` and with text logs: anywhere else the output is
+//! failed, in flight, waiting, ETA), redrawn ten times a second from [`Live`] (once a second when
+//! idle); log lines print above it. Only on a terminal, without `NO_COLOR` and with text logs: anywhere else the output is
 //! plain log lines with no escape codes.
 
 use std::collections::HashMap;
@@ -14,8 +14,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::live::{JobView, Live, Snapshot};
 
-/// How often the view is redrawn.
+/// How often the view is redrawn while jobs are in flight.
 const TICK: Duration = Duration::from_millis(100);
+/// How often it looks while none is.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 /// The widest a file name is shown.
 const NAME_WIDTH: usize = 32;
 
@@ -122,8 +124,13 @@ fn draw(live: &Live, bars: &MultiProgress, stop: &AtomicBool) {
             !gone
         });
         total.set_message(totals(&snap));
-        total.tick();
-        std::thread::sleep(TICK);
+        if snap.jobs.is_empty() {
+            // Nothing moves: no spinner, and a look once a second (an idle `watch` stays idle).
+            std::thread::sleep(IDLE_TICK);
+        } else {
+            total.tick();
+            std::thread::sleep(TICK);
+        }
     }
     for (bar, _) in shown.values() {
         bar.finish_and_clear();

@@ -18,6 +18,9 @@ use crate::record::JobRecord;
 
 /// The ledger's folder under `ROOT/.dropreel/`.
 pub const SUB: &str = "ledger";
+/// An unreadable entry younger than this may be a claim being written (where hard links fail):
+/// a job waits for it rather than setting it aside.
+const BEING_WRITTEN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether the job with the key is still being made, or where its videos went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +129,14 @@ impl Ledger {
                 Err(e) => return Err(e),
             };
             let Some(entry) = entry else {
+                // Where hard links fail, an entry is created, then written: one this young may be
+                // another job's claim being written, so this job waits for it to be readable.
+                let young = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < BEING_WRITTEN));
+                if young {
+                    return Ok(Look::Wait("(an entry being written)".into()));
+                }
                 tracing::warn!(entry = %path.display(), "a dedupe ledger entry cannot be read; it is set aside");
                 self.set_aside(&path, job)?;
                 continue;
@@ -210,8 +221,7 @@ impl Ledger {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             // A file system without hard links: create-new, then write. (A reader that looks in
-            // the moment between finds it unreadable and sets it aside: on such a file system
-            // two instances can, rarely, both generate.)
+            // the moment between finds it unreadable but young, and waits: see `look`.)
             Err(_) => match fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -264,6 +274,29 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_entry_is_waited_for_while_young_and_set_aside_once_old() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::new(d.path());
+        fs::create_dir_all(&l.dir).unwrap();
+        // Created but not yet written (a claim in progress where hard links fail).
+        let path = l.path("k");
+        fs::write(&path, b"").unwrap();
+        assert!(matches!(l.look("k", "b", |_| true).unwrap(), Look::Wait(_)));
+        assert!(path.exists(), "a young entry is left to its writer");
+        // Still unreadable long after: damaged, so it is set aside and this job claims the key.
+        let old = std::time::SystemTime::now() - 2 * BEING_WRITTEN;
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(l.look("k", "b", |_| true).unwrap(), Look::Generate);
+        let e: Entry = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(e.job, "b");
+    }
 
     #[test]
     fn one_job_claims_a_key_the_other_waits_then_reuses() {
