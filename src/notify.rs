@@ -297,6 +297,34 @@ impl Notifier {
     }
 }
 
+/// Notifications not delivered yet, for `status`: `None` when none waits.
+pub fn waiting_line(root: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut oldest: Option<Event> = None;
+    for receiver in ["webhook", "command"] {
+        let files = pending(&outbox_dir(root, receiver));
+        if files.is_empty() {
+            continue;
+        }
+        parts.push(format!("{} for the {receiver}", files.len()));
+        // Read only: `status` sets nothing aside.
+        let first = files.first().and_then(|f| std::fs::read(f).ok());
+        if let Some(e) = first.and_then(|b| serde_json::from_slice::<Event>(&b).ok())
+            && oldest.as_ref().is_none_or(|o| e.id < o.id)
+        {
+            oldest = Some(e);
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let since = oldest.map_or(String::new(), |e| format!(", the oldest from {}", e.at));
+    Some(format!(
+        "notifications not delivered yet: {}{since} (kept in .dropreel/outbox/, retried for 24 h)",
+        parts.join(", ")
+    ))
+}
+
 /// The events waiting in `dir`, oldest first.
 fn pending(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

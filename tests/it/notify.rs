@@ -128,6 +128,18 @@ async fn a_stuck_receiver_never_holds_a_job_up_and_nothing_is_lost() {
             .count()
     };
     assert_eq!(waiting(), 4);
+    let shown = String::from_utf8_lossy(
+        &Command::new(dropreel_bin())
+            .args(["status", studio.root().to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        shown.contains("notifications not delivered yet: 4 for the webhook, the oldest from "),
+        "status shows what waits: {shown}"
+    );
     hook.heal();
     let summary = studio.run().await;
     assert_eq!(summary.succeeded, 0, "nothing new to do");
@@ -140,6 +152,11 @@ async fn a_stuck_receiver_never_holds_a_job_up_and_nothing_is_lost() {
     files.dedup();
     assert_eq!(files, ["a.png", "b.png", "c.png", "d.png"]);
     assert_eq!(waiting(), 0);
+    let shown = Command::new(dropreel_bin())
+        .args(["status", studio.root().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&shown.stdout).contains("notifications not delivered"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
