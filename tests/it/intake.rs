@@ -1,7 +1,7 @@
 //! Intake under `watch`: slow writers, late and changing sidecars, OS events and the polling
 //! watcher, each against the fake Runway API with a real watcher on a temp folder.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 use base64::Engine as _;
@@ -143,28 +143,6 @@ async fn run_without_events_still_waits_for_a_slow_writer() {
     writer.join().unwrap();
     assert_eq!((summary.succeeded, summary.failed), (1, 0));
     assert_eq!(sent_image(&fake, 0), image, "taken only once complete");
-}
-
-/// The running instance's status file.
-fn instance_file(studio: &Studio) -> serde_json::Value {
-    let name = studio
-        .list("processing")
-        .into_iter()
-        .find(|n| n.starts_with(".instance-"))
-        .expect("an instance file");
-    studio.json(&format!("processing/{name}"))
-}
-
-/// Waits until the instance file satisfies `ok`.
-async fn until_instance(studio: &Studio, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
-    let t0 = Instant::now();
-    loop {
-        if std::panic::catch_unwind(|| instance_file(studio)).is_ok_and(|v| ok(&v)) {
-            return;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // See: issue 9, item 11 — edits of dropreel.yaml while `watch` ran were silently not applied.

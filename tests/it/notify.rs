@@ -238,3 +238,42 @@ async fn a_refused_key_is_told_as_a_hold_and_its_end_as_resumed() {
     assert_eq!(events[1]["cause"], "key");
     assert!(events[0]["job"].is_null() && events[0]["file"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_notify_waits_for_the_next_start_while_other_edits_apply() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let (first, second) = (Hook::start(0, false).await, Hook::start(0, false).await);
+    let cfg = |url: &str, prompt: &str| {
+        test_config(
+            &fake.url,
+            &format!(
+                "defaults:\n  prompt: {prompt}\n{}",
+                notify_yaml(url, "  events: [delivered]\n")
+            ),
+        )
+    };
+    let studio = Studio::new(&cfg(&first.url, "one"));
+    let watching = Watching::start(&studio);
+    studio.put("inbox/a.png", &png_distinct(12, 8));
+    until("a is told", Duration::from_secs(10), || {
+        first.accepted().len() == 1
+    })
+    .await;
+    studio.put("dropreel.yaml", cfg(&second.url, "two").as_bytes());
+    until_instance(&studio, "the edit was not applied", |v| {
+        v["settings"]["version"] == 2
+    })
+    .await;
+    // The prompt's edit applies to the next file; the webhook's waits for a restart.
+    studio.put("inbox/b.png", &png_distinct(12, 8));
+    until("b is told", Duration::from_secs(10), || {
+        first.accepted().len() == 2
+    })
+    .await;
+    watching.stop().await;
+    assert_eq!(fake.prompts(), ["one", "two"]);
+    assert!(
+        second.got().is_empty(),
+        "the new webhook waits for the next start"
+    );
+}

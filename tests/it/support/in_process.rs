@@ -1,6 +1,6 @@
 //! The pipeline in this process: `run` to completion on a studio, or a `watch` to stop later.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dropreel::config::{Env, Settings};
 use dropreel::pipeline::{self, Mode, Summary};
@@ -77,5 +77,27 @@ impl Watching {
     pub async fn stop(self) -> Summary {
         self.stop.send(()).unwrap();
         self.task.await.unwrap()
+    }
+}
+
+/// The running instance's status file.
+pub fn instance_file(studio: &Studio) -> serde_json::Value {
+    let name = studio
+        .list("processing")
+        .into_iter()
+        .find(|n| n.starts_with(".instance-"))
+        .expect("an instance file");
+    studio.json(&format!("processing/{name}"))
+}
+
+/// Waits until the instance file satisfies `ok`.
+pub async fn until_instance(studio: &Studio, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let t0 = Instant::now();
+    loop {
+        if std::panic::catch_unwind(|| instance_file(studio)).is_ok_and(|v| ok(&v)) {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
