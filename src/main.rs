@@ -1,6 +1,5 @@
 //! The `dropreel` command: argument parsing, logging setup, dispatch and exit codes.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -125,7 +124,7 @@ fn main() -> ExitCode {
     // The live view: `run` and `watch` with text logs on a terminal (colour not turned off).
     let view = (matches!(cli.command, Command::Run { .. } | Command::Watch { .. })
         && matches!(cli.log_format, LogFormat::Text)
-        && dropreel::progress::wanted())
+        && dropreel::progress::escapes_wanted())
     .then(indicatif::MultiProgress::new);
     init_logging(&cli, view.clone());
     let code = match &cli.command {
@@ -268,9 +267,7 @@ fn init_logging(cli: &Cli, view: Option<indicatif::MultiProgress>) {
         None => EnvFilter::try_from_env("DROPREEL_LOG")
             .unwrap_or_else(|_| EnvFilter::new("warn,dropreel=info")),
     };
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-        || std::env::var("TERM").is_ok_and(|t| t == "dumb");
-    let ansi = std::io::stderr().is_terminal() && !no_color;
+    let ansi = dropreel::progress::escapes_wanted();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(dropreel::progress::AboveView(view));

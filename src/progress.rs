@@ -21,9 +21,9 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 /// The widest a file name is shown.
 const NAME_WIDTH: usize = 32;
 
-/// Whether the live view may be drawn: stderr is a terminal and colour is not turned off
-/// (`NO_COLOR`, `TERM=dumb`). Text logs are the caller's condition.
-pub fn wanted() -> bool {
+/// Whether escape codes may go to stderr — colour in text logs, and the live view: stderr is a
+/// terminal and colour is not turned off (`NO_COLOR`, `TERM=dumb`).
+pub fn escapes_wanted() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
         || std::env::var("TERM").is_ok_and(|t| t == "dumb");
     io::stderr().is_terminal() && !no_color

@@ -3,7 +3,6 @@
 //! `failed/`), a `run` then exits 4; a kill -9 around a submit never under-counts.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -28,27 +27,6 @@ fn spend_lines(root: &Path) -> Vec<(String, u64, bool)> {
     out
 }
 
-/// `dropreel run ROOT` with JSON logs: its exit code and logs.
-async fn run(root: &Path) -> (Option<i32>, String) {
-    let child = Command::new(dropreel_bin())
-        .args(["run", root.to_str().unwrap(), "--log-format", "json"])
-        .env("RUNWAYML_API_SECRET", KEY)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_exit(child, Duration::from_secs(30)).await
-}
-
-fn status(root: &Path) -> String {
-    let out = Command::new(dropreel_bin())
-        .args(["status", root.to_str().unwrap()])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 // See: issue 12, item 5 — 60 credits a day, 25-credit jobs (gen4_turbo, 5 s): two run, the rest
 // hold, `run` exits 4, nothing in failed/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +41,7 @@ async fn a_daily_budget_lets_two_jobs_run_then_holds_the_rest_and_run_exits_4() 
     for i in 0..5 {
         studio.put(&format!("inbox/b{i}.png"), &png_bytes(8 + i, 8));
     }
-    let (code, logs) = run(studio.root()).await;
+    let (code, logs) = run_binary(studio.root(), &[]).await;
     assert_eq!(code, Some(4), "{logs}");
     assert_eq!(fake.tasks_created(), 2, "two jobs fit 60 credits");
     assert_eq!(studio.list("done").len(), 6, "two jobs delivered");
@@ -96,7 +74,7 @@ async fn a_daily_budget_lets_two_jobs_run_then_holds_the_rest_and_run_exits_4() 
         "status shows the spend: {shown}"
     );
     // A second run the same day submits nothing more.
-    let (code, logs) = run(studio.root()).await;
+    let (code, logs) = run_binary(studio.root(), &[]).await;
     assert_eq!(code, Some(4), "{logs}");
     assert_eq!(fake.tasks_created(), 2);
 }

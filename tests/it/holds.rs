@@ -2,7 +2,6 @@
 //! gone and back on the same port. No job goes to `failed/`; submission pauses with one log line that
 //! names the cause and the next try; `dropreel status` shows the hold; work resumes by itself.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::support::*;
@@ -16,14 +15,6 @@ fn config(url: &str) -> String {
         .watch("sidecar_wait", "10ms")
         .watch("lease", "800ms")
         .yaml()
-}
-
-fn status(root: &Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropreel"))
-        .args(["status", root.to_str().unwrap()])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Waits until the three jobs are in done/, stops the instance, and returns its logs.

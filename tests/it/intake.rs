@@ -171,11 +171,7 @@ async fn watch_applies_an_edited_config_and_keeps_running_settings_on_a_bad_edit
             .is_some_and(|e| e.contains("promt"))
     })
     .await;
-    let shown = std::process::Command::new(dropreel_bin())
-        .args(["status", studio.root().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&shown.stdout);
+    let shown = status(studio.root());
     assert!(
         shown.contains("SETTINGS NOT APPLIED") && shown.contains("promt"),
         "{shown}"

@@ -3,33 +3,12 @@
 //! an odd file name is one argument); a stuck receiver never holds a job up.
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
 
 const SECRET_VAR: &str = "DROPREEL_TEST_HOOK_SECRET";
 const SECRET: &str = "s3cret-for-the-hook";
-
-/// `dropreel run` on the studio, as a process, with the hook's secret in its environment.
-async fn run_binary(studio: &Studio) -> (Option<i32>, String) {
-    let child = Command::new(dropreel_bin())
-        .args([
-            "run",
-            studio.root().to_str().unwrap(),
-            "--log-format",
-            "json",
-        ])
-        .env("RUNWAYML_API_SECRET", KEY)
-        .env(SECRET_VAR, SECRET)
-        .env_remove("RUNWAYML_BASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_exit(child, Duration::from_secs(60)).await
-}
 
 fn notify_yaml(url: &str, extra: &str) -> String {
     format!("notify:\n  webhook: {url}\n  retry_min: 50ms\n  retry_max: 200ms\n{extra}")
@@ -47,7 +26,7 @@ async fn a_webhook_that_fails_its_first_tries_still_gets_every_event_once_and_si
         studio.put(&format!("inbox/{name}.png"), &png_distinct(12, 8));
     }
     studio.put("inbox/bad.png", b"not an image at all");
-    let (code, err) = run_binary(&studio).await;
+    let (code, err) = run_binary(studio.root(), &[(SECRET_VAR, SECRET)]).await;
     assert_eq!(code, Some(1), "one job failed: {err}");
 
     let got = hook.got();
@@ -128,14 +107,7 @@ async fn a_stuck_receiver_never_holds_a_job_up_and_nothing_is_lost() {
             .count()
     };
     assert_eq!(waiting(), 4);
-    let shown = String::from_utf8_lossy(
-        &Command::new(dropreel_bin())
-            .args(["status", studio.root().to_str().unwrap()])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+    let shown = status(studio.root());
     assert!(
         shown.contains("notifications not delivered yet: 4 for the webhook, the oldest from "),
         "status shows what waits: {shown}"
@@ -152,11 +124,7 @@ async fn a_stuck_receiver_never_holds_a_job_up_and_nothing_is_lost() {
     files.dedup();
     assert_eq!(files, ["a.png", "b.png", "c.png", "d.png"]);
     assert_eq!(waiting(), 0);
-    let shown = Command::new(dropreel_bin())
-        .args(["status", studio.root().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&shown.stdout).contains("notifications not delivered"));
+    assert!(!status(studio.root()).contains("notifications not delivered"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

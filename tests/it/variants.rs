@@ -182,14 +182,7 @@ async fn a_kill_with_takes_in_flight_never_resubmits_a_take() {
     .await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let shown = String::from_utf8_lossy(
-        &std::process::Command::new(dropreel_bin())
-            .args(["status", studio.root().to_str().unwrap()])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+    let shown = status(studio.root());
     assert!(
         shown.contains("takes: v1 ") && shown.contains("v3 "),
         "status shows each take: {shown}"

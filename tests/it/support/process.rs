@@ -24,6 +24,31 @@ pub fn spawn_watch(root: &Path) -> Child {
         .unwrap()
 }
 
+/// `dropreel run ROOT` with JSON logs and `env` added: its exit code and logs.
+pub async fn run_binary(root: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let child = Command::new(dropreel_bin())
+        .args(["run", root.to_str().unwrap(), "--log-format", "json"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .env_remove("RUNWAY_API_KEY")
+        .env_remove("RUNWAYML_BASE_URL")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_exit(child, Duration::from_secs(60)).await
+}
+
+/// What `dropreel status ROOT` prints.
+pub fn status(root: &Path) -> String {
+    let out = Command::new(dropreel_bin())
+        .args(["status", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
