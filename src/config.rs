@@ -261,6 +261,44 @@ pub struct Config {
     pub dedupe: Option<bool>,
     /// Notifications (webhook, command).
     pub notify: NotifySection,
+    /// The dashboard (`watch --ui`).
+    pub ui: UiSection,
+}
+
+/// `ui:` — the dashboard `watch --ui` serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSection {
+    /// `ADDRESS:PORT` to serve on; set, `watch` serves the dashboard without `--ui`.
+    pub listen: Option<String>,
+    /// Required on any address but loopback: every request must carry it.
+    pub token: Option<String>,
+    /// The largest file the drop zone takes, in MiB.
+    pub max_upload_mb: u64,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        UiSection {
+            listen: None,
+            token: None,
+            max_upload_mb: 2048,
+        }
+    }
+}
+
+/// The dashboard's address when neither `--ui=ADDR` nor `ui.listen` names one.
+pub const UI_DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// Reads a dashboard address: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
+pub fn parse_listen(text: &str) -> Option<std::net::SocketAddr> {
+    if let Some(port) = text.strip_prefix("localhost:") {
+        return port
+            .parse()
+            .ok()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    text.parse().ok()
 }
 
 /// `budget:` — what a day and a month may spend, in credits (1 credit = US$0.01).
@@ -556,6 +594,7 @@ fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
         )?;
     }
     validate_notify(&c.notify, origin)?;
+    validate_ui(&c.ui, origin)?;
     validate_runtime(c, origin)
 }
 
@@ -592,6 +631,35 @@ fn validate_notify(n: &NotifySection, origin: &str) -> Result<(), ConfigError> {
         return Err(invalid(
             origin,
             "notify.command: give the program and its arguments as a list, e.g. [\"/usr/local/bin/on-reel\", \"{event}\", \"{file}\"]".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `ui:`: an address that can be listened on, a token long enough not to be guessed.
+fn validate_ui(u: &UiSection, origin: &str) -> Result<(), ConfigError> {
+    if let Some(listen) = &u.listen
+        && parse_listen(listen).is_none()
+    {
+        return Err(invalid(
+            origin,
+            format!(
+                "ui.listen: {listen:?} is not an address to listen on; write it as 127.0.0.1:7878, 0.0.0.0:7878 or [::1]:7878"
+            ),
+        ));
+    }
+    if let Some(t) = &u.token
+        && (t.chars().count() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(invalid(
+            origin,
+            "ui.token must be at least 16 characters without spaces (e.g. the output of `openssl rand -hex 16`)".to_string(),
+        ));
+    }
+    if u.max_upload_mb == 0 {
+        return Err(invalid(
+            origin,
+            "ui.max_upload_mb must be above zero".to_string(),
         ));
     }
     Ok(())
@@ -795,6 +863,11 @@ notify:                 # events wait in .dropreel/outbox/ until delivered (retr
   events: [delivered, failed, hold, resumed]
   retry_min: 1s         # first wait after a failed delivery (doubles each time)
   retry_max: 10m        # longest wait between two tries of one event
+
+ui:                     # the dashboard of `dropreel watch --ui`
+  listen: null          # e.g. 127.0.0.1:7878; set, `watch` serves the dashboard without --ui
+  token: null           # needed on any address but loopback; every request must carry it
+  max_upload_mb: 2048   # the largest file the page's drop zone takes
 "#;
 
 #[cfg(test)]

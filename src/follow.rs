@@ -14,7 +14,7 @@ const CONFIG_LOOK: Duration = Duration::from_secs(1);
 
 /// `dropreel.yaml` as the running pipeline follows it: edits to `defaults` and to the intake's
 /// timings (`watch.settle`, `sidecar_wait`, `rescan`, `truncated_after`) apply to the next files;
-/// the rest (backend, `runway:`, `local:`, `notify:`, `watch.poll`, `watch.lease`) needs a restart, which is
+/// the rest (backend, `runway:`, `local:`, `notify:`, `ui:`, `watch.poll`, `watch.lease`) needs a restart, which is
 /// said once. A bad edit keeps the running settings, with one warning.
 pub struct ConfigFile {
     /// The file's (length, mtime) when last looked at.
@@ -83,6 +83,9 @@ impl ConfigFile {
         if next.notify != old.notify {
             restart.push("notify:");
         }
+        if next.ui != old.ui {
+            restart.push("ui:");
+        }
         if next.watch.poll != old.watch.poll || next.watch.lease != old.watch.lease {
             restart.push("watch.poll / watch.lease");
         }
@@ -91,6 +94,7 @@ impl ConfigFile {
         next.runway = old.runway.clone();
         next.local = old.local.clone();
         next.notify = old.notify.clone();
+        next.ui = old.ui.clone();
         next.watch.poll = old.watch.poll;
         next.watch.lease = old.watch.lease;
         if !restart.is_empty() {

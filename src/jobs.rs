@@ -88,7 +88,13 @@ impl Jobs {
         let id = rec.id.clone();
         let ctx =
             JobCtx::new(spool.clone(), rec, cancel, ticket, self.retry).shown_in(self.live.clone());
-        let task = drive(backend, self.ledger.clone(), self.outbox.clone(), ctx);
+        let task = drive(
+            backend,
+            self.ledger.clone(),
+            self.outbox.clone(),
+            self.live.clone(),
+            ctx,
+        );
         self.spawn(id, task);
     }
 
@@ -138,7 +144,7 @@ impl Jobs {
                             let mut ctx = JobCtx::new(spool.clone(), rec, token, None, self.retry);
                             release_key(&self.ledger, &ctx.rec);
                             let end = fail(&mut ctx, failure);
-                            tell(self.outbox.as_ref(), spool, &ctx.rec, &end);
+                            tell(self.outbox.as_ref(), &self.live, spool, &ctx.rec, &end);
                             end
                         }
                         Err(load) => {
@@ -163,6 +169,7 @@ async fn drive<B: Backend>(
     backend: Arc<B>,
     ledger: Ledger,
     outbox: Option<Outbox>,
+    live: Live,
     mut ctx: JobCtx,
 ) -> Ended {
     // The bytes this job works from, noted before anything is sent (and compared at delivery). It
@@ -192,39 +199,81 @@ async fn drive<B: Backend>(
         }
         Err(Stop::Cancelled) => End::Left,
     };
-    tell(outbox.as_ref(), &ctx.spool, &ctx.rec, &end);
+    tell(outbox.as_ref(), &live, &ctx.spool, &ctx.rec, &end);
     Ended {
         id: ctx.rec.id.clone(),
         end,
     }
 }
 
-/// Tells the outbox how the job ended, when it ended in `done/` or `failed/`.
-fn tell(outbox: Option<&Outbox>, spool: &Spool, rec: &JobRecord, end: &End) {
-    let (Some(outbox), Some(d)) = (outbox, &rec.delivery) else {
+/// Tells how the job ended — the metrics, the dashboard (when one reads the board) and the outbox
+/// (when anyone listens) — when it ended in `done/` or `failed/`.
+fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, end: &End) {
+    let metrics = crate::metrics::get();
+    match end {
+        End::Delivered => metrics.job_ended("delivered"),
+        End::PartlyDelivered => metrics.job_ended("partly_delivered"),
+        End::Failed => metrics.job_ended("failed"),
+        End::Undelivered => metrics.job_ended("undelivered"),
+        End::Left => {}
+    }
+    let Some(d) = &rec.delivery else {
         return;
     };
+    let credits = report::credits(rec).map(|c| c as f64);
+    if matches!(end, End::Delivered | End::PartlyDelivered)
+        && let Some(c) = credits
+    {
+        metrics.credits(&rec.spec.model, c);
+    }
+    if outbox.is_none() && !live.board_watched() {
+        return;
+    }
     let event = match end {
         End::Delivered | End::PartlyDelivered => {
-            let mut outputs = videos_of(rec, &d.folder, &d.stem);
-            outputs.extend(
-                posters_of(rec, &d.folder, &d.stem)
-                    .into_iter()
-                    .filter(|p| spool.root().join(p).exists()),
-            );
-            Event::delivered(rec, outputs, report::credits(rec).map(|c| c as f64))
+            let videos = videos_of(rec, &d.folder, &d.stem);
+            let posters: Vec<Option<String>> = posters_of(rec, &d.folder, &d.stem)
+                .into_iter()
+                .map(|p| spool.root().join(&p).exists().then_some(p))
+                .collect();
+            live.delivered(crate::live::ResultView {
+                job: rec.id.clone(),
+                file: rec.source.rel(),
+                kind: rec.kind.name().to_string(),
+                model: Some(rec.spec.model.clone()),
+                prompt: Some(rec.spec.prompt.clone()).filter(|p| !p.is_empty()),
+                credits,
+                videos: videos.clone(),
+                posters: posters.clone(),
+                at: crate::spool::now_rfc3339(),
+            });
+            let mut outputs = videos;
+            outputs.extend(posters.into_iter().flatten());
+            Event::delivered(rec, outputs, credits)
         }
         End::Failed => {
             let f = rec.failure_or_default();
-            Event::failed(
-                rec,
-                format!("{} — {}", f.message, f.advice),
-                format!("{}/{}.error.txt", d.folder, d.stem),
-            )
+            let error = format!("{} — {}", f.message, f.advice);
+            let error_file = format!("{}/{}.error.txt", d.folder, d.stem);
+            let folder = d.folder.split_once('/').map_or("", |(_, rest)| rest);
+            live.failed(crate::live::FailedView {
+                job: rec.id.clone(),
+                file: rec.source.rel(),
+                error: error.clone(),
+                error_file: error_file.clone(),
+                retry_name: match folder {
+                    "" => d.stem.clone(),
+                    f => format!("{f}/{}", d.stem),
+                },
+                at: crate::spool::now_rfc3339(),
+            });
+            Event::failed(rec, error, error_file)
         }
         End::Undelivered | End::Left => return,
     };
-    outbox.emit(&event);
+    if let Some(outbox) = outbox {
+        outbox.emit(&event);
+    }
 }
 
 /// Makes the job's video: delivered again from an identical earlier job (the dedupe ledger), or

@@ -1,12 +1,17 @@
-//! What is going on now, for the live views (the terminal's progress lines): the jobs this
-//! instance drives — name, kind, step, Runway's progress, since when — and the run's totals (done,
-//! failed, waiting) with the time jobs have taken, for an ETA. The pipeline and the job tasks write
-//! it (in memory, under a short lock); a view reads a [`Snapshot`] when it redraws.
+//! What is going on now, for the live views (the terminal's progress lines and the dashboard):
+//! the jobs this instance drives — name, kind, step, Runway's progress, since when — and the run's
+//! totals (done, failed, waiting) with the time jobs have taken, for an ETA; for the dashboard also
+//! the hold in force, the files waiting, and the latest results and failures. The pipeline and the
+//! job tasks write it (in memory, under a short lock); a view reads a [`Snapshot`] (and the
+//! dashboard a [`Board`]) when it redraws, and may wait for the next change with [`Live::changes`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use serde::Serialize;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::record::JobRecord;
@@ -25,6 +30,8 @@ pub struct JobView {
     pub progress: Option<f64>,
     /// When this instance took the job up.
     pub since: Instant,
+    /// The same, by the wall clock (for a page that shows elapsed time).
+    pub since_wall: SystemTime,
 }
 
 /// The whole view at one moment.
@@ -40,6 +47,71 @@ pub struct Snapshot {
     pub eta: Option<Duration>,
 }
 
+/// A delivered job, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultView {
+    /// The job's id: the dashboard serves its files by it.
+    pub job: String,
+    /// The file it was made from, as a path under `inbox/`.
+    pub file: String,
+    pub kind: String,
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub credits: Option<f64>,
+    /// Its videos (one per take), as paths under the studio (`done/cat.mp4`).
+    pub videos: Vec<String>,
+    /// The poster of each video (same order; `None` where it has none).
+    pub posters: Vec<Option<String>>,
+    /// When it was delivered (RFC 3339).
+    pub at: String,
+}
+
+/// A job in `failed/`, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedView {
+    /// The job's id (or, for one found on disk, its error file's path).
+    pub job: String,
+    /// The file it was made from, as a path under `inbox/`.
+    pub file: String,
+    /// What went wrong and what to do.
+    pub error: String,
+    /// Its `error.txt`, as a path under the studio: a job no longer has one once it is retried.
+    pub error_file: String,
+    /// The name `dropreel retry` knows it by (`folder/stem`).
+    pub retry_name: String,
+    pub at: String,
+}
+
+/// The pause of submission in force.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldView {
+    /// `key`, `quota`, `outage`, `unreachable`, `budget`.
+    pub cause: &'static str,
+    /// The cause in a designer's words.
+    pub text: String,
+    /// What the service said, or the budget's figures.
+    pub detail: String,
+    /// When submission is tried again (local time).
+    pub next_try: String,
+}
+
+/// What only the dashboard shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Board {
+    pub hold: Option<HoldView>,
+    /// The first files waiting for a claim (of [`Snapshot::waiting`]).
+    pub waiting: Vec<String>,
+    /// The latest deliveries, newest first.
+    pub results: Vec<ResultView>,
+    /// The latest failures still in `failed/`, newest first.
+    pub failed: Vec<FailedView>,
+}
+
+/// Results and failures the dashboard keeps.
+pub const KEPT: usize = 48;
+/// Waiting files the dashboard lists by name.
+pub const WAITING_NAMES: usize = 30;
+
 #[derive(Default)]
 struct Inner {
     jobs: BTreeMap<String, JobView>,
@@ -50,63 +122,202 @@ struct Inner {
     took: (Duration, u32),
     /// The most jobs seen in flight at once (how many run side by side).
     widest: usize,
+    hold: Option<HoldView>,
+    waiting_names: Vec<String>,
+    results: VecDeque<ResultView>,
+    failures: VecDeque<FailedView>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Counts changes, for views that wait for the next one.
+    changed: watch::Sender<u64>,
+    /// A dashboard reads the board: results, failures and waiting names are kept.
+    watched: AtomicBool,
 }
 
 /// The shared live state. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Live(Arc<Mutex<Inner>>);
+#[derive(Clone)]
+pub struct Live(Arc<Shared>);
+
+impl Default for Live {
+    fn default() -> Self {
+        Live(Arc::new(Shared {
+            inner: Mutex::default(),
+            changed: watch::Sender::new(0),
+            watched: AtomicBool::new(false),
+        }))
+    }
+}
 
 impl Live {
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        f(&mut self.0.lock().expect("live lock"))
+        f(&mut self.0.inner.lock().expect("live lock"))
+    }
+
+    /// Runs `f`, and tells the views when it says it changed something.
+    fn change(&self, f: impl FnOnce(&mut Inner) -> bool) {
+        if self.with(f) {
+            self.0.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// A receiver that wakes at each change (for a view that redraws on change).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.0.changed.subscribe()
+    }
+
+    /// From now on, keep what the dashboard shows (results, failures, waiting names).
+    pub fn watch_board(&self) {
+        self.0.watched.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a dashboard reads the board.
+    pub fn board_watched(&self) -> bool {
+        self.0.watched.load(Ordering::Relaxed)
     }
 
     /// Job `rec` is taken up (claimed, or resumed) or moved on a step.
     pub fn update(&self, rec: &JobRecord) {
-        self.with(|i| {
-            let since = i.jobs.get(&rec.id).map_or_else(Instant::now, |j| j.since);
-            i.jobs.insert(
-                rec.id.clone(),
-                JobView {
-                    name: rec.source.rel(),
-                    kind: rec.kind.name(),
-                    step: step(rec),
-                    progress: rec.progress.filter(|_| rec.state == State::Submitted),
-                    since,
-                },
+        self.change(|i| {
+            let (since, since_wall) = i.jobs.get(&rec.id).map_or_else(
+                || (Instant::now(), SystemTime::now()),
+                |j| (j.since, j.since_wall),
             );
+            let view = JobView {
+                name: rec.source.rel(),
+                kind: rec.kind.name(),
+                step: step(rec),
+                progress: rec.progress.filter(|_| rec.state == State::Submitted),
+                since,
+                since_wall,
+            };
+            let old = i.jobs.insert(rec.id.clone(), view.clone());
             i.widest = i.widest.max(i.jobs.len());
+            old.as_ref() != Some(&view)
         });
     }
 
     /// Job `id` is at a step its record does not show (a local render running).
     pub fn set_step(&self, id: &str, step: &str) {
-        self.with(|i| {
-            if let Some(j) = i.jobs.get_mut(id) {
+        self.change(|i| match i.jobs.get_mut(id) {
+            Some(j) if j.step != step => {
                 j.step = step.to_string();
+                true
             }
+            _ => false,
         });
     }
 
     /// Job `id` ended: delivered (`Some(true)`), failed (`Some(false)`), or left for later.
     pub fn end(&self, id: &str, delivered: Option<bool>) {
-        self.with(|i| {
+        self.change(|i| {
             let Some(job) = i.jobs.remove(id) else {
-                return;
+                return false;
             };
             match delivered {
                 Some(true) => i.done += 1,
                 Some(false) => i.failed += 1,
-                None => return,
+                None => return true,
             }
             i.took.0 += job.since.elapsed();
             i.took.1 += 1;
+            true
         });
     }
 
-    /// Files checked and waiting for a claim.
-    pub fn set_waiting(&self, n: usize) {
-        self.with(|i| i.waiting = n);
+    /// Files checked and waiting for a claim: how many, and (when a dashboard reads the board)
+    /// the names of the first ones.
+    pub fn set_waiting(&self, n: usize, names: impl FnOnce() -> Vec<String>) {
+        let names = if self.board_watched() {
+            names()
+        } else {
+            Vec::new()
+        };
+        self.change(|i| {
+            if i.waiting == n && i.waiting_names == names {
+                return false;
+            }
+            i.waiting = n;
+            i.waiting_names = names;
+            true
+        });
+    }
+
+    /// The pause of submission in force (or none).
+    pub fn set_hold(&self, hold: Option<HoldView>) {
+        self.change(|i| {
+            if i.hold == hold {
+                return false;
+            }
+            i.hold = hold;
+            true
+        });
+    }
+
+    /// A job was delivered (kept when a dashboard reads the board).
+    pub fn delivered(&self, result: ResultView) {
+        if !self.board_watched() {
+            return;
+        }
+        self.change(|i| {
+            i.results.retain(|r| r.job != result.job);
+            i.results.push_front(result);
+            i.results.truncate(KEPT);
+            true
+        });
+    }
+
+    /// A job went to `failed/` (kept when a dashboard reads the board).
+    pub fn failed(&self, failed: FailedView) {
+        if !self.board_watched() {
+            return;
+        }
+        self.change(|i| {
+            i.failures
+                .retain(|f| f.job != failed.job && f.error_file != failed.error_file);
+            i.failures.push_front(failed);
+            i.failures.truncate(KEPT);
+            true
+        });
+    }
+
+    /// Results and failures found on disk at start (oldest first), below any already kept.
+    pub fn preload(&self, results: Vec<ResultView>, failed: Vec<FailedView>) {
+        self.change(|i| {
+            for r in results.into_iter().rev() {
+                if i.results.len() < KEPT && !i.results.iter().any(|k| k.job == r.job) {
+                    i.results.push_back(r);
+                }
+            }
+            for f in failed.into_iter().rev() {
+                if i.failures.len() < KEPT
+                    && !i.failures.iter().any(|k| k.error_file == f.error_file)
+                {
+                    i.failures.push_back(f);
+                }
+            }
+            true
+        });
+    }
+
+    /// Forgets the failure whose `error.txt` is `error_file` (put back into inbox/, or gone).
+    pub fn forget_failed(&self, error_file: &str) {
+        self.change(|i| {
+            let before = i.failures.len();
+            i.failures.retain(|f| f.error_file != error_file);
+            i.failures.len() != before
+        });
+    }
+
+    /// What only the dashboard shows.
+    pub fn board(&self) -> Board {
+        self.with(|i| Board {
+            hold: i.hold.clone(),
+            waiting: i.waiting_names.clone(),
+            results: i.results.iter().cloned().collect(),
+            failed: i.failures.iter().cloned().collect(),
+        })
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -167,7 +378,7 @@ mod tests {
         let (mut a, b) = (rec("a.png"), rec("b.png"));
         live.update(&a);
         live.update(&b);
-        live.set_waiting(4);
+        live.set_waiting(4, Vec::new);
         assert_eq!(live.snapshot().eta, None, "no job has ended yet");
         a.state = State::Submitted;
         a.task_status = Some("RUNNING".into());

@@ -50,6 +50,11 @@ enum Command {
     Watch {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
+        /// Also serve the dashboard, a live web page of the studio: on ADDR when given
+        /// (`--ui=0.0.0.0:7878`; any address but loopback needs ui.token), else on ui.listen of
+        /// dropreel.yaml, else on 127.0.0.1:7878. Set ui.listen to serve it without this flag.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+        ui: Option<String>,
     },
     /// Process what is in inbox/ now, wait until all of it is done, then exit.
     ///
@@ -139,9 +144,16 @@ fn main() -> ExitCode {
         Command::Retry { root, names } => retry(&cli, &root_or_cwd(root), names),
         Command::Estimate { root, json } => estimate(&cli, &root_or_cwd(root), *json),
         Command::Service { action } => service(&cli, action),
-        Command::Watch { root } => serve(&cli, &root_or_cwd(root), Mode::Watch, false, view),
+        Command::Watch { root, ui } => serve(
+            &cli,
+            &root_or_cwd(root),
+            Mode::Watch,
+            false,
+            ui.as_deref(),
+            view,
+        ),
         Command::Run { root, examples } => {
-            serve(&cli, &root_or_cwd(root), Mode::Run, *examples, view)
+            serve(&cli, &root_or_cwd(root), Mode::Run, *examples, None, view)
         }
     };
     ExitCode::from(code)
@@ -355,6 +367,7 @@ fn serve(
     root: &Path,
     mode: Mode,
     examples: bool,
+    ui: Option<&str>,
     view: Option<indicatif::MultiProgress>,
 ) -> u8 {
     let settings = match load_settings(cli, root) {
@@ -396,10 +409,34 @@ fn serve(
         "dropreel {command} started"
     );
     let live = dropreel::live::Live::default();
+    // The dashboard: `watch --ui`, or `ui.listen` set.
+    let dashboard = match (mode, ui, &settings.config.ui.listen) {
+        (Mode::Watch, Some(addr), _) => Some(addr),
+        (Mode::Watch, None, Some(_)) => Some(""),
+        _ => None,
+    };
+    let dashboard = match dashboard {
+        Some(addr) => {
+            let started = rt.block_on(dropreel::dashboard::Dashboard::start(
+                &settings,
+                Some(addr),
+                live.clone(),
+                backend.name(),
+            ));
+            match started {
+                Ok(d) => Some(d),
+                Err(e) => return fatal(cli, &e.to_string()),
+            }
+        }
+        None => None,
+    };
     let view = view.map(|bars| dropreel::progress::View::start(live.clone(), bars));
     let result = rt.block_on(pipeline::run_shown(&settings, backend, mode, stop, live));
     if let Some(v) = view {
         v.stop();
+    }
+    if let Some(d) = dashboard {
+        rt.block_on(d.stop());
     }
     // Jobs still finishing a step are abandoned here; their state is on disk.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));

@@ -158,6 +158,8 @@ struct Pipeline<B: Backend> {
     outbox: Option<Outbox>,
     /// The hold last told (so a hold is told once, and its end once).
     told_hold: Option<HoldCause>,
+    /// What the live views show.
+    live: Live,
 }
 
 /// Runs the pipeline on `settings.root` with `backend` until the inbox is drained (`Run`) or
@@ -207,7 +209,7 @@ pub async fn run_shown<B: Backend>(
     loop {
         p.check_ready();
         p.claim_ready();
-        live.set_waiting(p.checked.len() + p.unchecked.len());
+        live.set_waiting(p.checked.len() + p.unchecked.len(), || p.waiting_names());
         if p.drained() {
             break;
         }
@@ -274,8 +276,9 @@ impl<B: Backend> Pipeline<B> {
                 RetryPolicy::from_settings(settings),
                 crate::ledger::dedupe::Ledger::new(&settings.root),
                 outbox.clone(),
-                live,
+                live.clone(),
             ),
+            live,
             backend: Arc::new(backend),
             cancel: CancellationToken::new(),
             active: HashMap::new(),
@@ -493,11 +496,31 @@ impl<B: Backend> Pipeline<B> {
         self.end_if_only_budget_held()
     }
 
-    /// Tells the outbox that a hold began (or changed cause) or lifted.
+    /// The names of the first files waiting for a claim, for the dashboard.
+    fn waiting_names(&self) -> Vec<String> {
+        let checked = self.checked.iter().map(|c| &c.ready);
+        checked
+            .chain(self.unchecked.iter())
+            .take(crate::live::WAITING_NAMES)
+            .map(|r| r.source.rel())
+            .collect()
+    }
+
+    /// Shows the hold in force, and tells the outbox that a hold began (or changed cause) or
+    /// lifted.
     fn tell_hold(&mut self, hold: Option<&crate::backend::Hold>) {
+        self.live.set_hold(hold.map(|h| crate::live::HoldView {
+            cause: h.cause.name(),
+            text: h.describe(),
+            detail: h.detail.clone(),
+            next_try: crate::ledger::spend::local_text(h.until_wall),
+        }));
         let now = hold.map(|h| h.cause);
         if now == self.told_hold {
             return;
+        }
+        if let Some(h) = hold {
+            crate::metrics::get().hold(h.cause.name());
         }
         if let Some(outbox) = &self.outbox {
             let event = match (hold, self.told_hold) {

@@ -201,6 +201,7 @@ impl JobCtx {
             Fault::Job(f) => Err(Stop::Failed(f)),
             Fault::Transient { error, retry_after } => {
                 self.rec.transient_faults += 1;
+                crate::metrics::get().retried();
                 let n = self.rec.transient_faults;
                 if n > self.retry.retries {
                     return Err(Stop::Failed(Failure {

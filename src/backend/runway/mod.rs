@@ -268,6 +268,7 @@ impl Runway {
     async fn submit_step(&self, job: &mut JobCtx) -> Result<SlotGuard, Stop> {
         if job.rec.state == State::Submitting {
             job.rec.uncertain_submissions += 1;
+            crate::metrics::get().uncertain_submit();
             self.uncertain(
                 job,
                 "dropreel stopped while this job's create request was on the wire",
@@ -320,6 +321,7 @@ impl Runway {
             }
             job.rec.state = State::Submitting;
             job.rec.submissions += 1;
+            crate::metrics::get().submitted();
             job.save().await?;
             let cancel = job.cancel.clone();
             let body = request_body(&job.rec.spec, &job.rec.kind, input);
@@ -346,6 +348,7 @@ impl Runway {
                     job.rec.state = State::Claimed;
                     if matches!(e, ApiError::Lost(_)) {
                         job.rec.uncertain_submissions += 1;
+                        crate::metrics::get().uncertain_submit();
                         job.save().await?;
                         self.uncertain(
                             job,
