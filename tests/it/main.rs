@@ -5,6 +5,7 @@ mod support;
 
 mod budget;
 mod cli;
+mod dashboard;
 mod dedupe;
 mod estimate;
 mod faults;

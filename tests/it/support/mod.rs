@@ -1,11 +1,13 @@
 //! Support for the integration tests: the dev-only `dropreel-testkit` (fake Runway API, image
 //! makers, studios), plus what needs dropreel itself or the binary under test.
 
+mod browser;
 mod in_process;
 mod process;
 mod requests;
 mod video;
 
+pub use browser::*;
 pub use dropreel_testkit::*;
 pub use in_process::*;
 pub use process::*;

@@ -12,8 +12,14 @@ pub fn dropreel_bin() -> PathBuf {
 }
 
 pub fn spawn_watch(root: &Path) -> Child {
+    spawn_watch_with(root, &[])
+}
+
+/// `dropreel watch ROOT` with more arguments (`--ui=…`), JSON logs, the fake API's key.
+pub fn spawn_watch_with(root: &Path, args: &[&str]) -> Child {
     Command::new(dropreel_bin())
         .args(["watch", root.to_str().unwrap(), "--log-format", "json"])
+        .args(args)
         .env("RUNWAYML_API_SECRET", KEY)
         .env_remove("RUNWAY_API_KEY")
         .env_remove("RUNWAYML_BASE_URL")

@@ -1,0 +1,551 @@
+//! The dashboard (`watch --ui`): in a real headless Chromium against the real binary and the fake
+//! API — a job moving with its progress bar, a result whose poster loads and whose video plays, a
+//! failure and its Retry, an upload from the page, a hold and its cause, no console error, and a
+//! screenshot; then its security from outside a browser (traversal, forged hosts and origins,
+//! the token, upload limits) and `/metrics`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+
+use crate::support::*;
+
+const TOKEN: &str = "0123456789abcdef-test-token";
+
+/// A landscape: a sky, a sun and two hills.
+fn scene(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (f64::from(x) / f64::from(w), f64::from(y) / f64::from(h));
+        let hill = |c: f64, a: f64| 0.62 + a * (fx * 6.0 + c).sin() * 0.5;
+        let sun = ((fx - 0.7).powi(2) + (fy - 0.3).powi(2) * 0.3).sqrt() < 0.08;
+        let rgb = if fy > hill(1.0, 0.12) + 0.1 {
+            [40.0, 92.0 + 60.0 * fy, 60.0]
+        } else if fy > hill(2.5, 0.18) {
+            [70.0, 120.0, 80.0 + 40.0 * fx]
+        } else if sun {
+            [255.0, 214.0, 120.0]
+        } else {
+            [250.0 - 120.0 * fy, 150.0 + 60.0 * fy, 130.0 + 110.0 * fy]
+        };
+        image::Rgb(rgb.map(|v: f64| v.clamp(0.0, 255.0) as u8))
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A short real H.264 clip (a local render), for the fake API to serve as every task's output.
+async fn real_clip() -> Vec<u8> {
+    let studio = Studio::new(
+        "backend: local\nlocal:\n  fps: 12\nwatch:\n  settle: 50ms\n  sidecar_wait: 20ms\n",
+    );
+    studio.put("inbox/clip.png", &scene(640, 360));
+    studio.put("inbox/clip.yaml", b"duration: 2\n");
+    let summary = studio.run_local().await;
+    assert_eq!(summary.succeeded, 1);
+    std::fs::read(studio.path("done/clip.mp4")).unwrap()
+}
+
+/// Waits until the dashboard at `addr` answers.
+async fn until_listening(addr: SocketAddr, child: &mut Child) {
+    let t0 = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("dropreel exited ({status}) before its dashboard listened");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the dashboard did not listen on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+async fn until_file(studio: &Studio, rel: &str, limit: Duration) {
+    until(&format!("{rel} exists"), limit, || {
+        studio.path(rel).exists()
+    })
+    .await;
+}
+
+async fn until(what: &str, limit: Duration, ok: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// The script that finds the element of `section` (`results`, `failed`, `inflight`) whose name
+/// is `name`, then runs `then` on it (as `e`), or returns null.
+fn on_item(section: &str, name: &str, then: &str) -> String {
+    format!(
+        "const e = [...document.querySelectorAll('#{section} > *')].find(x => x.querySelector('.name').textContent === {name:?});
+         if (!e) return null; {then}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_holds_show() {
+    let Some(b) = browser("dashboard in a browser").await else {
+        return;
+    };
+    let fake = FakeRunway::start(Switches {
+        video: Some(Arc::new(real_clip().await)),
+        task_time: Duration::from_millis(2500),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .runway("poll_interval", "100ms")
+            .yaml(),
+    );
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
+    until_listening(addr, &mut child).await;
+    let minute = Duration::from_secs(60);
+
+    // The page's weight and how soon it shows the studio (printed for BENCHMARKS.md; not asserted).
+    let mut paints = Vec::new();
+    let mut states = Vec::new();
+    let mut weight = 0.0;
+    for _ in 0..5 {
+        b.client.goto(&format!("http://{addr}/")).await.unwrap();
+        b.until(
+            "the live link",
+            minute,
+            "return document.getElementById('link').textContent === 'live'",
+        )
+        .await;
+        let m = b
+            .js(
+                "const p = performance.getEntriesByName('first-contentful-paint')[0];
+                 const s = performance.getEntriesByName('dropreel-first-state')[0];
+                 const n = performance.getEntriesByType('navigation')[0];
+                 const bytes = performance.getEntriesByType('resource')
+                     .filter(r => !r.name.endsWith('/events'))
+                     .reduce((sum, r) => sum + r.decodedBodySize, n.decodedBodySize);
+                 return [p ? p.startTime : -1, s.startTime, bytes]",
+            )
+            .await;
+        paints.push(m[0].as_f64().unwrap());
+        states.push(m[1].as_f64().unwrap());
+        weight = m[2].as_f64().unwrap();
+    }
+    paints.sort_by(f64::total_cmp);
+    states.sort_by(f64::total_cmp);
+    eprintln!(
+        "dashboard page: {:.1} KiB (HTML, script, style, icon); first contentful paint {:.0} ms, first state drawn {:.0} ms (medians of 5 loads)",
+        weight / 1024.0,
+        paints[2],
+        states[2]
+    );
+
+    // A job in flight, its progress bar moving.
+    studio.put(
+        "inbox/cat.yaml",
+        b"prompt: the camera drifts over the hills as the sun sets\n",
+    );
+    studio.put("inbox/cat.png", &scene(320, 240));
+    let bar = on_item(
+        "inflight",
+        "cat.png",
+        "return e.querySelector('.bar').dataset.progress || null",
+    );
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    while seen.len() < 2 {
+        if let Some(p) = b.js(&bar).await.as_str()
+            && !seen.contains(&p.to_string())
+        {
+            seen.push(p.to_string());
+        }
+        assert!(
+            t0.elapsed() < minute,
+            "the progress bar of cat.png did not move (saw {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+
+    // Its result: the poster loaded, and a click plays the video.
+    let job = b
+        .until(
+            "cat.png's result with its poster loaded",
+            minute,
+            &on_item(
+                "results",
+                "cat.png",
+                "const i = e.querySelector('img.poster'); return i && i.complete && i.naturalWidth > 0 ? e.dataset.job : null",
+            ),
+        )
+        .await;
+    let job = job.as_str().unwrap().to_string();
+    assert_eq!(studio.json("done/cat.result.json")["job_id"], job.as_str());
+    b.client
+        .find(Locator::Css(&format!("#results [data-job='{job}'] .frame")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.until(
+        "cat.png's video playing",
+        minute,
+        &on_item(
+            "results",
+            "cat.png",
+            "const v = e.querySelector('video'); return !!v && !v.error && v.readyState >= 2 && v.videoWidth > 0 && (v.currentTime > 0 || v.ended)",
+        ),
+    )
+    .await;
+    let info = b
+        .js(&on_item(
+            "results",
+            "cat.png",
+            "return e.querySelector('.info').textContent",
+        ))
+        .await;
+    let info = info.as_str().unwrap();
+    assert!(
+        info.contains("image") && info.contains("gen4_turbo") && info.contains("credits"),
+        "kind, model and credits on the card: {info}"
+    );
+    let prompt = b
+        .js(&on_item(
+            "results",
+            "cat.png",
+            "return e.querySelector('.prompt').textContent",
+        ))
+        .await;
+    assert_eq!(prompt, "the camera drifts over the hills as the sun sets");
+
+    // A failure shows its error; Retry puts it back into inbox/, and it is made.
+    fake.set(|s| s.failure_codes.push_back("SAFETY.INPUT.IMAGE".into()));
+    studio.put("inbox/bad.png", &png_distinct(320, 240));
+    let shown = b
+        .until(
+            "bad.png's failure",
+            minute,
+            &on_item(
+                "failed",
+                "bad.png",
+                "return e.querySelector('.error').textContent",
+            ),
+        )
+        .await;
+    let error_txt = studio.read("failed/bad.error.txt");
+    let wrong = error_txt
+        .lines()
+        .find_map(|l| l.strip_prefix("What went wrong: "))
+        .unwrap();
+    assert!(
+        shown
+            .as_str()
+            .unwrap()
+            .contains(wrong.trim_end_matches('.')),
+        "the page shows the error.txt's words: {shown} vs {wrong}"
+    );
+    let failed_job = b
+        .js(&on_item("failed", "bad.png", "return e.dataset.job"))
+        .await;
+    b.client
+        .find(Locator::Css(&format!(
+            "#failed [data-job='{}'] button.retry",
+            failed_job.as_str().unwrap()
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_file(&studio, "done/bad.mp4", minute).await;
+    assert!(!studio.path("failed/bad.png").exists());
+    assert!(!studio.path("failed/bad.error.txt").exists());
+    let moved = format!(
+        "return (() => {{ {} }})() === true && (() => {{ {} }})() === null",
+        on_item("results", "bad.png", "return true"),
+        on_item("failed", "bad.png", "return true"),
+    );
+    b.until(
+        "bad.png among the results and no longer failed",
+        minute,
+        &moved,
+    )
+    .await;
+    let still_failed = b.js(&on_item("failed", "bad.png", "return true")).await;
+    assert!(still_failed.is_null(), "bad.png left the failed list");
+
+    // An upload through the page's file input lands in inbox/ and is made.
+    let files = tempfile::tempdir().unwrap();
+    let up = files.path().join("up.png");
+    std::fs::write(&up, png_distinct(320, 240)).unwrap();
+    b.client
+        .find(Locator::Id("upload-input"))
+        .await
+        .unwrap()
+        .send_keys(up.to_str().unwrap())
+        .await
+        .unwrap();
+    b.until(
+        "the upload's success",
+        minute,
+        "return [...document.querySelectorAll('#uploads li.ok')].some(l => l.textContent.startsWith('up.png'))",
+    )
+    .await;
+    until_file(&studio, "done/up.mp4", minute).await;
+    assert_eq!(
+        std::fs::read(studio.path("done/up.png")).unwrap(),
+        std::fs::read(&up).unwrap(),
+        "the uploaded bytes, whole"
+    );
+    let leftovers: Vec<String> = studio
+        .list("inbox")
+        .into_iter()
+        .filter(|n| n.starts_with(".dropreel-upload"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp file left: {leftovers:?}");
+
+    // A bad input that stays failed, for the screenshot.
+    studio.put("inbox/notes.txt", b"   \n");
+    b.until(
+        "notes.txt's failure",
+        minute,
+        &on_item("failed", "notes.txt", "return true"),
+    )
+    .await;
+
+    // A refused key: the hold and its cause at the top; fixed, it goes.
+    fake.set(|s| s.key = "a key that changed".into());
+    studio.put("inbox/held.png", &png_distinct(320, 240));
+    let cause = b
+        .until(
+            "the hold",
+            minute,
+            "const h = document.getElementById('hold'); return h.hidden ? null : h.textContent",
+        )
+        .await;
+    assert!(
+        cause.as_str().unwrap().contains("refused the API key"),
+        "the cause: {cause}"
+    );
+    let shot = b.client.screenshot().await.unwrap();
+    assert_eq!(&shot[..8], b"\x89PNG\r\n\x1a\n");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&path, &shot).unwrap();
+    if let Some(to) = std::env::var_os("DROPREEL_SCREENSHOT") {
+        std::fs::write(to, &shot).unwrap();
+    }
+    eprintln!("dashboard screenshot: {}", path.display());
+    fake.set(|s| s.key = KEY.into());
+    until_file(&studio, "done/held.mp4", minute).await;
+    b.until(
+        "the hold gone",
+        minute,
+        "return document.getElementById('hold').hidden",
+    )
+    .await;
+
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    sigterm(&child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
+
+/// A studio whose `watch --ui` serves on a free loopback port, with one job delivered.
+async fn served(extra: &str) -> (FakeRunway, Studio, SocketAddr, Child, String) {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, extra));
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
+    until_listening(addr, &mut child).await;
+    studio.put("inbox/cat.png", &png_distinct(320, 240));
+    until_file(&studio, "done/cat.result.json", Duration::from_secs(30)).await;
+    let job = studio.json("done/cat.result.json")["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The dashboard learns of the delivery as it happens.
+    let t0 = Instant::now();
+    while !get(addr, "/api/state", &[]).await.1.contains(&job) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the state shows the job"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    (fake, studio, addr, child, job)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_path_from_a_request_reaches_the_disk_and_changes_need_the_pages_origin() {
+    let (_fake, studio, addr, child, job) = served("ui:\n  max_upload_mb: 1\n").await;
+    let request =
+        format!("GET /media/{job}/cat.mp4 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let (status, body) = raw_http_bytes(addr, &request, b"").await;
+    assert_eq!(status, 200, "a delivered video, by job id and name");
+    assert_eq!(body, std::fs::read(studio.path("done/cat.mp4")).unwrap());
+    studio.put(
+        "done/secret.mp4",
+        b"not delivered by a job the dashboard shows",
+    );
+    for path in [
+        "/../dropreel.yaml".to_string(),
+        "/%2e%2e/%2e%2e/etc/passwd".into(),
+        "//etc/passwd".into(),
+        "/app.js/..%2f..%2fdropreel.yaml".into(),
+        format!("/media/{job}/../../dropreel.yaml"),
+        format!("/media/{job}/..%2F..%2Fdropreel.yaml"),
+        format!("/media/{job}/%2e%2e%2f%2e%2e%2fdropreel.yaml"),
+        format!("/media/{job}/%2Fetc%2Fpasswd"),
+        format!("/media/{job}/done%2Fcat.mp4"),
+        format!("/media/{job}/secret.mp4"),
+        "/media/..%2F..%2Fdone/cat.mp4".into(),
+        format!("/media/{job}/{}", studio.path("done/cat.mp4").display()),
+        "/media/x/cat.mp4".into(),
+    ] {
+        let (status, body) = get(addr, &path, &[]).await;
+        assert_eq!(status, 404, "GET {path}: {body}");
+    }
+    let same = format!("Origin: http://{addr}");
+    for path in [
+        "/api/retry/..%2F..%2Fdropreel.yaml",
+        "/api/retry/%2Fetc%2Fpasswd",
+        "/api/upload?name=..%2Fescape.png",
+        "/api/upload?name=%2Ftmp%2Fescape.png",
+        "/api/upload?name=..",
+        "/api/../api/upload?name=x.png",
+    ] {
+        let (status, body) = post(addr, path, &[&same], b"x").await;
+        assert_eq!(status, 404, "POST {path}: {body}");
+    }
+    assert!(!studio.root().parent().unwrap().join("escape.png").exists());
+
+    // A page elsewhere (another origin, or a name that resolves here by DNS rebinding).
+    let evil = "Origin: http://evil.example";
+    let (status, _) = post(addr, "/api/upload?name=o.yaml", &[evil], b"prompt: x\n").await;
+    assert_eq!(status, 403, "a cross-origin upload");
+    let (status, _) = post(addr, "/api/upload?name=o.yaml", &[], b"prompt: x\n").await;
+    assert_eq!(status, 403, "an upload that names no origin");
+    assert!(!studio.path("inbox/o.yaml").exists());
+    let rebound = raw_http(
+        addr,
+        "GET /api/state HTTP/1.1\r\nHost: evil.example:7878\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(rebound.0, 403, "a request for another host name");
+
+    // Same origin: uploaded, never over a file already there, never past the cap.
+    let (status, body) = post(addr, "/api/upload?name=o.yaml", &[&same], b"prompt: one\n").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(
+        addr,
+        "/api/upload?name=o.yaml",
+        &["Sec-Fetch-Site: same-origin"],
+        b"prompt: two\n",
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(studio.read("inbox/o.yaml"), "prompt: one\n");
+    let big = vec![7u8; 1024 * 1024 + 1];
+    let (status, body) = post(addr, "/api/upload?name=big.png", &[&same], &big).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, _) = post(addr, "/api/upload?name=notes.pdf", &[&same], b"%PDF").await;
+    assert_eq!(status, 400, "a kind dropreel does not read");
+    let inbox = studio.list("inbox");
+    assert_eq!(inbox, vec!["o.yaml".to_string()], "nothing else in inbox/");
+
+    // The metrics count what happened.
+    let (status, metrics) = get(addr, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    for line in [
+        "dropreel_jobs_total{outcome=\"delivered\"} 1",
+        "dropreel_submits_total 1",
+        "dropreel_credits_total{model=\"gen4_turbo\"} 25",
+        "dropreel_in_flight 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    sigterm(&child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_dashboard_needs_a_token_for_every_request() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let out = std::process::Command::new(dropreel_bin())
+        .args(["watch", studio.root().to_str().unwrap(), "--ui=0.0.0.0:0"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("ui.token"), "{said}");
+
+    let port = free_port();
+    let studio = Studio::new(&test_config(
+        &fake.url,
+        &format!("ui:\n  listen: 0.0.0.0:{port}\n  token: {TOKEN}\n"),
+    ));
+    // ui.listen alone serves the dashboard.
+    let mut child = spawn_watch(studio.root());
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    until_listening(addr, &mut child).await;
+    for path in [
+        "/",
+        "/app.js",
+        "/api/state",
+        "/events",
+        "/metrics",
+        "/media/x/y.mp4",
+        "/nowhere",
+    ] {
+        let (status, _) = get(addr, path, &[]).await;
+        assert_eq!(status, 401, "GET {path} without the token");
+        let (status, _) = get(addr, path, &["Authorization: Bearer not-the-token-at-all"]).await;
+        assert_eq!(status, 401, "GET {path} with a wrong token");
+    }
+    let (status, _) = post(
+        addr,
+        "/api/upload?name=a.yaml",
+        &[&format!("Origin: http://{addr}")],
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 401, "a POST without the token");
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let (status, body) = get(addr, "/api/state", &[&bearer]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(addr, "/metrics", &[&bearer]).await;
+    assert_eq!(status, 200);
+    // The link to give someone sets a cookie the page's own requests carry.
+    let answer = raw_http(
+        addr,
+        &format!("GET /?token={TOKEN} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        b"",
+    )
+    .await;
+    assert_eq!(answer.0, 303);
+    let (status, _) = get(
+        addr,
+        "/api/state",
+        &[&format!("Cookie: dropreel_token={TOKEN}")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = get(addr, "/?token=wrong-token-of-some-length", &[]).await;
+    assert_eq!(status, 401);
+    sigterm(&child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
