@@ -240,7 +240,8 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
                 job: rec.id.clone(),
                 file: rec.source.rel(),
                 kind: rec.kind.name().to_string(),
-                model: Some(rec.spec.model.clone()),
+                // A local render used no model.
+                model: (rec.backend != "local").then(|| rec.spec.model.clone()),
                 prompt: Some(rec.spec.prompt.clone()).filter(|p| !p.is_empty()),
                 credits,
                 videos: videos.clone(),

@@ -405,4 +405,82 @@ mod tests {
             "a job left for later is not counted"
         );
     }
+
+    #[test]
+    fn the_board_is_kept_once_watched_and_views_wake_only_on_a_change() {
+        let live = Live::default();
+        let mut changes = live.changes();
+        let result = |job: &str| ResultView {
+            job: job.into(),
+            file: format!("{job}.png"),
+            kind: "image".into(),
+            model: Some("gen4_turbo".into()),
+            prompt: None,
+            credits: Some(25.0),
+            videos: vec![format!("done/{job}.mp4")],
+            posters: vec![None],
+            at: "2026-11-26T00:00:00Z".into(),
+        };
+        let failed = |job: &str| FailedView {
+            job: job.into(),
+            file: format!("{job}.png"),
+            error: "bad — fix it".into(),
+            error_file: format!("failed/{job}.error.txt"),
+            retry_name: job.into(),
+            at: "2026-11-26T00:00:00Z".into(),
+        };
+        live.delivered(result("a"));
+        live.set_waiting(3, || vec!["x.png".into()]);
+        let b = live.board();
+        assert!(
+            b.results.is_empty(),
+            "nothing kept while no dashboard reads it"
+        );
+        assert!(b.waiting.is_empty(), "names are not even made");
+        assert!(changes.has_changed().unwrap(), "the count changed");
+        changes.borrow_and_update();
+        live.set_waiting(3, Vec::new);
+        assert!(
+            !changes.has_changed().unwrap(),
+            "the same count is no change"
+        );
+
+        live.watch_board();
+        live.preload(vec![result("old")], vec![failed("f0")]);
+        live.delivered(result("b"));
+        live.delivered(result("c"));
+        live.failed(failed("f1"));
+        live.set_waiting(3, || vec!["x.png".into()]);
+        let b = live.board();
+        let jobs: Vec<&str> = b.results.iter().map(|r| r.job.as_str()).collect();
+        assert_eq!(
+            jobs,
+            ["c", "b", "old"],
+            "newest first, what was on disk below"
+        );
+        assert_eq!(b.failed.len(), 2);
+        assert_eq!(b.waiting, ["x.png"]);
+        live.forget_failed("failed/f0.error.txt");
+        assert_eq!(live.board().failed.len(), 1);
+        for i in 0..KEPT + 5 {
+            live.delivered(result(&format!("n{i}")));
+        }
+        assert_eq!(live.board().results.len(), KEPT, "a bounded list");
+
+        changes.borrow_and_update();
+        let hold = HoldView {
+            cause: "key",
+            text: "refused".into(),
+            detail: "401".into(),
+            next_try: "soon".into(),
+        };
+        live.set_hold(Some(hold.clone()));
+        assert!(changes.has_changed().unwrap());
+        changes.borrow_and_update();
+        live.set_hold(Some(hold));
+        assert!(
+            !changes.has_changed().unwrap(),
+            "the same hold is no change"
+        );
+    }
 }

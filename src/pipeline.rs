@@ -509,12 +509,7 @@ impl<B: Backend> Pipeline<B> {
     /// Shows the hold in force, and tells the outbox that a hold began (or changed cause) or
     /// lifted.
     fn tell_hold(&mut self, hold: Option<&crate::backend::Hold>) {
-        self.live.set_hold(hold.map(|h| crate::live::HoldView {
-            cause: h.cause.name(),
-            text: h.describe(),
-            detail: h.detail.clone(),
-            next_try: crate::ledger::spend::local_text(h.until_wall),
-        }));
+        self.live.set_hold(hold.map(hold_view));
         let now = hold.map(|h| h.cause);
         if now == self.told_hold {
             return;
@@ -571,6 +566,10 @@ impl<B: Backend> Pipeline<B> {
 
     fn write_status(&mut self) {
         let hold = self.backend.gate().and_then(|g| g.current());
+        // A hold extended (same cause, later next try) shows its new time too.
+        if hold.as_ref().map(|h| h.cause) == self.told_hold {
+            self.live.set_hold(hold.as_ref().map(hold_view));
+        }
         self.status.write(hold.as_ref(), self.active.len());
     }
 
@@ -593,6 +592,16 @@ impl<B: Backend> Pipeline<B> {
         self.jobs.abort_all();
         self.status.remove();
         self.summary
+    }
+}
+
+/// A hold as the dashboard shows it.
+fn hold_view(h: &crate::backend::Hold) -> crate::live::HoldView {
+    crate::live::HoldView {
+        cause: h.cause.name(),
+        text: h.describe(),
+        detail: h.detail.clone(),
+        next_try: crate::ledger::spend::local_text(h.until_wall),
     }
 }
 

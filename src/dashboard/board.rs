@@ -237,7 +237,7 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
             format!("{folder}/{source}")
         },
         kind,
-        model: text("model"),
+        model: text("model").filter(|_| v["backend"] != "local"),
         prompt: text("prompt").filter(|p| !p.is_empty()),
         credits: v["credits"].as_f64(),
         videos: keep.iter().map(|&i| videos[i].clone()).collect(),

@@ -157,7 +157,7 @@ function makeResult(r) {
   const meta = el("div", "meta");
   const name = el("span", "name", r.file);
   name.title = r.file;
-  const info = [r.kind, r.model, r.credits === null ? null : r.credits + " credits"].filter(Boolean).join(" · ");
+  const info = [r.kind, r.model || "local renderer", r.credits === null ? null : r.credits + " credits"].filter(Boolean).join(" · ");
   meta.append(name, el("span", "info", info));
   if (r.prompt) meta.append(el("span", "prompt", r.prompt));
   card.append(frame);
