@@ -353,6 +353,7 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
 
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+    b.close().await;
     sigterm(&child);
     let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
@@ -374,7 +375,15 @@ async fn served(extra: &str) -> (FakeRunway, Studio, SocketAddr, Child, String) 
         .to_string();
     // The dashboard learns of the delivery as it happens.
     let t0 = Instant::now();
-    while !get(addr, "/api/state", &[]).await.1.contains(&job) {
+    let shown = |state: String| {
+        let v: serde_json::Value = serde_json::from_str(&state).unwrap();
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["job"] == job.as_str())
+    };
+    while !shown(get(addr, "/api/state", &[]).await.1) {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
             "the state shows the job"
@@ -463,16 +472,26 @@ async fn no_path_from_a_request_reaches_the_disk_and_changes_need_the_pages_orig
     let inbox = studio.list("inbox");
     assert_eq!(inbox, vec!["o.yaml".to_string()], "nothing else in inbox/");
 
-    // The metrics count what happened.
-    let (status, metrics) = get(addr, "/metrics", &[]).await;
-    assert_eq!(status, 200);
-    for line in [
+    // The metrics count what happened (the job leaves the in-flight gauge just after delivery).
+    let want = [
         "dropreel_jobs_total{outcome=\"delivered\"} 1",
         "dropreel_submits_total 1",
         "dropreel_credits_total{model=\"gen4_turbo\"} 25",
         "dropreel_in_flight 0",
-    ] {
-        assert!(metrics.contains(line), "{line} in\n{metrics}");
+        "dropreel_waiting 0",
+    ];
+    let t0 = Instant::now();
+    loop {
+        let (status, metrics) = get(addr, "/metrics", &[]).await;
+        assert_eq!(status, 200);
+        if want.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{want:?} in\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
     sigterm(&child);
     let (code, _) = wait_exit(child, Duration::from_secs(10)).await;

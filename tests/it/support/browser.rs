@@ -41,9 +41,15 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Killing ChromeDriver leaves its Chromium running: end every process of this profile too
+    /// (also when a test panicked before [`Browser::close`]).
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(format!("user-data-dir={}", self._profile.path().display()))
+            .status();
     }
 }
 
@@ -122,6 +128,11 @@ pub async fn browser(test: &str) -> Option<Browser> {
 }
 
 impl Browser {
+    /// Ends the session: Chromium quits.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+
     /// Runs `script` (a function body) in the page and returns its value.
     pub async fn js(&self, script: &str) -> Value {
         self.client
