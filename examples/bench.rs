@@ -486,6 +486,52 @@ async fn idle(ignored: usize, secs: u64) -> (f64, f64) {
     (cpu1 - cpu0, rss)
 }
 
+/// Section 5 with the dashboard on (`ui.listen`): CPU seconds over `secs` of an idle `watch`, with
+/// no page open, or with one (the page's assets fetched, its event stream held open and read).
+async fn idle_ui(page: bool, secs: u64) -> (f64, f64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let studio = Studio::new(&format!(
+        "runway:\n  base_url: http://127.0.0.1:9\nui:\n  listen: 127.0.0.1:{port}\n"
+    ));
+    let child = spawn("watch", studio.root(), true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let reader = page.then(|| {
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for asset in ["/", "/app.js", "/app.css", "/icon.svg"] {
+                client
+                    .get(format!("{base}{asset}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+            }
+            let mut events = client.get(format!("{base}/events")).send().await.unwrap();
+            let mut got = 0usize;
+            while let Ok(Some(chunk)) = events.chunk().await {
+                got += chunk.len();
+            }
+            got
+        })
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, cpu0) = usage(child.id());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (rss, cpu1) = usage(child.id());
+    stop(child);
+    if let Some(r) = reader {
+        assert!(r.await.unwrap() > 0, "the page got the state");
+    }
+    (cpu1 - cpu0, rss)
+}
+
 /// Section 6: one big image (`name` in inbox/) through the Runway path with `watch`: size in MB,
 /// peak RSS in MiB and seconds until its video is in done/.
 async fn one_big_file(name: &str, bytes: Vec<u8>) -> (f64, f64, f64) {
@@ -622,6 +668,14 @@ async fn main() {
         let (cpu, rss) = idle(10_000, 30).await;
         println!(
             "| 5. idle, 10 000 ignored files: CPU over 30 s / RSS | {cpu:.2} s / {rss:.1} MiB | – | < 0.1 s |"
+        );
+        let (cpu, rss) = idle_ui(false, 30).await;
+        println!(
+            "| 5. idle with the dashboard on, no page open: CPU over 30 s / RSS | {cpu:.2} s / {rss:.1} MiB | – | < 0.1 s |"
+        );
+        let (cpu, rss) = idle_ui(true, 30).await;
+        println!(
+            "| 5. idle with the dashboard on, one page open: CPU over 30 s / RSS | {cpu:.2} s / {rss:.1} MiB | – | < 0.1 s |"
         );
     }
     if on("7") {
