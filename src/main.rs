@@ -144,6 +144,20 @@ fn main() -> ExitCode {
         Command::Retry { root, names } => retry(&cli, &root_or_cwd(root), names),
         Command::Estimate { root, json } => estimate(&cli, &root_or_cwd(root), *json),
         Command::Service { action } => service(&cli, action),
+        // `--ui 0.0.0.0:7878` reads the address as the studio: say how to write it.
+        Command::Watch {
+            root: Some(r),
+            ui: Some(u),
+        } if u.is_empty() && !r.exists() && r.to_str().and_then(config::parse_listen).is_some() => {
+            fatal(
+                &cli,
+                &format!(
+                    "{} looks like an address, not a studio: write it as --ui={}",
+                    r.display(),
+                    r.display()
+                ),
+            )
+        }
         Command::Watch { root, ui } => serve(
             &cli,
             &root_or_cwd(root),

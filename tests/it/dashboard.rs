@@ -510,6 +510,14 @@ async fn off_loopback_the_dashboard_needs_a_token_for_every_request() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("ui.token"), "{said}");
+    // `--ui ADDR` (a space, not `=`) would read the address as the studio: said so.
+    let out = std::process::Command::new(dropreel_bin())
+        .args(["watch", "--ui", "0.0.0.0:7878"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("write it as --ui=0.0.0.0:7878"), "{said}");
 
     let port = free_port();
     let studio = Studio::new(&test_config(
