@@ -256,16 +256,11 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
             let f = rec.failure_or_default();
             let error = format!("{} — {}", f.message, f.advice);
             let error_file = format!("{}/{}.error.txt", d.folder, d.stem);
-            let folder = d.folder.split_once('/').map_or("", |(_, rest)| rest);
             live.failed(crate::live::FailedView {
                 job: rec.id.clone(),
                 file: rec.source.rel(),
                 error: error.clone(),
                 error_file: error_file.clone(),
-                retry_name: match folder {
-                    "" => d.stem.clone(),
-                    f => format!("{f}/{}", d.stem),
-                },
                 at: crate::spool::now_rfc3339(),
             });
             Event::failed(rec, error, error_file)

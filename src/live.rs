@@ -77,9 +77,16 @@ pub struct FailedView {
     pub error: String,
     /// Its `error.txt`, as a path under the studio: a job no longer has one once it is retried.
     pub error_file: String,
-    /// The name `dropreel retry` knows it by (`folder/stem`).
-    pub retry_name: String,
     pub at: String,
+}
+
+impl FailedView {
+    /// The name `dropreel retry` knows it by: its `error.txt`'s path under `failed/`, without
+    /// `.error.txt` (`clientA/cat`).
+    pub fn retry_name(&self) -> &str {
+        let rel = self.error_file.split_once('/').map_or("", |(_, rel)| rel);
+        rel.strip_suffix(".error.txt").unwrap_or(rel)
+    }
 }
 
 /// The pause of submission in force.
@@ -310,6 +317,24 @@ impl Live {
         });
     }
 
+    /// The file named `name` that result `job` delivered (a video or a poster), as a path under
+    /// the studio.
+    pub fn result_file(&self, job: &str, name: &str) -> Option<String> {
+        self.with(|i| {
+            let r = i.results.iter().find(|r| r.job == job)?;
+            r.videos
+                .iter()
+                .chain(r.posters.iter().flatten())
+                .find(|p| p.rsplit('/').next() == Some(name))
+                .cloned()
+        })
+    }
+
+    /// The failure of job `job`, while it is shown.
+    pub fn failure(&self, job: &str) -> Option<FailedView> {
+        self.with(|i| i.failures.iter().find(|f| f.job == job).cloned())
+    }
+
     /// What only the dashboard shows.
     pub fn board(&self) -> Board {
         self.with(|i| Board {
@@ -426,7 +451,6 @@ mod tests {
             file: format!("{job}.png"),
             error: "bad — fix it".into(),
             error_file: format!("failed/{job}.error.txt"),
-            retry_name: job.into(),
             at: "2026-11-26T00:00:00Z".into(),
         };
         live.delivered(result("a"));

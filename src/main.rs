@@ -424,25 +424,20 @@ fn serve(
     );
     let live = dropreel::live::Live::default();
     // The dashboard: `watch --ui`, or `ui.listen` set.
-    let dashboard = match (mode, ui, &settings.config.ui.listen) {
-        (Mode::Watch, Some(addr), _) => Some(addr),
-        (Mode::Watch, None, Some(_)) => Some(""),
-        _ => None,
-    };
-    let dashboard = match dashboard {
-        Some(addr) => {
-            let started = rt.block_on(dropreel::dashboard::Dashboard::start(
-                &settings,
-                Some(addr),
-                live.clone(),
-                backend.name(),
-            ));
-            match started {
-                Ok(d) => Some(d),
-                Err(e) => return fatal(cli, &e.to_string()),
-            }
+    let dashboard = if mode == Mode::Watch && (ui.is_some() || settings.config.ui.listen.is_some())
+    {
+        let started = rt.block_on(dropreel::dashboard::Dashboard::start(
+            &settings,
+            ui,
+            live.clone(),
+            backend.name(),
+        ));
+        match started {
+            Ok(d) => Some(d),
+            Err(e) => return fatal(cli, &e.to_string()),
         }
-        None => None,
+    } else {
+        None
     };
     let view = view.map(|bars| dropreel::progress::View::start(live.clone(), bars));
     let result = rt.block_on(pipeline::run_shown(&settings, backend, mode, stop, live));

@@ -36,15 +36,10 @@ pub(super) async fn media(
     UrlPath((job, name)): UrlPath<(String, String)>,
     request: Request,
 ) -> Response {
-    let board = app.live.board();
-    let path = board
-        .results
-        .iter()
-        .filter(|r| r.job == job)
-        .flat_map(|r| r.videos.iter().chain(r.posters.iter().flatten()))
-        .find(|p| {
-            p.rsplit('/').next() == Some(name.as_str()) && p.starts_with(&format!("{DONE}/"))
-        });
+    let path = app
+        .live
+        .result_file(&job, &name)
+        .filter(|p| p.starts_with(&format!("{DONE}/")));
     let Some(path) = path else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
@@ -60,11 +55,11 @@ pub(super) async fn media(
 
 /// `POST /api/retry/{job}`: the failed job back into `inbox/`.
 pub(super) async fn retry(State(app): State<Shared>, UrlPath(job): UrlPath<String>) -> Response {
-    let Some(failed) = app.live.board().failed.into_iter().find(|f| f.job == job) else {
+    let Some(failed) = app.live.failure(&job) else {
         return answer(StatusCode::NOT_FOUND, "no such failed job");
     };
     let root = app.root.clone();
-    let name = failed.retry_name.clone();
+    let name = failed.retry_name().to_string();
     let done = tokio::task::spawn_blocking(move || crate::retry::retry(&root, &[name])).await;
     let out = match done {
         Ok(Ok(out)) => out,

@@ -36,13 +36,15 @@ async fn build(app: &Shared) -> Value {
 }
 
 fn build_blocking(app: &super::App) -> Value {
-    for f in app.live.board().failed {
-        if !app.root.join(&f.error_file).exists() {
+    let snap = app.live.snapshot();
+    let mut board = app.live.board();
+    board.failed.retain(|f| {
+        let there = app.root.join(&f.error_file).exists();
+        if !there {
             app.live.forget_failed(&f.error_file);
         }
-    }
-    let snap = app.live.snapshot();
-    let board = app.live.board();
+        there
+    });
     let spend = app.spend.totals(&jiff::Zoned::now()).ok();
     let epoch_ms = |t: SystemTime| {
         t.duration_since(UNIX_EPOCH)
@@ -269,9 +271,12 @@ fn failed_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<FailedView
         .find_map(|l| l.strip_prefix("Job ")?.split(',').next())
         .map_or_else(|| rel.to_string(), str::to_string);
     let folder = dir.split_once('/').map_or("", |(_, f)| f);
-    let retry_name = match folder {
-        "" => stem.to_string(),
-        f => format!("{f}/{stem}"),
+    let failed = FailedView {
+        job,
+        file: String::new(),
+        error,
+        error_file: rel.to_string(),
+        at: rfc3339(at),
     };
     // The job's own file beside it, when there is one.
     let file = std::fs::read_dir(root.join(dir))
@@ -280,18 +285,11 @@ fn failed_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<FailedView
         .filter_map(|e| e.file_name().into_string().ok())
         .find(|n| crate::spool::split_name(n).0 == stem && crate::intake::kind_of(n).is_job())
         .map_or_else(
-            || retry_name.clone(),
+            || failed.retry_name().to_string(),
             |n| match folder {
                 "" => n,
                 f => format!("{f}/{n}"),
             },
         );
-    Some(FailedView {
-        job,
-        file,
-        error,
-        error_file: rel.to_string(),
-        retry_name,
-        at: rfc3339(at),
-    })
+    Some(FailedView { file, ..failed })
 }

@@ -81,7 +81,6 @@ type Shared = Arc<App>;
 
 /// A running dashboard.
 pub struct Dashboard {
-    addr: SocketAddr,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -111,12 +110,14 @@ impl Dashboard {
             .map_err(|error| StartError::Bind { addr, error })?;
         let addr = listener.local_addr().unwrap_or(addr);
         live.watch_board();
-        let root = settings.root.clone();
-        let (results, failed) = tokio::task::spawn_blocking(move || board::found_on_disk(&root))
-            .await
-            .unwrap_or_default();
-        live.preload(results, failed);
-        actions::clear_stale_uploads(&settings.root);
+        // What done/ and failed/ hold is read beside the pipeline's start, not before it (a big
+        // done/ takes a while to walk); what is delivered meanwhile stays above it.
+        let (root, shown) = (settings.root.clone(), live.clone());
+        tokio::task::spawn_blocking(move || {
+            let (results, failed) = board::found_on_disk(&root);
+            shown.preload(results, failed);
+            actions::clear_stale_uploads(&root);
+        });
         let stop = CancellationToken::new();
         let app = Arc::new(App {
             root: settings.root.clone(),
@@ -140,12 +141,7 @@ impl Dashboard {
             }
         });
         tracing::info!(url = %format!("http://{addr}/"), "dashboard listening");
-        Ok(Dashboard { addr, stop, task })
-    }
-
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        Ok(Dashboard { stop, task })
     }
 
     /// Stops serving: open pages lose their connection (and say so).
