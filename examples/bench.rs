@@ -489,11 +489,7 @@ async fn idle(ignored: usize, secs: u64) -> (f64, f64) {
 /// Section 5 with the dashboard on (`ui.listen`): CPU seconds over `secs` of an idle `watch`, with
 /// no page open, or with one (the page's assets fetched, its event stream held open and read).
 async fn idle_ui(page: bool, secs: u64) -> (f64, f64) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = dropreel_testkit::free_port();
     let studio = Studio::new(&format!(
         "runway:\n  base_url: http://127.0.0.1:9\nui:\n  listen: 127.0.0.1:{port}\n"
     ));

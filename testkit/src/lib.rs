@@ -10,3 +10,12 @@ pub use fake_api::*;
 pub use hook::*;
 pub use images::*;
 pub use studio::*;
+
+/// A port free on 127.0.0.1 now (for a server the test starts in another process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

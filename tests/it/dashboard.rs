@@ -65,21 +65,6 @@ async fn until_listening(addr: SocketAddr, child: &mut Child) {
     }
 }
 
-async fn until_file(studio: &Studio, rel: &str, limit: Duration) {
-    until(&format!("{rel} exists"), limit, || {
-        studio.path(rel).exists()
-    })
-    .await;
-}
-
-async fn until(what: &str, limit: Duration, ok: impl Fn() -> bool) {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 /// The script that finds the element of `section` (`results`, `failed`, `inflight`) whose name
 /// is `name`, then runs `then` on it (as `e`), or returns null.
 fn on_item(section: &str, name: &str, then: &str) -> String {
@@ -264,7 +249,7 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
         .click()
         .await
         .unwrap();
-    until_file(&studio, "done/bad.mp4", minute).await;
+    studio.appears("done/bad.mp4", minute).await;
     assert!(!studio.path("failed/bad.png").exists());
     assert!(!studio.path("failed/bad.error.txt").exists());
     let moved = format!(
@@ -298,7 +283,7 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
         "return [...document.querySelectorAll('#uploads li.ok')].some(l => l.textContent.startsWith('up.png'))",
     )
     .await;
-    until_file(&studio, "done/up.mp4", minute).await;
+    studio.appears("done/up.mp4", minute).await;
     assert_eq!(
         std::fs::read(studio.path("done/up.png")).unwrap(),
         std::fs::read(&up).unwrap(),
@@ -343,7 +328,7 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
     }
     eprintln!("dashboard screenshot: {}", path.display());
     fake.set(|s| s.key = KEY.into());
-    until_file(&studio, "done/held.mp4", minute).await;
+    studio.appears("done/held.mp4", minute).await;
     b.until(
         "the hold gone",
         minute,
@@ -368,7 +353,9 @@ async fn served(extra: &str) -> (FakeRunway, Studio, SocketAddr, Child, String) 
     let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
     until_listening(addr, &mut child).await;
     studio.put("inbox/cat.png", &png_distinct(320, 240));
-    until_file(&studio, "done/cat.result.json", Duration::from_secs(30)).await;
+    studio
+        .appears("done/cat.result.json", Duration::from_secs(30))
+        .await;
     let job = studio.json("done/cat.result.json")["job_id"]
         .as_str()
         .unwrap()
