@@ -28,6 +28,17 @@ pub struct Lease {
     pub renewed_ms: u64,
 }
 
+/// What renewing a lease found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still ours, renewed.
+    Renewed,
+    /// Another instance took the job over (this one was frozen past the lease, e.g. a laptop asleep).
+    Lost,
+    /// No lease any more: the job has just ended and its folder is going (or gone).
+    Gone,
+}
+
 /// This process as a lease holder.
 #[derive(Debug, Clone)]
 pub struct Owner {
@@ -189,18 +200,20 @@ impl Owner {
         self.take_new(dir)
     }
 
-    /// Renews this instance's lease on `dir`; `false` when it is no longer ours (another instance
-    /// took the job over while this one was frozen, e.g. a laptop asleep).
-    pub fn renew(&self, dir: &Path) -> io::Result<bool> {
+    /// Renews this instance's lease on `dir`, saying whether the job is still ours.
+    pub fn renew(&self, dir: &Path) -> io::Result<Renewal> {
         match read(dir) {
             Some(l) if self.is_mine(&l) => {}
-            _ => return Ok(false),
+            // A job that ends removes its lease, then its folder: it ended here (delivered or
+            // failed) a moment before the pipeline heard of it. A take-over always leaves a lease.
+            None if !dir.join(LEASE_FILE).exists() => return Ok(Renewal::Gone),
+            _ => return Ok(Renewal::Lost),
         }
         let json = serde_json::to_vec(&self.lease()).map_err(io::Error::other)?;
         let tmp = dir.join(format!("{LEASE_FILE}.{}.tmp", self.instance));
         fs::write(&tmp, json)?;
         fs::rename(&tmp, dir.join(LEASE_FILE))?;
-        Ok(true)
+        Ok(Renewal::Renewed)
     }
 
     /// Gives the lease up (at a clean stop), so another instance may continue at once.
@@ -226,13 +239,30 @@ mod tests {
         assert!(a.adopt(d.path()).unwrap(), "our own lease is ours");
         std::thread::sleep(Duration::from_millis(250));
         assert!(b.adopt(d.path()).unwrap(), "an expired lease is taken over");
-        assert!(
-            !a.renew(d.path()).unwrap(),
+        assert_eq!(
+            a.renew(d.path()).unwrap(),
+            Renewal::Lost,
             "the old holder learns it lost the job"
         );
-        assert!(b.renew(d.path()).unwrap());
+        assert_eq!(b.renew(d.path()).unwrap(), Renewal::Renewed);
         b.release(d.path());
         assert!(read(d.path()).is_none());
+    }
+
+    // See: issue 21 — the README's first command warned "another dropreel instance took this job
+    // over" when a lease renewal came just after a job was delivered and its folder removed.
+    #[test]
+    fn a_job_that_just_ended_is_gone_not_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let me = Owner::new(Duration::from_secs(60));
+        let job = d.path().join("job");
+        fs::create_dir(&job).unwrap();
+        assert!(me.take_new(&job).unwrap());
+        // Delivery removes the lease, then the folder.
+        fs::remove_file(job.join(LEASE_FILE)).unwrap();
+        assert_eq!(me.renew(&job).unwrap(), Renewal::Gone);
+        fs::remove_dir(&job).unwrap();
+        assert_eq!(me.renew(&job).unwrap(), Renewal::Gone);
     }
 
     #[test]

@@ -60,12 +60,14 @@ enum Command {
     ///
     /// Exit codes: 0 all succeeded, 1 some ended in failed/ or could not be delivered, 2 cannot
     /// work (bad settings, no studio at ROOT, folders on different file systems), 3 the API refused
-    /// the key (nothing is moved to failed/), 128 + the signal when stopped (130 Ctrl-C, 143
+    /// the key (nothing is moved to failed/), 4 the budget holds submission and nothing else is in
+    /// flight (the rest waits for the next run), 128 + the signal when stopped (130 Ctrl-C, 143
     /// SIGTERM).
     Run {
         /// The studio folder (default: the current folder).
         root: Option<PathBuf>,
-        /// First put a few example images of ours (one with a sidecar) into inbox/.
+        /// First put a few example images of ours (one with a sidecar) and a text into inbox/;
+        /// a ROOT that does not exist yet (or an empty folder) is made a studio first, as by init.
         #[arg(long)]
         examples: bool,
     },
@@ -134,14 +136,17 @@ fn main() -> ExitCode {
     init_logging(&cli, view.clone());
     let code = match &cli.command {
         Command::Init { root, examples } => init(&cli, &root_or_cwd(root), *examples),
-        Command::Status { root } => match status::report(&root_or_cwd(root)) {
+        Command::Status { root } => match check_root(&cli, &root_or_cwd(root)).and_then(|()| {
+            status::report(&root_or_cwd(root))
+                .map_err(|e| fatal(&cli, &format!("cannot read the studio: {e}")))
+        }) {
             Ok(text) => {
                 print!("{text}");
                 0
             }
-            Err(e) => fatal(&cli, &format!("cannot read the studio: {e}")),
+            Err(code) => code,
         },
-        Command::Retry { root, names } => retry(&cli, &root_or_cwd(root), names),
+        Command::Retry { root, names } => retry(&cli, root, names),
         Command::Estimate { root, json } => estimate(&cli, &root_or_cwd(root), *json),
         Command::Service { action } => service(&cli, action),
         // `--ui 0.0.0.0:7878` reads the address as the studio: say how to write it.
@@ -176,7 +181,7 @@ fn main() -> ExitCode {
 /// The studio's settings for a command that works on it; the exit code (said) when there is no
 /// studio at `root` or its settings do not pass the check.
 fn load_settings(cli: &Cli, root: &Path) -> Result<Settings, u8> {
-    spool::check_root(root).map_err(|e| fatal(cli, &e.to_string()))?;
+    check_root(cli, root)?;
     Env::from_process(root)
         .and_then(|env| Settings::load(root, cli.config.as_deref(), &env))
         .map_err(|e| fatal(cli, &e.to_string()))
@@ -206,8 +211,8 @@ fn estimate(cli: &Cli, root: &Path, json: bool) -> u8 {
 fn service(cli: &Cli, action: &ServiceAction) -> u8 {
     let (ServiceAction::Install { root } | ServiceAction::Uninstall { root }) = action;
     let root = root_or_cwd(root);
-    if let Err(e) = spool::check_root(&root) {
-        return fatal(cli, &e.to_string());
+    if let Err(code) = check_root(cli, &root) {
+        return code;
     }
     let root = match std::path::absolute(&root).and_then(|r| r.canonicalize()) {
         Ok(r) => r,
@@ -231,9 +236,25 @@ fn service(cli: &Cli, action: &ServiceAction) -> u8 {
     }
 }
 
-fn retry(cli: &Cli, root: &Path, names: &[String]) -> u8 {
-    if let Err(e) = spool::check_root(root) {
-        return fatal(cli, &e.to_string());
+fn retry(cli: &Cli, root: &Option<PathBuf>, names: &[String]) -> u8 {
+    // `cd studio; dropreel retry notes`: the first name is taken for the studio by the parser.
+    let (root, names) = match root {
+        Some(first)
+            if !matches!(spool::check_root(first), Ok(spool::RootKind::Studio))
+                && matches!(
+                    spool::check_root(Path::new(".")),
+                    Ok(spool::RootKind::Studio)
+                ) =>
+        {
+            let mut all = vec![first.to_string_lossy().into_owned()];
+            all.extend(names.iter().cloned());
+            (PathBuf::from("."), all)
+        }
+        _ => (root_or_cwd(root), names.to_vec()),
+    };
+    let (root, names) = (root.as_path(), names.as_slice());
+    if let Err(code) = check_root(cli, root) {
+        return code;
     }
     let out = match dropreel::retry::retry(root, names) {
         Ok(out) => out,
@@ -270,6 +291,32 @@ fn fatal(cli: &Cli, message: &str) -> u8 {
         LogFormat::Text => eprintln!("dropreel: {}", dropreel::shown(message)),
     }
     2
+}
+
+/// Checks that `root` is a studio (or an empty folder, made into one); else says why and what to
+/// do, and gives exit code 2.
+fn check_root(cli: &Cli, root: &Path) -> Result<(), u8> {
+    spool::check_root(root)
+        .map(drop)
+        .map_err(|e| fatal(cli, &e.explain(&invoked_as())))
+}
+
+/// The command as the user runs it, for advice: `dropreel`, or from a checkout through
+/// `cargo run` (which sets `CARGO_PKG_NAME` for the program it runs) the same through cargo.
+fn invoked_as() -> String {
+    if std::env::var_os("CARGO").is_none()
+        || std::env::var("CARGO_PKG_NAME").as_deref() != Ok("dropreel")
+    {
+        return "dropreel".into();
+    }
+    let release = std::env::current_exe()
+        .ok()
+        .is_some_and(|exe| exe.components().any(|c| c.as_os_str() == "release"));
+    if release {
+        "cargo run --release --".into()
+    } else {
+        "cargo run --".into()
+    }
 }
 
 fn root_or_cwd(root: &Option<PathBuf>) -> PathBuf {
@@ -320,20 +367,37 @@ fn init_logging(cli: &Cli, view: Option<indicatif::MultiProgress>) {
 }
 
 fn init(cli: &Cli, root: &Path, examples: bool) -> u8 {
+    if let Err(code) = create_studio(cli, root) {
+        return code;
+    }
+    if examples && let Err(e) = copy_examples(root, None) {
+        return fatal(cli, &e);
+    }
+    println!(
+        "studio ready at {0}\n  drop images into {0}/inbox/ and run: {1} watch {0}",
+        root.display(),
+        invoked_as()
+    );
+    0
+}
+
+/// Makes `root` a studio: its four folders, a commented `dropreel.yaml` (an existing one is left as
+/// it is) and a folder in `inbox/` for each preset of the settings.
+fn create_studio(cli: &Cli, root: &Path) -> Result<(), u8> {
     if let Err(e) = spool::Spool::create(root) {
-        return fatal(
+        return Err(fatal(
             cli,
             &format!(
                 "cannot create the studio folders in {}: {e}",
                 root.display()
             ),
-        );
+        ));
     }
     let path = root.join(config::FILE_NAME);
     if path.exists() {
         println!("{} already exists; left as it is", path.display());
     } else if let Err(e) = std::fs::write(&path, config::TEMPLATE) {
-        return fatal(cli, &format!("cannot write {}: {e}", path.display()));
+        return Err(fatal(cli, &format!("cannot write {}: {e}", path.display())));
     } else {
         println!("wrote {}", path.display());
     }
@@ -343,18 +407,11 @@ fn init(cli: &Cli, root: &Path, examples: bool) -> u8 {
             let dir = root.join(spool::INBOX).join(name);
             match std::fs::create_dir_all(&dir) {
                 Ok(()) => println!("preset folder {}", dir.display()),
-                Err(e) => return fatal(cli, &format!("cannot create {}: {e}", dir.display())),
+                Err(e) => return Err(fatal(cli, &format!("cannot create {}: {e}", dir.display()))),
             }
         }
     }
-    if examples && let Err(e) = copy_examples(root, None) {
-        return fatal(cli, &e);
-    }
-    println!(
-        "studio ready at {0}\n  drop images into {0}/inbox/ and run: dropreel watch {0}",
-        root.display()
-    );
-    0
+    Ok(())
 }
 
 /// Puts the example files into `inbox/`. With `quiet_for`, they are dated that far back: they
@@ -384,6 +441,19 @@ fn serve(
     ui: Option<&str>,
     view: Option<indicatif::MultiProgress>,
 ) -> u8 {
+    // `run --examples` is the README's first command: it makes its studio when the folder does not
+    // exist yet (or is empty), as `init` would.
+    if examples {
+        match spool::check_root(root) {
+            Ok(spool::RootKind::Studio) => {}
+            Ok(spool::RootKind::Empty) | Err(spool::RootError::Missing(_)) => {
+                if let Err(code) = create_studio(cli, root) {
+                    return code;
+                }
+            }
+            Err(e) => return fatal(cli, &e.explain(&invoked_as())),
+        }
+    }
     let settings = match load_settings(cli, root) {
         Ok(s) => s,
         Err(code) => return code,

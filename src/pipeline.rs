@@ -21,7 +21,7 @@ use crate::follow::ConfigFile;
 use crate::instance;
 use crate::intake::{self, Inbox, Ready};
 use crate::jobs::{End, Ended, Jobs};
-use crate::lease::Owner;
+use crate::lease::{Owner, Renewal};
 use crate::live::Live;
 use crate::notify::{Notifier, Outbox};
 use crate::recover;
@@ -610,8 +610,12 @@ fn hold_view(h: &crate::backend::Hold) -> crate::live::HoldView {
 fn renew_leases(spool: &Spool, active: &HashMap<String, CancellationToken>) {
     for (id, token) in active {
         match spool.renew(id) {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Renewal::Renewed) => {}
+            // It ended a moment ago; its task's end is on its way to the loop.
+            Ok(Renewal::Gone) => {
+                tracing::trace!(job = %id, "the job's folder is gone: it has just ended")
+            }
+            Ok(Renewal::Lost) => {
                 tracing::warn!(job = %id, "another dropreel instance took this job over (this one did not renew its lease in time); leaving it to that instance");
                 token.cancel();
             }

@@ -83,12 +83,14 @@ fn stems_of(name: &str) -> impl Iterator<Item = &str> {
 impl Spool {
     /// Creates a studio at `root` (parents included) with its four folders (`dropreel init`).
     pub fn create(root: &Path) -> io::Result<Spool> {
-        fs::create_dir_all(root)?;
+        // Made first, so the folder is a studio whatever else it holds.
+        fs::create_dir_all(root.join(INBOX))?;
         Spool::open(root)
     }
 
     /// Opens the existing studio at `root`, creating missing folders inside it. A `root` that does
-    /// not exist is an error: a typo or an unmounted share must not become a new, empty studio.
+    /// not exist, or a folder that holds other things and no studio, is an error (see
+    /// [`check_root`]); an empty folder becomes a studio.
     pub fn open(root: &Path) -> io::Result<Spool> {
         Spool::open_as(root, Owner::new(Duration::from_secs(60)))
     }
@@ -154,8 +156,8 @@ impl Spool {
         self.owner.adopt(&self.job_dir(id))
     }
 
-    /// Renews this process's lease on job `id`; `false` when the job is no longer ours.
-    pub fn renew(&self, id: &str) -> io::Result<bool> {
+    /// Renews this process's lease on job `id`, saying whether the job is still ours.
+    pub fn renew(&self, id: &str) -> io::Result<crate::lease::Renewal> {
         self.owner.renew(&self.job_dir(id))
     }
 
@@ -608,28 +610,99 @@ fn copy_durably(src: &Path, dir: &Path, name: &str) -> io::Result<()> {
     copied
 }
 
-/// Checks that the studio root exists and is a folder; the error says how to create one.
-pub fn check_root(root: &Path) -> io::Result<()> {
+/// Why a folder cannot be used as a studio root. Only `init` (and `run --examples`, whose studio
+/// is the README's first step) creates one: a typo or an unmounted share must never become a new,
+/// empty studio, and a folder of someone's files must never get four folders made in it.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("no studio at {}", .0.display())]
+    Missing(PathBuf),
+    #[error("{} is a file, not a studio folder", .0.display())]
+    NotAFolder(PathBuf),
+    #[error(
+        "{} is not a dropreel studio (it has no dropreel.yaml and no inbox/) and is not empty, so \
+         dropreel leaves it alone",
+        .0.display()
+    )]
+    NotAStudio(PathBuf),
+    #[error("cannot read {}: {}", .0.display(), .1)]
+    Unreadable(PathBuf, #[source] io::Error),
+}
+
+impl RootError {
+    /// The error with what to do, naming the command as the user runs it (`dropreel`, or
+    /// `cargo run --release --` from a checkout).
+    pub fn explain(&self, command: &str) -> String {
+        match self {
+            RootError::Missing(root) => format!(
+                "{self} — run `{command} init {0}` to create one",
+                root.display()
+            ),
+            RootError::NotAStudio(root) => format!(
+                "{self} — run `{command} init {0}` to make it a studio, or give the path of your \
+                 studio (the folder holding inbox/ and dropreel.yaml)",
+                root.display()
+            ),
+            RootError::NotAFolder(_) | RootError::Unreadable(..) => self.to_string(),
+        }
+    }
+}
+
+impl From<RootError> for io::Error {
+    fn from(e: RootError) -> io::Error {
+        let kind = match &e {
+            RootError::Missing(_) => io::ErrorKind::NotFound,
+            RootError::NotAFolder(_) => io::ErrorKind::NotADirectory,
+            RootError::NotAStudio(_) => io::ErrorKind::InvalidInput,
+            RootError::Unreadable(_, e) => e.kind(),
+        };
+        io::Error::new(kind, e.explain("dropreel"))
+    }
+}
+
+/// What a folder named as a studio root holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKind {
+    /// It has `dropreel.yaml` or one of the studio's folders.
+    Studio,
+    /// It exists and holds nothing (or only what an OS leaves: `.DS_Store`, `Thumbs.db`, …).
+    Empty,
+}
+
+/// Whether `root` can be used as a studio: an existing studio, or an empty folder (made into one).
+pub fn check_root(root: &Path) -> Result<RootKind, RootError> {
     match fs::metadata(root) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!("{} is a file, not a studio folder", root.display()),
-            ));
-        }
+        Ok(_) => return Err(RootError::NotAFolder(root.to_path_buf())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "no studio at {0} — run `dropreel init {0}` to create one",
-                    root.display()
-                ),
-            ));
+            return Err(RootError::Missing(root.to_path_buf()));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(RootError::Unreadable(root.to_path_buf(), e)),
     }
-    Ok(())
+    let marks = [
+        crate::config::FILE_NAME,
+        INBOX,
+        PROCESSING,
+        DONE,
+        FAILED,
+        crate::ledger::DIR,
+    ];
+    if marks.iter().any(|m| root.join(m).exists()) {
+        return Ok(RootKind::Studio);
+    }
+    let entries = fs::read_dir(root).map_err(|e| RootError::Unreadable(root.to_path_buf(), e))?;
+    let os_litter = |name: &str| {
+        let lower = name.to_lowercase();
+        lower.starts_with('.') || lower == "thumbs.db" || lower == "desktop.ini"
+    };
+    let empty = entries
+        .filter_map(Result::ok)
+        .all(|e| os_litter(&e.file_name().to_string_lossy()));
+    if empty {
+        Ok(RootKind::Empty)
+    } else {
+        Err(RootError::NotAStudio(root.to_path_buf()))
+    }
 }
 
 fn join_ext(stem: &str, ext: &str) -> String {

@@ -7,8 +7,19 @@ use std::process::{Command, Output};
 use crate::support::*;
 
 fn dropreel(args: &[&str], env: &[(&str, &str)]) -> Output {
+    dropreel_in(None, args, env)
+}
+
+/// The installed binary as a user runs it, in `cwd` (else the test's own): no key, and none of
+/// the variables `cargo run` sets (an installed `dropreel` does not see them).
+fn dropreel_in(cwd: Option<&std::path::Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dropreel"));
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
     cmd.args(args)
+        .env_remove("CARGO")
+        .env_remove("CARGO_PKG_NAME")
         .env_remove("RUNWAYML_API_SECRET")
         .env_remove("RUNWAY_API_KEY")
         .env_remove("RUNWAYML_BASE_URL");
@@ -162,6 +173,124 @@ fn without_a_key_run_examples_renders_locally_and_says_so() {
         (r["kind"].as_str(), r["prompt"].as_str()),
         (Some("text"), Some("Morning light\nover the old harbour"))
     );
+}
+
+// See: issue 21, item 1 — the README's first command exited 2 with "no studio at demo-studio":
+// the test above made the folder first, which a newcomer never does.
+#[test]
+fn the_readme_first_command_makes_its_studio_in_an_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    // Short clips keep the test quick (the settings file lives outside the studio, which does not
+    // exist yet); everything else is the README's command, run from an empty folder.
+    let fast = dir.path().join("fast.yaml");
+    std::fs::write(&fast, "defaults:\n  duration: 1\nlocal:\n  fps: 6\n").unwrap();
+    let cwd = dir.path().join("newcomer");
+    std::fs::create_dir(&cwd).unwrap();
+    let out = dropreel_in(
+        Some(&cwd),
+        &[
+            "run",
+            "--examples",
+            "demo-studio",
+            "--config",
+            fast.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let root = cwd.join("demo-studio");
+    assert!(
+        root.join("dropreel.yaml").is_file(),
+        "made like `init`: {}",
+        text(&out)
+    );
+    let clips: Vec<String> = std::fs::read_dir(root.join("done"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".mp4"))
+        .collect();
+    assert_eq!(clips.len(), 4, "{clips:?}");
+    // Plain `run` and `watch` still make nothing.
+    for cmd in ["run", "watch"] {
+        let out = dropreel_in(Some(&cwd), &[cmd, "other-studio"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", text(&out));
+        assert!(!cwd.join("other-studio").exists(), "{cmd} made a studio");
+    }
+}
+
+// See: issue 21, item 1 — `dropreel run` in a folder of photos made four folders there and ignored
+// the photos beside them.
+#[test]
+fn a_folder_that_holds_other_things_is_no_studio_but_an_empty_one_becomes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::write(photos.join("cat.png"), png_bytes(8, 8)).unwrap();
+    let r = photos.to_str().unwrap();
+    for args in [
+        vec!["run", r],
+        vec!["watch", r],
+        vec!["status", r],
+        vec!["run", "--examples", r],
+    ] {
+        let out = dropreel(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let t = text(&out);
+        assert!(
+            t.contains("is not a dropreel studio") && t.contains(&format!("dropreel init {r}")),
+            "{args:?}: {t}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&photos)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["cat.png"], "{args:?} touched the folder");
+    }
+    // A folder holding only what an OS leaves is empty: it becomes a studio.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join(".DS_Store"), b"finder").unwrap();
+    let out = dropreel(&["run", empty.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(empty.join("inbox").is_dir());
+}
+
+// See: issue 21, item 1 — from a checkout the advice named a `dropreel` a newcomer has not
+// installed.
+#[test]
+fn run_through_cargo_the_advice_names_cargo_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("typo");
+    let r = r.to_str().unwrap();
+    let out = dropreel(
+        &["run", r],
+        &[("CARGO", "cargo"), ("CARGO_PKG_NAME", "dropreel")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    // The binary under test is a debug build: `cargo run --` (a release one says --release).
+    assert!(
+        text(&out).contains(&format!("run `cargo run -- init {r}` to create one")),
+        "{}",
+        text(&out)
+    );
+}
+
+// See: issue 21, item 1 — `run --help` left exit code 4 out.
+#[test]
+fn run_help_lists_every_exit_code() {
+    let out = dropreel(&["run", "--help"], &[]);
+    let t = text(&out);
+    for code in [
+        "0 all succeeded",
+        "1 some",
+        "2 cannot",
+        "3 the API",
+        "4 the budget",
+        "128",
+    ] {
+        assert!(t.contains(code), "{code}: {t}");
+    }
 }
 
 #[test]
@@ -617,6 +746,20 @@ fn retry_puts_a_failed_job_back_and_the_next_run_makes_it() {
     let out = dropreel(&["retry", root], &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out).contains("failed/ holds no failed job"));
+}
+
+// See: issue 21, item 1 — `cd studio; dropreel retry notes` took `notes` for the studio.
+#[test]
+fn inside_a_studio_retry_takes_its_first_argument_as_a_name() {
+    let studio = Studio::new("backend: local\n");
+    studio.put("failed/notes.txt", b"A short title");
+    studio.put("failed/notes.error.txt", b"the text was too long");
+    let out = dropreel_in(Some(studio.root()), &["retry", "notes", "ghost"], &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "ghost matched nothing: {t}");
+    assert!(t.contains("back in inbox/: notes.txt"), "{t}");
+    assert!(t.contains("no failed job named ghost"), "{t}");
+    studio.assert_listing("inbox", &["notes.txt"]);
 }
 
 // See: issue 12, item 9 — a user service that runs `watch` on the studio.
