@@ -553,21 +553,21 @@ fn delivered_as(
 fn fail(ctx: &mut JobCtx, failure: Failure) -> End {
     ctx.rec.state = State::Failed;
     ctx.rec.failure = Some(failure.clone());
-    let text = report::error_text(
-        &ctx.rec.source.name,
-        ctx.rec.sidecar.as_deref(),
-        &ctx.rec.id,
-        &failure,
-    );
     if let Err(e) = ctx.spool.save(&ctx.rec) {
         tracing::error!(job = %ctx.rec.id, error = %e, "cannot save the job state");
     }
-    match ctx.spool.fail(&mut ctx.rec, &text) {
+    let text = |rec: &JobRecord, stem: &str| report::error_text(rec, &failure, stem);
+    match ctx.spool.fail(&mut ctx.rec, text) {
         Ok(stem) => {
+            let folder = ctx
+                .rec
+                .delivery
+                .as_ref()
+                .map_or("failed", |d| d.folder.as_str());
             tracing::warn!(
                 job = %ctx.rec.id,
-                file = %ctx.rec.source.name,
-                to = %format!("failed/{stem}.error.txt"),
+                file = %ctx.rec.source.rel(),
+                to = %format!("{folder}/{stem}.error.txt"),
                 reason = %failure.message,
                 "failed"
             );

@@ -250,8 +250,11 @@ pub struct RenderInfo {
     pub frames: u32,
     pub width: u32,
     pub height: u32,
-    /// Target bitrate of the H.264 stream, bits per second.
+    /// Average bitrate of the H.264 stream as encoded, bits per second.
     pub bitrate: u32,
+    /// The encoder's target bitrate (unknown in records of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_bitrate: Option<u32>,
     /// Wall time of decoding, rendering and encoding.
     pub encode_seconds: f64,
 }

@@ -53,6 +53,9 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
         v["frames"] = json!(r.frames);
         v["size"] = json!(format!("{}x{}", r.width, r.height));
         v["bitrate"] = json!(r.bitrate);
+        v["target_bitrate"] = json!(r.target_bitrate);
+        // A local render calls no API.
+        v["endpoint"] = Value::Null;
         v["encode_seconds"] = json!(r.encode_seconds);
         v["task_id"] = Value::Null;
         v["submitted_at"] = Value::Null;
@@ -132,25 +135,43 @@ fn inputs(rec: &JobRecord) -> Value {
     Value::Array(v)
 }
 
-/// The `error.txt` of a failed job.
-pub fn error_text(image: &str, sidecar: Option<&str>, job_id: &str, failure: &Failure) -> String {
+/// The `error.txt` of a failed job whose files in `failed/` are named `stem`: what went wrong,
+/// what to do, and how to try again (`dropreel retry`, or moving the files back by hand).
+pub fn error_text(rec: &JobRecord, failure: &Failure, stem: &str) -> String {
     let mut t = format!(
-        "dropreel could not turn {image} into a video.\n\n\
+        "dropreel could not turn {} into a video.\n\n\
          What went wrong: {}.\n\n\
          What to do: {}.\n",
+        rec.source.name,
         failure.message.trim_end_matches('.'),
         failure.advice.trim_end_matches('.')
     );
-    t.push_str(&format!("\nMoving {image}"));
-    if let Some(sc) = sidecar {
-        t.push_str(&format!(" (and {sc})"));
+    // The job's files as failed/ names them (a taken name gets a `-2`).
+    let with_ext = |name: &str| match crate::spool::split_name(name).1 {
+        "" => stem.to_string(),
+        ext => format!("{stem}.{ext}"),
+    };
+    let mut files = vec![with_ext(&rec.source.name)];
+    files.extend(rec.sidecar.as_deref().map(with_ext));
+    if let Some(last) = rec.kind.last_frame() {
+        files.push(format!("{stem}.last.{}", crate::spool::split_name(last).1));
     }
-    t.push_str(" back into inbox/ tries again.\n");
+    let folder = &rec.source.folder;
+    let (name, inbox) = match folder.as_str() {
+        "" => (stem.to_string(), "inbox/".to_string()),
+        f => (format!("{f}/{stem}"), format!("inbox/{f}/")),
+    };
+    t.push_str(&format!(
+        "\nTo try again once it is fixed, run `dropreel retry {name}` in the studio folder: it moves \
+         {} back into {inbox} (or move them there yourself).\n",
+        files.join(", ")
+    ));
     if let Some(api) = &failure.api {
         t.push_str(&format!("\nThe server said: {api}\n"));
     }
     t.push_str(&format!(
-        "\nJob {job_id}, {}\n",
+        "\nJob {}, {}\n",
+        rec.id,
         crate::spool::now_rfc3339()
     ));
     t
@@ -167,10 +188,28 @@ mod tests {
             advice: "fix the sidecar".into(),
             api: Some("HTTP 400: bad".into()),
         };
-        let t = error_text("cat.png", Some("cat.yaml"), "j1", &f);
+        let mut rec = JobRecord::new(
+            "j1".into(),
+            crate::source::Source::at("clientB/cat.png"),
+            Some("cat.yaml".into()),
+            crate::job::ImageInfo::UNKNOWN,
+            crate::job::JobSpec::default(),
+            "runway",
+        );
+        rec.kind = JobKind::Image {
+            last_frame: Some("cat.last.jpg".into()),
+        };
+        let t = error_text(&rec, &f, "cat-2");
         assert!(t.contains("What went wrong: ratio 1280:768"));
         assert!(t.contains("What to do: fix the sidecar."));
-        assert!(t.contains("(and cat.yaml) back into inbox/"));
+        // See: issue 21, item 5 — error.txt never mentioned `dropreel retry`.
+        assert!(
+            t.contains(
+                "run `dropreel retry clientB/cat-2` in the studio folder: it moves cat-2.png, \
+                 cat-2.yaml, cat-2.last.jpg back into inbox/clientB/"
+            ),
+            "{t}"
+        );
         assert!(t.contains("HTTP 400: bad"));
     }
 }

@@ -344,8 +344,13 @@ impl Spool {
         })
     }
 
-    /// Moves the job's files into `failed/` with `error_text` as `<stem>.error.txt`.
-    pub fn fail(&self, rec: &mut JobRecord, error_text: &str) -> io::Result<String> {
+    /// Moves the job's files into `failed/` with `error_text(rec, stem)` as `<stem>.error.txt`
+    /// (told the stem chosen in `failed/`).
+    pub fn fail(
+        &self,
+        rec: &mut JobRecord,
+        error_text: impl FnOnce(&JobRecord, &str) -> String,
+    ) -> io::Result<String> {
         let extra = [(rec.error_file(), ".error.txt".to_string())];
         self.finish(rec, FAILED, &extra, |rec, dir, stem| {
             let moved = rec.delivery.as_ref().is_some_and(|d| {
@@ -357,7 +362,7 @@ impl Spool {
             if moved {
                 Ok(())
             } else {
-                write_atomic(dir, &rec.error_file(), error_text.as_bytes())
+                write_atomic(dir, &rec.error_file(), error_text(rec, stem).as_bytes())
             }
         })
     }

@@ -218,3 +218,27 @@ async fn a_sidecar_that_will_not_pair_is_explained_inside_a_folder_too() {
         "{err}"
     );
 }
+
+// See: issue 21, item 5 — the log named failed/broken.error.txt for failed/clientB/broken.error.txt,
+// and error.txt never said how to try again with `dropreel retry`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_in_a_folder_is_logged_and_explained_where_it_is() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    std::fs::create_dir_all(studio.path("inbox/clientB")).unwrap();
+    studio.put("inbox/clientB/broken.png", b"not an image");
+    let (code, logs) = run_binary(studio.root(), &[]).await;
+    assert_eq!(code, Some(1), "{logs}");
+    let line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "failed")
+        .unwrap_or_else(|| panic!("no 'failed' line: {logs}"));
+    assert_eq!(line["to"], "failed/clientB/broken.error.txt", "{line}");
+    assert_eq!(line["file"], "clientB/broken.png", "{line}");
+    let text = studio.read("failed/clientB/broken.error.txt");
+    assert!(
+        text.contains("run `dropreel retry clientB/broken` in the studio folder: it moves broken.png back into inbox/clientB/"),
+        "{text}"
+    );
+}

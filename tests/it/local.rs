@@ -116,6 +116,17 @@ async fn a_pan_is_decoded_with_the_right_frames_size_duration_and_content() {
         (Some("pan_right"), Some(12), Some(24))
     );
     assert!(r["encode_seconds"].as_f64().unwrap() > 0.0);
+    // See: issue 21, item 5 — a local render named an API endpoint, and reported the encoder's
+    // target as its bitrate (3× what it wrote). The real one: the file's bits over its length,
+    // less what the container adds.
+    assert!(r["endpoint"].is_null(), "no API was called: {r}");
+    let file_bps = r["output_bytes"].as_f64().unwrap() * 8.0 / 2.0;
+    let bitrate = r["bitrate"].as_f64().unwrap();
+    assert!(
+        bitrate <= file_bps && bitrate > 0.9 * file_bps,
+        "bitrate {bitrate} for a file of {file_bps} bit/s"
+    );
+    assert!(r["target_bitrate"].as_f64().unwrap() >= bitrate, "{r}");
 }
 
 /// The four-character types of the file's top-level boxes, in order.

@@ -32,7 +32,10 @@ pub const BITS_PER_PIXEL: f64 = 0.24;
 pub struct RenderStats {
     pub frames: u32,
     pub bytes: u64,
+    /// The H.264 stream's average bitrate, bits per second, as encoded.
     pub bitrate: u32,
+    /// The bitrate the encoder aimed at (it spends less on calm pictures).
+    pub target_bitrate: u32,
     pub seconds: f64,
     /// The poster (JPEG) made from the middle frame as it was rendered; `None` if it could not be.
     pub poster: Option<Vec<u8>>,
@@ -176,6 +179,7 @@ pub fn write_mp4(
             poster
         });
         let mut annexb = Vec::new();
+        let mut stream_bytes = 0u64;
         let mut encode = || -> Result<(), RenderError> {
             for (i, buf) in full_rx.iter() {
                 if cancel.load(Ordering::Relaxed) {
@@ -198,6 +202,7 @@ pub fn write_mp4(
                 if annexb.is_empty() {
                     return Err(RenderError::Encoder(format!("frame {i} came out empty")));
                 }
+                stream_bytes += annexb.len() as u64;
                 muxer
                     .write_video(f64::from(i) / f64::from(plan.fps), &annexb, keyframe)
                     .map_err(|e| RenderError::Encoder(e.to_string()))?;
@@ -208,13 +213,14 @@ pub fn write_mp4(
         };
         let r = encode();
         stop.store(true, Ordering::Relaxed);
+        let r = r.map(|()| stream_bytes);
         drop(full_rx);
         let poster = producer
             .join()
             .map_err(|_| RenderError::Encoder("the render thread panicked".into()))?;
-        r.map(|()| poster)
+        r.map(|stream_bytes| (poster, stream_bytes))
     });
-    let poster = result?;
+    let (poster, stream_bytes) = result?;
     muxer
         .finish_in_place()
         .map_err(|e| RenderError::Encoder(e.to_string()))?;
@@ -224,10 +230,12 @@ pub fn write_mp4(
     let file = writer.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     let bytes = file.metadata()?.len();
+    let clip_seconds = f64::from(plan.frames) / f64::from(plan.fps);
     Ok(RenderStats {
         frames: plan.frames,
         bytes,
-        bitrate: bitrate_for(plan.width, plan.height, plan.fps),
+        bitrate: (stream_bytes as f64 * 8.0 / clip_seconds).round() as u32,
+        target_bitrate: bitrate_for(plan.width, plan.height, plan.fps),
         seconds: started.elapsed().as_secs_f64(),
         poster,
     })

@@ -249,6 +249,7 @@ impl Backend for Local {
             width: plan.width,
             height: plan.height,
             bitrate: stats.bitrate,
+            target_bitrate: Some(stats.target_bitrate),
             encode_seconds: (stats.seconds * 1000.0).round() / 1000.0,
         });
         job.save().await?;
