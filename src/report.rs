@@ -86,8 +86,9 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
     if rec.uncertain_submissions > 0 {
         v["possible_double_charge"] = json!(rec.uncertain_submissions);
         v["note"] = json!(
-            "a create request's outcome was unknown (dropreel stopped or the answer was lost) and the job \
-             was submitted again; Runway may have charged for an extra task. Check the usage page."
+            "a create request's outcome was unknown (dropreel stopped, the answer was lost, or a server \
+             error came back that may have followed the task's creation) and the job was submitted \
+             again; Runway may have charged for an extra task. Check the usage page."
         );
     }
     let mut out = serde_json::to_vec_pretty(&v).expect("a JSON value serialises");

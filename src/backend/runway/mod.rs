@@ -346,16 +346,15 @@ impl Runway {
                 }
                 Some(Err(e)) => {
                     job.rec.state = State::Claimed;
-                    if matches!(e, ApiError::Lost(_)) {
+                    // Sorted first (a probe's gate is released or tripped), then the policy for a
+                    // create whose outcome is unknown decides, over the retry budget.
+                    let delay = self.on_error(job, &e, "submitting the task", stamp);
+                    if let Some(what) = faults::unknown_outcome(&e) {
                         job.rec.uncertain_submissions += 1;
                         crate::metrics::get().uncertain_submit();
                         job.save().await?;
-                        self.uncertain(
-                            job,
-                            &format!("the create request's answer was lost ({e})"),
-                        )?;
+                        self.uncertain(job, &what)?;
                     }
-                    let delay = self.on_error(job, &e, "submitting the task", stamp);
                     job.save().await?;
                     job.pause(delay?).await?;
                 }
