@@ -327,6 +327,15 @@ impl Chosen {
         })
     }
 
+    /// The name and limits of the backend `settings` choose, without building it (no key is
+    /// needed): what `estimate` prices against.
+    pub fn planned(settings: &Settings) -> (&'static str, Limits) {
+        match settings.backend() {
+            BackendChoice::Runway => ("runway", runway::LIMITS),
+            BackendChoice::Local | BackendChoice::Auto => ("local", local::LIMITS),
+        }
+    }
+
     /// What the start-up line says about the backend's set-up.
     pub fn setup(&self, settings: &Settings) -> String {
         match self {

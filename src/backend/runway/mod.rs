@@ -45,6 +45,12 @@ const SERVICE: Service = Service {
 };
 /// Time a create request may still take to answer after a stop was asked for.
 const SUBMIT_GRACE: Duration = Duration::from_millis(1500);
+/// What the Runway backend takes (known without a key: `estimate` prices against it).
+pub const LIMITS: Limits = Limits {
+    catalog: Catalog::Runway,
+    max_bytes: Some(UPLOAD_MAX),
+    max_pixels: crate::media::MAX_DECODE_PIXELS,
+};
 
 /// The Runway backend.
 #[derive(Debug)]
@@ -626,11 +632,7 @@ impl Backend for Runway {
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            catalog: Catalog::Runway,
-            max_bytes: Some(UPLOAD_MAX),
-            max_pixels: crate::media::MAX_DECODE_PIXELS,
-        }
+        LIMITS
     }
 
     async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {
