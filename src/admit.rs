@@ -407,6 +407,22 @@ pub fn claim(
     Ok(Some(rec))
 }
 
+/// Puts a job the budget holds, never sent, back into `inbox/` (see [`Spool::unclaim`]), giving up
+/// its key in the dedupe ledger so an identical file is not kept waiting for it. The files as
+/// named in `inbox/`, or why the job stays in `processing/`.
+pub fn unclaim(
+    spool: &Spool,
+    ledger: &crate::ledger::dedupe::Ledger,
+    rec: &mut JobRecord,
+) -> std::io::Result<Vec<String>> {
+    if let Some(key) = rec.dedupe_key.take()
+        && let Err(e) = ledger.release(&key, &rec.id)
+    {
+        tracing::warn!(job = %rec.id, error = %e, "cannot update the dedupe ledger");
+    }
+    spool.unclaim(rec)
+}
+
 /// Claims a bad input as a job failed from the start (its task moves it to `failed/` with its
 /// explanation, by the one route every failure takes). `None` when it was not ours (gone, or
 /// inbox/ refused the move).
