@@ -155,6 +155,9 @@ pub struct Take {
     /// Why it made none.
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// Not made, and not failed: the budget held it when the run ended (the hold's detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
     /// The local renderer's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderInfo>,

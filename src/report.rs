@@ -72,6 +72,10 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
                     "output_bytes": t.output_bytes,
                     "motion": t.render.as_ref().map(|r| r.motion.clone()),
                     "failed": t.failure.as_ref().map(|f| json!({"reason": f.message, "advice": f.advice, "api": f.api})),
+                    "held": t.held.as_ref().map(|why| json!({
+                        "reason": format!("the budget held it when the run ended: {why}"),
+                        "advice": "it was not sent and costs nothing; to make it, drop the file again with this take's seed and variants: 1",
+                    })),
                 }))
                 .collect::<Vec<_>>()
         );

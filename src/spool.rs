@@ -333,26 +333,6 @@ impl Spool {
         }
     }
 
-    /// Whether job `id` has work on the wire or on the server (a request sent, a task running, a
-    /// video being fetched) or is being delivered — as opposed to waiting to submit. A job with
-    /// variants is in flight while any of its takes is.
-    pub fn in_flight(&self, id: &str) -> bool {
-        let Ok(rec) = self.load(id) else {
-            return false;
-        };
-        if rec.state != State::Claimed {
-            return true;
-        }
-        (1..=rec.spec.takes()).any(|n| {
-            self.load_variant(id, n).ok().flatten().is_some_and(|v| {
-                matches!(
-                    v.state,
-                    State::Submitting | State::Submitted | State::Succeeded
-                )
-            })
-        })
-    }
-
     /// Reads a job's state file.
     pub fn load(&self, id: &str) -> io::Result<JobRecord> {
         let bytes = fs::read(self.job_dir(id).join(STATE_FILE))?;
