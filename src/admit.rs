@@ -1,6 +1,8 @@
 //! Admission: what turns a ready inbox file into a job. The checks that need no slot (the job's
 //! kind; an image's format, size and wholeness against the backend's [`Limits`], a text's
-//! encoding; the sidecar; the spec against the catalog) and the claim into `processing/`. Bad input becomes a job failed from the start, so
+//! encoding; the sidecar; the spec against the catalog; a price beyond a whole budget limit) and
+//! the claim into `processing/` — and its reverse, a job never sent going back into `inbox/` when
+//! the budget holds it. Bad input becomes a job failed from the start, so
 //! it reaches `failed/` by the same route as every other failure.
 
 use std::time::Duration;
@@ -108,6 +110,7 @@ pub fn check_files(
         let input = job::Input::Video { bytes, seconds };
         let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
         let spec = settle_spec(built, problems, sidecar)?;
+        within_budget(&spec, &JobKind::Video, settings, limits)?;
         return Ok(Admitted {
             kind: JobKind::Video,
             info: ImageInfo::UNKNOWN,
@@ -143,12 +146,30 @@ pub fn check_files(
     };
     let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
     let spec = settle_spec(built, problems, sidecar)?;
+    within_budget(&spec, &kind, settings, limits)?;
     Ok(Admitted {
         kind,
         info,
         spec,
         preset,
     })
+}
+
+/// A job one task of which costs more than a whole budget limit could never be sent: it fails
+/// here, before it is claimed for a slot, rather than hold submission for ever.
+fn within_budget(
+    spec: &JobSpec,
+    kind: &JobKind,
+    settings: &Settings,
+    limits: Limits,
+) -> Result<(), Failure> {
+    if limits.catalog.renders_locally() {
+        return Ok(());
+    }
+    match crate::ledger::spend::beyond_limit(spec, kind.endpoint(), &settings.config.budget) {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
 }
 
 /// The sidecar's settings and the problems found in it (a sidecar that cannot be read at all is
@@ -405,6 +426,22 @@ pub fn claim(
         "claimed"
     );
     Ok(Some(rec))
+}
+
+/// Puts a job the budget holds, never sent, back into `inbox/` (see [`Spool::unclaim`]), giving up
+/// its key in the dedupe ledger so an identical file is not kept waiting for it. The files as
+/// named in `inbox/`, or why the job stays in `processing/`.
+pub fn unclaim(
+    spool: &Spool,
+    ledger: &crate::ledger::dedupe::Ledger,
+    rec: &mut JobRecord,
+) -> std::io::Result<Vec<String>> {
+    if let Some(key) = rec.dedupe_key.take()
+        && let Err(e) = ledger.release(&key, &rec.id)
+    {
+        tracing::warn!(job = %rec.id, error = %e, "cannot update the dedupe ledger");
+    }
+    spool.unclaim(rec)
 }
 
 /// Claims a bad input as a job failed from the start (its task moves it to `failed/` with its

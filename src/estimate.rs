@@ -3,16 +3,18 @@
 //! same checks against the same catalog), priced at its model's credits per second (or
 //! `budget.rates`), and looked up in the dedupe ledger (a file that would be reused costs 0, as does
 //! a second copy of the same file in the inbox). It lists the files that would fail and why, and
-//! the budget left today and this month.
+//! the budget left today and this month. The total is what is known: groups of a model with no
+//! known price are listed apart. Runway is priced without a key (nothing is sent); when the local
+//! renderer is used only for want of a key, what Runway would cost is given beside it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::admit::{self, NotYet};
-use crate::backend::{Backend, Chosen};
-use crate::config::Settings;
+use crate::backend::{Chosen, Limits};
+use crate::config::{BackendChoice, Settings};
 use crate::intake::{self, Inbox};
 use crate::ledger::dedupe::{self, Ledger};
 use crate::ledger::spend::{self, SpendLog};
@@ -63,24 +65,64 @@ pub struct BudgetLeft {
     pub left_month: Option<u64>,
 }
 
+/// Jobs of a model with no known price: not in the total.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Unpriced {
+    pub kind: String,
+    pub model: String,
+    pub jobs: u32,
+    pub videos: u32,
+    pub seconds: u64,
+}
+
 /// The whole estimate.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Estimate {
     pub backend: String,
     pub groups: Vec<Group>,
+    /// The sum of what has a known price (see `unpriced`).
     pub total: Group,
+    /// What the total leaves out: the groups whose model has no known price (`budget.rates`).
+    pub unpriced: Vec<Unpriced>,
     pub reused: Vec<Reuse>,
     pub failing: Vec<Failing>,
     /// Files not whole yet (still being written): priced when they are.
     pub incomplete: Vec<String>,
     pub budget: BudgetLeft,
+    /// With `backend: auto` and no API key (the local renderer, at 0): the total on Runway.
+    pub on_runway: Option<OnRunway>,
 }
 
-/// Prices what `settings.root/inbox` holds now.
+/// What the inbox would cost on Runway (known prices; what has none is listed).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OnRunway {
+    pub credits: u64,
+    pub usd: f64,
+    pub videos: u32,
+    pub unpriced: Vec<Unpriced>,
+}
+
+/// Prices what `settings.root/inbox` holds now, on the backend the settings choose (Runway needs
+/// no key for it).
 pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
+    let (name, limits) = Chosen::planned(settings);
+    let mut e = price(settings, name, limits)?;
+    if settings.config.backend == BackendChoice::Auto && name == "local" {
+        let runway = price(settings, "runway", crate::backend::runway::LIMITS)?;
+        let credits = runway.total.credits.unwrap_or(0);
+        e.on_runway = Some(OnRunway {
+            credits,
+            usd: usd(credits),
+            videos: runway.total.videos,
+            unpriced: runway.unpriced,
+        });
+    }
+    Ok(e)
+}
+
+/// The estimate on backend `name` with its `limits`.
+fn price(settings: &Settings, name: &str, limits: Limits) -> anyhow::Result<Estimate> {
     let spool = Spool::open(&settings.root)?;
-    let backend = Chosen::build(settings)?;
-    let limits = backend.limits();
     let rates = &settings.config.budget.rates;
     // Every file is looked at as settled: the estimate is of what is there now.
     let mut inbox = Inbox::new(
@@ -123,7 +165,7 @@ pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
         };
         let spec = &admitted.spec;
         if !spec.fresh
-            && let Some(key) = key_of(&spool, r, &admitted, backend.name())
+            && let Some(key) = key_of(&spool, r, &admitted, name)
         {
             if let Some(entry) = ledger.peek(&key) {
                 reused.push(Reuse {
@@ -169,6 +211,17 @@ pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
     for g in &mut groups {
         g.usd = g.credits.map(usd);
     }
+    let unpriced = groups
+        .iter()
+        .filter(|g| g.credits.is_none())
+        .map(|g| Unpriced {
+            kind: g.kind.clone(),
+            model: g.model.clone(),
+            jobs: g.jobs,
+            videos: g.videos,
+            seconds: g.seconds,
+        })
+        .collect();
     let mut total = Group {
         kind: "total".into(),
         model: String::new(),
@@ -179,16 +232,17 @@ pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
         total.jobs += g.jobs;
         total.videos += g.videos;
         total.seconds += g.seconds;
-        total.credits = total.credits.zip(g.credits).map(|(a, b)| a + b);
+        total.credits = total.credits.map(|sum| sum + g.credits.unwrap_or(0));
     }
     total.usd = total.credits.map(usd);
     let b = &settings.config.budget;
     let spent = SpendLog::new(&settings.root).totals(&jiff::Zoned::now())?;
     let left = |limit: u64, spent: u64| (limit > 0).then(|| limit.saturating_sub(spent));
     Ok(Estimate {
-        backend: backend.name().to_string(),
+        backend: name.to_string(),
         groups,
         total,
+        unpriced,
         reused,
         failing,
         incomplete,
@@ -200,6 +254,7 @@ pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
             left_today: left(b.daily_credits, spent.today),
             left_month: left(b.monthly_credits, spent.month),
         },
+        on_runway: None,
     })
 }
 
@@ -248,9 +303,12 @@ pub fn text(e: &Estimate, root: &std::path::Path) -> String {
             "{:<7}{:<20}{:>6}{:>8}{:>9}{:>9}{:>10}",
             "kind", "model", "jobs", "videos", "seconds", "credits", "US$"
         );
+        // The total is what is known; `+?` when some of it has no known price.
+        let more = if e.unpriced.is_empty() { "" } else { "+?" };
         let row = |g: &Group| {
+            let more = if g.kind == "total" { more } else { "" };
             let (c, u) = match (g.credits, g.usd) {
-                (Some(c), Some(u)) => (c.to_string(), format!("{u:.2}")),
+                (Some(c), Some(u)) => (format!("{c}{more}"), format!("{u:.2}{more}")),
                 _ => ("?".into(), "?".into()),
             };
             format!(
@@ -262,18 +320,18 @@ pub fn text(e: &Estimate, root: &std::path::Path) -> String {
             let _ = writeln!(out, "{}", row(g));
         }
         let _ = writeln!(out, "{}", row(&e.total));
-        if e.total.credits.is_none() {
-            let unknown: HashSet<&str> = e
-                .groups
+        if !e.unpriced.is_empty() {
+            let unknown: Vec<String> = e
+                .unpriced
                 .iter()
-                .filter(|g| g.credits.is_none())
-                .map(|g| g.model.as_str())
+                .map(|u| {
+                    let videos = if u.videos == 1 { "video" } else { "videos" };
+                    format!("{} {videos} on {} ({} s)", u.videos, u.model, u.seconds)
+                })
                 .collect();
-            let mut unknown: Vec<&str> = unknown.into_iter().collect();
-            unknown.sort_unstable();
             let _ = writeln!(
                 out,
-                "? no known price for {}: set it under budget.rates (credits per second) to include it",
+                "+? not in the total, no known price: {}. Set the model's credits per second under budget.rates to include it",
                 unknown.join(", ")
             );
         }
@@ -319,9 +377,24 @@ pub fn text(e: &Estimate, root: &std::path::Path) -> String {
         [b.left_today, b.left_month].into_iter().flatten().min(),
     ) && need > left
     {
+        let at_least = if e.unpriced.is_empty() {
+            ""
+        } else {
+            "at least "
+        };
         let _ = writeln!(
             out,
-            "this inbox needs {need} credits, more than the {left} left: submission will pause at the limit (see README, Budget)"
+            "this inbox needs {at_least}{need} credits, more than the {left} left: submission will pause at the limit (see README, Budget)"
+        );
+    }
+    if let Some(r) = &e.on_runway {
+        let _ = writeln!(
+            out,
+            "on Runway (no API key is set, so the local renderer would make these): {}{more} credits, \
+             US${:.2}{more}; set RUNWAYML_API_SECRET (or backend: runway) to generate there",
+            r.credits,
+            r.usd,
+            more = if r.unpriced.is_empty() { "" } else { "+?" },
         );
     }
     out

@@ -14,7 +14,7 @@ const CONFIG_LOOK: Duration = Duration::from_secs(1);
 
 /// `dropreel.yaml` as the running pipeline follows it: edits to `defaults` and to the intake's
 /// timings (`watch.settle`, `sidecar_wait`, `rescan`, `truncated_after`) apply to the next files;
-/// the rest (backend, `runway:`, `local:`, `notify:`, `ui:`, `watch.poll`, `watch.lease`) needs a restart, which is
+/// the rest (backend, `runway:`, `local:`, `budget:`, `notify:`, `ui:`, `watch.poll`, `watch.lease`) needs a restart, which is
 /// said once. A bad edit keeps the running settings, with one warning.
 pub struct ConfigFile {
     /// The file's (length, mtime) when last looked at.
@@ -80,6 +80,10 @@ impl ConfigFile {
         if next.local != old.local {
             restart.push("local:");
         }
+        // The budget is kept by the backend that counts each request.
+        if next.budget != old.budget {
+            restart.push("budget:");
+        }
         if next.notify != old.notify {
             restart.push("notify:");
         }
@@ -93,6 +97,7 @@ impl ConfigFile {
         next.backend = old.backend;
         next.runway = old.runway.clone();
         next.local = old.local.clone();
+        next.budget = old.budget.clone();
         next.notify = old.notify.clone();
         next.ui = old.ui.clone();
         next.watch.poll = old.watch.poll;

@@ -3,8 +3,9 @@
 //! ledger (reusing an earlier delivery, or waiting for an identical job in flight), lets the
 //! backend produce the MP4 (or each take of a job with [`crate::variants`]), then delivers — or
 //! fails the job by the one route every failure takes (bad input found at admission, a backend's
-//! refusal, a job whose task panicked). The tasks live in a [`JoinSet`], so none can outlive a
-//! stop, and a panic comes back as that job's failure, never a hang.
+//! refusal, a job whose task panicked) — or, when the budget holds a job that does not wait for it,
+//! puts it back into `inbox/` if nothing was ever sent for it. The tasks live in a [`JoinSet`], so
+//! none can outlive a stop, and a panic comes back as that job's failure, never a hang.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,6 +39,9 @@ pub enum End {
     Undelivered,
     /// Left in `processing/` (stop, lease lost); resumed later.
     Left,
+    /// The budget holds it (the detail): back in `inbox/` when it was never sent, else left in
+    /// `processing/` for the next run.
+    Held(String),
 }
 
 /// A job task's last word.
@@ -60,6 +64,8 @@ pub struct Jobs {
     outbox: Option<Outbox>,
     /// The live view of the jobs in flight.
     live: Live,
+    /// Whether a job waits out a hold for the budget (`watch`) or ends for now (`run`).
+    waits_for_budget: bool,
 }
 
 impl Jobs {
@@ -71,7 +77,14 @@ impl Jobs {
             ledger,
             outbox,
             live,
+            waits_for_budget: true,
         }
+    }
+
+    /// A `run`'s jobs do not wait for the budget: what the budget holds ends for now.
+    pub fn not_waiting_for_budget(mut self) -> Jobs {
+        self.waits_for_budget = false;
+        self
     }
 
     /// Starts the task that drives `rec` on `backend`. `ticket`: its place in the queue for a
@@ -86,8 +99,9 @@ impl Jobs {
     ) {
         let backend = backend.clone();
         let id = rec.id.clone();
-        let ctx =
+        let mut ctx =
             JobCtx::new(spool.clone(), rec, cancel, ticket, self.retry).shown_in(self.live.clone());
+        ctx.waits_for_budget = self.waits_for_budget;
         let task = drive(
             backend,
             self.ledger.clone(),
@@ -109,7 +123,7 @@ impl Jobs {
         let delivered = match ended.end {
             End::Delivered | End::PartlyDelivered => Some(true),
             End::Failed => Some(false),
-            End::Undelivered | End::Left => None,
+            End::Undelivered | End::Left | End::Held(_) => None,
         };
         self.live.end(&ended.id, delivered);
         Some(ended)
@@ -198,6 +212,7 @@ async fn drive<B: Backend>(
             fail(&mut ctx, f)
         }
         Err(Stop::Cancelled) => End::Left,
+        Err(Stop::Held(why)) => held(&mut ctx, &ledger, why),
     };
     tell(outbox.as_ref(), &live, &ctx.spool, &ctx.rec, &end);
     Ended {
@@ -215,7 +230,7 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
         End::PartlyDelivered => metrics.job_ended("partly_delivered"),
         End::Failed => metrics.job_ended("failed"),
         End::Undelivered => metrics.job_ended("undelivered"),
-        End::Left => {}
+        End::Left | End::Held(_) => {}
     }
     let Some(d) = &rec.delivery else {
         return;
@@ -265,7 +280,7 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
             });
             Event::failed(rec, error, error_file)
         }
-        End::Undelivered | End::Left => return,
+        End::Undelivered | End::Left | End::Held(_) => return,
     };
     if let Some(outbox) = outbox {
         outbox.emit(&event);
@@ -367,6 +382,7 @@ async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, entry: dedupe::Entry) ->
                 submissions: 0,
                 uncertain_submissions: 0,
                 failure: None,
+                held: None,
                 render: None,
             })
             .collect();
@@ -382,6 +398,26 @@ async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, entry: dedupe::Entry) ->
     ctx.rec.finished_at = Some(crate::spool::now_rfc3339());
     ctx.rec.state = State::Downloaded;
     ctx.save().await
+}
+
+/// A job the budget holds and that does not wait for it: back into `inbox/` when nothing was ever
+/// sent for it (what waits for the budget waits there), else left in `processing/`, where the next
+/// run resumes it with its record.
+fn held(ctx: &mut JobCtx, ledger: &Ledger, why: String) -> End {
+    let rec = &mut ctx.rec;
+    if !rec.never_sent() {
+        tracing::info!(job = %rec.id, file = %rec.source.name, "held by the budget; it was sent before, so it waits in processing/ for the next run: {why}");
+        return End::Held(why);
+    }
+    match crate::admit::unclaim(&ctx.spool, ledger, rec) {
+        Ok(files) => {
+            tracing::info!(job = %rec.id, file = %rec.source.name, back = %files.join(", "), "held by the budget: back in inbox/, nothing was sent");
+        }
+        Err(e) => {
+            tracing::warn!(job = %rec.id, file = %rec.source.name, error = %e, "held by the budget, but cannot go back into inbox/: it waits in processing/ for the next run");
+        }
+    }
+    End::Held(why)
 }
 
 /// Gives the failed job's ledger key up, so the next identical job is made.
@@ -500,7 +536,12 @@ fn deliver(ctx: &mut JobCtx, backend: &str, ledger: &Ledger) -> End {
                     tracing::warn!(job = %rec.id, error = %e, "cannot record the delivery in the dedupe ledger; an identical job dropped later is made again");
                 }
             }
-            if rec.takes.iter().any(|t| t.output_bytes.is_none()) {
+            // A take the budget held is not a failure (the run says so by its exit code).
+            if rec
+                .takes
+                .iter()
+                .any(|t| t.output_bytes.is_none() && t.held.is_none())
+            {
                 End::PartlyDelivered
             } else {
                 End::Delivered

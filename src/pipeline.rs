@@ -1,10 +1,12 @@
 //! The orchestrator: the run's event loop. It resumes jobs left in `processing/`, admits ready
 //! inbox files (bad input fails at once, before any slot is taken), claims them lazily — only when
-//! a slot is about to free up — starts a task per job, follows the backend's holds, and stops
-//! gracefully. What happens to one file on its way is in [`crate::admit`] (checks and claim),
-//! [`crate::jobs`] (the job's task, delivery, the route to `failed/`) and [`crate::recover`].
+//! a slot is about to free up, and not while the budget holds submission or for a model the budget
+//! cannot price — starts a task per job, follows the backend's holds, and stops gracefully (a
+//! `run` the budget holds ends once nothing is in flight). What happens to one file on its way is
+//! in [`crate::admit`] (checks and claim), [`crate::jobs`] (the job's task, delivery, the route to
+//! `failed/`) and [`crate::recover`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,8 +66,8 @@ pub struct Summary {
     pub undelivered: usize,
     /// Set when the API refused the key during a `run` (what it said).
     pub key_refused: Option<String>,
-    /// Set when a `run` ended because the budget holds submission and nothing else was in flight
-    /// (the hold's detail).
+    /// Set when a `run` ended with work left for the budget (a hold of submission, or a model it
+    /// cannot price) and nothing else in flight: why.
     pub budget_held: Option<String>,
     /// The shutdown signal ended the pipeline before its work was done.
     pub stopped: bool,
@@ -105,7 +107,7 @@ impl Summary {
             }
             End::Failed => self.failed += 1,
             End::Undelivered => self.undelivered += 1,
-            End::Left => {}
+            End::Left | End::Held(_) => {}
         }
     }
 }
@@ -152,8 +154,11 @@ struct Pipeline<B: Backend> {
     status: instance::Writer,
     /// What the run did so far.
     summary: Summary,
-    /// The budget holds submission (a `run` ends once nothing else is in flight).
-    budget_hold: Option<String>,
+    /// Why the budget kept a job (or a file) of this run from being sent, if it did: a `run`
+    /// then exits 4.
+    held_by_budget: Option<String>,
+    /// Files waiting in inbox/ for a price (a model the budget cannot price), said once each.
+    told_unpriced: HashSet<String>,
     /// Where holds and their end are told (`notify:`), if anyone listens.
     outbox: Option<Outbox>,
     /// The hold last told (so a hold is told once, and its end once).
@@ -211,6 +216,7 @@ pub async fn run_shown<B: Backend>(
         p.claim_ready();
         live.set_waiting(p.checked.len() + p.unchecked.len(), || p.waiting_names());
         if p.drained() {
+            p.end_run();
             break;
         }
         let wake = p.next_wake();
@@ -261,23 +267,26 @@ impl<B: Backend> Pipeline<B> {
         live: Live,
     ) -> anyhow::Result<Self> {
         let cfg = &settings.config;
-        let mut inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
-        inbox.scan(spool.fs_now())?;
+        let inbox = Inbox::new(&spool.inbox(), cfg.watch.settle, cfg.watch.sidecar_wait);
         let mode_name = match mode {
             Mode::Watch => "watch",
             Mode::Run => "run",
         };
         let status = instance::Writer::new(&spool, mode_name, backend.name());
         let now = Instant::now();
+        let jobs = Jobs::new(
+            RetryPolicy::from_settings(settings),
+            crate::ledger::dedupe::Ledger::new(&settings.root),
+            outbox.clone(),
+            live.clone(),
+        );
         let mut p = Pipeline {
             mode,
             config_file: ConfigFile::new(settings, mode),
-            jobs: Jobs::new(
-                RetryPolicy::from_settings(settings),
-                crate::ledger::dedupe::Ledger::new(&settings.root),
-                outbox.clone(),
-                live.clone(),
-            ),
+            jobs: match mode {
+                Mode::Watch => jobs,
+                Mode::Run => jobs.not_waiting_for_budget(),
+            },
             live,
             backend: Arc::new(backend),
             cancel: CancellationToken::new(),
@@ -291,13 +300,16 @@ impl<B: Backend> Pipeline<B> {
             next_renew: now + cfg.watch.lease / 4,
             status,
             summary: Summary::default(),
-            budget_hold: None,
+            held_by_budget: None,
+            told_unpriced: HashSet::new(),
             outbox,
             told_hold: None,
             settings: settings.clone(),
             spool,
         };
+        // Resumed first: a job a crash left half way back to inbox/ is put back there, then seen.
         p.resume();
+        p.inbox.scan(p.spool.fs_now())?;
         p.write_status();
         Ok(p)
     }
@@ -354,10 +366,15 @@ impl<B: Backend> Pipeline<B> {
         }
     }
 
-    /// Claims checked files while the backend's slots (plus a small lookahead) have room.
+    /// Claims checked files while the backend's slots (plus a small lookahead) have room. While
+    /// the budget holds submission nothing is claimed (what waits for it waits in inbox/), and a
+    /// file whose model the budget cannot price waits there on its own.
     fn claim_ready(&mut self) {
         if self.claim_pause.is_some_and(|t| Instant::now() >= t) {
             self.claim_pause = None;
+        }
+        if self.budget_blocks_claims() {
+            return;
         }
         let slots = self.backend.slots().clone();
         while self.claim_pause.is_none() && slots.demand() < slots.max() + LOOKAHEAD {
@@ -366,6 +383,9 @@ impl<B: Backend> Pipeline<B> {
             };
             if !self.inbox.unchanged(&c.ready) {
                 self.inbox.release(&c.ready.source.rel());
+                continue;
+            }
+            if self.waits_for_a_price(&c) {
                 continue;
             }
             let share = self.inbox.shares_sidecar(&c.ready.source.rel());
@@ -392,13 +412,66 @@ impl<B: Backend> Pipeline<B> {
         }
     }
 
-    /// A `run` is done when nothing runs, waits or is left to look at.
+    /// Whether the budget holds submission until a time not come yet: nothing is claimed before
+    /// it (a `watch` claims again then, and the first job sent is the probe).
+    fn budget_blocks_claims(&self) -> bool {
+        self.backend
+            .gate()
+            .and_then(|g| g.budget_until())
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// A checked file whose model the budget cannot price: not claimed — it waits in inbox/ on its
+    /// own (said once), and the others go on. `true` when it was kept back.
+    fn waits_for_a_price(&mut self, c: &Checked) -> bool {
+        if self.backend.limits().catalog.renders_locally() {
+            return false;
+        }
+        let budget = &self.settings.config.budget;
+        let Some(refusal) = crate::ledger::spend::unpriced(&c.admitted.spec, budget) else {
+            return false;
+        };
+        let rel = c.ready.source.rel();
+        let why = refusal.detail();
+        if self.told_unpriced.insert(rel.clone()) {
+            tracing::warn!(file = %rel, "waits in inbox/ while the other files go on: {why}");
+        }
+        // Looked at again by the next rescan (`watch`); a restart with the rate claims it.
+        forget(&mut self.inbox, &c.ready);
+        self.held_by_budget.get_or_insert(why);
+        true
+    }
+
+    /// A `run` is done when nothing runs and nothing waits or is left to look at — or nothing runs
+    /// and the budget holds submission (what is left waits for the next run).
     fn drained(&self) -> bool {
         self.mode == Mode::Run
             && self.active.is_empty()
-            && self.checked.is_empty()
-            && self.unchecked.is_empty()
-            && self.inbox.waiting() == 0
+            && ((self.checked.is_empty() && self.unchecked.is_empty() && self.inbox.waiting() == 0)
+                || self.budget_blocks_claims())
+    }
+
+    /// Why the budget kept work of this run from being sent, if it did: its hold in force, or a
+    /// job or file it held.
+    fn held_by_budget(&self) -> Option<String> {
+        let hold = self.backend.gate().and_then(|g| g.current());
+        hold.filter(|h| h.cause == HoldCause::Budget)
+            .map(|h| h.detail)
+            .or_else(|| self.held_by_budget.clone())
+    }
+
+    /// A drained `run` that left work to the budget says so once, and exits 4.
+    fn end_run(&mut self) {
+        if self.mode != Mode::Run {
+            return;
+        }
+        let Some(why) = self.held_by_budget() else {
+            return;
+        };
+        tracing::warn!(
+            "the budget holds submission and nothing else is in flight: {why}. What is left waits in inbox/ for the next run"
+        );
+        self.summary.budget_held = Some(why);
     }
 
     /// When the loop must look again with no event: the next settle deadline, lease renewal,
@@ -414,6 +487,12 @@ impl<B: Backend> Pipeline<B> {
         if let Some(t) = self.claim_pause {
             wake = wake.min(t);
         }
+        // Claims go on when a hold for the budget lets its probe through.
+        if let Some(t) = self.backend.gate().and_then(|g| g.budget_until())
+            && t > Instant::now()
+        {
+            wake = wake.min(t);
+        }
         wake
     }
 
@@ -424,32 +503,10 @@ impl<B: Backend> Pipeline<B> {
         // instance, or the next start).
         self.spool.release(&id);
         self.summary.count(&end);
-        self.end_if_only_budget_held()
-    }
-
-    /// A `run` under a budget hold ends as soon as every job it still drives waits to submit
-    /// (nothing is on the wire or running on the server): they keep their place, and the files
-    /// not claimed yet stay in inbox/, for the next run.
-    fn end_if_only_budget_held(&mut self) -> Flow {
-        let Some(detail) = &self.budget_hold else {
-            return Flow::Continue;
-        };
-        if self.mode != Mode::Run {
-            return Flow::Continue;
+        if let End::Held(why) = end {
+            self.held_by_budget.get_or_insert(why);
         }
-        let waiting = self.active.keys().all(|id| !self.spool.in_flight(id));
-        if !waiting {
-            return Flow::Continue;
-        }
-        tracing::warn!(
-            waiting = self.active.len()
-                + self.checked.len()
-                + self.unchecked.len()
-                + self.inbox.waiting(),
-            "the budget holds submission and nothing else is in flight: {detail}. The rest waits for the next run"
-        );
-        self.summary.budget_held = Some(detail.clone());
-        Flow::Stop
+        Flow::Continue
     }
 
     /// A file-system event in inbox/, with the others already waiting (a busy folder sends them
@@ -490,10 +547,7 @@ impl<B: Backend> Pipeline<B> {
             self.summary.key_refused = Some(why);
             return Flow::Stop;
         }
-        self.budget_hold = hold
-            .filter(|h| h.cause == HoldCause::Budget)
-            .map(|h| h.detail);
-        self.end_if_only_budget_held()
+        Flow::Continue
     }
 
     /// The names of the first files waiting for a claim, for the dashboard.

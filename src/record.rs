@@ -130,6 +130,10 @@ pub struct JobRecord {
     /// `error.txt` is never overwritten. Records of earlier versions keep the plain names.
     #[serde(default)]
     pub dot_names: bool,
+    /// The job, never sent, is going back into `inbox/` (the budget holds it): set before its first
+    /// file moves, so a return a crash interrupted is finished, never resumed as a job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub returning: bool,
 }
 
 /// One take of a job with `variants:`, as it ended.
@@ -151,6 +155,9 @@ pub struct Take {
     /// Why it made none.
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// Not made, and not failed: the budget held it when the run ended (the hold's detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
     /// The local renderer's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderInfo>,
@@ -209,6 +216,7 @@ impl JobRecord {
             dedupe_key: None,
             reused_from: None,
             dot_names: true,
+            returning: false,
         }
     }
 
@@ -267,6 +275,13 @@ impl JobRecord {
             advice: "move the file back into inbox/ to try again".into(),
             api: None,
         })
+    }
+
+    /// Whether nothing was ever sent for the job: claimed, no create request (not even one whose
+    /// outcome is unknown). Only such a job goes back into `inbox/`: one sent before keeps its
+    /// record, which a resubmission depends on.
+    pub fn never_sent(&self) -> bool {
+        self.state == State::Claimed && self.submissions == 0 && self.uncertain_submissions == 0
     }
 
     /// The upload of the job's (first) image, if one was made.

@@ -1,7 +1,8 @@
 //! Recovery: the jobs a stop, a crash or a dead instance left in `processing/`, taken over (their
 //! lease adopted) and handed back to the pipeline at the step they reached. A job folder without a
 //! readable `job.json` is rebuilt from the files it holds; what a claim in progress left behind is
-//! removed once nobody can still be claiming into it.
+//! removed once nobody can still be claiming into it; a job a crash caught on its way back to
+//! `inbox/` (the budget held it) is put back there, never resumed.
 
 use std::collections::HashMap;
 
@@ -53,6 +54,7 @@ pub fn resume(
             }
         }
         match spool.load(&id) {
+            Ok(mut rec) if rec.returning => finish_return(spool, settings, &mut rec),
             Ok(rec) => {
                 match rec.state {
                     State::Submitting => tracing::warn!(
@@ -74,6 +76,21 @@ pub fn resume(
         }
     }
     out
+}
+
+/// Finishes putting a job back into `inbox/` that a stop or a crash interrupted (some of its files
+/// may be there already). One that still cannot go back stays in `processing/`, saying why.
+fn finish_return(spool: &Spool, settings: &Settings, rec: &mut JobRecord) {
+    let ledger = crate::ledger::dedupe::Ledger::new(&settings.root);
+    match crate::admit::unclaim(spool, &ledger, rec) {
+        Ok(files) => {
+            tracing::info!(job = %rec.id, file = %rec.source.name, back = %files.join(", "), "finished putting a job held by the budget back into inbox/");
+        }
+        Err(e) => {
+            tracing::warn!(job = %rec.id, file = %rec.source.name, error = %e, "a job held by the budget was on its way back into inbox/ and cannot get there; it stays in processing/ until its files can go back");
+            spool.release(&rec.id);
+        }
+    }
 }
 
 fn holds_image(dir: &std::path::Path) -> bool {

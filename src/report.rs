@@ -75,6 +75,10 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
                     "output_bytes": t.output_bytes,
                     "motion": t.render.as_ref().map(|r| r.motion.clone()),
                     "failed": t.failure.as_ref().map(|f| json!({"reason": f.message, "advice": f.advice, "api": f.api})),
+                    "held": t.held.as_ref().map(|why| json!({
+                        "reason": format!("the budget held it when the run ended: {why}"),
+                        "advice": "it was not sent and costs nothing; to make it, drop the file again with this take's seed and variants: 1",
+                    })),
                 }))
                 .collect::<Vec<_>>()
         );
@@ -89,8 +93,9 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
     if rec.uncertain_submissions > 0 {
         v["possible_double_charge"] = json!(rec.uncertain_submissions);
         v["note"] = json!(
-            "a create request's outcome was unknown (dropreel stopped or the answer was lost) and the job \
-             was submitted again; Runway may have charged for an extra task. Check the usage page."
+            "a create request's outcome was unknown (dropreel stopped, the answer was lost, or a server \
+             error came back that may have followed the task's creation) and the job was submitted \
+             again; Runway may have charged for an extra task. Check the usage page."
         );
     }
     let mut out = serde_json::to_vec_pretty(&v).expect("a JSON value serialises");

@@ -98,7 +98,7 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
         order.push(job_file);
         let mut moved = Vec::new();
         for f in order {
-            match move_no_clobber(&failed.join(f), &inbox.join(f)) {
+            match spool::move_no_clobber(&failed.join(f), &inbox.join(f)) {
                 Ok(()) => moved.push(f.clone()),
                 Err(e) => {
                     out.skipped
@@ -182,17 +182,6 @@ fn failed_jobs(failed_root: &Path, folder: &str) -> io::Result<BTreeMap<String, 
         );
     }
     Ok(jobs)
-}
-
-/// Moves `from` to `to` unless `to` exists (a hard link cannot replace a file; where links are
-/// not possible, a rename after a look).
-fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => fs::remove_file(from),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) if !to.exists() => fs::rename(from, to),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The studio folders as a durable queue: `claim` (an atomic rename from `inbox/` into
-//! `processing/<job-id>/`), the job state file `job.json` (written atomically at every change), `deliver`
+//! `processing/<job-id>/`) and its reverse `unclaim` (a job never sent back into `inbox/`), the job
+//! state file `job.json` (written atomically at every change), `deliver`
 //! to `done/` and `fail` to `failed/` (into the file's folder there, with collision-safe names), the
 //! job folders' listing for [`crate::recover`]. What `job.json` holds is [`crate::record`].
 //!
@@ -252,6 +253,69 @@ impl Spool {
         }))
     }
 
+    /// Puts a job back into `inbox/` — its file, sidecar and last keyframe, each under its own
+    /// name in the folder it came from — and removes its job folder; the names, as in `inbox/`
+    /// (companions first, the job file last). Nothing there is ever overwritten: when a name is
+    /// taken (a new file dropped meanwhile), the job stays where it is and the error names the file.
+    /// A sidecar that is a copy (other files of its stem kept the original) is dropped when the
+    /// original is still there. Crash-safe: `job.json` says `returning` before the first file moves,
+    /// a file already back is skipped, and [`crate::recover`] calls this again for a return a kill
+    /// interrupted.
+    pub fn unclaim(&self, rec: &mut JobRecord) -> io::Result<Vec<String>> {
+        let dir = self.job_dir(&rec.id);
+        let folder = rec.source.folder.clone();
+        let inbox = match folder.as_str() {
+            "" => self.inbox(),
+            f => self.inbox().join(f),
+        };
+        let mut files: Vec<String> = rec.sidecar.iter().cloned().collect();
+        files.extend(rec.kind.last_frame().map(str::to_string));
+        files.push(rec.source.name.clone());
+        let taken = |name: &str| {
+            let (from, to) = (dir.join(name), inbox.join(name));
+            from.exists() && to.exists() && !same_file(&from, &to)
+        };
+        if let Some(name) = files.iter().find(|n| taken(n)) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists already (dropped since the job was claimed)",
+                    Path::new(INBOX).join(&folder).join(name).display()
+                ),
+            ));
+        }
+        if !rec.returning {
+            rec.returning = true;
+            self.save(rec)?;
+        }
+        fs::create_dir_all(&inbox)?;
+        for name in &files {
+            let (from, to) = (dir.join(name), inbox.join(name));
+            if !from.exists() {
+                // Back before a crash (or never claimed with the job).
+                continue;
+            }
+            match move_no_clobber(&from, &to) {
+                Ok(()) => {}
+                // The same file: a shared sidecar's copy, or a move a crash cut between its link
+                // and the removal.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(&from, &to) => {
+                    fs::remove_file(&from)?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        sync_dir(&inbox)?;
+        self.remove_job_dir(&rec.id)?;
+        Ok(files
+            .into_iter()
+            .map(|n| match folder.as_str() {
+                "" => n,
+                f => format!("{f}/{n}"),
+            })
+            .collect())
+    }
+
     /// Writes `job.json` (or a take's `variant-<n>.json`) atomically: temp file, fsync, rename,
     /// fsync of the folder.
     pub fn save(&self, rec: &JobRecord) -> io::Result<()> {
@@ -269,26 +333,6 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    /// Whether job `id` has work on the wire or on the server (a request sent, a task running, a
-    /// video being fetched) or is being delivered — as opposed to waiting to submit. A job with
-    /// variants is in flight while any of its takes is.
-    pub fn in_flight(&self, id: &str) -> bool {
-        let Ok(rec) = self.load(id) else {
-            return false;
-        };
-        if rec.state != State::Claimed {
-            return true;
-        }
-        (1..=rec.spec.takes()).any(|n| {
-            self.load_variant(id, n).ok().flatten().is_some_and(|v| {
-                matches!(
-                    v.state,
-                    State::Submitting | State::Submitted | State::Succeeded
-                )
-            })
-        })
     }
 
     /// Reads a job's state file.
@@ -603,6 +647,36 @@ fn abandon_claim(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// Moves `from` to `to` unless `to` exists (a hard link cannot replace a file; where links are
+/// not possible, a rename after a look).
+pub fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => fs::remove_file(from),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if !to.exists() => fs::rename(from, to),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `a` and `b` hold the same file: one file under two names (a hard link), or two small
+/// files (a sidecar and its copy) with the same bytes.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
+            return true;
+        }
+    }
+    const SMALL: u64 = 1 << 20;
+    ma.len() == mb.len()
+        && ma.len() <= SMALL
+        && matches!((fs::read(a), fs::read(b)), (Ok(x), Ok(y)) if x == y)
+}
+
 /// Copies `src` into `dir/name` durably (temp file, fsync, rename).
 fn copy_durably(src: &Path, dir: &Path, name: &str) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
@@ -787,6 +861,113 @@ mod tests {
         assert_eq!(spool.reserve_stem(DONE, "catalog-2").unwrap(), "catalog-2");
         assert_eq!(spool.reserve_stem(DONE, "a.b").unwrap(), "a.b-2");
         assert_eq!(spool.reserve_stem(DONE, "a").unwrap(), "a-2");
+    }
+
+    /// A job claimed from `inbox/<folder>` with a sidecar and a last keyframe, as `claim` leaves it.
+    fn claimed(spool: &Spool, folder: &str, copy_shared: bool) -> JobRecord {
+        let inbox = spool.inbox().join(folder);
+        fs::create_dir_all(&inbox).unwrap();
+        for (name, bytes) in [
+            ("cat.png", "image"),
+            ("cat.yaml", "prompt: p"),
+            ("cat.last.png", "last"),
+        ] {
+            fs::write(inbox.join(name), bytes).unwrap();
+        }
+        let rel = |n: &str| match folder {
+            "" => n.to_string(),
+            f => format!("{f}/{n}"),
+        };
+        let source = Source::at(&rel("cat.png"));
+        let c = spool
+            .claim(
+                &source,
+                Some(&rel("cat.yaml")),
+                Some(&rel("cat.last.png")),
+                copy_shared,
+            )
+            .unwrap()
+            .unwrap();
+        let mut rec = JobRecord::new(
+            c.id,
+            source,
+            c.sidecar,
+            crate::job::ImageInfo::UNKNOWN,
+            crate::job::JobSpec::default(),
+            "runway",
+        );
+        rec.kind = crate::job::JobKind::Image {
+            last_frame: c.last_frame,
+        };
+        spool.save(&rec).unwrap();
+        rec
+    }
+
+    #[test]
+    fn unclaim_puts_every_file_back_under_its_own_name_in_its_own_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::open(d.path()).unwrap();
+        let mut rec = claimed(&spool, "client/shoot 1", false);
+        let back = spool.unclaim(&mut rec).unwrap();
+        assert_eq!(
+            back,
+            [
+                "client/shoot 1/cat.yaml",
+                "client/shoot 1/cat.last.png",
+                "client/shoot 1/cat.png"
+            ]
+        );
+        let inbox = spool.inbox().join("client/shoot 1");
+        assert_eq!(fs::read_to_string(inbox.join("cat.png")).unwrap(), "image");
+        assert_eq!(
+            fs::read_to_string(inbox.join("cat.yaml")).unwrap(),
+            "prompt: p"
+        );
+        assert_eq!(
+            fs::read_to_string(inbox.join("cat.last.png")).unwrap(),
+            "last"
+        );
+        assert!(spool.job_ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unclaim_finishes_a_return_a_crash_cut_and_drops_a_shared_sidecar_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::open(d.path()).unwrap();
+        // The sidecar was copied (other files of its stem kept it); the last keyframe went back
+        // before the crash, the image half way (linked, not yet removed).
+        let mut rec = claimed(&spool, "", true);
+        rec.returning = true;
+        spool.save(&rec).unwrap();
+        let dir = spool.job_dir(&rec.id);
+        fs::rename(dir.join("cat.last.png"), spool.inbox().join("cat.last.png")).unwrap();
+        fs::hard_link(dir.join("cat.png"), spool.inbox().join("cat.png")).unwrap();
+        spool.unclaim(&mut rec).unwrap();
+        for name in ["cat.png", "cat.yaml", "cat.last.png"] {
+            assert!(spool.inbox().join(name).is_file(), "{name}");
+        }
+        assert!(spool.job_ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unclaim_never_overwrites_a_file_dropped_since_and_leaves_the_job_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::open(d.path()).unwrap();
+        let mut rec = claimed(&spool, "", false);
+        fs::write(spool.inbox().join("cat.png"), "a new cat").unwrap();
+        let e = spool.unclaim(&mut rec).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(e.to_string().contains("inbox/cat.png"), "{e}");
+        assert_eq!(
+            fs::read_to_string(spool.inbox().join("cat.png")).unwrap(),
+            "a new cat"
+        );
+        // Nothing moved, and the job is still a job (not one on its way back).
+        let dir = spool.job_dir(&rec.id);
+        for name in ["cat.png", "cat.yaml", "cat.last.png"] {
+            assert!(dir.join(name).is_file(), "{name}");
+        }
+        assert!(!spool.load(&rec.id).unwrap().returning);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `seed: S`, else a random one, recorded before anything is sent), its own slot and video
 //! (`.out-v<n>.mp4`). The job is made when at least one take is: a paid video is never thrown away,
 //! and the takes that failed are listed with their reason. Only when every take failed does the
-//! job fail.
+//! job fail. A take the budget holds waits for it under `watch`; in a `run` it is listed as held
+//! (not failed) and the takes made are delivered — or, when none was, the job waits as a whole.
 
 use std::sync::Arc;
 
@@ -68,7 +69,10 @@ pub async fn make<B: Backend>(backend: &Arc<B>, ctx: &mut JobCtx) -> Result<(), 
             }
             match outcome {
                 Err(Stop::Cancelled) => Err(Stop::Cancelled),
-                _ => Ok(()),
+                // Held by the budget, not failed: its record stays as it was (never sent again
+                // by this job once it is delivered).
+                Err(Stop::Held(why)) => Ok(Some(why)),
+                _ => Ok(None),
             }
         }
     });
@@ -76,25 +80,38 @@ pub async fn make<B: Backend>(backend: &Arc<B>, ctx: &mut JobCtx) -> Result<(), 
     if ended.iter().any(Result::is_err) {
         return Err(Stop::Cancelled);
     }
-    ctx.rec.takes = ctxs.iter().map(|c| take_of(&c.rec)).collect();
+    let held: Vec<Option<String>> = ended.into_iter().map(|e| e.ok().flatten()).collect();
+    ctx.rec.takes = ctxs
+        .iter()
+        .zip(held)
+        .map(|(c, held)| Take {
+            held,
+            ..take_of(&c.rec)
+        })
+        .collect();
     let made: u64 = ctx.rec.takes.iter().filter_map(|t| t.output_bytes).sum();
-    if ctx.rec.takes.iter().all(|t| t.output_bytes.is_none()) {
-        let failure = all_failed(&ctx.rec.takes);
-        ctx.rec.takes.clear();
-        return Err(Stop::Failed(failure));
-    }
     let r = &mut ctx.rec;
-    r.output_bytes = Some(made);
     r.submissions = r.takes.iter().map(|t| t.submissions).sum();
     r.uncertain_submissions = r.takes.iter().map(|t| t.uncertain_submissions).sum();
+    if r.takes.iter().all(|t| t.output_bytes.is_none()) {
+        let held = r.takes.iter().find_map(|t| t.held.clone());
+        let failure = all_failed(&r.takes);
+        r.takes.clear();
+        // Nothing made and some take held: the job waits for the budget as a whole.
+        return Err(held.map_or(Stop::Failed(failure), Stop::Held));
+    }
+    r.output_bytes = Some(made);
     r.finished_at = Some(spool::now_rfc3339());
     r.state = State::Downloaded;
     ctx.save().await
 }
 
-/// A context driving take `rec` of the job in `ctx` (the same spool, stop token and retry policy).
+/// A context driving take `rec` of the job in `ctx` (the same spool, stop token, retry policy and
+/// way with the budget).
 fn take_ctx(ctx: &JobCtx, rec: JobRecord) -> JobCtx {
-    JobCtx::new(ctx.spool.clone(), rec, ctx.cancel.clone(), None, ctx.retry)
+    let mut take = JobCtx::new(ctx.spool.clone(), rec, ctx.cancel.clone(), None, ctx.retry);
+    take.waits_for_budget = ctx.waits_for_budget;
+    take
 }
 
 /// Take `n` of `job`, not begun: one task's settings, with its own seed (and, for the local
@@ -136,6 +153,7 @@ fn take_of(rec: &JobRecord) -> Take {
         submissions: rec.submissions,
         uncertain_submissions: rec.uncertain_submissions,
         failure: if made { None } else { rec.failure.clone() },
+        held: None,
         render: rec.render.clone(),
     }
 }

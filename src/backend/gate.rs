@@ -1,6 +1,7 @@
 //! The gate that pauses submission for every job while a systemic fault lasts (a refused key, the
-//! quota, an outage, an unreachable API), lets one probe through when the pause ends, and tells
-//! anyone watching when a hold starts or ends.
+//! quota, an outage, an unreachable API, the studio's budget), lets one probe through when the
+//! pause ends, and tells anyone watching when a hold starts or ends. A job that is not to wait for
+//! the budget (a `run`'s) is told so at once instead of waiting for the next day.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +24,7 @@ pub enum HoldCause {
     Unreachable,
     /// A run of server errors.
     Outage,
-    /// The studio's budget (`budget:` in dropreel.yaml) would be passed by the next job.
+    /// The next job would pass the studio's budget (`budget:` in dropreel.yaml).
     Budget,
 }
 
@@ -64,7 +65,8 @@ impl HoldCause {
             }
             HoldCause::Outage => format!("{name} keeps failing with server errors"),
             HoldCause::Budget => {
-                "the studio's credit budget is reached (budget: in dropreel.yaml)".into()
+                "the next job would pass the studio's credit budget (budget: in dropreel.yaml)"
+                    .into()
             }
         }
     }
@@ -119,6 +121,17 @@ pub struct Gate {
 /// Server errors in a row (across jobs) that make an outage systemic.
 pub const OUTAGE_STREAK: usize = 3;
 
+/// What a job at the gate is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Passage {
+    /// Submit now; the stamp of the request about to be sent.
+    Go(u64),
+    /// Stopped while waiting.
+    Cancelled,
+    /// The budget holds submission and this job does not wait for it (the hold's detail).
+    Budget(String),
+}
+
 impl Gate {
     pub fn new(service: Service, retry_min: Duration, retry_max: Duration) -> Gate {
         Gate {
@@ -152,6 +165,25 @@ impl Gate {
     /// Waits until submitting is allowed; the stamp of the request about to be sent, or `None`
     /// when cancelled.
     pub async fn pass(&self, cancel: &CancellationToken) -> Option<u64> {
+        match self.passage(cancel, true).await {
+            Passage::Go(stamp) => Some(stamp),
+            Passage::Cancelled | Passage::Budget(_) => None,
+        }
+    }
+
+    /// When a hold for the budget lets the next probe through, if one is in force.
+    pub fn budget_until(&self) -> Option<Instant> {
+        self.hold
+            .lock()
+            .expect("gate lock")
+            .as_ref()
+            .filter(|h| h.cause == HoldCause::Budget)
+            .map(|h| h.until)
+    }
+
+    /// [`Gate::pass`], unless the budget holds submission and `waits_for_budget` is false: then
+    /// [`Passage::Budget`] at once (before its time, no probe is let through).
+    pub async fn passage(&self, cancel: &CancellationToken, waits_for_budget: bool) -> Passage {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -159,10 +191,13 @@ impl Gate {
             let wait = {
                 let mut guard = self.hold.lock().expect("gate lock");
                 match guard.as_mut() {
-                    None => return Some(self.stamp()),
+                    None => return Passage::Go(self.stamp()),
                     Some(h) if !h.probing && Instant::now() >= h.until => {
                         h.probing = true;
-                        return Some(h.epoch);
+                        return Passage::Go(h.epoch);
+                    }
+                    Some(h) if h.cause == HoldCause::Budget && !waits_for_budget => {
+                        return Passage::Budget(h.detail.clone());
                     }
                     Some(h) if h.probing => None,
                     Some(h) => Some(h.until),
@@ -175,7 +210,7 @@ impl Gate {
                 }
             };
             tokio::select! {
-                () = cancel.cancelled() => return None,
+                () = cancel.cancelled() => return Passage::Cancelled,
                 () = notified => {}
                 () = sleep => {}
             }
@@ -320,6 +355,31 @@ mod tests {
         assert!(gate.open_for(probe));
         gate.ok(probe);
         assert!(gate.current().is_none());
+    }
+
+    // See: issue 21, item 3 — a `run`'s job is told of a budget hold at once instead of waiting for
+    // the next day; the hold's time still lets a probe through.
+    #[tokio::test(start_paused = true)]
+    async fn a_job_that_does_not_wait_for_the_budget_is_told_at_once() {
+        let gate = Gate::new(TEST, Duration::from_millis(10), Duration::from_millis(100));
+        let cancel = CancellationToken::new();
+        gate.trip(
+            HoldCause::Budget,
+            "50 of 60",
+            Some(Duration::from_secs(3600)),
+        );
+        assert!(gate.budget_until().is_some());
+        assert_eq!(
+            gate.passage(&cancel, false).await,
+            Passage::Budget("50 of 60".into())
+        );
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(matches!(gate.passage(&cancel, false).await, Passage::Go(_)));
+        // Another hold does not let it go before its time.
+        gate.trip(HoldCause::Quota, "429", Some(Duration::from_secs(2)));
+        let t0 = Instant::now();
+        assert!(matches!(gate.passage(&cancel, false).await, Passage::Go(_)));
+        assert!(t0.elapsed() >= Duration::from_secs(2));
     }
 
     // See: issue 10 — the backoff was asserted by counting requests after a real sleep.

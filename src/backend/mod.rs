@@ -10,7 +10,7 @@ pub mod local;
 pub mod runway;
 mod slots;
 
-pub use gate::{Gate, Hold, HoldCause, OUTAGE_STREAK, Service};
+pub use gate::{Gate, Hold, HoldCause, OUTAGE_STREAK, Passage, Service};
 pub use slots::{SlotGuard, Slots, Ticket};
 
 use std::future::Future;
@@ -29,6 +29,9 @@ pub enum Stop {
     Failed(Failure),
     /// Shutdown (or a lost lease): the state is persisted; the next start resumes.
     Cancelled,
+    /// The budget holds this job and it does not wait (a `run`; or a model with no known price,
+    /// which waits in `inbox/`): nothing was sent for it since the state persisted. Says why.
+    Held(String),
 }
 
 /// What went wrong in a step, sorted by its consequence. Every backend sorts its errors into these,
@@ -85,6 +88,9 @@ pub struct JobCtx {
     /// The job's place in the queue for a slot, taken when it was claimed.
     pub ticket: Option<Ticket>,
     pub retry: RetryPolicy,
+    /// Whether a hold for the budget is waited out (`watch`), or ends the job's work for now
+    /// ([`Stop::Held`]: a `run` delivers what was made and leaves the rest for the next run).
+    pub waits_for_budget: bool,
     /// Disk faults in a row (drives the disk wait; reset by a good write).
     disk_faults: u32,
     /// When the record was last written (see [`JobCtx::note`]).
@@ -111,6 +117,7 @@ impl JobCtx {
             cancel,
             ticket,
             retry,
+            waits_for_budget: true,
             disk_faults: 0,
             last_write: None,
             live: None,
@@ -325,6 +332,15 @@ impl Chosen {
                 Chosen::Local(local::Local::new(settings))
             }
         })
+    }
+
+    /// The name and limits of the backend `settings` choose, without building it (no key is
+    /// needed): what `estimate` prices against.
+    pub fn planned(settings: &Settings) -> (&'static str, Limits) {
+        match settings.backend() {
+            BackendChoice::Runway => ("runway", runway::LIMITS),
+            BackendChoice::Local | BackendChoice::Auto => ("local", local::LIMITS),
+        }
     }
 
     /// What the start-up line says about the backend's set-up.

@@ -3,7 +3,9 @@
 //! on the studio appends to the same file under a file lock and reads what the others appended, so
 //! the budget holds for the studio, not per process. A line is written (and, under a limit,
 //! fsynced) before its request: a crash can over-count a request that never left, never under-count one that did; an
-//! uncertain resubmission is written again, so it counts twice.
+//! uncertain resubmission is written again, so it counts twice. Also what a job's price means under
+//! the budget before anything is counted: a task dearer than a whole limit can never be sent
+//! ([`beyond_limit`]), and a model with no known price cannot be kept within one ([`unpriced`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -17,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::BudgetSection;
 use crate::job::JobSpec;
+use crate::models::Endpoint;
+use crate::record::Failure;
 
 /// The spend log's folder under `ROOT/.dropreel/`.
 pub const SUB: &str = "spend";
@@ -67,6 +71,12 @@ pub enum Refusal {
     },
     /// Its model has no known price, so the budget cannot be kept.
     UnknownRate { model: String },
+    /// It costs more than the whole limit: it could never be sent, whatever was spent.
+    NeverFits {
+        period: Period,
+        limit: u64,
+        cost: u64,
+    },
 }
 
 /// How long a hold for a model of unknown price lasts before it is looked at again.
@@ -97,6 +107,15 @@ impl Refusal {
                 "model {model} has no known price, so the budget cannot be kept: set its credits per second \
                  under budget.rates in dropreel.yaml (e.g. `rates: {{{model}: 12}}`) and restart dropreel"
             ),
+            Refusal::NeverFits {
+                period,
+                limit,
+                cost,
+            } => format!(
+                "one task costs {cost} credits, more than the whole {} budget of {limit} ({})",
+                period.adjective(),
+                period.key()
+            ),
         }
     }
 
@@ -107,8 +126,97 @@ impl Refusal {
                 .duration_since(SystemTime::now())
                 .unwrap_or_default()
                 .max(Duration::from_secs(1)),
-            Refusal::UnknownRate { .. } => UNKNOWN_RATE_RECHECK,
+            Refusal::UnknownRate { .. } | Refusal::NeverFits { .. } => UNKNOWN_RATE_RECHECK,
         }
+    }
+}
+
+impl Period {
+    /// Its limit's key in dropreel.yaml.
+    pub fn key(self) -> &'static str {
+        match self {
+            Period::Day => "budget.daily_credits",
+            Period::Month => "budget.monthly_credits",
+        }
+    }
+
+    fn adjective(self) -> &'static str {
+        match self {
+            Period::Day => "daily",
+            Period::Month => "monthly",
+        }
+    }
+}
+
+/// Under a limit, why a job of `spec` cannot be priced (its model has no known price): it waits,
+/// holding no one else up, until `budget.rates` names one. `None` when it has a price or no limit
+/// is set.
+pub fn unpriced(spec: &JobSpec, budget: &BudgetSection) -> Option<Refusal> {
+    (budget.limited() && cost(spec, &budget.rates).is_none()).then(|| Refusal::UnknownRate {
+        model: spec.model.clone(),
+    })
+}
+
+/// The failure of a job one task of which (a job with variants makes several) costs more than a
+/// whole limit of `budget`: it could never be sent, so it is not held for it. Says its price, the
+/// limit, and what would fit. `endpoint`: what the job makes (for a cheaper model that makes it).
+pub fn beyond_limit(spec: &JobSpec, endpoint: Endpoint, budget: &BudgetSection) -> Option<Failure> {
+    let cost = cost(spec, &budget.rates)?;
+    let (period, limit) = [
+        (Period::Day, budget.daily_credits),
+        (Period::Month, budget.monthly_credits),
+    ]
+    .into_iter()
+    .find(|(_, limit)| *limit > 0 && cost > *limit)?;
+    Some(never_fits(spec, endpoint, budget, period, limit, cost))
+}
+
+/// The failure of a job that costs `cost` credits a task, over `period`'s whole `limit`.
+pub fn never_fits(
+    spec: &JobSpec,
+    endpoint: Endpoint,
+    budget: &BudgetSection,
+    period: Period,
+    limit: u64,
+    cost: u64,
+) -> Failure {
+    let each = if spec.takes() > 1 { " each take" } else { "" };
+    let mut ways = vec![format!("raise {} to at least {cost}", period.key())];
+    let rate = cost / u64::from(spec.duration.max(1));
+    if rate > 0 && limit / rate >= 1 {
+        ways.push(format!(
+            "set a shorter duration (at {rate} credits a second, at most {} s fit)",
+            limit / rate
+        ));
+    }
+    let cheaper = crate::models::MODELS
+        .iter()
+        .filter(|m| !m.legacy && m.id != spec.model && m.rules(endpoint).is_some())
+        .filter_map(|m| {
+            let r = budget.rates.get(m.id).copied().or(m.credits_per_second)?;
+            (u64::from(r) < rate).then_some((r, m.id))
+        })
+        .min();
+    if let Some((r, id)) = cheaper {
+        ways.push(format!(
+            "use a cheaper model (model: {id}, {r} credits a second)"
+        ));
+    }
+    Failure {
+        message: format!(
+            "{} for {} s costs {cost} credits{each} (US${:.2}), more than the whole {} budget of {limit} \
+             credits ({}), so it could never be sent",
+            spec.model,
+            spec.duration,
+            cost as f64 / 100.0,
+            period.adjective(),
+            period.key()
+        ),
+        advice: format!(
+            "{}; then move the file back into inbox/ (or run `dropreel retry`)",
+            crate::models::join_or(&ways)
+        ),
+        api: None,
     }
 }
 
@@ -212,6 +320,13 @@ impl SpendLog {
                 (Period::Day, before.today, budget.daily_credits),
                 (Period::Month, before.month, budget.monthly_credits),
             ] {
+                if limit > 0 && cost > limit {
+                    return Ok(Err(Refusal::NeverFits {
+                        period,
+                        limit,
+                        cost,
+                    }));
+                }
                 if limit > 0 && spent + cost > limit {
                     return Ok(Err(Refusal::Over {
                         period,
@@ -379,7 +494,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let log = SpendLog::new(d.path());
         let now = at("2026-12-31T23:00:00+00:00[UTC]");
-        let e = entry("a", "gen4.5", Some(120), false, &now);
+        let e = entry("a", "gen4.5", Some(60), false, &now);
+        assert!(log.charge(e, &budget(0, 100), &now).unwrap().is_ok());
+        let e = entry("b", "gen4.5", Some(60), false, &now);
         let Err(r @ Refusal::Over { .. }) = log.charge(e, &budget(0, 100), &now).unwrap() else {
             panic!("over the monthly limit");
         };
@@ -430,6 +547,35 @@ mod tests {
             .unwrap();
         assert_eq!(one.totals(&now).unwrap().today, 40);
         assert_eq!(two.totals(&now).unwrap().month, 40);
+    }
+
+    #[test]
+    fn a_task_dearer_than_a_whole_limit_never_fits_and_says_what_would() {
+        let spec = JobSpec {
+            model: "veo3.1_fast".into(),
+            duration: 8,
+            ..JobSpec::default()
+        };
+        let f = beyond_limit(&spec, Endpoint::ImageToVideo, &budget(60, 0)).unwrap();
+        assert!(f.message.contains("80 credits"), "{}", f.message);
+        assert!(f.message.contains("daily budget of 60"), "{}", f.message);
+        assert!(f.advice.contains("at least 80"), "{}", f.advice);
+        assert!(f.advice.contains("at most 6 s fit"), "{}", f.advice);
+        assert!(f.advice.contains("gen4_turbo"), "{}", f.advice);
+        assert!(beyond_limit(&spec, Endpoint::ImageToVideo, &budget(80, 0)).is_none());
+        // Counted against the log, it is refused as never fitting, not held.
+        let d = tempfile::tempdir().unwrap();
+        let log = SpendLog::new(d.path());
+        let now = Zoned::now();
+        let e = entry("a", "veo3.1_fast", Some(80), false, &now);
+        assert_eq!(
+            log.charge(e, &budget(0, 60), &now).unwrap(),
+            Err(Refusal::NeverFits {
+                period: Period::Month,
+                limit: 60,
+                cost: 80
+            })
+        );
     }
 
     #[test]

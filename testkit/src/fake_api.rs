@@ -72,6 +72,9 @@ pub struct Switches {
     pub cut_downloads: u32,
     /// The next N create requests create the task and then drop the connection unanswered.
     pub drop_create_answers: u32,
+    /// The next N create requests create the task and then answer 502 (a gateway that gave up on
+    /// the service after it had made the task).
+    pub gateway_errors_after_create: u32,
     /// Delay before the create request is handled (widens the submit window).
     pub create_latency: Duration,
     /// Delay before an output download starts sending (widens the download window).
@@ -98,6 +101,7 @@ impl Default for Switches {
             expired_downloads: 0,
             cut_downloads: 0,
             drop_create_answers: 0,
+            gateway_errors_after_create: 0,
             create_latency: Duration::ZERO,
             download_latency: Duration::ZERO,
             video: None,
@@ -743,7 +747,7 @@ async fn create(
         f.record(&Method::POST, path, &headers, 400, Some(json));
         return err(StatusCode::BAD_REQUEST, &msg);
     }
-    let (id, drop_answer) = {
+    let (id, drop_answer, gateway_error) = {
         let mut inner = f.inner.lock().unwrap();
         inner.next += 1;
         let id = format!("task-{:04}", inner.next);
@@ -762,8 +766,16 @@ async fn create(
         FakeRunway::advance(&mut inner);
         let drop_answer = inner.sw.drop_create_answers > 0;
         inner.sw.drop_create_answers = inner.sw.drop_create_answers.saturating_sub(1);
-        (id, drop_answer)
+        let gateway_error = !drop_answer && inner.sw.gateway_errors_after_create > 0;
+        if gateway_error {
+            inner.sw.gateway_errors_after_create -= 1;
+        }
+        (id, drop_answer, gateway_error)
     };
+    if gateway_error {
+        f.record(&Method::POST, path, &headers, 502, Some(json));
+        return err(StatusCode::BAD_GATEWAY, "Bad gateway");
+    }
     if drop_answer {
         f.record(&Method::POST, path, &headers, 0, Some(json));
         // The task exists, but the client never hears of it: a body that breaks off.

@@ -122,3 +122,91 @@ async fn estimate_prices_a_mixed_inbox_from_the_catalog_without_a_request() {
         "{table}"
     );
 }
+
+// See: issue 21, item 6 — one group of unknown price made total.credits null: the total is the
+// known sum, and what is unpriced is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpriced_group_leaves_the_known_total_and_is_listed() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    studio.put("inbox/a.png", &png_distinct(16, 9));
+    studio.put("inbox/b.png", &png_distinct(16, 9));
+    studio.put("inbox/b.yaml", b"model: seedance2_fast\nvariants: 2\n");
+    let out = Command::new(dropreel_bin())
+        .args(["estimate", studio.root().to_str().unwrap(), "--json"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["total"]["credits"], price("gen4_turbo") * 5, "{e}");
+    assert_eq!(e["total"]["videos"], 3, "{e}");
+    let unpriced = e["unpriced"].as_array().unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(unpriced.len(), 1, "{e}");
+    assert_eq!(unpriced[0]["model"], "seedance2_fast");
+    assert_eq!(unpriced[0]["videos"], 2);
+
+    let out = Command::new(dropreel_bin())
+        .args(["estimate", studio.root().to_str().unwrap()])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let total = table.lines().find(|l| l.starts_with("total")).unwrap();
+    assert!(
+        total.contains(&(price("gen4_turbo") * 5).to_string()),
+        "{table}"
+    );
+    assert!(
+        table.contains("seedance2_fast") && table.contains("budget.rates"),
+        "{table}"
+    );
+}
+
+// See: issue 21, item 7 — `estimate` with `backend: runway` and no key exited 2: it sends nothing,
+// so it prices Runway without a key; with `auto` and no key it prices the local renderer and says
+// what Runway would cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimate_prices_runway_without_a_key() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, "backend: runway\n"));
+    studio.put("inbox/a.png", &png_distinct(16, 9));
+    let estimate = |args: &[&str]| {
+        Command::new(dropreel_bin())
+            .arg("estimate")
+            .arg(studio.root())
+            .args(args)
+            .env_remove("RUNWAYML_API_SECRET")
+            .env_remove("RUNWAY_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let out = estimate(&["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["backend"], "runway");
+    assert_eq!(e["total"]["credits"], price("gen4_turbo") * 5);
+    assert!(fake.seen().is_empty(), "nothing sent");
+
+    studio.put(
+        "dropreel.yaml",
+        test_config(&fake.url, "backend: auto\n").as_bytes(),
+    );
+    let out = estimate(&["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["backend"], "local");
+    assert_eq!(e["total"]["credits"], 0);
+    assert_eq!(e["on_runway"]["credits"], price("gen4_turbo") * 5, "{e}");
+    let out = estimate(&[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("on Runway") && table.contains(&(price("gen4_turbo") * 5).to_string()),
+        "{table}"
+    );
+}

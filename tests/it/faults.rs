@@ -100,6 +100,11 @@ async fn a_storm_of_server_errors_ends_in_done_with_one_task_per_image() {
     );
     assert_eq!(fake.created().len(), 3, "one successful submit per image");
     assert_eq!(fake.count("POST", "/v1/image_to_video"), 15);
+    // A 503 is load shed before the request is handled: no task can exist, no flag.
+    for i in 0..3 {
+        let r = studio.json(&format!("done/s{i}.result.json"));
+        assert!(r["possible_double_charge"].is_null(), "{r}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,6 +280,65 @@ async fn a_lost_create_answer_is_resubmitted_and_recorded() {
     let r = studio.json("done/a.result.json");
     assert_eq!(r["possible_double_charge"], 1);
     assert!(r["note"].as_str().unwrap().contains("charged"));
+}
+
+// See: issue 21, item 1 — a 502 after the task was made cost two tasks with no flag: a server error
+// to a create may have come after the task existed, so it is an uncertain submission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_error_after_the_task_was_made_is_resubmitted_and_flagged() {
+    let fake = FakeRunway::start(Switches {
+        gateway_errors_after_create: 1,
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, "budget:\n  daily_credits: 1000\n"));
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    let summary = studio.run().await;
+    assert_eq!(summary.succeeded, 1);
+    assert_eq!(
+        fake.tasks_created(),
+        2,
+        "the 502 came after a task was made"
+    );
+    let r = studio.json("done/a.result.json");
+    assert_eq!(r["possible_double_charge"], 1, "{r}");
+    assert!(r["note"].as_str().unwrap().contains("server"), "{r}");
+    // The spend log counts the resubmission as the uncertain one it is.
+    let spend = std::fs::read_dir(studio.path(".dropreel/spend"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert_eq!(spend.lines().count(), 2, "{spend}");
+    assert!(
+        spend.lines().nth(1).unwrap().contains("\"uncertain\":true"),
+        "{spend}"
+    );
+}
+
+// See: issue 21, item 1 — with `park`, a server error after the task was made is never resubmitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_park_a_gateway_error_after_creation_is_never_resubmitted() {
+    let fake = FakeRunway::start(Switches {
+        gateway_errors_after_create: 1,
+        ..Switches::default()
+    })
+    .await;
+    let cfg = test_config(&fake.url, "").replace(
+        "max_in_flight: 2",
+        "max_in_flight: 2\n  uncertain_submit: park",
+    );
+    let studio = Studio::new(&cfg);
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 1));
+    assert_eq!(fake.tasks_created(), 1, "never paid twice");
+    let t = studio.read("failed/a.error.txt");
+    assert!(
+        t.contains("may already be running") && t.contains("HTTP 502"),
+        "{t}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -202,3 +202,49 @@ async fn a_kill_with_takes_in_flight_never_resubmits_a_take() {
         assert!(studio.path(&format!("done/owl-v{n}.mp4")).exists());
     }
 }
+
+// See: issue 21, item 3 — variants under a budget: two takes sent, the third held, and the run
+// never ended (the paid takes sat undelivered). The takes made are delivered, the held one is
+// listed as held (not failed), nothing stays in processing/, and the run exits 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variants_under_a_budget_deliver_the_paid_takes_and_the_run_exits_4() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(
+        &fake.url,
+        "defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n",
+    ));
+    studio.put("inbox/cat.png", &png_distinct(16, 9));
+    studio.put("inbox/cat.yaml", b"variants: 3\nseed: 10\n");
+    let summary = studio.run_with_key(KEY, Duration::from_secs(20)).await;
+    assert_eq!(summary.exit_code(Mode::Run, None), 4, "{summary:?}");
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    assert_eq!(fake.tasks_created(), 2);
+    let videos: Vec<String> = studio
+        .list("done")
+        .into_iter()
+        .filter(|n| n.ends_with(".mp4"))
+        .collect();
+    assert_eq!(videos.len(), 2, "the paid takes: {videos:?}");
+    let r = studio.json("done/cat.result.json");
+    assert_eq!(r["credits"], 50);
+    let takes = r["variants"].as_array().unwrap();
+    let held: Vec<&serde_json::Value> = takes.iter().filter(|t| t["held"].is_object()).collect();
+    assert_eq!(held.len(), 1, "{r}");
+    assert!(
+        held[0]["failed"].is_null() && held[0]["file"].is_null(),
+        "{r}"
+    );
+    assert!(
+        held[0]["held"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("50 of 60 credits"),
+        "{r}"
+    );
+    assert!(studio.list("failed").is_empty());
+    assert!(
+        studio.list("processing").iter().all(|n| n.starts_with('.')),
+        "{:?}",
+        studio.list("processing")
+    );
+}

@@ -17,6 +17,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+/// What the local renderer takes: any file size, images up to the decode limit.
+pub const LIMITS: Limits = Limits {
+    catalog: Catalog::Local,
+    max_bytes: None,
+    max_pixels: render::MAX_SOURCE_PIXELS,
+};
+
 /// The local backend.
 #[derive(Debug)]
 pub struct Local {
@@ -141,11 +148,7 @@ impl Backend for Local {
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            catalog: Catalog::Local,
-            max_bytes: None,
-            max_pixels: render::MAX_SOURCE_PIXELS,
-        }
+        LIMITS
     }
 
     async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {

@@ -1,7 +1,8 @@
 //! How the Runway backend sorts what goes wrong into the contract's classes: a per-job refusal (the
 //! job goes to `failed/`), a transient fault (retried within `runway.retries`), a systemic fault
 //! (the gate holds every job and spends nothing), and an uncertain create (resubmit or park, as
-//! `runway.uncertain_submit` says). The decisions are here; the steps in [`super`] act on them.
+//! `runway.uncertain_submit` says) — a lost answer, or a server error that may have come after the
+//! task was made. The decisions are here; the steps in [`super`] act on them.
 
 use std::time::Duration;
 
@@ -189,6 +190,22 @@ impl Runway {
     }
 }
 
+/// Whether a failed create request may still have made a task, and if so how to say what
+/// happened: its answer was lost, or a server error came back that may have been raised after the
+/// task was made (a gateway that gave up waiting, 502/504; an internal error, 500). Only 503 says
+/// the request was not handled at all (load shed before it reached the service, RFC 9110); 408,
+/// 409 and 429 refuse it before any work.
+pub fn unknown_outcome(err: &ApiError) -> Option<String> {
+    match err {
+        ApiError::Lost(_) => Some(format!("the create request's answer was lost ({err})")),
+        ApiError::Http { status, .. } if *status >= 500 && *status != 503 => Some(format!(
+            "the create request was answered with a server error ({err}), which may have come after \
+             the task was made"
+        )),
+        _ => None,
+    }
+}
+
 /// A per-job failure from an API refusal.
 fn refusal(step: &str, err: &ApiError) -> Failure {
     let (status, msg) = match err {
@@ -217,6 +234,22 @@ mod tests {
             failure_code: code.into(),
             failure: "text".into(),
         }
+    }
+
+    #[test]
+    fn a_create_answered_by_a_gateway_or_internal_error_may_have_made_its_task() {
+        let http = |status| ApiError::Http {
+            status,
+            message: "m".into(),
+            retry_after: None,
+        };
+        for status in [500, 502, 504] {
+            assert!(unknown_outcome(&http(status)).is_some(), "{status}");
+        }
+        for status in [503, 429, 408, 409, 400] {
+            assert!(unknown_outcome(&http(status)).is_none(), "{status}");
+        }
+        assert!(unknown_outcome(&ApiError::Lost("timed out".into())).is_some());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! [`api`] speaks HTTP and types the answers; [`faults`] sorts what goes wrong into the shared
 //! [`Fault`] classes; [`queue`] holds what is learnt across jobs (task times, Runway's queue order).
-//! (About 650 lines: the three steps, the spend counted before each create, and what each kind of
+//! (About 700 lines: the three steps, the spend counted before each create, and what each kind of
 //! job sends — an image or two, a text, an uploaded video.)
 
 pub mod api;
@@ -28,7 +28,9 @@ use faults::TaskFailure;
 use queue::Queue;
 use schedule::PollClock;
 
-use super::{Backend, Fault, Gate, HoldCause, JobCtx, Limits, Service, SlotGuard, Slots, Stop};
+use super::{
+    Backend, Fault, Gate, HoldCause, JobCtx, Limits, Passage, Service, SlotGuard, Slots, Stop,
+};
 use crate::config::{BudgetSection, RunwaySection, Settings};
 use crate::job::JobKind;
 use crate::ledger::spend::{self, Refusal, SpendLog};
@@ -45,6 +47,12 @@ const SERVICE: Service = Service {
 };
 /// Time a create request may still take to answer after a stop was asked for.
 const SUBMIT_GRACE: Duration = Duration::from_millis(1500);
+/// What the Runway backend takes (known without a key: `estimate` prices against it).
+pub const LIMITS: Limits = Limits {
+    catalog: Catalog::Runway,
+    max_bytes: Some(UPLOAD_MAX),
+    max_pixels: crate::media::MAX_DECODE_PIXELS,
+};
 
 /// The Runway backend.
 #[derive(Debug)]
@@ -276,6 +284,8 @@ impl Runway {
             job.rec.state = State::Claimed;
             job.save().await?;
         }
+        // A model the budget cannot price waits on its own, holding no slot and no one else up.
+        self.unpriced(job).await?;
         // A conversion needs no slot: done before waiting for one. A text job sends no file.
         let mut to_send = Vec::new();
         match job.rec.kind.clone() {
@@ -296,8 +306,10 @@ impl Runway {
         let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
         let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
         loop {
-            let Some(stamp) = self.gate.pass(&job.cancel).await else {
-                return Err(Stop::Cancelled);
+            let stamp = match self.gate.passage(&job.cancel, job.waits_for_budget).await {
+                Passage::Go(stamp) => stamp,
+                Passage::Cancelled => return Err(Stop::Cancelled),
+                Passage::Budget(detail) => return Err(Stop::Held(detail)),
             };
             let input = match self.media(job, &to_send).await? {
                 Ok(media) => media,
@@ -314,10 +326,34 @@ impl Runway {
                 continue;
             }
             // Counted before the request goes out (a crash can over-count, never under-count).
-            if let Err(refusal) = self.charge(job).await? {
-                self.gate
-                    .trip(HoldCause::Budget, &refusal.detail(), Some(refusal.wait()));
-                continue;
+            match self.charge(job).await? {
+                Ok(()) => {}
+                Err(Refusal::NeverFits {
+                    period,
+                    limit,
+                    cost,
+                }) => {
+                    // Not a hold: no day or month to come would let it through.
+                    self.gate.release_probe();
+                    let budget = &self.budget;
+                    let endpoint = job.rec.kind.endpoint();
+                    let spec = &job.rec.spec;
+                    let f = spend::never_fits(spec, endpoint, budget, period, limit, cost);
+                    return Err(Stop::Failed(f));
+                }
+                Err(refusal @ Refusal::UnknownRate { .. }) => {
+                    self.gate.release_probe();
+                    return Err(Stop::Held(refusal.detail()));
+                }
+                Err(refusal @ Refusal::Over { .. }) => {
+                    let detail = refusal.detail();
+                    self.gate
+                        .trip(HoldCause::Budget, &detail, Some(refusal.wait()));
+                    if !job.waits_for_budget {
+                        return Err(Stop::Held(detail));
+                    }
+                    continue;
+                }
             }
             job.rec.state = State::Submitting;
             job.rec.submissions += 1;
@@ -346,21 +382,37 @@ impl Runway {
                 }
                 Some(Err(e)) => {
                     job.rec.state = State::Claimed;
-                    if matches!(e, ApiError::Lost(_)) {
+                    // Sorted first (a probe's gate is released or tripped), then the policy for a
+                    // create whose outcome is unknown decides, over the retry budget.
+                    let delay = self.on_error(job, &e, "submitting the task", stamp);
+                    if let Some(what) = faults::unknown_outcome(&e) {
                         job.rec.uncertain_submissions += 1;
                         crate::metrics::get().uncertain_submit();
                         job.save().await?;
-                        self.uncertain(
-                            job,
-                            &format!("the create request's answer was lost ({e})"),
-                        )?;
+                        self.uncertain(job, &what)?;
                     }
-                    let delay = self.on_error(job, &e, "submitting the task", stamp);
                     job.save().await?;
                     job.pause(delay?).await?;
                 }
             }
         }
+    }
+
+    /// Under a budget, a model with no known price cannot be counted: its job waits on its own.
+    /// One never sent goes back to `inbox/` ([`Stop::Held`]), where it waits unclaimed; one sent
+    /// before waits here under `watch` (holding no slot) until dropreel stops, and ends a `run`'s
+    /// work on it for now.
+    async fn unpriced(&self, job: &mut JobCtx) -> Result<(), Stop> {
+        let Some(refusal) = spend::unpriced(&job.rec.spec, &self.budget) else {
+            return Ok(());
+        };
+        if !job.waits_for_budget || job.rec.never_sent() {
+            return Err(Stop::Held(refusal.detail()));
+        }
+        tracing::warn!(job = %job.rec.id, file = %job.rec.source.name, "this job waits until dropreel restarts: {}", refusal.detail());
+        drop(job.ticket.take());
+        job.cancel.cancelled().await;
+        Err(Stop::Cancelled)
     }
 
     /// Writes this create request into the studio's spend log, unless the budget refuses it.
@@ -627,11 +679,7 @@ impl Backend for Runway {
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            catalog: Catalog::Runway,
-            max_bytes: Some(UPLOAD_MAX),
-            max_pixels: crate::media::MAX_DECODE_PIXELS,
-        }
+        LIMITS
     }
 
     async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {
