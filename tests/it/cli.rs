@@ -268,9 +268,15 @@ fn run_through_cargo_the_advice_names_cargo_run() {
         &[("CARGO", "cargo"), ("CARGO_PKG_NAME", "dropreel")],
     );
     assert_eq!(out.status.code(), Some(2));
-    // The binary under test is a debug build: `cargo run --` (a release one says --release).
+    // As the binary under test was built: `cargo run --release --` or `cargo run --`.
+    let release = env!("CARGO_BIN_EXE_dropreel").contains("/release/");
+    let cargo = if release {
+        "cargo run --release --"
+    } else {
+        "cargo run --"
+    };
     assert!(
-        text(&out).contains(&format!("run `cargo run -- init {r}` to create one")),
+        text(&out).contains(&format!("run `{cargo} init {r}` to create one")),
         "{}",
         text(&out)
     );
