@@ -1,6 +1,6 @@
 //! `processing/.instance-<id>.json`: what a running dropreel instance tells `dropreel status` — who
-//! it is, how many jobs it drives, which load of the config is in force, and any pause of
-//! submission. Written by the pipeline ([`Writer`]), read by `status` ([`running`]); one typed
+//! it is, how many jobs it drives, which load of the config is in force, any pause of
+//! submission, and the files in inbox/ it found not whole. Written by the pipeline ([`Writer`]), read by `status` ([`running`]); one typed
 //! file for both, so neither can drift from the other.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +33,20 @@ pub struct Instance {
     pub settings: SettingsLoad,
     #[serde(default)]
     pub hold: Option<HoldShown>,
+    /// Files waiting in inbox/ that are not whole yet.
+    #[serde(default)]
+    pub not_whole: Vec<NotWholeShown>,
+}
+
+/// A file in inbox/ that is not whole, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotWholeShown {
+    /// Its path under inbox/.
+    pub file: String,
+    /// Where it stops.
+    pub why: String,
+    /// When it goes to `failed/` as truncated if it stays unchanged (RFC 3339).
+    pub gives_up_at: String,
 }
 
 /// Which load of the config file is in force.
@@ -98,8 +112,14 @@ impl Writer {
                     error: None,
                 },
                 hold: None,
+                not_whole: Vec::new(),
             },
         }
+    }
+
+    /// The files in inbox/ found not whole, for the next write.
+    pub fn set_not_whole(&mut self, files: Vec<NotWholeShown>) {
+        self.file.not_whole = files;
     }
 
     /// A new load of the config is in force (`version`), or the file as it is now is not (`error`).

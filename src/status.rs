@@ -1,6 +1,8 @@
 //! `dropreel status`: counts per folder (and per folder inside them), the spend today and this
-//! month against the budget, notifications not delivered yet, and the jobs in flight (state, task, progress, age), read from the
-//! studio's files only, so it works while `watch` runs or after it stopped.
+//! month against the budget, notifications not delivered yet, each running instance (with its
+//! pause of submission and the files it found not whole), and the jobs in flight (state, task,
+//! progress, age), read from the studio's files only, so it works while `watch` runs or after it
+//! stopped.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -84,6 +86,16 @@ pub fn report(root: &Path) -> std::io::Result<String> {
                 out,
                 "  SUBMISSION PAUSED: {} ({}); next try {}",
                 hold.cause, hold.detail, hold.next_try,
+            );
+        }
+        for f in &inst.not_whole {
+            let at = humantime::parse_rfc3339(&f.gives_up_at)
+                .map_or_else(|_| f.gives_up_at.clone(), crate::ledger::spend::local_text);
+            let _ = writeln!(
+                out,
+                "  not whole yet, waiting in inbox/: {} ({}); goes to failed/ at {at} unless the rest of it arrives",
+                crate::shown(&f.file),
+                crate::shown(&f.why),
             );
         }
     }

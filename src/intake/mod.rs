@@ -6,7 +6,8 @@
 //! Stems pair after Unicode normalisation (NFC: macOS writes names decomposed, other systems
 //! composed), and a sidecar applies to every image of its stem. Nothing is skipped silently: a
 //! file that is neither ignored nor part of a job, a name that is not UTF-8, and a sidecar that
-//! will never pair each get one warning saying why.
+//! will never pair each get one warning saying why. A file the checks found not whole is
+//! remembered (why, and how long it has been unchanged, from its mtime) until it leaves.
 //!
 //! (Over 700 lines with its paused-clock tests: settling, pairing and the folder walk share the one
 //! index of what inbox/ holds; the name rules are in [`names`], the watcher in
@@ -61,6 +62,28 @@ struct Seen {
     kind: Kind,
     /// Not before this, even if settled: it was looked at and found not whole yet.
     hold_until: Option<Instant>,
+    /// Found not whole (it stays so while it is in inbox/, so it is said once).
+    not_whole: Option<NotWhole>,
+}
+
+/// Why a file was found not whole, and since when it has been unchanged.
+#[derive(Debug, Clone)]
+struct NotWhole {
+    why: String,
+    /// When it was found not whole since its last change, and how long it had been unchanged
+    /// then (by the file system's clock, from its mtime); `None` once it changed again.
+    clock: Option<(Instant, Duration)>,
+}
+
+/// A file waiting in inbox/ that is not whole, as `status` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotWholeFile {
+    /// Its path under inbox/.
+    pub name: String,
+    /// Where it stops (`the JPEG ends inside a segment`).
+    pub why: String,
+    /// How long it has been unchanged.
+    pub unchanged_for: Duration,
 }
 
 /// An image that has settled, with its sidecar (if any), ready to be checked and claimed.
@@ -104,6 +127,8 @@ pub struct Inbox {
     clock: Option<SystemTime>,
     /// (next deadline, images waiting), until something changes.
     cache: Cell<Option<(Option<Instant>, usize)>>,
+    /// Counts changes of what [`Inbox::not_whole`] lists (so it is shown again only then).
+    not_whole_version: u64,
 }
 
 impl Inbox {
@@ -121,6 +146,7 @@ impl Inbox {
             reported: HashSet::new(),
             clock: None,
             cache: Cell::new(None),
+            not_whole_version: 0,
         }
     }
 
@@ -146,6 +172,9 @@ impl Inbox {
 
     fn remove(&mut self, name: &str) {
         if let Some(seen) = self.files.remove(name) {
+            if seen.not_whole.is_some() {
+                self.not_whole_version += 1;
+            }
             let key = stem_key(name);
             let indexes = match seen.kind {
                 Kind::Sidecar => vec![
@@ -201,13 +230,93 @@ impl Inbox {
             .is_some_and(|v| v.iter().any(|n| n != image))
     }
 
-    /// Puts a handed-out image back to wait until `until` (it is not whole yet).
-    pub fn defer(&mut self, image: &str, until: Instant) {
+    /// How long the files of `r` — found not whole — have been unchanged: counted from their
+    /// newest mtime on the file system's own clock (`fs_now`, asked only when the file is found
+    /// not whole for the first time since its last change), or as watched here if that is longer.
+    /// So a copy that broke off hours before dropreel saw it is given up at once.
+    pub fn unchanged_for(
+        &self,
+        r: &Ready,
+        fs_now: impl FnOnce() -> Option<SystemTime>,
+    ) -> Duration {
+        let clock = self
+            .files
+            .get(&r.source.rel())
+            .and_then(|s| s.not_whole.as_ref())
+            .and_then(|n| n.clock);
+        let by_mtime = match clock {
+            Some((found, then)) => then + found.elapsed(),
+            None => {
+                let newest = [Some(r.image_stamp), r.last_frame_stamp]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.mtime)
+                    .max();
+                match (newest, fs_now()) {
+                    (Some(m), Some(now)) => now.duration_since(m).unwrap_or_default(),
+                    _ => Duration::ZERO,
+                }
+            }
+        };
+        r.unchanged_for.max(by_mtime)
+    }
+
+    /// Puts a handed-out file back to wait until `until`: it is not whole (`why`), and has been
+    /// unchanged for `unchanged_for`. `true` the first time it is found not whole (to say it once).
+    pub fn wait_whole(
+        &mut self,
+        image: &str,
+        why: &str,
+        unchanged_for: Duration,
+        until: Instant,
+    ) -> bool {
         self.handed.remove(image);
-        if let Some(seen) = self.files.get_mut(image) {
-            seen.hold_until = Some(until);
-        }
         self.cache.set(None);
+        let Some(seen) = self.files.get_mut(image) else {
+            return false;
+        };
+        seen.hold_until = Some(until);
+        let first = seen.not_whole.is_none();
+        let n = seen.not_whole.get_or_insert_with(|| NotWhole {
+            why: String::new(),
+            clock: None,
+        });
+        if first || n.why != why || n.clock.is_none() {
+            self.not_whole_version += 1;
+        }
+        n.why = why.to_string();
+        if n.clock.is_none() {
+            n.clock = Some((Instant::now(), unchanged_for));
+        }
+        first
+    }
+
+    /// The files waiting in inbox/ that were found not whole, by name.
+    pub fn not_whole(&self) -> Vec<NotWholeFile> {
+        let mut out: Vec<NotWholeFile> = self
+            .files
+            .iter()
+            .filter_map(|(name, seen)| {
+                let n = seen.not_whole.as_ref()?;
+                let unchanged_for = match n.clock {
+                    Some((found, then)) => then + found.elapsed(),
+                    None => seen.since.elapsed(),
+                };
+                Some(NotWholeFile {
+                    name: name.clone(),
+                    why: n.why.clone(),
+                    unchanged_for,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Changes each time what [`Inbox::not_whole`] lists changes (a file found not whole, gone,
+    /// changed, or whole at last).
+    pub fn not_whole_version(&self) -> u64 {
+        self.not_whole_version
     }
 
     /// Looks at every entry of the inbox (startup and the periodic safety-net rescan).
@@ -361,6 +470,11 @@ impl Inbox {
                 seen.stamp = stamp;
                 seen.since = now;
                 seen.head_start = Duration::ZERO;
+                // Not whole before: its clock starts again (it is still not whole until found so).
+                if let Some(n) = &mut seen.not_whole {
+                    n.clock = None;
+                    self.not_whole_version += 1;
+                }
                 // Changed after it was handed out: look at it afresh.
                 self.handed.remove(name);
                 self.cache.set(None);
@@ -386,6 +500,7 @@ impl Inbox {
                         head_start: credit,
                         kind,
                         hold_until: None,
+                        not_whole: None,
                     },
                 );
             }

@@ -673,3 +673,55 @@ fn service_install_writes_a_unit_with_absolute_paths_and_uninstall_removes_it() 
         text(&out)
     );
 }
+
+// See: issue 21, item 1 — a file that is not whole waited in inbox/ without a word; `status`
+// now lists it, with why and when it is given up, until it is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_a_file_that_is_not_whole_until_it_is() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .watch("truncated_after", "1h")
+            .watch("rescan", "1h")
+            .yaml(),
+    );
+    std::fs::create_dir_all(studio.path("inbox/shoot")).unwrap();
+    let whole = jpeg_bytes(64, 48);
+    let (head, rest) = whole.split_at(whole.len() / 2);
+    studio.put("inbox/shoot/cut.jpg", head);
+    let w = Watching::start(&studio);
+    let mut shown = String::new();
+    until(
+        "status to list shoot/cut.jpg as not whole",
+        std::time::Duration::from_secs(10),
+        || {
+            shown = status(studio.root());
+            shown.contains("shoot/cut.jpg") && shown.contains("not whole")
+        },
+    )
+    .await;
+    let line = shown.lines().find(|l| l.contains("shoot/cut.jpg")).unwrap();
+    assert!(line.contains("JPEG"), "why: {shown}");
+    assert!(line.contains("failed/ at"), "when it is given up: {shown}");
+    // The rest of it arrives: it is taken, and no longer listed.
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(studio.path("inbox/shoot/cut.jpg"))
+        .unwrap();
+    f.write_all(rest).unwrap();
+    drop(f);
+    studio
+        .appears("done/shoot/cut.mp4", std::time::Duration::from_secs(10))
+        .await;
+    until(
+        "status to no longer list it",
+        std::time::Duration::from_secs(10),
+        || {
+            shown = status(studio.root());
+            !shown.contains("not whole")
+        },
+    )
+    .await;
+    w.stop().await;
+}
