@@ -195,6 +195,8 @@ impl Inbox {
             }
         }
         self.handed.remove(name);
+        // Said again if it comes back.
+        self.reported.remove(name);
         self.cache.set(None);
     }
 
@@ -451,10 +453,10 @@ impl Inbox {
         };
         let ft = meta.file_type();
         if !ft.is_file() {
-            self.report(name, not_a_file(ft));
             if self.files.contains_key(name) {
                 self.remove(name);
             }
+            self.report(name, not_a_file(ft));
             return;
         }
         let stamp = Stamp::of(&meta);
@@ -560,8 +562,79 @@ impl Inbox {
                 next = Some(next.map_or(at, |x| x.min(at)));
             }
         }
+        // A lone sidecar or last keyframe is not waited for (it never holds up `run`), but is
+        // said once its pairing wait passed.
+        for (_, s) in self.lone() {
+            let at = self.lone_due(s);
+            next = Some(next.map_or(at, |x| x.min(at)));
+        }
         self.cache.set(Some((next, waiting)));
         (next, waiting)
+    }
+
+    /// The sidecars and last keyframes not told yet that have no file of their stem in their
+    /// folder to pair with, and no near miss either (`dog.png.yaml`, `cat.yaml` beside `Cat.png`:
+    /// [`Inbox::explain_unpaired`] says why that one does not pair).
+    fn lone(&self) -> Vec<(&String, &Seen)> {
+        let mut out: Vec<(&String, &Seen)> = self
+            .files
+            .iter()
+            .filter(|(n, _)| !self.reported.contains(*n))
+            .filter(|(n, s)| match s.kind {
+                Kind::Sidecar => {
+                    !self.images.contains_key(&stem_key(n)) && !self.files.contains_key(stem_of(n))
+                }
+                Kind::LastFrame => !self
+                    .images
+                    .get(&last_frame_key(n))
+                    .is_some_and(|v| v.iter().any(|i| kind_of(i) == Kind::Image)),
+                _ => false,
+            })
+            .collect();
+        if out.iter().any(|(_, s)| s.kind == Kind::Sidecar) {
+            let folded: HashSet<String> = self.images.keys().map(|k| k.to_lowercase()).collect();
+            out.retain(|(n, s)| {
+                s.kind != Kind::Sidecar || !folded.contains(&stem_key(n).to_lowercase())
+            });
+        }
+        out
+    }
+
+    /// When a lone sidecar or last keyframe is told: once it settled and the pairing wait passed.
+    fn lone_due(&self, seen: &Seen) -> Instant {
+        seen.since + (self.settle + self.sidecar_wait).saturating_sub(seen.head_start)
+    }
+
+    /// Says once of each lone sidecar and last keyframe whose pairing wait passed that it waits,
+    /// and for what. It stays in inbox/ untouched.
+    fn tell_lone(&mut self, now: Instant) {
+        let due: Vec<(String, Kind)> = self
+            .lone()
+            .into_iter()
+            .filter(|(_, s)| self.lone_due(s) <= now)
+            .map(|(n, s)| (n.clone(), s.kind))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for (name, kind) in due {
+            let file = name.rsplit('/').next().unwrap_or(&name);
+            let why = if kind == Kind::LastFrame {
+                let stem = last_frame_key(file);
+                format!(
+                    "it is a last keyframe and waits for {stem}.<image ext> beside it (e.g. {stem}.png); \
+                     it is never a job of its own"
+                )
+            } else {
+                let stem = stem_of(file);
+                format!(
+                    "it is a sidecar and waits for {stem}.<image ext> beside it (e.g. {stem}.png), or for \
+                     {stem}.txt or a video of that name; it is never a job of its own"
+                )
+            };
+            self.report(&name, &why);
+        }
+        self.cache.set(None);
     }
 
     /// Images that are ready now, oldest first. Each is handed out once (until it changes).
@@ -634,6 +707,7 @@ impl Inbox {
         for (_, r) in &ready {
             self.explain_unpaired(r);
         }
+        self.tell_lone(now);
         ready.sort_by(|a, b| {
             a.0.cmp(&b.0)
                 .then_with(|| a.1.source.name.cmp(&b.1.source.name))

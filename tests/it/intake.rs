@@ -267,3 +267,36 @@ async fn a_file_not_whole_is_given_up_counted_from_its_mtime() {
     }
     assert_eq!(fake.created().len(), 0);
 }
+
+// See: issue 21, item 3 — a lone x.last.png or an orphan x.yaml stayed in inbox/ without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_last_keyframe_and_a_sidecar_without_its_file_get_one_warning_each() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    std::fs::create_dir_all(studio.path("inbox/shoot")).unwrap();
+    let minute = Duration::from_secs(60);
+    // Settled long ago: the pairing wait has passed when the run starts.
+    put_old(&studio.path("inbox/x.last.png"), &png_bytes(8, 8), minute);
+    put_old(&studio.path("inbox/y.yaml"), b"a lone prompt", minute);
+    put_old(&studio.path("inbox/shoot/z.yml"), b"another", minute);
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    let (code, logs) = run_binary(studio.root(), &[]).await;
+    assert_eq!(code, Some(0), "{logs}");
+    let once = |name: &str, waits_for: &str| {
+        let lines: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(&format!("\"file\":\"{name}\"")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}: one line, got {lines:#?}\n{logs}");
+        assert!(lines[0].contains("\"WARN\""), "{}", lines[0]);
+        assert!(lines[0].contains(waits_for), "{name}: {}", lines[0]);
+    };
+    once("x.last.png", "waits for x.<image ext>");
+    once("y.yaml", "waits for y.<");
+    once("shoot/z.yml", "waits for z.<");
+    // Untouched.
+    for left in ["x.last.png", "y.yaml", "shoot/z.yml"] {
+        assert!(studio.path(&format!("inbox/{left}")).exists(), "{left}");
+    }
+    assert!(studio.path("done/a.mp4").exists());
+}
