@@ -6,7 +6,9 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use crate::instance::Liveness;
 
 use crate::spool::Spool;
 
@@ -69,7 +71,28 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     if let Some(line) = crate::notify::waiting_line(root) {
         let _ = writeln!(out, "{line}");
     }
-    for inst in crate::instance::running(root) {
+    // For an instance file that does not say its own lease.
+    let lease = crate::config::parse_file(&root.join(crate::config::FILE_NAME))
+        .unwrap_or_default()
+        .watch
+        .lease;
+    for (inst, live) in crate::instance::running(root, lease) {
+        let gone = match live {
+            Liveness::Running => None,
+            Liveness::Dead => Some("its process is gone".to_string()),
+            Liveness::Silent { age, .. } => Some(format!(
+                "not heard from for {}",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            )),
+        };
+        if let Some(why) = gone {
+            let _ = writeln!(
+                out,
+                "instance {} pid {} ({}) stopped without cleaning up: {why}; last seen {}",
+                inst.host, inst.pid, inst.mode, inst.updated,
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "instance {} pid {} ({} with {}, {} jobs, seen {})",
@@ -112,8 +135,7 @@ pub fn report(root: &Path) -> std::io::Result<String> {
                     .ok()
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .map(|d| {
-                        humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
-                            .to_string()
+                        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
                     })
                     .unwrap_or_else(|| "?".into());
                 let state = serde_json::to_value(rec.state).ok();

@@ -725,3 +725,59 @@ async fn status_lists_a_file_that_is_not_whole_until_it_is() {
     .await;
     w.stop().await;
 }
+
+// See: issue 21, item 5 — `status` listed an instance killed with kill -9 as running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_does_not_show_a_killed_instance_as_running() {
+    let studio = Studio::new("backend: local\n");
+    let root = studio.root();
+    let child = Reaped::new(spawn_watch(root));
+    wait_started(root, child.child()).await;
+    let pid = child.child().id();
+    let running = format!("pid {pid} (watch with local");
+    let shown = status(root);
+    assert!(shown.contains(&running), "running: {shown}");
+    let mut child = child.take();
+    child.kill().unwrap(); // SIGKILL: no clean stop, its status file stays
+    child.wait().unwrap();
+    let shown = status(root);
+    assert!(!shown.contains(&running), "not running: {shown}");
+    assert!(
+        shown.contains(&format!("pid {pid}")) && shown.contains("stopped without cleaning up"),
+        "{shown}"
+    );
+    // Its process is gone on this host: its file is removed, and the next status is quiet.
+    assert!(
+        !studio
+            .list("processing")
+            .iter()
+            .any(|n| n.starts_with(".instance-")),
+        "{:?}",
+        studio.list("processing")
+    );
+    assert!(!status(root).contains(&format!("pid {pid}")));
+
+    // An instance of another machine that has not written its file for longer than its lease.
+    let file = studio.path("processing/.instance-0123456789abcdef.json");
+    std::fs::write(
+        &file,
+        r#"{"instance":"0123456789abcdef","host":"another-host","pid":4242,"mode":"watch",
+            "backend":"runway","started":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:10:00Z"}"#,
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .unwrap();
+    let shown = status(root);
+    assert!(
+        !shown.contains("pid 4242 (watch with"),
+        "not running: {shown}"
+    );
+    assert!(
+        shown.contains("another-host pid 4242") && shown.contains("not heard from"),
+        "{shown}"
+    );
+}
