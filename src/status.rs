@@ -122,7 +122,12 @@ pub fn report(root: &Path) -> std::io::Result<String> {
             );
         }
     }
-    let ids = spool.job_ids()?;
+    // A folder with no job in it (a claim in progress, or what one left) is not in flight.
+    let ids: Vec<String> = spool
+        .job_ids()?
+        .into_iter()
+        .filter(|id| spool.holds_job(id))
+        .collect();
     if ids.is_empty() {
         let _ = writeln!(out, "no jobs in flight");
         return Ok(out);

@@ -781,3 +781,80 @@ async fn status_does_not_show_a_killed_instance_as_running() {
         "{shown}"
     );
 }
+
+/// Sets the mtime of the file or folder at `path` to `ago` in the past.
+fn age(path: &std::path::Path, ago: std::time::Duration) {
+    std::fs::File::open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - ago)
+        .unwrap();
+}
+
+// See: issue 21, item 5 — a job folder holding only .DS_Store (Finder browsing processing/) showed
+// "in flight" in status forever, and recovery could not remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_folder_holding_only_os_files_is_not_in_flight_and_is_removed() {
+    let fake = FakeRunway::start(Switches {
+        task_time: std::time::Duration::from_millis(600),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let old = studio.path("processing/20260101T000000Z-0badf00d");
+    let young = studio.path("processing/20260101T000001Z-0badf00e");
+    for dir in [&old, &young] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join(".DS_Store"), b"\0\0\0\x01Bud1").unwrap();
+    }
+    std::fs::write(old.join("Thumbs.db"), b"x").unwrap();
+    age(&old, std::time::Duration::from_secs(120));
+    let shown = status(studio.root());
+    assert!(
+        shown.contains("0 jobs in flight") && shown.contains("no jobs in flight"),
+        "a folder with no job in it is no job: {shown}"
+    );
+    // A job that Finder looks into while it runs: its folder goes with it at delivery.
+    studio.put("inbox/cat.png", &png_bytes(16, 9));
+    let run = tokio::spawn({
+        let settings = studio.settings(KEY);
+        async move {
+            let backend = dropreel::backend::Chosen::build(&settings).unwrap();
+            dropreel::pipeline::run(
+                &settings,
+                backend,
+                dropreel::pipeline::Mode::Run,
+                std::future::pending(),
+            )
+            .await
+            .unwrap()
+        }
+    });
+    let mut job = None;
+    until(
+        "cat.png submitted",
+        std::time::Duration::from_secs(10),
+        || {
+            job = studio.list("processing").into_iter().find(|id| {
+                std::fs::read_to_string(studio.path(&format!("processing/{id}/job.json")))
+                    .is_ok_and(|t| t.contains("\"submitted\""))
+            });
+            job.is_some()
+        },
+    )
+    .await;
+    let job = job.unwrap();
+    studio.put(&format!("processing/{job}/.DS_Store"), b"\0\0\0\x01Bud1");
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.succeeded, 1);
+    // The old leftover is removed; the young one might still be a claim in progress: it stays
+    // until nobody can be claiming into it.
+    let left: Vec<String> = studio
+        .list("processing")
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(left, ["20260101T000001Z-0badf00e"], "{left:?}");
+}
