@@ -9,9 +9,9 @@
 //! will never pair each get one warning saying why. A file the checks found not whole is
 //! remembered (why, and how long it has been unchanged, from its mtime) until it leaves.
 //!
-//! (Over 700 lines with its paused-clock tests: settling, pairing and the folder walk share the one
-//! index of what inbox/ holds; the name rules are in [`names`], the watcher in
-//! [`watcher`].)
+//! (Near 1000 lines with its paused-clock tests: settling, pairing, lone companions, files not
+//! whole and the folder walk share the one index of what inbox/ holds; the name rules are in
+//! [`names`], the watcher in [`watcher`].)
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -96,8 +96,8 @@ pub struct Ready {
     /// Its last keyframe (`<stem>.last.<ext>`), if one is beside it.
     pub last_frame: Option<String>,
     pub last_frame_stamp: Option<Stamp>,
-    /// How long the image has been unchanged (a file that stays incomplete this long is a copy
-    /// that broke off).
+    /// How long the image has been unchanged, as watched here (a file found not whole is judged
+    /// by [`Inbox::unchanged_for`], which also counts from its mtime).
     pub unchanged_for: Duration,
 }
 
@@ -929,6 +929,34 @@ mod tests {
         assert_eq!(r[0].source.rel(), "sub/cat.png");
         tokio::time::advance(ms(100)).await;
         assert!(inbox.take_ready().is_empty(), "handed out once");
+    }
+
+    // A lone sidecar or last keyframe is told once its pairing wait passed: its moment wakes the
+    // loop, but it is not waited for (a `run` does not wait for it).
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_companion_wakes_the_loop_once_and_is_never_waited_for() {
+        let ms = Duration::from_millis;
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("y.yaml"), b"a prompt").unwrap();
+        fs::write(d.path().join("x.last.png"), b"x").unwrap();
+        let mut inbox = Inbox::new(d.path(), ms(200), ms(100));
+        inbox.scan(None).unwrap();
+        assert_eq!(inbox.waiting(), 0);
+        assert_eq!(inbox.next_deadline(), Some(Instant::now() + ms(300)));
+        tokio::time::advance(ms(300)).await;
+        assert!(inbox.take_ready().is_empty());
+        assert_eq!(
+            inbox.next_deadline(),
+            None,
+            "told once: nothing more to wake for"
+        );
+        assert!(inbox.reported.contains("y.yaml") && inbox.reported.contains("x.last.png"));
+        // Its image arrives: it pairs as usual.
+        fs::write(d.path().join("y.png"), b"x").unwrap();
+        inbox.observe("y.png");
+        tokio::time::advance(ms(300)).await;
+        let r = inbox.take_ready();
+        assert_eq!(r[0].sidecar.as_deref(), Some("y.yaml"));
     }
 
     #[tokio::test(start_paused = true)]
