@@ -735,8 +735,12 @@ async fn status_does_not_show_a_killed_instance_as_running() {
     wait_started(root, child.child()).await;
     let pid = child.child().id();
     let running = format!("pid {pid} (watch with local");
-    let shown = status(root);
-    assert!(shown.contains(&running), "running: {shown}");
+    until(
+        "status to show it running",
+        std::time::Duration::from_secs(10),
+        || status(root).contains(&running),
+    )
+    .await;
     let mut child = child.take();
     child.kill().unwrap(); // SIGKILL: no clean stop, its status file stays
     child.wait().unwrap();
