@@ -47,13 +47,14 @@ impl From<Failure> for NotYet {
     }
 }
 
-/// A file that stayed incomplete and unchanged for `after`: a copy that broke off.
-pub fn truncated(r: &Ready, why: &str, after: Duration) -> Failure {
+/// A file that stayed not whole and unchanged for `unchanged` (at least `watch.truncated_after`,
+/// counted from its mtime): a copy that broke off.
+pub fn truncated(r: &Ready, why: &str, unchanged: Duration) -> Failure {
     Failure {
         message: format!(
             "{} is truncated: {why}, and it has not changed for {}",
             r.source,
-            humantime::format_duration(Duration::from_secs(after.as_secs()))
+            humantime::format_duration(Duration::from_secs(unchanged.as_secs()))
         ),
         advice: "the copy probably broke off: copy the image into inbox/ again (or re-export it). \
                  A slow share may need a longer watch.truncated_after"
@@ -125,7 +126,10 @@ pub fn check_files(
     // The last keyframe is checked like the first (whole, decodable, within the limits).
     let last_frame = match (&text, last_frame) {
         (None, Some(last)) => {
-            check_image(dir, limits, last)?;
+            check_image(dir, limits, last).map_err(|e| match e {
+                NotYet::Wait(why) => NotYet::Wait(format!("its last keyframe {last}: {why}")),
+                fail => fail,
+            })?;
             Some(last.to_string())
         }
         _ => None,

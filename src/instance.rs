@@ -1,9 +1,13 @@
 //! `processing/.instance-<id>.json`: what a running dropreel instance tells `dropreel status` — who
-//! it is, how many jobs it drives, which load of the config is in force, and any pause of
-//! submission. Written by the pipeline ([`Writer`]), read by `status` ([`running`]); one typed
-//! file for both, so neither can drift from the other.
+//! it is, how many jobs it drives, which load of the config is in force, any pause of
+//! submission, and the files in inbox/ it found not whole. Written by the pipeline ([`Writer`]),
+//! read by `status` ([`running`]); one typed file for both, so neither can drift from the other.
+//! A file whose writer is gone (killed, crashed) is told apart from a running instance: its pid is
+//! dead on this host, or it has not been written for longer than its lease (it is rewritten at
+//! every lease renewal).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +30,9 @@ pub struct Instance {
     pub started: String,
     #[serde(default)]
     pub updated: String,
+    /// Its `watch.lease` in milliseconds: it rewrites its file at least four times as often.
+    #[serde(default)]
+    pub lease_ms: u64,
     /// Jobs it drives now.
     #[serde(default)]
     pub jobs: usize,
@@ -33,6 +40,20 @@ pub struct Instance {
     pub settings: SettingsLoad,
     #[serde(default)]
     pub hold: Option<HoldShown>,
+    /// Files waiting in inbox/ that are not whole yet.
+    #[serde(default)]
+    pub not_whole: Vec<NotWholeShown>,
+}
+
+/// A file in inbox/ that is not whole, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotWholeShown {
+    /// Its path under inbox/.
+    pub file: String,
+    /// Where it stops.
+    pub why: String,
+    /// When it goes to `failed/` as truncated if it stays unchanged (RFC 3339).
+    pub gives_up_at: String,
 }
 
 /// Which load of the config file is in force.
@@ -63,20 +84,12 @@ pub struct Writer {
 
 impl Writer {
     /// This instance's file (not written yet). Files of instances that died without a clean stop
-    /// — their pid is gone, or they have not written for three lease periods — are removed.
+    /// (see [`Liveness::removable`]) are removed.
     pub fn new(spool: &Spool, mode: &str, backend: &str) -> Writer {
         let o = spool.owner();
         let processing = spool.root().join(PROCESSING);
         for (path, found) in files(&processing) {
-            let dead = found
-                .as_ref()
-                .is_some_and(|i| i.host == o.host && crate::lease::pid_alive(i.pid) == Some(false));
-            let silent = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > o.ttl * 3);
-            if dead || silent {
+            if liveness(&path, found.as_ref(), &o.host, o.ttl).removable() {
                 let _ = std::fs::remove_file(&path);
             }
         }
@@ -91,6 +104,7 @@ impl Writer {
                 backend: backend.to_string(),
                 started: now.clone(),
                 updated: now.clone(),
+                lease_ms: u64::try_from(o.ttl.as_millis()).unwrap_or(u64::MAX),
                 jobs: 0,
                 settings: SettingsLoad {
                     version: 1,
@@ -98,8 +112,14 @@ impl Writer {
                     error: None,
                 },
                 hold: None,
+                not_whole: Vec::new(),
             },
         }
+    }
+
+    /// The files in inbox/ found not whole, for the next write.
+    pub fn set_not_whole(&mut self, files: Vec<NotWholeShown>) {
+        self.file.not_whole = files;
     }
 
     /// A new load of the config is in force (`version`), or the file as it is now is not (`error`).
@@ -157,15 +177,71 @@ fn files(processing: &Path) -> Vec<(PathBuf, Option<Instance>)> {
         .collect()
 }
 
-/// The instances running on the studio at `root`, oldest first (a torn or unreadable file is
-/// left out).
-pub fn running(root: &Path) -> Vec<Instance> {
-    let mut out: Vec<Instance> = files(&root.join(PROCESSING))
+/// Whether the writer of an instance file is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Running,
+    /// Its process is gone (on this host): it stopped without cleaning up.
+    Dead,
+    /// Not written for `age`, longer than its `lease`: it stopped without cleaning up, or it is
+    /// cut off (another machine that lost the share, or asleep).
+    Silent {
+        age: Duration,
+        lease: Duration,
+    },
+}
+
+impl Liveness {
+    /// Whether its file may go: its process is gone, or it has been silent for three leases
+    /// (an instance that comes back writes its file again).
+    pub fn removable(self) -> bool {
+        match self {
+            Liveness::Running => false,
+            Liveness::Dead => true,
+            Liveness::Silent { age, lease } => age > lease * 3,
+        }
+    }
+}
+
+/// Judges the instance file at `path` (content `found`, if readable) from this `host`; `lease`
+/// when the file does not say its own.
+fn liveness(path: &Path, found: Option<&Instance>, host: &str, lease: Duration) -> Liveness {
+    if found.is_some_and(|i| i.host == host && crate::lease::pid_alive(i.pid) == Some(false)) {
+        return Liveness::Dead;
+    }
+    let lease = found
+        .map(|i| Duration::from_millis(i.lease_ms))
+        .filter(|l| !l.is_zero())
+        .unwrap_or(lease);
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default();
+    if age > lease {
+        Liveness::Silent { age, lease }
+    } else {
+        Liveness::Running
+    }
+}
+
+/// The instances on the studio at `root`, oldest first, each with whether it still runs (a torn
+/// or unreadable file is left out). `lease` judges a file that does not say its own. Files of
+/// instances gone for good are removed (see [`Liveness::removable`]).
+pub fn running(root: &Path, lease: Duration) -> Vec<(Instance, Liveness)> {
+    let host = crate::lease::host_name();
+    let mut out: Vec<(Instance, Liveness)> = files(&root.join(PROCESSING))
         .into_iter()
-        .filter(|(path, _)| path.extension().is_some_and(|e| e == "json"))
-        .filter_map(|(_, i)| i)
+        .filter_map(|(path, found)| {
+            let live = liveness(&path, found.as_ref(), &host, lease);
+            if live.removable() {
+                let _ = std::fs::remove_file(&path);
+            }
+            let json = path.extension().is_some_and(|e| e == "json");
+            Some((found.filter(|_| json)?, live))
+        })
         .collect();
-    out.sort_by(|a, b| a.started.cmp(&b.started));
+    out.sort_by(|a, b| a.0.started.cmp(&b.0.started));
     out
 }
 
@@ -192,7 +268,11 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(left.len(), 1, "{left:?}");
-        assert_eq!(running(d.path()).len(), 1);
-        assert_eq!(running(d.path())[0].mode, "run");
+        let found = running(d.path(), Duration::from_secs(60));
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].0.mode.as_str(), found[0].1),
+            ("run", Liveness::Running)
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! What is going on now, for the live views (the terminal's progress lines and the dashboard):
 //! the jobs this instance drives — name, kind, step, Runway's progress, since when — and the run's
 //! totals (done, failed, waiting) with the time jobs have taken, for an ETA; for the dashboard also
-//! the hold in force, the files waiting, and the latest results and failures. The pipeline and the
+//! the hold in force, the files waiting (and those not whole yet), and the latest results and
+//! failures. The pipeline and the
 //! job tasks write it (in memory, under a short lock); a view reads a [`Snapshot`] (and the
 //! dashboard a [`Board`]) when it redraws, and may wait for the next change with [`Live::changes`].
 
@@ -102,12 +103,25 @@ pub struct HoldView {
     pub next_try: String,
 }
 
+/// A file waiting in `inbox/` that is not whole yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotWholeView {
+    /// Its path under `inbox/`.
+    pub file: String,
+    /// Where it stops.
+    pub why: String,
+    /// When it goes to `failed/` as truncated if it stays unchanged (local time).
+    pub gives_up_at: String,
+}
+
 /// What only the dashboard shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Board {
     pub hold: Option<HoldView>,
     /// The first files waiting for a claim (of [`Snapshot::waiting`]).
     pub waiting: Vec<String>,
+    /// The files waiting in `inbox/` that are not whole yet.
+    pub not_whole: Vec<NotWholeView>,
     /// The latest deliveries, newest first.
     pub results: Vec<ResultView>,
     /// The latest failures still in `failed/`, newest first.
@@ -131,6 +145,7 @@ struct Inner {
     widest: usize,
     hold: Option<HoldView>,
     waiting_names: Vec<String>,
+    not_whole: Vec<NotWholeView>,
     results: VecDeque<ResultView>,
     failures: VecDeque<FailedView>,
 }
@@ -251,6 +266,17 @@ impl Live {
         });
     }
 
+    /// The files waiting in `inbox/` that are not whole yet.
+    pub fn set_not_whole(&self, files: Vec<NotWholeView>) {
+        self.change(|i| {
+            if i.not_whole == files {
+                return false;
+            }
+            i.not_whole = files;
+            true
+        });
+    }
+
     /// The pause of submission in force (or none).
     pub fn set_hold(&self, hold: Option<HoldView>) {
         self.change(|i| {
@@ -340,6 +366,7 @@ impl Live {
         self.with(|i| Board {
             hold: i.hold.clone(),
             waiting: i.waiting_names.clone(),
+            not_whole: i.not_whole.clone(),
             results: i.results.iter().cloned().collect(),
             failed: i.failures.iter().cloned().collect(),
         })

@@ -165,6 +165,8 @@ struct Pipeline<B: Backend> {
     told_hold: Option<HoldCause>,
     /// What the live views show.
     live: Live,
+    /// The inbox's list of files not whole as last shown ([`Inbox::not_whole_version`]).
+    not_whole_shown: u64,
 }
 
 /// Runs the pipeline on `settings.root` with `backend` until the inbox is drained (`Run`) or
@@ -304,6 +306,7 @@ impl<B: Backend> Pipeline<B> {
             told_unpriced: HashSet::new(),
             outbox,
             told_hold: None,
+            not_whole_shown: 0,
             settings: settings.clone(),
             spool,
         };
@@ -331,30 +334,36 @@ impl<B: Backend> Pipeline<B> {
     }
 
     /// Admits a batch of ready files: the checks that need no slot. Good ones queue for a claim,
-    /// bad ones become jobs failed from the start, incomplete ones wait in inbox/.
+    /// bad ones become jobs failed from the start, ones not whole wait in inbox/ (said once, and
+    /// shown in `status` and the dashboard) until whole, or until they stayed unchanged for
+    /// `watch.truncated_after` counted from their mtime.
     fn check_ready(&mut self) {
         self.unchecked.extend(self.inbox.take_ready());
         let limits = self.backend.limits();
         let truncated_after = self.settings.config.watch.truncated_after;
+        // The file system's clock, read once a batch and only for a file found not whole.
+        let mut fs_now: Option<Option<std::time::SystemTime>> = None;
         for _ in 0..CHECK_BATCH {
             let Some(ready) = self.unchecked.pop_front() else {
                 break;
             };
             let verdict = match admit::check(&self.spool, &self.settings, limits, &ready) {
-                Err(NotYet::Wait(why)) if ready.unchanged_for >= truncated_after => Err(
-                    NotYet::Fail(admit::truncated(&ready, &why, truncated_after)),
-                ),
+                Err(NotYet::Wait(why)) => {
+                    let unchanged = self.inbox.unchanged_for(&ready, || {
+                        *fs_now.get_or_insert_with(|| self.spool.fs_now())
+                    });
+                    if unchanged >= truncated_after {
+                        Err(NotYet::Fail(admit::truncated(&ready, &why, unchanged)))
+                    } else {
+                        self.wait_whole(&ready, &why, unchanged, truncated_after);
+                        continue;
+                    }
+                }
                 v => v,
             };
             match verdict {
                 Ok(c) => self.checked.push_back(c),
-                Err(NotYet::Wait(why)) => {
-                    tracing::debug!(file = %ready.source.rel(), why, "not whole yet; waiting for the rest of it");
-                    let settle = self.settings.config.watch.settle;
-                    let again = RECHECK_INCOMPLETE.min(settle.max(Duration::from_millis(100)));
-                    self.inbox
-                        .defer(&ready.source.rel(), Instant::now() + again);
-                }
+                Err(NotYet::Wait(_)) => {}
                 Err(NotYet::Fail(failure)) => {
                     let name = self.backend.name();
                     if let Some(rec) = admit::claim_to_fail(&self.spool, &ready, failure, name) {
@@ -364,6 +373,69 @@ impl<B: Backend> Pipeline<B> {
                 }
             }
         }
+        if self.inbox.not_whole_version() != self.not_whole_shown {
+            self.show_not_whole();
+        }
+    }
+
+    /// Puts a file that is not whole back into the inbox to be looked at again soon; the first
+    /// time, says which, why, and when it is given up.
+    fn wait_whole(&mut self, ready: &Ready, why: &str, unchanged: Duration, after: Duration) {
+        let rel = ready.source.rel();
+        let settle = self.settings.config.watch.settle;
+        let again = RECHECK_INCOMPLETE.min(settle.max(Duration::from_millis(100)));
+        if self
+            .inbox
+            .wait_whole(&rel, why, unchanged, Instant::now() + again)
+        {
+            let at = std::time::SystemTime::now() + after.saturating_sub(unchanged);
+            let gives_up_at = crate::ledger::spend::local_text(at);
+            tracing::warn!(
+                file = %rel, why, gives_up_at,
+                "not whole yet: {why}. It waits in inbox/ for the rest of it; if it stays unchanged until {gives_up_at} (watch.truncated_after: {} after its last change) it goes to failed/ as truncated",
+                humantime::format_duration(after)
+            );
+        } else {
+            tracing::debug!(file = %rel, why, "still not whole; waiting for the rest of it");
+        }
+    }
+
+    /// Shows the files that are not whole in `status` and the dashboard, with when each is given
+    /// up.
+    fn show_not_whole(&mut self) {
+        self.not_whole_shown = self.inbox.not_whole_version();
+        let after = self.settings.config.watch.truncated_after;
+        let now = std::time::SystemTime::now();
+        let files: Vec<(intake::NotWholeFile, std::time::SystemTime)> = self
+            .inbox
+            .not_whole()
+            .into_iter()
+            .map(|f| {
+                let at = now + after.saturating_sub(f.unchanged_for);
+                (f, at)
+            })
+            .collect();
+        self.live.set_not_whole(
+            files
+                .iter()
+                .map(|(f, at)| crate::live::NotWholeView {
+                    file: f.name.clone(),
+                    why: f.why.clone(),
+                    gives_up_at: crate::ledger::spend::local_text(*at),
+                })
+                .collect(),
+        );
+        self.status.set_not_whole(
+            files
+                .iter()
+                .map(|(f, at)| instance::NotWholeShown {
+                    file: f.name.clone(),
+                    why: f.why.clone(),
+                    gives_up_at: humantime::format_rfc3339_seconds(*at).to_string(),
+                })
+                .collect(),
+        );
+        self.write_status();
     }
 
     /// Claims checked files while the backend's slots (plus a small lookahead) have room. While

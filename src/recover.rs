@@ -36,7 +36,7 @@ pub fn resume(
             continue;
         }
         let dir = spool.job_dir(&id);
-        if !dir.join(spool::STATE_FILE).exists() && !holds_image(&dir) {
+        if !spool.holds_job(&id) {
             // A claim in progress (another instance between creating the folder and moving the
             // image in), or what a crash left of one.
             remove_if_abandoned(spool, &dir);
@@ -93,17 +93,9 @@ fn finish_return(spool: &Spool, settings: &Settings, rec: &mut JobRecord) {
     }
 }
 
-fn holds_image(dir: &std::path::Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.filter_map(Result::ok).any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            intake::kind_of(&name).is_job() && !intake::is_ignored(&name)
-        })
-    })
-}
-
-/// Removes a job folder with nothing but a lease in it once nobody can still be claiming into it
-/// (see [`crate::lease::Owner::claim_abandoned`]).
+/// Removes a job folder with no job in it — a lease at most, and other programs' files such as
+/// `.DS_Store` or `Thumbs.db` (Finder or Explorer looked into it) — once nobody can still be
+/// claiming into it (see [`crate::lease::Owner::claim_abandoned`]). Anything else keeps it.
 fn remove_if_abandoned(spool: &Spool, dir: &std::path::Path) {
     let abandoned = spool.owner().claim_abandoned(dir);
     if !abandoned {
@@ -111,10 +103,9 @@ fn remove_if_abandoned(spool: &Spool, dir: &std::path::Path) {
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.filter_map(Result::ok) {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with(crate::lease::LEASE_FILE)
-            {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let file = e.file_type().is_ok_and(|t| t.is_file());
+            if file && (name.starts_with(crate::lease::LEASE_FILE) || intake::is_ignored(&name)) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -341,6 +341,20 @@ impl Spool {
         serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
+    /// Whether job folder `id` holds a job: its state file, or a job file (a claim that stopped
+    /// before writing the state). A folder with neither — a claim in progress, or what one left:
+    /// a lease, other programs' files such as `.DS_Store` — is no job (yet).
+    pub fn holds_job(&self, id: &str) -> bool {
+        let dir = self.job_dir(id);
+        dir.join(STATE_FILE).exists()
+            || fs::read_dir(&dir).is_ok_and(|entries| {
+                entries.filter_map(Result::ok).any(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    crate::intake::kind_of(&name).is_job() && !crate::intake::is_ignored(&name)
+                })
+            })
+    }
+
     /// Job folders in `processing/`, oldest first.
     pub fn job_ids(&self) -> io::Result<Vec<String>> {
         let mut ids = Vec::new();
@@ -526,7 +540,8 @@ impl Spool {
     }
 
     /// Removes a finished job's folder: dropreel's own files in it (state, lease, partial or
-    /// leftover outputs), then the folder. Anything else found there is left, with a warning.
+    /// leftover outputs) and other programs' (`.DS_Store`, `Thumbs.db`: a file manager looked
+    /// in), then the folder. Anything else found there is left, with a warning.
     pub fn remove_job_dir(&self, id: &str) -> io::Result<()> {
         let dir = self.job_dir(id);
         let ours = |n: &str| {
@@ -546,6 +561,7 @@ impl Spool {
                 || n.starts_with("job.json.")
                 || n.starts_with("lease.")
                 || n.ends_with(".tmp")
+                || crate::intake::is_ignored(n)
         };
         // A lease renewal may race the removal and put a file back: go round a few times.
         for round in 0..5 {
@@ -571,7 +587,8 @@ impl Spool {
         sync_dir(&self.root.join(PROCESSING))
     }
 
-    /// Jobs per folder, for `status`: images and texts waiting in `inbox/`, job folders in `processing/`,
+    /// Jobs per folder, for `status`: images and texts waiting in `inbox/`, job folders that hold a
+    /// job in `processing/`,
     /// delivered jobs (`result.json`) in `done/`, failed jobs (`error.txt`) in `failed/`.
     pub fn counts(&self) -> io::Result<[(&'static str, usize); 4]> {
         // Folders included (dot folders skipped, links not followed).
@@ -589,7 +606,13 @@ impl Spool {
         let waiting = |n: &str| !crate::intake::is_ignored(n) && crate::intake::kind_of(n).is_job();
         Ok([
             (INBOX, count(INBOX, &waiting)?),
-            (PROCESSING, self.job_ids()?.len()),
+            (
+                PROCESSING,
+                self.job_ids()?
+                    .iter()
+                    .filter(|id| self.holds_job(id))
+                    .count(),
+            ),
             (DONE, count(DONE, &|n| n.ends_with(".result.json"))?),
             (FAILED, count(FAILED, &|n| n.ends_with(".error.txt"))?),
         ])

@@ -1,10 +1,14 @@
 //! `dropreel status`: counts per folder (and per folder inside them), the spend today and this
-//! month against the budget, notifications not delivered yet, and the jobs in flight (state, task, progress, age), read from the
-//! studio's files only, so it works while `watch` runs or after it stopped.
+//! month against the budget, notifications not delivered yet, each running instance (with its
+//! pause of submission and the files it found not whole), and the jobs in flight (state, task,
+//! progress, age), read from the studio's files only, so it works while `watch` runs or after it
+//! stopped.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use crate::instance::Liveness;
 
 use crate::spool::Spool;
 
@@ -67,7 +71,28 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     if let Some(line) = crate::notify::waiting_line(root) {
         let _ = writeln!(out, "{line}");
     }
-    for inst in crate::instance::running(root) {
+    // For an instance file that does not say its own lease.
+    let lease = crate::config::parse_file(&root.join(crate::config::FILE_NAME))
+        .unwrap_or_default()
+        .watch
+        .lease;
+    for (inst, live) in crate::instance::running(root, lease) {
+        let gone = match live {
+            Liveness::Running => None,
+            Liveness::Dead => Some("its process is gone".to_string()),
+            Liveness::Silent { age, .. } => Some(format!(
+                "not heard from for {}",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            )),
+        };
+        if let Some(why) = gone {
+            let _ = writeln!(
+                out,
+                "instance {} pid {} ({}) stopped without cleaning up: {why}; last seen {}",
+                inst.host, inst.pid, inst.mode, inst.updated,
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "instance {} pid {} ({} with {}, {} jobs, seen {})",
@@ -86,8 +111,23 @@ pub fn report(root: &Path) -> std::io::Result<String> {
                 hold.cause, hold.detail, hold.next_try,
             );
         }
+        for f in &inst.not_whole {
+            let at = humantime::parse_rfc3339(&f.gives_up_at)
+                .map_or_else(|_| f.gives_up_at.clone(), crate::ledger::spend::local_text);
+            let _ = writeln!(
+                out,
+                "  not whole yet, waiting in inbox/: {} ({}); goes to failed/ at {at} unless the rest of it arrives",
+                crate::shown(&f.file),
+                crate::shown(&f.why),
+            );
+        }
     }
-    let ids = spool.job_ids()?;
+    // A folder with no job in it (a claim in progress, or what one left) is not in flight.
+    let ids: Vec<String> = spool
+        .job_ids()?
+        .into_iter()
+        .filter(|id| spool.holds_job(id))
+        .collect();
     if ids.is_empty() {
         let _ = writeln!(out, "no jobs in flight");
         return Ok(out);
@@ -100,8 +140,7 @@ pub fn report(root: &Path) -> std::io::Result<String> {
                     .ok()
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .map(|d| {
-                        humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
-                            .to_string()
+                        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
                     })
                     .unwrap_or_else(|| "?".into());
                 let state = serde_json::to_value(rec.state).ok();

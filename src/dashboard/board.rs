@@ -1,5 +1,5 @@
-//! What the page is sent: one JSON state (hold, budget, totals, jobs in flight, waiting files,
-//! results, failures), at `/api/state` and as a server-sent event each time the live state changes
+//! What the page is sent: one JSON state (hold, budget, totals, jobs in flight, waiting files and
+//! those not whole yet, results, failures), at `/api/state` and as a server-sent event each time the live state changes
 //! (at most a few times a second; nothing is sent while nothing changes). Also the results and
 //! failures found in `done/` and `failed/` when the dashboard starts.
 
@@ -76,6 +76,7 @@ fn build_blocking(app: &super::App) -> Value {
         },
         "jobs": jobs,
         "waiting": board.waiting,
+        "not_whole": board.not_whole,
         "results": results,
         "failed": board.failed,
         "max_upload": app.max_upload,

@@ -6,11 +6,12 @@
 //! Stems pair after Unicode normalisation (NFC: macOS writes names decomposed, other systems
 //! composed), and a sidecar applies to every image of its stem. Nothing is skipped silently: a
 //! file that is neither ignored nor part of a job, a name that is not UTF-8, and a sidecar that
-//! will never pair each get one warning saying why.
+//! will never pair each get one warning saying why. A file the checks found not whole is
+//! remembered (why, and how long it has been unchanged, from its mtime) until it leaves.
 //!
-//! (Over 700 lines with its paused-clock tests: settling, pairing and the folder walk share the one
-//! index of what inbox/ holds; the name rules are in [`names`], the watcher in
-//! [`watcher`].)
+//! (Near 1000 lines with its paused-clock tests: settling, pairing, lone companions, files not
+//! whole and the folder walk share the one index of what inbox/ holds; the name rules are in
+//! [`names`], the watcher in [`watcher`].)
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -61,6 +62,28 @@ struct Seen {
     kind: Kind,
     /// Not before this, even if settled: it was looked at and found not whole yet.
     hold_until: Option<Instant>,
+    /// Found not whole (it stays so while it is in inbox/, so it is said once).
+    not_whole: Option<NotWhole>,
+}
+
+/// Why a file was found not whole, and since when it has been unchanged.
+#[derive(Debug, Clone)]
+struct NotWhole {
+    why: String,
+    /// When it was found not whole since its last change, and how long it had been unchanged
+    /// then (by the file system's clock, from its mtime); `None` once it changed again.
+    clock: Option<(Instant, Duration)>,
+}
+
+/// A file waiting in inbox/ that is not whole, as `status` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotWholeFile {
+    /// Its path under inbox/.
+    pub name: String,
+    /// Where it stops (`the JPEG ends inside a segment`).
+    pub why: String,
+    /// How long it has been unchanged.
+    pub unchanged_for: Duration,
 }
 
 /// An image that has settled, with its sidecar (if any), ready to be checked and claimed.
@@ -73,8 +96,8 @@ pub struct Ready {
     /// Its last keyframe (`<stem>.last.<ext>`), if one is beside it.
     pub last_frame: Option<String>,
     pub last_frame_stamp: Option<Stamp>,
-    /// How long the image has been unchanged (a file that stays incomplete this long is a copy
-    /// that broke off).
+    /// How long the image has been unchanged, as watched here (a file found not whole is judged
+    /// by [`Inbox::unchanged_for`], which also counts from its mtime).
     pub unchanged_for: Duration,
 }
 
@@ -104,6 +127,8 @@ pub struct Inbox {
     clock: Option<SystemTime>,
     /// (next deadline, images waiting), until something changes.
     cache: Cell<Option<(Option<Instant>, usize)>>,
+    /// Counts changes of what [`Inbox::not_whole`] lists (so it is shown again only then).
+    not_whole_version: u64,
 }
 
 impl Inbox {
@@ -121,6 +146,7 @@ impl Inbox {
             reported: HashSet::new(),
             clock: None,
             cache: Cell::new(None),
+            not_whole_version: 0,
         }
     }
 
@@ -146,6 +172,9 @@ impl Inbox {
 
     fn remove(&mut self, name: &str) {
         if let Some(seen) = self.files.remove(name) {
+            if seen.not_whole.is_some() {
+                self.not_whole_version += 1;
+            }
             let key = stem_key(name);
             let indexes = match seen.kind {
                 Kind::Sidecar => vec![
@@ -166,6 +195,8 @@ impl Inbox {
             }
         }
         self.handed.remove(name);
+        // Said again if it comes back.
+        self.reported.remove(name);
         self.cache.set(None);
     }
 
@@ -201,13 +232,93 @@ impl Inbox {
             .is_some_and(|v| v.iter().any(|n| n != image))
     }
 
-    /// Puts a handed-out image back to wait until `until` (it is not whole yet).
-    pub fn defer(&mut self, image: &str, until: Instant) {
+    /// How long the files of `r` — found not whole — have been unchanged: counted from their
+    /// newest mtime on the file system's own clock (`fs_now`, asked only when the file is found
+    /// not whole for the first time since its last change), or as watched here if that is longer.
+    /// So a copy that broke off hours before dropreel saw it is given up at once.
+    pub fn unchanged_for(
+        &self,
+        r: &Ready,
+        fs_now: impl FnOnce() -> Option<SystemTime>,
+    ) -> Duration {
+        let clock = self
+            .files
+            .get(&r.source.rel())
+            .and_then(|s| s.not_whole.as_ref())
+            .and_then(|n| n.clock);
+        let by_mtime = match clock {
+            Some((found, then)) => then + found.elapsed(),
+            None => {
+                let newest = [Some(r.image_stamp), r.last_frame_stamp]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.mtime)
+                    .max();
+                match (newest, fs_now()) {
+                    (Some(m), Some(now)) => now.duration_since(m).unwrap_or_default(),
+                    _ => Duration::ZERO,
+                }
+            }
+        };
+        r.unchanged_for.max(by_mtime)
+    }
+
+    /// Puts a handed-out file back to wait until `until`: it is not whole (`why`), and has been
+    /// unchanged for `unchanged_for`. `true` the first time it is found not whole (to say it once).
+    pub fn wait_whole(
+        &mut self,
+        image: &str,
+        why: &str,
+        unchanged_for: Duration,
+        until: Instant,
+    ) -> bool {
         self.handed.remove(image);
-        if let Some(seen) = self.files.get_mut(image) {
-            seen.hold_until = Some(until);
-        }
         self.cache.set(None);
+        let Some(seen) = self.files.get_mut(image) else {
+            return false;
+        };
+        seen.hold_until = Some(until);
+        let first = seen.not_whole.is_none();
+        let n = seen.not_whole.get_or_insert_with(|| NotWhole {
+            why: String::new(),
+            clock: None,
+        });
+        if first || n.why != why || n.clock.is_none() {
+            self.not_whole_version += 1;
+        }
+        n.why = why.to_string();
+        if n.clock.is_none() {
+            n.clock = Some((Instant::now(), unchanged_for));
+        }
+        first
+    }
+
+    /// The files waiting in inbox/ that were found not whole, by name.
+    pub fn not_whole(&self) -> Vec<NotWholeFile> {
+        let mut out: Vec<NotWholeFile> = self
+            .files
+            .iter()
+            .filter_map(|(name, seen)| {
+                let n = seen.not_whole.as_ref()?;
+                let unchanged_for = match n.clock {
+                    Some((found, then)) => then + found.elapsed(),
+                    None => seen.since.elapsed(),
+                };
+                Some(NotWholeFile {
+                    name: name.clone(),
+                    why: n.why.clone(),
+                    unchanged_for,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Changes each time what [`Inbox::not_whole`] lists changes (a file found not whole, gone,
+    /// changed, or whole at last).
+    pub fn not_whole_version(&self) -> u64 {
+        self.not_whole_version
     }
 
     /// Looks at every entry of the inbox (startup and the periodic safety-net rescan).
@@ -342,10 +453,10 @@ impl Inbox {
         };
         let ft = meta.file_type();
         if !ft.is_file() {
-            self.report(name, not_a_file(ft));
             if self.files.contains_key(name) {
                 self.remove(name);
             }
+            self.report(name, not_a_file(ft));
             return;
         }
         let stamp = Stamp::of(&meta);
@@ -361,6 +472,11 @@ impl Inbox {
                 seen.stamp = stamp;
                 seen.since = now;
                 seen.head_start = Duration::ZERO;
+                // Not whole before: its clock starts again (it is still not whole until found so).
+                if let Some(n) = &mut seen.not_whole {
+                    n.clock = None;
+                    self.not_whole_version += 1;
+                }
                 // Changed after it was handed out: look at it afresh.
                 self.handed.remove(name);
                 self.cache.set(None);
@@ -386,6 +502,7 @@ impl Inbox {
                         head_start: credit,
                         kind,
                         hold_until: None,
+                        not_whole: None,
                     },
                 );
             }
@@ -445,8 +562,79 @@ impl Inbox {
                 next = Some(next.map_or(at, |x| x.min(at)));
             }
         }
+        // A lone sidecar or last keyframe is not waited for (it never holds up `run`), but is
+        // said once its pairing wait passed.
+        for (_, s) in self.lone() {
+            let at = self.lone_due(s);
+            next = Some(next.map_or(at, |x| x.min(at)));
+        }
         self.cache.set(Some((next, waiting)));
         (next, waiting)
+    }
+
+    /// The sidecars and last keyframes not told yet that have no file of their stem in their
+    /// folder to pair with, and no near miss either (`dog.png.yaml`, `cat.yaml` beside `Cat.png`:
+    /// [`Inbox::explain_unpaired`] says why that one does not pair).
+    fn lone(&self) -> Vec<(&String, &Seen)> {
+        let mut out: Vec<(&String, &Seen)> = self
+            .files
+            .iter()
+            .filter(|(n, _)| !self.reported.contains(*n))
+            .filter(|(n, s)| match s.kind {
+                Kind::Sidecar => {
+                    !self.images.contains_key(&stem_key(n)) && !self.files.contains_key(stem_of(n))
+                }
+                Kind::LastFrame => !self
+                    .images
+                    .get(&last_frame_key(n))
+                    .is_some_and(|v| v.iter().any(|i| kind_of(i) == Kind::Image)),
+                _ => false,
+            })
+            .collect();
+        if out.iter().any(|(_, s)| s.kind == Kind::Sidecar) {
+            let folded: HashSet<String> = self.images.keys().map(|k| k.to_lowercase()).collect();
+            out.retain(|(n, s)| {
+                s.kind != Kind::Sidecar || !folded.contains(&stem_key(n).to_lowercase())
+            });
+        }
+        out
+    }
+
+    /// When a lone sidecar or last keyframe is told: once it settled and the pairing wait passed.
+    fn lone_due(&self, seen: &Seen) -> Instant {
+        seen.since + (self.settle + self.sidecar_wait).saturating_sub(seen.head_start)
+    }
+
+    /// Says once of each lone sidecar and last keyframe whose pairing wait passed that it waits,
+    /// and for what. It stays in inbox/ untouched.
+    fn tell_lone(&mut self, now: Instant) {
+        let due: Vec<(String, Kind)> = self
+            .lone()
+            .into_iter()
+            .filter(|(_, s)| self.lone_due(s) <= now)
+            .map(|(n, s)| (n.clone(), s.kind))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for (name, kind) in due {
+            let file = name.rsplit('/').next().unwrap_or(&name);
+            let why = if kind == Kind::LastFrame {
+                let stem = last_frame_key(file);
+                format!(
+                    "it is a last keyframe and waits for {stem}.<image ext> beside it (e.g. {stem}.png); \
+                     it is never a job of its own"
+                )
+            } else {
+                let stem = stem_of(file);
+                format!(
+                    "it is a sidecar and waits for {stem}.<image ext> beside it (e.g. {stem}.png), or for \
+                     {stem}.txt or a video of that name; it is never a job of its own"
+                )
+            };
+            self.report(&name, &why);
+        }
+        self.cache.set(None);
     }
 
     /// Images that are ready now, oldest first. Each is handed out once (until it changes).
@@ -519,6 +707,7 @@ impl Inbox {
         for (_, r) in &ready {
             self.explain_unpaired(r);
         }
+        self.tell_lone(now);
         ready.sort_by(|a, b| {
             a.0.cmp(&b.0)
                 .then_with(|| a.1.source.name.cmp(&b.1.source.name))
@@ -740,6 +929,34 @@ mod tests {
         assert_eq!(r[0].source.rel(), "sub/cat.png");
         tokio::time::advance(ms(100)).await;
         assert!(inbox.take_ready().is_empty(), "handed out once");
+    }
+
+    // A lone sidecar or last keyframe is told once its pairing wait passed: its moment wakes the
+    // loop, but it is not waited for (a `run` does not wait for it).
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_companion_wakes_the_loop_once_and_is_never_waited_for() {
+        let ms = Duration::from_millis;
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("y.yaml"), b"a prompt").unwrap();
+        fs::write(d.path().join("x.last.png"), b"x").unwrap();
+        let mut inbox = Inbox::new(d.path(), ms(200), ms(100));
+        inbox.scan(None).unwrap();
+        assert_eq!(inbox.waiting(), 0);
+        assert_eq!(inbox.next_deadline(), Some(Instant::now() + ms(300)));
+        tokio::time::advance(ms(300)).await;
+        assert!(inbox.take_ready().is_empty());
+        assert_eq!(
+            inbox.next_deadline(),
+            None,
+            "told once: nothing more to wake for"
+        );
+        assert!(inbox.reported.contains("y.yaml") && inbox.reported.contains("x.last.png"));
+        // Its image arrives: it pairs as usual.
+        fs::write(d.path().join("y.png"), b"x").unwrap();
+        inbox.observe("y.png");
+        tokio::time::advance(ms(300)).await;
+        let r = inbox.take_ready();
+        assert_eq!(r[0].sidecar.as_deref(), Some("y.yaml"));
     }
 
     #[tokio::test(start_paused = true)]

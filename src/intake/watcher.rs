@@ -21,26 +21,27 @@ pub fn watch(
     tx: mpsc::UnboundedSender<std::ffi::OsString>,
 ) -> anyhow::Result<Watcher> {
     use notify::{RecursiveMode, Watcher as _};
-    let root = dir.to_path_buf();
-    let handler = move |res: notify::Result<notify::Event>| match res {
-        // A file opened or read (by dropreel itself, checking and hashing what it takes) changed
-        // nothing; a writer closing a file did.
-        Ok(ev) if is_read_only(&ev.kind) => {}
-        Ok(ev) => {
-            for p in ev.paths {
-                let rel = p
-                    .strip_prefix(&root)
-                    .ok()
-                    .filter(|r| !r.as_os_str().is_empty())
-                    .map(|r| r.as_os_str().to_os_string())
-                    .or_else(|| p.file_name().map(std::ffi::OsStr::to_os_string));
-                if let Some(rel) = rel {
-                    // The receiver is gone only at shutdown.
-                    let _ = tx.send(rel);
+    // The watcher reports absolute paths (it makes a relative one absolute itself): watch and
+    // strip by the same absolute path, or a file in a subfolder of a relative ROOT (`dropreel
+    // watch` in the studio) is not found under inbox/.
+    let root = std::path::absolute(dir)?;
+    let dir = root.as_path();
+    let handler = {
+        let root = root.clone();
+        move |res: notify::Result<notify::Event>| match res {
+            // A file opened or read (by dropreel itself, checking and hashing what it takes)
+            // changed nothing; a writer closing a file did.
+            Ok(ev) if is_read_only(&ev.kind) => {}
+            Ok(ev) => {
+                for p in ev.paths {
+                    if let Some(rel) = relative(&root, &p) {
+                        // The receiver is gone only at shutdown.
+                        let _ = tx.send(rel);
+                    }
                 }
             }
+            Err(e) => tracing::debug!(error = %e, "watcher error"),
         }
-        Err(e) => tracing::debug!(error = %e, "watcher error"),
     };
     let poll_watcher = |every: Duration, handler| -> anyhow::Result<Watcher> {
         let cfg = notify::Config::default()
@@ -85,6 +86,12 @@ pub fn watch(
             poll_watcher(Duration::from_secs(2), handler)
         }
     }
+}
+
+/// `path` relative to `root` (`sub/dir/cat.png`); `None` for `root` itself or a path outside it.
+fn relative(root: &Path, path: &Path) -> Option<std::ffi::OsString> {
+    let rel = path.strip_prefix(root).ok()?;
+    (!rel.as_os_str().is_empty()).then(|| rel.as_os_str().to_os_string())
 }
 
 /// An event that says a file was opened or read, not changed.

@@ -822,3 +822,192 @@ fn service_install_writes_a_unit_with_absolute_paths_and_uninstall_removes_it() 
         text(&out)
     );
 }
+
+// See: issue 21, item 1 — a file that is not whole waited in inbox/ without a word; `status`
+// now lists it, with why and when it is given up, until it is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_a_file_that_is_not_whole_until_it_is() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .watch("truncated_after", "1h")
+            .watch("rescan", "1h")
+            .yaml(),
+    );
+    std::fs::create_dir_all(studio.path("inbox/shoot")).unwrap();
+    let whole = jpeg_bytes(64, 48);
+    let (head, rest) = whole.split_at(whole.len() / 2);
+    studio.put("inbox/shoot/cut.jpg", head);
+    let w = Watching::start(&studio);
+    let mut shown = String::new();
+    until(
+        "status to list shoot/cut.jpg as not whole",
+        std::time::Duration::from_secs(10),
+        || {
+            shown = status(studio.root());
+            shown.contains("shoot/cut.jpg") && shown.contains("not whole")
+        },
+    )
+    .await;
+    let line = shown.lines().find(|l| l.contains("shoot/cut.jpg")).unwrap();
+    assert!(line.contains("JPEG"), "why: {shown}");
+    assert!(line.contains("failed/ at"), "when it is given up: {shown}");
+    // The rest of it arrives: it is taken, and no longer listed.
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(studio.path("inbox/shoot/cut.jpg"))
+        .unwrap();
+    f.write_all(rest).unwrap();
+    drop(f);
+    studio
+        .appears("done/shoot/cut.mp4", std::time::Duration::from_secs(10))
+        .await;
+    until(
+        "status to no longer list it",
+        std::time::Duration::from_secs(10),
+        || {
+            shown = status(studio.root());
+            !shown.contains("not whole")
+        },
+    )
+    .await;
+    w.stop().await;
+}
+
+// See: issue 21, item 5 — `status` listed an instance killed with kill -9 as running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_does_not_show_a_killed_instance_as_running() {
+    let studio = Studio::new("backend: local\n");
+    let root = studio.root();
+    let child = Reaped::new(spawn_watch(root));
+    wait_started(root, child.child()).await;
+    let pid = child.child().id();
+    let running = format!("pid {pid} (watch with local");
+    until(
+        "status to show it running",
+        std::time::Duration::from_secs(10),
+        || status(root).contains(&running),
+    )
+    .await;
+    let mut child = child.take();
+    child.kill().unwrap(); // SIGKILL: no clean stop, its status file stays
+    child.wait().unwrap();
+    let shown = status(root);
+    assert!(!shown.contains(&running), "not running: {shown}");
+    assert!(
+        shown.contains(&format!("pid {pid}")) && shown.contains("stopped without cleaning up"),
+        "{shown}"
+    );
+    // Its process is gone on this host: its file is removed, and the next status is quiet.
+    assert!(
+        !studio
+            .list("processing")
+            .iter()
+            .any(|n| n.starts_with(".instance-")),
+        "{:?}",
+        studio.list("processing")
+    );
+    assert!(!status(root).contains(&format!("pid {pid}")));
+
+    // An instance of another machine that has not written its file for longer than its lease.
+    let file = studio.path("processing/.instance-0123456789abcdef.json");
+    std::fs::write(
+        &file,
+        r#"{"instance":"0123456789abcdef","host":"another-host","pid":4242,"mode":"watch",
+            "backend":"runway","started":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:10:00Z"}"#,
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .unwrap();
+    let shown = status(root);
+    assert!(
+        !shown.contains("pid 4242 (watch with"),
+        "not running: {shown}"
+    );
+    assert!(
+        shown.contains("another-host pid 4242") && shown.contains("not heard from"),
+        "{shown}"
+    );
+}
+
+/// Sets the mtime of the file or folder at `path` to `ago` in the past.
+fn age(path: &std::path::Path, ago: std::time::Duration) {
+    std::fs::File::open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - ago)
+        .unwrap();
+}
+
+// See: issue 21, item 5 — a job folder holding only .DS_Store (Finder browsing processing/) showed
+// "in flight" in status forever, and recovery could not remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_folder_holding_only_os_files_is_not_in_flight_and_is_removed() {
+    let fake = FakeRunway::start(Switches {
+        task_time: std::time::Duration::from_millis(600),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let old = studio.path("processing/20260101T000000Z-0badf00d");
+    let young = studio.path("processing/20260101T000001Z-0badf00e");
+    for dir in [&old, &young] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join(".DS_Store"), b"\0\0\0\x01Bud1").unwrap();
+    }
+    std::fs::write(old.join("Thumbs.db"), b"x").unwrap();
+    age(&old, std::time::Duration::from_secs(120));
+    let shown = status(studio.root());
+    assert!(
+        shown.contains("0 jobs in flight") && shown.contains("no jobs in flight"),
+        "a folder with no job in it is no job: {shown}"
+    );
+    // A job that Finder looks into while it runs: its folder goes with it at delivery.
+    studio.put("inbox/cat.png", &png_bytes(16, 9));
+    let run = tokio::spawn({
+        let settings = studio.settings(KEY);
+        async move {
+            let backend = dropreel::backend::Chosen::build(&settings).unwrap();
+            dropreel::pipeline::run(
+                &settings,
+                backend,
+                dropreel::pipeline::Mode::Run,
+                std::future::pending(),
+            )
+            .await
+            .unwrap()
+        }
+    });
+    let mut job = None;
+    until(
+        "cat.png submitted",
+        std::time::Duration::from_secs(10),
+        || {
+            job = studio.list("processing").into_iter().find(|id| {
+                std::fs::read_to_string(studio.path(&format!("processing/{id}/job.json")))
+                    .is_ok_and(|t| t.contains("\"submitted\""))
+            });
+            job.is_some()
+        },
+    )
+    .await;
+    let job = job.unwrap();
+    studio.put(&format!("processing/{job}/.DS_Store"), b"\0\0\0\x01Bud1");
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.succeeded, 1);
+    // The old leftover is removed; the young one might still be a claim in progress: it stays
+    // until nobody can be claiming into it.
+    let left: Vec<String> = studio
+        .list("processing")
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(left, ["20260101T000001Z-0badf00e"], "{left:?}");
+}

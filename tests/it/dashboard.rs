@@ -344,6 +344,65 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
     assert_eq!(code, Some(0));
 }
 
+// See: issue 21, item 1 — a file that is not whole waited without a word; the page now lists
+// it among the waiting files, with why and until when, until it is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_file_that_is_not_whole_shows_among_the_waiting_until_it_is() {
+    let Some(b) = browser("a file not whole on the page").await else {
+        return;
+    };
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .watch("truncated_after", "1h")
+            .yaml(),
+    );
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
+    until_listening(addr, &mut child).await;
+    let child = Reaped::new(child);
+    let minute = Duration::from_secs(60);
+    b.client.goto(&format!("http://{addr}/")).await.unwrap();
+    let whole = jpeg_bytes(64, 48);
+    let (head, rest) = whole.split_at(whole.len() / 2);
+    studio.put("inbox/cut.jpg", head);
+    let item = "const e = [...document.querySelectorAll('#waiting > li.not-whole')]
+                    .find(x => x.querySelector('.name').textContent === 'cut.jpg');";
+    let shown = b
+        .until(
+            "cut.jpg waiting as not whole",
+            minute,
+            &format!("{item} return e ? e.textContent : null"),
+        )
+        .await;
+    let shown = shown.as_str().unwrap();
+    assert!(
+        shown.contains("not whole") && shown.contains("JPEG") && shown.contains("failed/ at"),
+        "why, and when it is given up: {shown}"
+    );
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(studio.path("inbox/cut.jpg"))
+        .unwrap();
+    f.write_all(rest).unwrap();
+    drop(f);
+    studio.appears("done/cut.mp4", minute).await;
+    b.until(
+        "cut.jpg no longer waiting",
+        minute,
+        &format!("{item} return !e"),
+    )
+    .await;
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    b.close().await;
+    sigterm(child.child());
+    let (code, _) = wait_exit(child.take(), Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
+
 /// A studio whose `watch --ui` serves on a free loopback port, with one job delivered.
 async fn served(extra: &str) -> (FakeRunway, Studio, SocketAddr, Child, String) {
     let fake = FakeRunway::start(Switches::default()).await;

@@ -242,3 +242,52 @@ async fn a_failure_in_a_folder_is_logged_and_explained_where_it_is() {
         "{text}"
     );
 }
+
+// See: issue 21, item 2 — a file created in a folder that existed when `watch` started waited
+// for the 60 s rescan; only folders moved in whole were seen at once. The cause: `watch` started
+// on a relative ROOT (`dropreel watch` in the studio) got the watcher's events as absolute paths,
+// which did not start with the relative inbox/, and fell back to the bare file name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_made_in_a_folder_that_existed_at_start_is_seen_at_once() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .watch("settle", "60ms")
+            .watch("sidecar_wait", "20ms")
+            .watch("rescan", "1h")
+            .yaml(),
+    );
+    std::fs::create_dir_all(studio.path("inbox/clientA/shoot 1")).unwrap();
+    // Something to wait for: once it is delivered, the start scan is long over.
+    studio.put("inbox/clientA/first.png", &png_distinct(8, 8));
+    // `dropreel watch` in the studio: ROOT is the current folder.
+    let child = Reaped::new(
+        std::process::Command::new(dropreel_bin())
+            .args(["watch", "--log-format", "json"])
+            .current_dir(studio.root())
+            .env("RUNWAYML_API_SECRET", KEY)
+            .env_remove("RUNWAYML_BASE_URL")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    studio
+        .appears("done/clientA/first.mp4", Duration::from_secs(10))
+        .await;
+    // Only the watcher can see these (the rescan is an hour away).
+    studio.put("inbox/clientA/shoot 1/deep.png", &png_distinct(9, 9));
+    studio.put("inbox/clientA/next.png", &png_distinct(10, 10));
+    studio.put("inbox/top.png", &png_distinct(11, 11));
+    for done in [
+        "done/clientA/shoot 1/deep.mp4",
+        "done/clientA/next.mp4",
+        "done/top.mp4",
+    ] {
+        studio.appears(done, Duration::from_secs(10)).await;
+    }
+    sigterm(child.child());
+    let (code, _) = wait_exit(child.take(), Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}

@@ -183,3 +183,120 @@ async fn watch_applies_an_edited_config_and_keeps_running_settings_on_a_bad_edit
     let prompts = fake.prompts();
     assert_eq!(prompts, ["first", "second", "second"]);
 }
+
+/// The first half of a JPEG: a copy that broke off.
+fn cut_jpeg() -> Vec<u8> {
+    let whole = jpeg_bytes(64, 48);
+    whole[..whole.len() / 2].to_vec()
+}
+
+// See: issue 21, item 1 — a file that is not whole was waited for in silence for the whole of
+// watch.truncated_after (10 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_whole_is_said_once_at_once_with_when_it_is_given_up() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(
+        &TestConfig::new(&fake.url)
+            .watch("truncated_after", "1500ms")
+            .yaml(),
+    );
+    studio.put("inbox/cut.jpg", &cut_jpeg());
+    let (code, logs) = run_binary(studio.root(), &[]).await;
+    assert_eq!(code, Some(1), "it fails as truncated in the end: {logs}");
+    let said: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("cut.jpg") && l.contains("not whole"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once, not at every look: {logs}");
+    let line = said[0];
+    assert!(line.contains("\"WARN\""), "at the default level: {line}");
+    assert!(line.contains("JPEG"), "why it is not whole: {line}");
+    assert!(
+        line.contains("failed/")
+            && line.contains("truncated_after")
+            && line.contains("gives_up_at"),
+        "when it is given up: {line}"
+    );
+    let first = logs.lines().find(|l| l.contains("cut.jpg")).unwrap();
+    assert_eq!(
+        first, line,
+        "said at once, before anything else about it: {logs}"
+    );
+    let t = studio.read("failed/cut.error.txt");
+    assert!(t.contains("is truncated"), "{t}");
+}
+
+/// Writes `bytes` to `path` with its mtime `ago` in the past.
+fn put_old(path: &std::path::Path, bytes: &[u8], ago: Duration) {
+    std::fs::write(path, bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - ago).unwrap();
+}
+
+// See: issue 21, item 1 — the wait was counted from when dropreel first saw the file: a truncated
+// file three hours old still waited 599 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_not_whole_is_given_up_counted_from_its_mtime() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    // truncated_after is its default, 10 minutes.
+    let studio = Studio::new(&config(&fake.url, "60ms", "20ms").yaml());
+    let three_hours = Duration::from_secs(3 * 3600);
+    // There at the start: the start scan finds it.
+    put_old(&studio.path("inbox/old.jpg"), &cut_jpeg(), three_hours);
+    let w = Watching::start(&studio);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Moved in after the start, its mtime kept (as `cp -p`, rsync and sync clients do): only
+    // the watcher finds it.
+    let png = png_bytes(40, 30);
+    let outside = studio.path("moved.png");
+    put_old(&outside, &png[..png.len() / 2], three_hours);
+    std::fs::rename(&outside, studio.path("inbox/moved.png")).unwrap();
+    studio
+        .appears("failed/old.error.txt", Duration::from_secs(10))
+        .await;
+    studio
+        .appears("failed/moved.error.txt", Duration::from_secs(10))
+        .await;
+    assert_eq!(w.stop().await.failed, 2);
+    for name in ["old", "moved"] {
+        let t = studio.read(&format!("failed/{name}.error.txt"));
+        assert!(
+            t.contains("is truncated") && t.contains("not changed for 3h"),
+            "{t}"
+        );
+    }
+    assert_eq!(fake.created().len(), 0);
+}
+
+// See: issue 21, item 3 — a lone x.last.png or an orphan x.yaml stayed in inbox/ without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_last_keyframe_and_a_sidecar_without_its_file_get_one_warning_each() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    std::fs::create_dir_all(studio.path("inbox/shoot")).unwrap();
+    let minute = Duration::from_secs(60);
+    // Settled long ago: the pairing wait has passed when the run starts.
+    put_old(&studio.path("inbox/x.last.png"), &png_bytes(8, 8), minute);
+    put_old(&studio.path("inbox/y.yaml"), b"a lone prompt", minute);
+    put_old(&studio.path("inbox/shoot/z.yml"), b"another", minute);
+    studio.put("inbox/a.png", &png_bytes(8, 8));
+    let (code, logs) = run_binary(studio.root(), &[]).await;
+    assert_eq!(code, Some(0), "{logs}");
+    let once = |name: &str, waits_for: &str| {
+        let lines: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(&format!("\"file\":\"{name}\"")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}: one line, got {lines:#?}\n{logs}");
+        assert!(lines[0].contains("\"WARN\""), "{}", lines[0]);
+        assert!(lines[0].contains(waits_for), "{name}: {}", lines[0]);
+    };
+    once("x.last.png", "waits for x.<image ext>");
+    once("y.yaml", "waits for y.<");
+    once("shoot/z.yml", "waits for z.<");
+    // Untouched.
+    for left in ["x.last.png", "y.yaml", "shoot/z.yml"] {
+        assert!(studio.path(&format!("inbox/{left}")).exists(), "{left}");
+    }
+    assert!(studio.path("done/a.mp4").exists());
+}

@@ -72,9 +72,12 @@ function draw(s) {
   keyed($("inflight"), s.jobs, (j) => j.id, makeJob, updateJob);
   $("inflight-empty").hidden = s.jobs.length > 0;
 
-  const waiting = s.waiting.slice();
-  if (t.waiting > waiting.length) waiting.push("+" + (t.waiting - waiting.length) + " more");
-  keyed($("waiting"), waiting, (n) => n, (n) => el("li", "", n), () => {});
+  // Files not whole yet first (a path under inbox/ never starts with "/", so their keys are apart).
+  const waiting = s.not_whole.map((f) => ({ key: "/" + f.file, f }));
+  for (const n of s.waiting) waiting.push({ key: n, n });
+  const more = t.waiting - s.waiting.length;
+  if (more > 0) waiting.push({ key: "+more", n: "+" + more + " more" });
+  keyed($("waiting"), waiting, (w) => w.key, makeWaiting, updateWaiting);
   $("waiting-empty").hidden = waiting.length > 0;
 
   keyed($("results"), s.results, (r) => r.job, makeResult, () => {});
@@ -111,6 +114,21 @@ function updateJob(li, j) {
   bar.classList.toggle("busy", pct === null);
   bar.firstChild.style.width = pct === null ? "" : pct + "%";
   bar.dataset.progress = pct === null ? "" : String(pct);
+}
+
+function makeWaiting(w) {
+  if (!w.f) return el("li", "", w.n);
+  const li = el("li", "not-whole");
+  li.append(el("span", "name"), el("span", "why"));
+  return li;
+}
+
+function updateWaiting(li, w) {
+  if (!w.f) return;
+  li.querySelector(".name").textContent = w.f.file;
+  li.querySelector(".name").title = w.f.file;
+  li.querySelector(".why").textContent =
+    "not whole yet: " + w.f.why + "; goes to failed/ at " + w.f.gives_up_at + " unless the rest of it arrives";
 }
 
 function tick() {

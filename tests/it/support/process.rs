@@ -131,3 +131,30 @@ pub async fn wait_started(root: &Path, child: &Child) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A child process that is killed when dropped, so a failing test leaves no dropreel running.
+pub struct Reaped(Option<Child>);
+
+impl Reaped {
+    pub fn new(child: Child) -> Reaped {
+        Reaped(Some(child))
+    }
+
+    pub fn child(&self) -> &Child {
+        self.0.as_ref().expect("a child")
+    }
+
+    /// The child, no longer killed at drop (to wait for its exit).
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("a child")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
