@@ -8,7 +8,8 @@
 //! required — the server refuses to start without it — and every request must carry it (a bearer
 //! header, or the cookie the page gets from `/?token=…`). Every POST must come from the page's own
 //! origin. Files are served only from `done/`, by job id and a name the job delivered: no path
-//! from a request ever reaches the file system.
+//! from a request ever reaches the file system, and a file is opened without following links and
+//! served only if it is a regular file under `done/` ([`actions`]).
 
 mod actions;
 mod board;

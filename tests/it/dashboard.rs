@@ -563,3 +563,146 @@ async fn off_loopback_the_dashboard_needs_a_token_for_every_request() {
     let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
 }
+
+/// A `result.json` as an attacker who can write into `done/` would leave one: job `job`, and
+/// `variants` naming whatever files it likes (or none: then `<stem>.mp4` is the video).
+fn crafted_result(job: &str, variants: Option<serde_json::Value>) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "job_id": job, "source": "x.png", "kind": "image", "backend": "runway",
+        "model": "gen4_turbo", "credits": 25.0, "delivered_at": "2026-01-01T00:00:00Z",
+    });
+    if let Some(takes) = variants {
+        v["variants"] = takes;
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_serves_only_regular_files_under_done_never_through_a_link_or_a_crafted_name() {
+    use std::os::unix::fs::symlink;
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    // The key in ROOT/.env, as the README recommends; done/ written by someone else (a sync peer).
+    let dotenv = "RUNWAYML_API_SECRET=key_that_must_never_leave_the_studio\n";
+    studio.put(".env", dotenv.as_bytes());
+    let takes = serde_json::json!([
+        {"n": 1, "file": "../.env"},
+        {"n": 2, "file": "../../../../../../../../etc/passwd"},
+        {"n": 3, "file": "../dropreel.yaml"},
+    ]);
+    studio.put(
+        "done/evil.result.json",
+        &crafted_result("20260101T000000Z-e0000001", Some(takes)),
+    );
+    symlink("../.env", studio.path("done/p5.mp4")).unwrap();
+    studio.put(
+        "done/p5.result.json",
+        &crafted_result("20260101T000000Z-e0000002", None),
+    );
+    symlink("/etc/passwd", studio.path("done/pw.mp4")).unwrap();
+    symlink("../.env", studio.path("done/pw.poster.jpg")).unwrap();
+    studio.put(
+        "done/pw.result.json",
+        &crafted_result("20260101T000000Z-e0000003", None),
+    );
+
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
+    until_listening(addr, &mut child).await;
+    std::fs::create_dir_all(studio.path("inbox/clientA")).unwrap();
+    studio.put("inbox/clientA/cat.png", &png_distinct(320, 240));
+    studio
+        .appears("done/clientA/cat.result.json", Duration::from_secs(30))
+        .await;
+    let job = studio.json("done/clientA/cat.result.json")["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t0 = Instant::now();
+    let state = loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&get(addr, "/api/state", &[]).await.1).unwrap();
+        if v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["job"] == job.as_str())
+        {
+            break v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the state shows cat"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    // What done/ holds that is no delivered file is not even listed.
+    let shown: Vec<&str> = state["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, [job.as_str()], "only cat is a result: {state}");
+
+    // Every way to the key or /etc/passwd: 404, and never their bytes.
+    for (owner, name) in [
+        ("20260101T000000Z-e0000001", ".env"),
+        ("20260101T000000Z-e0000001", "passwd"),
+        ("20260101T000000Z-e0000001", "dropreel.yaml"),
+        ("20260101T000000Z-e0000002", "p5.mp4"),
+        ("20260101T000000Z-e0000003", "pw.mp4"),
+        ("20260101T000000Z-e0000003", "pw.poster.jpg"),
+    ] {
+        let (status, body) = get(addr, &format!("/media/{owner}/{name}"), &[]).await;
+        assert_eq!(status, 404, "{owner}/{name}: {body}");
+        assert!(!body.contains("key_that_must") && !body.contains("root:"));
+    }
+
+    // The delivered video: whole, or any range of it (the player seeks), typed.
+    let video = std::fs::read(studio.path("done/clientA/cat.mp4")).unwrap();
+    let url = format!("/media/{job}/cat.mp4");
+    let ask = |range: &str| {
+        format!("GET {url} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{range}\r\n")
+    };
+    let (status, head, body) = raw_http_head(addr, &ask(""), b"").await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, video);
+    assert_eq!(header_of(&head, "content-type"), Some("video/mp4"));
+    assert_eq!(header_of(&head, "accept-ranges"), Some("bytes"));
+    let (status, head, body) = raw_http_head(addr, &ask("Range: bytes=10-109\r\n"), b"").await;
+    assert_eq!(status, 206, "{head}");
+    assert_eq!(body, video[10..110]);
+    let total = video.len();
+    assert_eq!(
+        header_of(&head, "content-range"),
+        Some(format!("bytes 10-109/{total}").as_str())
+    );
+    let (status, _, body) = raw_http_head(addr, &ask("Range: bytes=-16\r\n"), b"").await;
+    assert_eq!((status, body.as_slice()), (206, &video[total - 16..]));
+    let (status, _, body) = raw_http_head(addr, &ask("Range: bytes=100-\r\n"), b"").await;
+    assert_eq!((status, body.as_slice()), (206, &video[100..]));
+    let (status, head, _) =
+        raw_http_head(addr, &ask(&format!("Range: bytes={total}-\r\n")), b"").await;
+    assert_eq!(status, 416, "{head}");
+    assert_eq!(
+        header_of(&head, "content-range"),
+        Some(format!("bytes */{total}").as_str())
+    );
+    // The delivered file replaced by a link, or its folder by a link out of done/: 404.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::rename(studio.path("done/clientA"), outside.path().join("clientA")).unwrap();
+    symlink(outside.path().join("clientA"), studio.path("done/clientA")).unwrap();
+    let (status, _) = get(addr, &url, &[]).await;
+    assert_eq!(status, 404, "a folder linked out of done/");
+    std::fs::remove_file(studio.path("done/clientA")).unwrap();
+    std::fs::create_dir(studio.path("done/clientA")).unwrap();
+    symlink("../../.env", studio.path("done/clientA/cat.mp4")).unwrap();
+    let (status, body) = get(addr, &url, &[]).await;
+    assert_eq!(status, 404, "a delivered file replaced by a link: {body}");
+    sigterm(&child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}

@@ -195,6 +195,12 @@ pub async fn raw_http(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, Str
 
 /// [`raw_http`], the body as bytes.
 pub async fn raw_http_bytes(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = raw_http_head(addr, request, body).await;
+    (status, body)
+}
+
+/// [`raw_http`]: the status, the head (status line and headers, as sent) and the body as bytes.
+pub async fn raw_http_head(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
     // A server that answers before the body (a refusal) may close while it is being sent.
@@ -216,7 +222,15 @@ pub async fn raw_http_bytes(addr: SocketAddr, request: &str, body: &[u8]) -> (u1
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
-    (status, out[split + 4..].to_vec())
+    (status, head, out[split + 4..].to_vec())
+}
+
+/// The value of header `name` in `head` (as [`raw_http_head`] returns it), if sent.
+pub fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 /// A GET of `path` on the dashboard at `addr`, with `headers` (each `Name: value`).
