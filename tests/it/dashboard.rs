@@ -706,3 +706,89 @@ async fn media_serves_only_regular_files_under_done_never_through_a_link_or_a_cr
     let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
 }
+
+/// `watch --ui` on a free loopback port of a studio with `extra` settings.
+async fn dashboard_of(fake: &FakeRunway, extra: &str) -> (Studio, SocketAddr, Child) {
+    let studio = Studio::new(&test_config(&fake.url, extra));
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
+    until_listening(addr, &mut child).await;
+    (studio, addr, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_tls_proxy_changes_pass_by_sec_fetch_site_or_the_public_origin() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    // A TLS proxy in front: the browser's Origin is https://…, the Host what the proxy sends.
+    let (studio, addr, child) = dashboard_of(&fake, "").await;
+    let proxied = "Origin: https://reels.example.com";
+    let (status, body) = post(
+        addr,
+        "/api/upload?name=a.yaml",
+        &[proxied, "Sec-Fetch-Site: same-origin"],
+        b"prompt: a\n",
+    )
+    .await;
+    assert_eq!(status, 201, "the browser says same-origin: {body}");
+    for headers in [
+        vec![proxied],
+        vec![proxied, "Sec-Fetch-Site: cross-site"],
+        vec!["Origin: https://evil.example", "Sec-Fetch-Site: same-site"],
+    ] {
+        let (status, _) = post(addr, "/api/upload?name=b.yaml", &headers, b"x").await;
+        assert_eq!(status, 403, "{headers:?}");
+    }
+    assert_eq!(studio.list("inbox"), ["a.yaml"]);
+    sigterm(&child);
+    assert_eq!(wait_exit(child, Duration::from_secs(10)).await.0, Some(0));
+
+    // With ui.public_origin, a browser that sends no Sec-Fetch-Site passes by its Origin, and a
+    // proxy that passes the Host on is answered.
+    let (studio, addr, child) =
+        dashboard_of(&fake, "ui:\n  public_origin: https://Reels.Example.com/\n").await;
+    let (status, body) = post(addr, "/api/upload?name=c.yaml", &[proxied], b"prompt: c\n").await;
+    assert_eq!(status, 201, "the public origin: {body}");
+    for origin in [
+        "http://reels.example.com",
+        "https://reels.example.com:8443",
+        "https://reels.example.com.evil.example",
+        "null",
+    ] {
+        let (status, _) = post(
+            addr,
+            "/api/upload?name=d.yaml",
+            &[&format!("Origin: {origin}")],
+            b"x",
+        )
+        .await;
+        assert_eq!(status, 403, "{origin}");
+    }
+    assert_eq!(studio.list("inbox"), ["c.yaml"]);
+    let host = |name: &str| {
+        format!("GET /api/state HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n")
+    };
+    let (status, _) = raw_http(addr, &host("reels.example.com"), b"").await;
+    assert_eq!(status, 200, "the public origin's host");
+    let (status, _) = raw_http(addr, &host("evil.example"), b"").await;
+    assert_eq!(status, 403, "another host");
+    sigterm(&child);
+    assert_eq!(wait_exit(child, Duration::from_secs(10)).await.0, Some(0));
+
+    // A public origin that is no origin stops watch with the reason.
+    let bad = Studio::new(&test_config(
+        &fake.url,
+        "ui:\n  public_origin: reels.example.com/dashboard\n",
+    ));
+    let out = std::process::Command::new(dropreel_bin())
+        .args(["watch", bad.root().to_str().unwrap(), "--ui=127.0.0.1:0"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("ui.public_origin") && said.contains("https://"),
+        "{said}"
+    );
+}
