@@ -1,5 +1,6 @@
 //! `dropreel status`: counts per folder (and per folder inside them), the spend today and this
-//! month against the budget, notifications not delivered yet, and the jobs in flight (state, task, progress, age), read from the
+//! month against the budget, notifications not delivered yet and those a receiver refused (set
+//! aside), and the jobs in flight (state, task, progress, age), read from the
 //! studio's files only, so it works while `watch` runs or after it stopped.
 
 use std::fmt::Write as _;
@@ -66,6 +67,9 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     let _ = writeln!(out, "{}", spend_line(root));
     if let Some(line) = crate::notify::waiting_line(root) {
         let _ = writeln!(out, "{line}");
+    }
+    if let Some(lines) = crate::notify::set_aside_line(root) {
+        let _ = writeln!(out, "{lines}");
     }
     for inst in crate::instance::running(root) {
         let _ = writeln!(
