@@ -305,6 +305,10 @@ pub fn web_origin(text: &str) -> Option<String> {
     plain.then(|| url.origin().ascii_serialization())
 }
 
+/// The environment variables that hold the API key (the first wins): never passed on to a
+/// notification command.
+pub const API_KEY_VARS: [&str; 2] = ["RUNWAYML_API_SECRET", "RUNWAY_API_KEY"];
+
 /// The dashboard's address when neither `--ui=ADDR` nor `ui.listen` names one.
 pub const UI_DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
@@ -475,9 +479,10 @@ impl Settings {
         env: &Env,
     ) -> Result<Settings, ConfigError> {
         let watched_path = config_path.map_or_else(|| root.join(FILE_NAME), Path::to_path_buf);
+        let [main_key, alias_key] = API_KEY_VARS;
         let api_key = env
-            .get("RUNWAYML_API_SECRET")
-            .or_else(|| env.get("RUNWAY_API_KEY"))
+            .get(main_key)
+            .or_else(|| env.get(alias_key))
             .map(|k| Secret::new(k.trim()));
         let seed = Settings {
             root: root.to_path_buf(),

@@ -14,8 +14,9 @@
 //!
 //! Receivers: a webhook (POST of the event's JSON; signed with `X-Dropreel-Signature:
 //! sha256=<HMAC-SHA256 of the body>` when `notify.webhook_secret_env` names the secret), and a
-//! command (run without a shell, `{event}` `{file}` `{job}` `{outputs}` replaced in its arguments,
-//! the event in `DROPREEL_*` variables, killed after 60 s, its output logged).
+//! command (run without a shell, `{event}` `{file}` `{job}` `{outputs}` replaced in its arguments —
+//! a file starting with `-` as `./-…` —, the event in `DROPREEL_*` variables, the API key's and
+//! the webhook secret's variables removed, killed after 60 s, its output logged).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -64,6 +65,8 @@ enum Receiver {
     },
     Command {
         argv: Vec<String>,
+        /// Variables removed from its environment: the API key's, the webhook secret's.
+        hidden: Arc<Vec<String>>,
     },
 }
 
@@ -111,9 +114,9 @@ impl Receiver {
                     ))),
                 }
             }
-            Receiver::Command { argv } => {
-                run_command(argv, event, body).await.map_err(NotSent::Retry)
-            }
+            Receiver::Command { argv, hidden } => run_command(argv, hidden, event, body)
+                .await
+                .map_err(NotSent::Retry),
         }
     }
 }
@@ -143,17 +146,29 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 }
 
 /// `{event}`, `{file}`, `{job}` and `{outputs}` (space-separated) in `arg`, replaced; the result
-/// stays one argument whatever it holds (no shell sees it).
+/// stays one argument whatever it holds (no shell sees it). A file whose path starts with `-` is
+/// given as `./-…` (the same path), so the program cannot take it for an option.
 fn fill(arg: &str, event: &Event) -> String {
+    let file = event.file.as_deref().unwrap_or("");
+    let file = match file.starts_with('-') {
+        true => format!("./{file}"),
+        false => file.to_string(),
+    };
     arg.replace("{event}", event.event.name())
-        .replace("{file}", event.file.as_deref().unwrap_or(""))
+        .replace("{file}", &file)
         .replace("{job}", event.job.as_deref().unwrap_or(""))
         .replace("{outputs}", &event.outputs.join(" "))
 }
 
-/// Runs the command for `event`: no shell, the event in `DROPREEL_*` variables, killed after
-/// [`COMMAND_TIMEOUT`]; its output goes to the log. `Err` unless it exits 0.
-async fn run_command(argv: &[String], event: &Event, body: &[u8]) -> Result<(), String> {
+/// Runs the command for `event`: no shell, the event in `DROPREEL_*` variables and the `hidden`
+/// ones removed, killed after [`COMMAND_TIMEOUT`]; its output goes to the log. `Err` unless it
+/// exits 0.
+async fn run_command(
+    argv: &[String],
+    hidden: &[String],
+    event: &Event,
+    body: &[u8],
+) -> Result<(), String> {
     let (program, args) = argv.split_first().ok_or("notify.command is empty")?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args.iter().map(|a| fill(a, event)))
@@ -173,12 +188,14 @@ async fn run_command(argv: &[String], event: &Event, body: &[u8]) -> Result<(), 
             "DROPREEL_EVENT_JSON",
             String::from_utf8_lossy(body).as_ref(),
         )
-        // The key is the API's, not the hook's.
-        .env_remove("RUNWAYML_API_SECRET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // The API key is the API's, the webhook's secret the webhook's: neither is the command's.
+    for var in hidden {
+        cmd.env_remove(var);
+    }
     let child = cmd
         .spawn()
         .map_err(|e| format!("notify.command {program:?} cannot be started ({e})"))?;
@@ -284,7 +301,15 @@ impl Notifier {
             });
         }
         if let Some(argv) = &cfg.command {
-            receivers.push(Receiver::Command { argv: argv.clone() });
+            let hidden = crate::config::API_KEY_VARS
+                .iter()
+                .map(|v| v.to_string())
+                .chain(cfg.webhook_secret_env.clone())
+                .collect();
+            receivers.push(Receiver::Command {
+                argv: argv.clone(),
+                hidden: Arc::new(hidden),
+            });
         }
         if receivers.is_empty() {
             return Ok(None);
@@ -600,5 +625,9 @@ mod tests {
         assert_eq!(fill("{file}", &e), "a b/it's; rm -rf x.png");
         assert_eq!(fill("--{event}={job}", &e), "--hold=");
         assert_eq!(fill("{outputs}", &e), "done/a.mp4 done/a.poster.jpg");
+        e.file = Some("-rf x.png".into());
+        assert_eq!(fill("{file}", &e), "./-rf x.png", "never an option");
+        e.file = Some("-client/-a.png".into());
+        assert_eq!(fill("--in={file}", &e), "--in=./-client/-a.png");
     }
 }

@@ -289,3 +289,43 @@ async fn an_event_the_webhook_refuses_for_good_is_set_aside_and_the_next_ones_go
     );
     assert!(!shown.contains("not delivered yet"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_gets_neither_secret_and_a_name_starting_with_a_dash_is_no_option() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let hook = Hook::start(0, false).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let log = studio.path("hook.log");
+    let script = format!(
+        "for a in \"$@\"; do printf '[%s]\\n' \"$a\"; done >> '{log}'; \
+         printf 'hook=%s key=%s alias=%s file=%s\\n' \"${{{SECRET_VAR}-unset}}\" \
+         \"${{RUNWAYML_API_SECRET-unset}}\" \"${{RUNWAY_API_KEY-unset}}\" \"$DROPREEL_FILE\" >> '{log}'",
+        log = log.display(),
+    );
+    let yaml = format!(
+        "{}notify:\n  webhook: {}\n  webhook_secret_env: {SECRET_VAR}\n  command: [\"/bin/sh\", \"-c\", {}, \"sh\", \"{{event}}\", \"{{file}}\", \"--name={{file}}\"]\n  events: [delivered]\n",
+        std::fs::read_to_string(studio.path("dropreel.yaml")).unwrap(),
+        hook.url,
+        serde_json::to_string(&script).unwrap()
+    );
+    std::fs::write(studio.path("dropreel.yaml"), yaml).unwrap();
+    studio.put("inbox/-rf.png", &png_distinct(12, 8));
+    let (code, err) = run_binary(
+        studio.root(),
+        &[
+            (SECRET_VAR, SECRET),
+            ("RUNWAY_API_KEY", "key_by_its_other_name"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text,
+        "[delivered]\n[./-rf.png]\n[--name=./-rf.png]\nhook=unset key=unset alias=unset file=-rf.png\n",
+        "the file as a path that is no option, and no secret in the command's environment"
+    );
+    // The webhook still signs with the secret.
+    let got = hook.accepted();
+    assert_eq!(got.len(), 1);
+}
