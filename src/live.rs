@@ -98,8 +98,25 @@ pub struct HoldView {
     pub text: String,
     /// What the service said, or the budget's figures.
     pub detail: String,
-    /// When submission is tried again (local time).
+    /// When submission is tried again: this machine's local time with its offset and zone (see
+    /// [`zoned_text`]), so a page opened elsewhere reads it right.
     pub next_try: String,
+}
+
+/// `t` in this machine's time zone, with its UTC offset and, where the zone has one, its
+/// abbreviation: `2026-11-27 00:00 +01:00 (CET)`.
+pub fn zoned_text(t: SystemTime) -> String {
+    let Ok(ts) = jiff::Timestamp::try_from(t) else {
+        return humantime::format_rfc3339_seconds(t).to_string();
+    };
+    let at = ts.to_zoned(jiff::tz::TimeZone::system());
+    let text = at.strftime("%Y-%m-%d %H:%M %:z").to_string();
+    let zone = at.strftime("%Z").to_string();
+    if zone.is_empty() || zone.starts_with(['+', '-']) {
+        text
+    } else {
+        format!("{text} ({zone})")
+    }
 }
 
 /// What only the dashboard shows.
@@ -386,6 +403,17 @@ fn step(rec: &JobRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_try_names_its_offset() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
+        let text = zoned_text(t);
+        let offset = text.split(' ').nth(2).unwrap_or_default();
+        assert!(
+            offset.len() == 6 && offset.starts_with(['+', '-']) && offset.as_bytes()[3] == b':',
+            "{text}"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn totals_and_the_eta_follow_the_jobs() {

@@ -601,7 +601,7 @@ fn hold_view(h: &crate::backend::Hold) -> crate::live::HoldView {
         cause: h.cause.name(),
         text: h.describe(),
         detail: h.detail.clone(),
-        next_try: crate::ledger::spend::local_text(h.until_wall),
+        next_try: crate::live::zoned_text(h.until_wall),
     }
 }
 

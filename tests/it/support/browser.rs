@@ -163,6 +163,42 @@ impl Browser {
         }
     }
 
+    /// Runs the Chrome DevTools command `cmd` with `params` (through ChromeDriver); its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let id = self.client.session_id().await.unwrap().unwrap();
+        let url = format!("{}/session/{id}/goog/cdp/execute", self.driver_url);
+        let v: Value = reqwest::Client::new()
+            .post(url)
+            .json(&json!({"cmd": cmd, "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v["value"].get("error").is_none(), "{cmd}: {v}");
+        v["value"].clone()
+    }
+
+    /// Lays the page out as a phone's of `width` × `height` CSS pixels shows it.
+    pub async fn phone(&self, width: u32, height: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}),
+        )
+        .await;
+    }
+
+    /// Presses and releases `key` on whatever has the focus, as a keyboard does.
+    pub async fn press(&self, key: fantoccini::key::Key) {
+        use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+        let value = char::from(key);
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value })
+            .then(KeyAction::Up { value });
+        self.client.perform_actions(keys).await.unwrap();
+    }
+
     /// The browser's console messages at level SEVERE since the last call (errors, failed loads).
     pub async fn console_errors(&self) -> Vec<String> {
         let id = self.client.session_id().await.unwrap().unwrap();
