@@ -1,5 +1,6 @@
 //! A real browser for the dashboard's tests: Debian's headless Chromium, driven over WebDriver by
-//! its ChromeDriver (`fantoccini`), with a fresh profile and no network but loopback. And a raw
+//! its ChromeDriver (`fantoccini`), with a fresh profile and no network but loopback; a phone's
+//! viewport through DevTools, and keys pressed as a keyboard does. And a raw
 //! HTTP client for the requests a browser would never send (traversal, forged origins and hosts).
 
 use std::net::SocketAddr;
