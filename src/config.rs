@@ -275,6 +275,9 @@ pub struct UiSection {
     pub token: Option<String>,
     /// The largest file the drop zone takes, in MiB.
     pub max_upload_mb: u64,
+    /// The address the page is opened at through a proxy (`https://reels.example.com`): a change
+    /// whose `Origin` is this one is the page's own, and on loopback its host is answered.
+    pub public_origin: Option<String>,
 }
 
 impl Default for UiSection {
@@ -283,9 +286,28 @@ impl Default for UiSection {
             listen: None,
             token: None,
             max_upload_mb: 2048,
+            public_origin: None,
         }
     }
 }
+
+/// A web origin as a browser sends it in `Origin`: `scheme://host[:port]`, lower case, the
+/// scheme's default port left out. `None` for anything else (a path, a query, a user name).
+pub fn web_origin(text: &str) -> Option<String> {
+    let url = reqwest::Url::parse(text.trim()).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    plain.then(|| url.origin().ascii_serialization())
+}
+
+/// The environment variables that hold the API key (the first wins): never passed on to a
+/// notification command.
+pub const API_KEY_VARS: [&str; 2] = ["RUNWAYML_API_SECRET", "RUNWAY_API_KEY"];
 
 /// The dashboard's address when neither `--ui=ADDR` nor `ui.listen` names one.
 pub const UI_DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -457,9 +479,10 @@ impl Settings {
         env: &Env,
     ) -> Result<Settings, ConfigError> {
         let watched_path = config_path.map_or_else(|| root.join(FILE_NAME), Path::to_path_buf);
+        let [main_key, alias_key] = API_KEY_VARS;
         let api_key = env
-            .get("RUNWAYML_API_SECRET")
-            .or_else(|| env.get("RUNWAY_API_KEY"))
+            .get(main_key)
+            .or_else(|| env.get(alias_key))
             .map(|k| Secret::new(k.trim()));
         let seed = Settings {
             root: root.to_path_buf(),
@@ -654,6 +677,16 @@ fn validate_ui(u: &UiSection, origin: &str) -> Result<(), ConfigError> {
         return Err(invalid(
             origin,
             "ui.token must be at least 16 characters without spaces (e.g. the output of `openssl rand -hex 16`)".to_string(),
+        ));
+    }
+    if let Some(public) = &u.public_origin
+        && web_origin(public).is_none()
+    {
+        return Err(invalid(
+            origin,
+            format!(
+                "ui.public_origin: {public:?} is not a web origin; write the scheme and host the page is opened at through your proxy, e.g. https://reels.example.com (no path)"
+            ),
         ));
     }
     if u.max_upload_mb == 0 {
@@ -868,6 +901,7 @@ ui:                     # the dashboard of `dropreel watch --ui`
   listen: null          # e.g. 127.0.0.1:7878; set, `watch` serves the dashboard without --ui
   token: null           # needed on any address but loopback; every request must carry it
   max_upload_mb: 2048   # the largest file the page's drop zone takes
+  public_origin: null   # behind a proxy: the address the page is opened at, e.g. https://reels.example.com
 "#;
 
 #[cfg(test)]
@@ -907,6 +941,36 @@ mod tests {
         let c = parse_str("runway:\n  poll_interval: 0s\n").unwrap();
         assert!(validate(&c, "x", false).is_err());
         assert!(parse_str("watch:\n  settle: soon\n").is_err());
+    }
+
+    #[test]
+    fn a_public_origin_is_a_scheme_and_a_host() {
+        for (text, want) in [
+            ("https://reels.example.com", "https://reels.example.com"),
+            ("https://Reels.Example.com/", "https://reels.example.com"),
+            ("https://reels.example.com:443", "https://reels.example.com"),
+            ("http://10.0.0.2:8080", "http://10.0.0.2:8080"),
+        ] {
+            assert_eq!(web_origin(text).as_deref(), Some(want), "{text}");
+        }
+        for bad in [
+            "reels.example.com",
+            "https://reels.example.com/dashboard",
+            "https://reels.example.com/?a=1",
+            "https://user@reels.example.com",
+            "ftp://reels.example.com",
+            "null",
+        ] {
+            assert_eq!(web_origin(bad), None, "{bad}");
+        }
+        let c = parse_str("ui:\n  public_origin: reels.example.com\n").unwrap();
+        let e = validate(&c, "x.yaml", false).unwrap_err().to_string();
+        assert!(
+            e.contains("ui.public_origin") && e.contains("https://"),
+            "{e}"
+        );
+        let c = parse_str("ui:\n  public_origin: https://reels.example.com\n").unwrap();
+        validate(&c, "x.yaml", false).unwrap();
     }
 
     #[test]

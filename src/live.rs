@@ -99,7 +99,8 @@ pub struct HoldView {
     pub text: String,
     /// What the service said, or the budget's figures.
     pub detail: String,
-    /// When submission is tried again (local time).
+    /// When submission is tried again: this machine's local time with its offset and zone (see
+    /// [`crate::ledger::spend::local_text`]), so a page opened elsewhere reads it right.
     pub next_try: String,
 }
 

@@ -4,7 +4,9 @@
 //! once delivered; a failure is retried with backoff (`notify.retry_min` doubling up to
 //! `retry_max`: 1 s to 10 min) until the event is
 //! 24 h old. So a receiver that is down for hours, or a dropreel stopped meanwhile, loses nothing
-//! (delivery is at least once; each event carries a unique `id`).
+//! (delivery is at least once; each event carries a unique `id`). An event the webhook rejects
+//! for good (a 4xx but 408 and 429) is set aside into `rejected/` of its outbox with the reason
+//! (listed by `status`), and the next ones go on.
 //!
 //! Jobs only write the file: a slow, stuck or absent receiver never delays one. One instance
 //! sends a studio's outbox at a time (a file lock), so instances sharing a studio do not send an
@@ -12,8 +14,9 @@
 //!
 //! Receivers: a webhook (POST of the event's JSON; signed with `X-Dropreel-Signature:
 //! sha256=<HMAC-SHA256 of the body>` when `notify.webhook_secret_env` names the secret), and a
-//! command (run without a shell, `{event}` `{file}` `{job}` `{outputs}` replaced in its arguments,
-//! the event in `DROPREEL_*` variables, killed after 60 s, its output logged).
+//! command (run without a shell, `{event}` `{file}` `{job}` `{outputs}` replaced in its arguments —
+//! a file starting with `-` as `./-…` —, the event in `DROPREEL_*` variables, the API key's and
+//! the webhook secret's variables removed, killed after 60 s, its output logged).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -42,6 +45,10 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const LOOK_AGAIN: Duration = Duration::from_secs(30);
 /// The most of a command's output that is logged.
 const OUTPUT_LOGGED: usize = 2000;
+/// The most of a refusing webhook's answer that is kept with the event set aside.
+const ANSWER_KEPT: usize = 300;
+/// Where events a receiver refused for good are kept, inside its outbox.
+const SET_ASIDE: &str = "rejected";
 
 /// Where events wait, per receiver.
 fn outbox_dir(root: &Path, receiver: &str) -> PathBuf {
@@ -58,6 +65,8 @@ enum Receiver {
     },
     Command {
         argv: Vec<String>,
+        /// Variables removed from its environment: the API key's, the webhook secret's.
+        hidden: Arc<Vec<String>>,
     },
 }
 
@@ -69,8 +78,8 @@ impl Receiver {
         }
     }
 
-    /// Tells the receiver about `event` (`body`: its JSON as written). `Err`: why not, to retry.
-    async fn send(&self, event: &Event, body: &[u8]) -> Result<(), String> {
+    /// Tells the receiver about `event` (`body`: its JSON as written). `Err`: why not.
+    async fn send(&self, event: &Event, body: &[u8]) -> Result<(), NotSent> {
         match self {
             Receiver::Webhook { url, secret, http } => {
                 let mut req = http
@@ -85,13 +94,46 @@ impl Receiver {
                 }
                 match req.send().await {
                     Ok(r) if r.status().is_success() => Ok(()),
-                    Ok(r) => Err(format!("the webhook answered HTTP {}", r.status().as_u16())),
-                    Err(e) => Err(format!("the webhook cannot be reached ({e})")),
+                    Ok(r) if refuses_for_good(r.status().as_u16()) => {
+                        let code = r.status().as_u16();
+                        let said = r.text().await.unwrap_or_default();
+                        let said = crate::shown(crate::spool::fit_stem(said.trim(), ANSWER_KEPT))
+                            .into_owned();
+                        Err(NotSent::Refused(if said.is_empty() {
+                            format!("the webhook answered HTTP {code}")
+                        } else {
+                            format!("the webhook answered HTTP {code}: {said}")
+                        }))
+                    }
+                    Ok(r) => Err(NotSent::Retry(format!(
+                        "the webhook answered HTTP {}",
+                        r.status().as_u16()
+                    ))),
+                    Err(e) => Err(NotSent::Retry(format!(
+                        "the webhook cannot be reached ({e})"
+                    ))),
                 }
             }
-            Receiver::Command { argv } => run_command(argv, event, body).await,
+            Receiver::Command { argv, hidden } => run_command(argv, hidden, event, body)
+                .await
+                .map_err(NotSent::Retry),
         }
     }
+}
+
+/// Why an event was not delivered.
+#[derive(Debug)]
+enum NotSent {
+    /// A fault that may pass (the receiver down, a 5xx, a timeout, a 408 or 429): tried again.
+    Retry(String),
+    /// The receiver rejected this event for good (a 4xx): set aside, the next ones go on.
+    Refused(String),
+}
+
+/// A webhook answer that rejects the event itself, for good: a 4xx but 408 (timeout) and 429
+/// (too many requests), which pass.
+fn refuses_for_good(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
 }
 
 /// `sha256=<hex HMAC-SHA256 of body under key>`, the `X-Dropreel-Signature` header.
@@ -104,17 +146,29 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 }
 
 /// `{event}`, `{file}`, `{job}` and `{outputs}` (space-separated) in `arg`, replaced; the result
-/// stays one argument whatever it holds (no shell sees it).
+/// stays one argument whatever it holds (no shell sees it). A file whose path starts with `-` is
+/// given as `./-…` (the same path), so the program cannot take it for an option.
 fn fill(arg: &str, event: &Event) -> String {
+    let file = event.file.as_deref().unwrap_or("");
+    let file = match file.starts_with('-') {
+        true => format!("./{file}"),
+        false => file.to_string(),
+    };
     arg.replace("{event}", event.event.name())
-        .replace("{file}", event.file.as_deref().unwrap_or(""))
+        .replace("{file}", &file)
         .replace("{job}", event.job.as_deref().unwrap_or(""))
         .replace("{outputs}", &event.outputs.join(" "))
 }
 
-/// Runs the command for `event`: no shell, the event in `DROPREEL_*` variables, killed after
-/// [`COMMAND_TIMEOUT`]; its output goes to the log. `Err` unless it exits 0.
-async fn run_command(argv: &[String], event: &Event, body: &[u8]) -> Result<(), String> {
+/// Runs the command for `event`: no shell, the event in `DROPREEL_*` variables and the `hidden`
+/// ones removed, killed after [`COMMAND_TIMEOUT`]; its output goes to the log. `Err` unless it
+/// exits 0.
+async fn run_command(
+    argv: &[String],
+    hidden: &[String],
+    event: &Event,
+    body: &[u8],
+) -> Result<(), String> {
     let (program, args) = argv.split_first().ok_or("notify.command is empty")?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args.iter().map(|a| fill(a, event)))
@@ -134,12 +188,14 @@ async fn run_command(argv: &[String], event: &Event, body: &[u8]) -> Result<(), 
             "DROPREEL_EVENT_JSON",
             String::from_utf8_lossy(body).as_ref(),
         )
-        // The key is the API's, not the hook's.
-        .env_remove("RUNWAYML_API_SECRET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // The API key is the API's, the webhook's secret the webhook's: neither is the command's.
+    for var in hidden {
+        cmd.env_remove(var);
+    }
     let child = cmd
         .spawn()
         .map_err(|e| format!("notify.command {program:?} cannot be started ({e})"))?;
@@ -245,7 +301,15 @@ impl Notifier {
             });
         }
         if let Some(argv) = &cfg.command {
-            receivers.push(Receiver::Command { argv: argv.clone() });
+            let hidden = crate::config::API_KEY_VARS
+                .iter()
+                .map(|v| v.to_string())
+                .chain(cfg.webhook_secret_env.clone())
+                .collect();
+            receivers.push(Receiver::Command {
+                argv: argv.clone(),
+                hidden: Arc::new(hidden),
+            });
         }
         if receivers.is_empty() {
             return Ok(None);
@@ -394,12 +458,18 @@ async fn send_loop(
                     () = cancel.cancelled() => return,
                 };
                 match sent {
+                    Err(NotSent::Refused(why)) if set_aside(&dir, &path, &why).is_ok() => {
+                        tries.remove(&path);
+                        tracing::warn!(event = %event.id, kind = event.event.name(), receiver = receiver.name(), reason = %why,
+                            folder = %format!(".dropreel/outbox/{}/{SET_ASIDE}/", receiver.name()),
+                            "the receiver refused a notification; it is kept aside (not sent again) and the next ones go on; move it back into its outbox to send it again");
+                    }
                     Ok(()) => {
                         let _ = std::fs::remove_file(&path);
                         tries.remove(&path);
                         tracing::debug!(event = %event.id, receiver = receiver.name(), "notification delivered");
                     }
-                    Err(why) => {
+                    Err(NotSent::Retry(why) | NotSent::Refused(why)) => {
                         let t = tries.entry(path).or_insert(Tries {
                             count: 0,
                             next: now,
@@ -455,6 +525,51 @@ fn read_event(path: &Path) -> Option<(Event, Vec<u8>)> {
     }
 }
 
+/// Moves the event file `path` into the outbox's [`SET_ASIDE`] folder, with `why` beside it
+/// (`<id>.txt`). Moved back into the outbox, it is sent again.
+fn set_aside(dir: &Path, path: &Path, why: &str) -> std::io::Result<()> {
+    let aside = dir.join(SET_ASIDE);
+    std::fs::create_dir_all(&aside)?;
+    let name = path.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
+    std::fs::rename(path, aside.join(name))?;
+    let stem = Path::new(name)
+        .file_stem()
+        .unwrap_or(name)
+        .to_string_lossy();
+    let note = format!("{} {why}\n", crate::spool::now_rfc3339());
+    if let Err(e) = crate::spool::write_atomic(&aside, &format!("{stem}.txt"), note.as_bytes()) {
+        tracing::warn!(error = %e, "cannot write why a notification was set aside");
+    }
+    Ok(())
+}
+
+/// Notifications a receiver refused for good and that are kept aside, for `status`: `None` when
+/// there are none.
+pub fn set_aside_line(root: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for receiver in ["webhook", "command"] {
+        let aside = outbox_dir(root, receiver).join(SET_ASIDE);
+        let files = pending(&aside);
+        let Some(last) = files.last() else {
+            continue;
+        };
+        let why = std::fs::read_to_string(last.with_extension("txt"))
+            .ok()
+            .and_then(|t| t.split_once(' ').map(|(_, why)| why.trim().to_string()))
+            .unwrap_or_else(|| "no reason kept".into());
+        let (n, them) = match files.len() {
+            1 => ("1 notification".to_string(), "it"),
+            n => (format!("{n} notifications"), "one"),
+        };
+        let verb = if files.len() == 1 { "is" } else { "are" };
+        parts.push(format!(
+            "{n} the {receiver} refused {verb} set aside in .dropreel/outbox/{receiver}/{SET_ASIDE}/ \
+             (the latest: {why}); move {them} back into .dropreel/outbox/{receiver}/ to send it again"
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("\n"))
+}
+
 /// How long ago `event` happened.
 fn age(event: &Event) -> Duration {
     humantime::parse_rfc3339_weak(&event.at)
@@ -477,6 +592,32 @@ mod tests {
     }
 
     #[test]
+    fn a_4xx_but_408_and_429_refuses_for_good_and_is_set_aside_and_listed() {
+        for code in [400, 401, 403, 404, 410, 413, 422] {
+            assert!(refuses_for_good(code), "{code}");
+        }
+        for code in [200, 301, 408, 429, 500, 502, 503] {
+            assert!(!refuses_for_good(code), "{code}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(set_aside_line(d.path()), None);
+        let dir = outbox_dir(d.path(), "webhook");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("0001-a.json");
+        std::fs::write(&path, b"{}").unwrap();
+        set_aside(&dir, &path, "the webhook answered HTTP 422: no such job").unwrap();
+        assert!(pending(&dir).is_empty(), "no longer sent");
+        assert!(dir.join("rejected/0001-a.json").is_file());
+        let line = set_aside_line(d.path()).unwrap();
+        assert_eq!(
+            line,
+            "1 notification the webhook refused is set aside in .dropreel/outbox/webhook/rejected/ \
+             (the latest: the webhook answered HTTP 422: no such job); move it back into \
+             .dropreel/outbox/webhook/ to send it again"
+        );
+    }
+
+    #[test]
     fn placeholders_fill_one_argument_each() {
         let mut e = Event::hold("quota", "429");
         e.file = Some("a b/it's; rm -rf x.png".into());
@@ -484,5 +625,9 @@ mod tests {
         assert_eq!(fill("{file}", &e), "a b/it's; rm -rf x.png");
         assert_eq!(fill("--{event}={job}", &e), "--hold=");
         assert_eq!(fill("{outputs}", &e), "done/a.mp4 done/a.poster.jpg");
+        e.file = Some("-rf x.png".into());
+        assert_eq!(fill("{file}", &e), "./-rf x.png", "never an option");
+        e.file = Some("-client/-a.png".into());
+        assert_eq!(fill("--in={file}", &e), "--in=./-client/-a.png");
     }
 }

@@ -1,8 +1,8 @@
 //! `dropreel status`: counts per folder (and per folder inside them), the spend today and this
-//! month against the budget, notifications not delivered yet, each running instance (with its
-//! pause of submission and the files it found not whole), and the jobs in flight (state, task,
-//! progress, age), read from the studio's files only, so it works while `watch` runs or after it
-//! stopped.
+//! month against the budget, notifications not delivered yet and those a receiver refused (set
+//! aside), each running instance (with its pause of submission and the files it found not whole),
+//! and the jobs in flight (state, task, progress, age), read from the studio's files only, so it
+//! works while `watch` runs or after it stopped.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -70,6 +70,9 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     let _ = writeln!(out, "{}", spend_line(root));
     if let Some(line) = crate::notify::waiting_line(root) {
         let _ = writeln!(out, "{line}");
+    }
+    if let Some(lines) = crate::notify::set_aside_line(root) {
+        let _ = writeln!(out, "{lines}");
     }
     // For an instance file that does not say its own lease.
     let lease = crate::config::parse_file(&root.join(crate::config::FILE_NAME))

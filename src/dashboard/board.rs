@@ -1,7 +1,8 @@
 //! What the page is sent: one JSON state (hold, budget, totals, jobs in flight, waiting files and
 //! those not whole yet, results, failures), at `/api/state` and as a server-sent event each time the live state changes
 //! (at most a few times a second; nothing is sent while nothing changes). Also the results and
-//! failures found in `done/` and `failed/` when the dashboard starts.
+//! failures found in `done/` and `failed/` when the dashboard starts (a result only with videos
+//! that are regular files beside its `result.json`, named as dropreel names them).
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -199,7 +200,8 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// A result from its `result.json` (`rel`, a path under the studio).
+/// A result from its `result.json` (`rel`, a path under the studio). What it says is not
+/// trusted: a take's file must be a plain `.mp4` name in its folder, and a regular file.
 fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView> {
     let v: Value = serde_json::from_slice(&std::fs::read(root.join(rel)).ok()?).ok()?;
     let (dir, name) = rel.rsplit_once('/')?;
@@ -211,9 +213,13 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
     match v["variants"].as_array() {
         Some(takes) => {
             for t in takes {
+                // Whatever result.json says: only a plain name of a video beside it.
                 let (Some(file), Some(n)) = (t["file"].as_str(), t["n"].as_u64()) else {
                     continue;
                 };
+                if !file.ends_with(".mp4") || !super::actions::servable_name(file) {
+                    continue;
+                }
                 videos.push(format!("{dir}/{file}"));
                 posters.push(format!("{dir}/{stem}-v{n}.poster.jpg"));
             }
@@ -224,9 +230,14 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
             posters.push(format!("{dir}/{stem}.poster.jpg"));
         }
     }
-    let keep: Vec<usize> = (0..videos.len())
-        .filter(|&i| root.join(&videos[i]).is_file())
-        .collect();
+    // Regular files only, never through a link (what media serves).
+    let regular = |rel: &str| {
+        rel.rsplit('/')
+            .next()
+            .is_some_and(super::actions::servable_name)
+            && std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.is_file())
+    };
+    let keep: Vec<usize> = (0..videos.len()).filter(|&i| regular(&videos[i])).collect();
     if keep.is_empty() {
         return None;
     }
@@ -246,7 +257,7 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
         videos: keep.iter().map(|&i| videos[i].clone()).collect(),
         posters: keep
             .iter()
-            .map(|&i| Some(posters[i].clone()).filter(|p| root.join(p).is_file()))
+            .map(|&i| Some(posters[i].clone()).filter(|p| regular(p)))
             .collect(),
         at: text("delivered_at").unwrap_or_else(|| rfc3339(at)),
     })

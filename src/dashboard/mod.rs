@@ -7,8 +7,11 @@
 //! (a web page elsewhere cannot reach it by DNS rebinding). On any other address `ui.token` is
 //! required — the server refuses to start without it — and every request must carry it (a bearer
 //! header, or the cookie the page gets from `/?token=…`). Every POST must come from the page's own
-//! origin. Files are served only from `done/`, by job id and a name the job delivered: no path
-//! from a request ever reaches the file system.
+//! origin: the browser says `Sec-Fetch-Site: same-origin`, or its `Origin` is the dashboard's or
+//! `ui.public_origin` (the page behind a TLS proxy, whose host is then answered on loopback too).
+//! Files are served only from `done/`, by job id and a name the job delivered: no path from a
+//! request ever reaches the file system, and a file is opened without following links and served
+//! only if it is a regular file under `done/` ([`actions`]).
 
 mod actions;
 mod board;
@@ -67,8 +70,10 @@ struct App {
     live: Live,
     /// Set: every request must carry it.
     token: Option<String>,
-    /// Listening on loopback: requests must name a loopback host.
+    /// Listening on loopback: requests must name a loopback host (or the public origin's).
     loopback: bool,
+    /// `ui.public_origin`, as a browser sends it in `Origin` (`https://reels.example.com`).
+    public_origin: Option<String>,
     max_upload: u64,
     budget: crate::config::BudgetSection,
     spend: SpendLog,
@@ -124,6 +129,10 @@ impl Dashboard {
             live,
             token: ui.token.clone(),
             loopback,
+            public_origin: ui
+                .public_origin
+                .as_deref()
+                .and_then(crate::config::web_origin),
             max_upload: ui.max_upload_mb.saturating_mul(1024 * 1024),
             budget: settings.config.budget.clone(),
             spend: SpendLog::new(&settings.root),
@@ -232,10 +241,11 @@ async fn guard(State(app): State<Shared>, request: Request, next: Next) -> Respo
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if app.loopback && app.token.is_none() && !loopback_host(&host) {
+    let public = app.public_origin.as_deref();
+    if app.loopback && app.token.is_none() && !loopback_host(&host) && !public_host(public, &host) {
         return refuse(
             StatusCode::FORBIDDEN,
-            "this dashboard answers only requests for a loopback address (127.0.0.1, localhost, [::1])",
+            "this dashboard answers only requests for a loopback address (127.0.0.1, localhost, [::1]) or the host of ui.public_origin",
         );
     }
     if let Some(token) = &app.token {
@@ -251,10 +261,10 @@ async fn guard(State(app): State<Shared>, request: Request, next: Next) -> Respo
             );
         }
     }
-    if request.method() == Method::POST && !same_origin(headers, &host) {
+    if request.method() == Method::POST && !same_origin(headers, &host, public) {
         return refuse(
             StatusCode::FORBIDDEN,
-            "a change must come from the dashboard's own page (its Origin does not match)",
+            "a change must come from the dashboard's own page (its Origin does not match; behind a proxy, set ui.public_origin to the address the page is opened at)",
         );
     }
     let mut response = next.run(request).await;
@@ -298,15 +308,30 @@ fn loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A POST's origin is the page's: `Origin: http://<Host>`, or (a browser that sends no Origin)
-/// `Sec-Fetch-Site: same-origin`. A request with neither (a script) is refused: it can send one.
-fn same_origin(headers: &HeaderMap, host: &str) -> bool {
-    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some(origin) => !host.is_empty() && origin == format!("http://{host}"),
-        None => headers
-            .get("sec-fetch-site")
-            .is_some_and(|s| s.as_bytes() == b"same-origin"),
+/// Whether `host` (a `Host` header) names the public origin's host and port (a proxy in front
+/// that passes the browser's `Host` on).
+fn public_host(public: Option<&str>, host: &str) -> bool {
+    public
+        .and_then(|p| p.split_once("://"))
+        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host))
+}
+
+/// A POST's origin is the page's: the browser says so (`Sec-Fetch-Site: same-origin`, which no
+/// script in a browser can set, whatever the `Origin` — a TLS proxy makes it `https://…`), or
+/// its `Origin` is `http://<Host>` or `ui.public_origin`. A request with neither (a script) is
+/// refused: it can send one.
+fn same_origin(headers: &HeaderMap, host: &str, public: Option<&str>) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|s| s.as_bytes() == b"same-origin")
+    {
+        return true;
     }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return false;
+    };
+    (!host.is_empty() && origin == format!("http://{host}"))
+        || public.is_some_and(|p| crate::config::web_origin(origin).as_deref() == Some(p))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -364,15 +389,37 @@ mod tests {
             assert!(!loopback_host(h), "{h}");
         }
         let mut headers = HeaderMap::new();
-        assert!(!same_origin(&headers, "127.0.0.1:7878"), "neither header");
+        let here = "127.0.0.1:7878";
+        assert!(!same_origin(&headers, here, None), "neither header");
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:7878"),
         );
-        assert!(same_origin(&headers, "127.0.0.1:7878"));
-        assert!(!same_origin(&headers, "127.0.0.1:7879"));
+        assert!(same_origin(&headers, here, None));
+        assert!(!same_origin(&headers, "127.0.0.1:7879", None));
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(!same_origin(&headers, "127.0.0.1:7878"));
+        assert!(!same_origin(&headers, here, None));
+        // Behind a TLS proxy.
+        let public = Some("https://reels.example.com");
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://REELS.example.com:443"),
+        );
+        assert!(!same_origin(&headers, here, None));
+        assert!(same_origin(&headers, here, public));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://reels.example.com.evil.example"),
+        );
+        assert!(!same_origin(&headers, here, public));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&headers, here, public));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&headers, here, None), "the browser's word");
+        assert!(public_host(public, "Reels.Example.com"));
+        assert!(!public_host(public, "reels.example.com:8443"));
+        assert!(!public_host(None, "reels.example.com"));
+        assert!(!public_host(public, ""));
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 }

@@ -220,15 +220,21 @@ pub fn never_fits(
     }
 }
 
-/// A time as the studio's clock shows it (`2026-11-27 00:00`).
+/// A time as this machine's clock shows it, with its UTC offset and, where the zone has one, its
+/// abbreviation — `2026-11-27 00:00 +01:00 (CET)` — so it reads right wherever it is read (a
+/// dashboard opened on another machine, a log shipped elsewhere).
 pub fn local_text(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t)
-        .map(|ts| {
-            ts.to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_else(|_| humantime::format_rfc3339_seconds(t).to_string())
+    let Ok(ts) = jiff::Timestamp::try_from(t) else {
+        return humantime::format_rfc3339_seconds(t).to_string();
+    };
+    let at = ts.to_zoned(jiff::tz::TimeZone::system());
+    let text = at.strftime("%Y-%m-%d %H:%M %:z").to_string();
+    let zone = at.strftime("%Z").to_string();
+    if zone.is_empty() || zone.starts_with(['+', '-']) {
+        text
+    } else {
+        format!("{text} ({zone})")
+    }
 }
 
 /// The price of one task of `spec`: its model's credits per second (`budget.rates` first, then the
@@ -445,6 +451,17 @@ pub fn entry(job: &str, model: &str, credits: Option<u64>, uncertain: bool, now:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_local_time_names_its_offset() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
+        let text = local_text(t);
+        let offset = text.split(' ').nth(2).unwrap_or_default();
+        assert!(
+            offset.len() == 6 && offset.starts_with(['+', '-']) && offset.as_bytes()[3] == b':',
+            "{text}"
+        );
+    }
+
     use super::*;
 
     fn at(s: &str) -> Zoned {

@@ -1,5 +1,6 @@
 //! A webhook receiver on 127.0.0.1 for the notification tests: records every POST (headers and
-//! body), answers 503 to the first `fail_first` of them, or never answers while `stuck`.
+//! body), answers 503 to the first `fail_first` of them, 422 to a body that holds a string it was
+//! told to [`Hook::refuse`], or never answers while `stuck`.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,8 @@ struct Inner {
     got: Vec<Hooked>,
     fail_first: usize,
     stuck: bool,
+    /// A body holding one of these is answered 422 (a receiver that rejects that event for good).
+    refused: Vec<String>,
 }
 
 /// The receiver; clones share it.
@@ -66,6 +69,11 @@ impl Hook {
             .collect()
     }
 
+    /// Answers 422 Unprocessable Entity to every body that holds `text`.
+    pub fn refuse(&self, text: &str) {
+        self.inner.lock().unwrap().refused.push(text.to_string());
+    }
+
     /// Answers from now on (no longer stuck, no more failures).
     pub fn heal(&self) {
         let mut inner = self.inner.lock().unwrap();
@@ -77,8 +85,14 @@ impl Hook {
 async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
     let (stuck, status) = {
         let mut inner = h.inner.lock().unwrap();
+        let refused = inner
+            .refused
+            .iter()
+            .any(|r| String::from_utf8_lossy(&body).contains(r.as_str()));
         let status = if inner.stuck {
             0
+        } else if refused {
+            422
         } else if inner.got.iter().filter(|g| g.status != 0).count() < inner.fail_first {
             503
         } else {

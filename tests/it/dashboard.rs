@@ -1,8 +1,10 @@
 //! The dashboard (`watch --ui`): in a real headless Chromium against the real binary and the fake
 //! API — a job moving with its progress bar, a result whose poster loads and whose video plays, a
 //! failure and its Retry, an upload from the page, a hold and its cause, no console error, and a
-//! screenshot; then its security from outside a browser (traversal, forged hosts and origins,
-//! the token, upload limits) and `/metrics`.
+//! screenshot; the page on a phone's width with long names, by keyboard alone, with a plain-text
+//! refusal; then its security from outside a browser (traversal, links and crafted `result.json`
+//! in `done/`, ranges, forged hosts and origins, a TLS proxy's origin, the token, upload limits)
+//! and `/metrics`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -621,4 +623,432 @@ async fn off_loopback_the_dashboard_needs_a_token_for_every_request() {
     sigterm(&child);
     let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
+}
+
+/// A `result.json` as an attacker who can write into `done/` would leave one: job `job`, and
+/// `variants` naming whatever files it likes (or none: then `<stem>.mp4` is the video).
+fn crafted_result(job: &str, variants: Option<serde_json::Value>) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "job_id": job, "source": "x.png", "kind": "image", "backend": "runway",
+        "model": "gen4_turbo", "credits": 25.0, "delivered_at": "2026-01-01T00:00:00Z",
+    });
+    if let Some(takes) = variants {
+        v["variants"] = takes;
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_serves_only_regular_files_under_done_never_through_a_link_or_a_crafted_name() {
+    use std::os::unix::fs::symlink;
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    // The key in ROOT/.env, as the README recommends; done/ written by someone else (a sync peer).
+    let dotenv = "RUNWAYML_API_SECRET=key_that_must_never_leave_the_studio\n";
+    studio.put(".env", dotenv.as_bytes());
+    let takes = serde_json::json!([
+        {"n": 1, "file": "../.env"},
+        {"n": 2, "file": "../../../../../../../../etc/passwd"},
+        {"n": 3, "file": "../dropreel.yaml"},
+    ]);
+    studio.put(
+        "done/evil.result.json",
+        &crafted_result("20260101T000000Z-e0000001", Some(takes)),
+    );
+    symlink("../.env", studio.path("done/p5.mp4")).unwrap();
+    studio.put(
+        "done/p5.result.json",
+        &crafted_result("20260101T000000Z-e0000002", None),
+    );
+    symlink("/etc/passwd", studio.path("done/pw.mp4")).unwrap();
+    symlink("../.env", studio.path("done/pw.poster.jpg")).unwrap();
+    studio.put(
+        "done/pw.result.json",
+        &crafted_result("20260101T000000Z-e0000003", None),
+    );
+
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
+    until_listening(addr, &mut child).await;
+    std::fs::create_dir_all(studio.path("inbox/clientA")).unwrap();
+    studio.put("inbox/clientA/cat.png", &png_distinct(320, 240));
+    studio
+        .appears("done/clientA/cat.result.json", Duration::from_secs(30))
+        .await;
+    let job = studio.json("done/clientA/cat.result.json")["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t0 = Instant::now();
+    let state = loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&get(addr, "/api/state", &[]).await.1).unwrap();
+        if v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["job"] == job.as_str())
+        {
+            break v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the state shows cat"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    // What done/ holds that is no delivered file is not even listed.
+    let shown: Vec<&str> = state["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, [job.as_str()], "only cat is a result: {state}");
+
+    // Every way to the key or /etc/passwd: 404, and never their bytes.
+    for (owner, name) in [
+        ("20260101T000000Z-e0000001", ".env"),
+        ("20260101T000000Z-e0000001", "passwd"),
+        ("20260101T000000Z-e0000001", "dropreel.yaml"),
+        ("20260101T000000Z-e0000002", "p5.mp4"),
+        ("20260101T000000Z-e0000003", "pw.mp4"),
+        ("20260101T000000Z-e0000003", "pw.poster.jpg"),
+    ] {
+        let (status, body) = get(addr, &format!("/media/{owner}/{name}"), &[]).await;
+        assert_eq!(status, 404, "{owner}/{name}: {body}");
+        assert!(!body.contains("key_that_must") && !body.contains("root:"));
+    }
+
+    // The delivered video: whole, or any range of it (the player seeks), typed.
+    let video = std::fs::read(studio.path("done/clientA/cat.mp4")).unwrap();
+    let url = format!("/media/{job}/cat.mp4");
+    let ask = |range: &str| {
+        format!("GET {url} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{range}\r\n")
+    };
+    let (status, head, body) = raw_http_head(addr, &ask(""), b"").await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, video);
+    assert_eq!(header_of(&head, "content-type"), Some("video/mp4"));
+    assert_eq!(header_of(&head, "accept-ranges"), Some("bytes"));
+    let (status, head, body) = raw_http_head(addr, &ask("Range: bytes=10-109\r\n"), b"").await;
+    assert_eq!(status, 206, "{head}");
+    assert_eq!(body, video[10..110]);
+    let total = video.len();
+    assert_eq!(
+        header_of(&head, "content-range"),
+        Some(format!("bytes 10-109/{total}").as_str())
+    );
+    let (status, _, body) = raw_http_head(addr, &ask("Range: bytes=-16\r\n"), b"").await;
+    assert_eq!((status, body.as_slice()), (206, &video[total - 16..]));
+    let (status, _, body) = raw_http_head(addr, &ask("Range: bytes=100-\r\n"), b"").await;
+    assert_eq!((status, body.as_slice()), (206, &video[100..]));
+    let (status, head, _) =
+        raw_http_head(addr, &ask(&format!("Range: bytes={total}-\r\n")), b"").await;
+    assert_eq!(status, 416, "{head}");
+    assert_eq!(
+        header_of(&head, "content-range"),
+        Some(format!("bytes */{total}").as_str())
+    );
+    // The delivered file replaced by a link, or its folder by a link out of done/: 404.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::rename(studio.path("done/clientA"), outside.path().join("clientA")).unwrap();
+    symlink(outside.path().join("clientA"), studio.path("done/clientA")).unwrap();
+    let (status, _) = get(addr, &url, &[]).await;
+    assert_eq!(status, 404, "a folder linked out of done/");
+    std::fs::remove_file(studio.path("done/clientA")).unwrap();
+    std::fs::create_dir(studio.path("done/clientA")).unwrap();
+    symlink("../../.env", studio.path("done/clientA/cat.mp4")).unwrap();
+    let (status, body) = get(addr, &url, &[]).await;
+    assert_eq!(status, 404, "a delivered file replaced by a link: {body}");
+    sigterm(&child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
+
+/// `watch --ui` on a free loopback port of a studio with `extra` settings.
+async fn dashboard_of(fake: &FakeRunway, extra: &str) -> (Studio, SocketAddr, Child) {
+    let studio = Studio::new(&test_config(&fake.url, extra));
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = spawn_watch_with(studio.root(), &[&format!("--ui=127.0.0.1:{port}")]);
+    until_listening(addr, &mut child).await;
+    (studio, addr, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_tls_proxy_changes_pass_by_sec_fetch_site_or_the_public_origin() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    // A TLS proxy in front: the browser's Origin is https://…, the Host what the proxy sends.
+    let (studio, addr, child) = dashboard_of(&fake, "").await;
+    let proxied = "Origin: https://reels.example.com";
+    let (status, body) = post(
+        addr,
+        "/api/upload?name=a.yaml",
+        &[proxied, "Sec-Fetch-Site: same-origin"],
+        b"prompt: a\n",
+    )
+    .await;
+    assert_eq!(status, 201, "the browser says same-origin: {body}");
+    for headers in [
+        vec![proxied],
+        vec![proxied, "Sec-Fetch-Site: cross-site"],
+        vec!["Origin: https://evil.example", "Sec-Fetch-Site: same-site"],
+    ] {
+        let (status, _) = post(addr, "/api/upload?name=b.yaml", &headers, b"x").await;
+        assert_eq!(status, 403, "{headers:?}");
+    }
+    assert_eq!(studio.list("inbox"), ["a.yaml"]);
+    sigterm(&child);
+    assert_eq!(wait_exit(child, Duration::from_secs(10)).await.0, Some(0));
+
+    // With ui.public_origin, a browser that sends no Sec-Fetch-Site passes by its Origin, and a
+    // proxy that passes the Host on is answered.
+    let (studio, addr, child) =
+        dashboard_of(&fake, "ui:\n  public_origin: https://Reels.Example.com/\n").await;
+    let (status, body) = post(addr, "/api/upload?name=c.yaml", &[proxied], b"prompt: c\n").await;
+    assert_eq!(status, 201, "the public origin: {body}");
+    for origin in [
+        "http://reels.example.com",
+        "https://reels.example.com:8443",
+        "https://reels.example.com.evil.example",
+        "null",
+    ] {
+        let (status, _) = post(
+            addr,
+            "/api/upload?name=d.yaml",
+            &[&format!("Origin: {origin}")],
+            b"x",
+        )
+        .await;
+        assert_eq!(status, 403, "{origin}");
+    }
+    assert_eq!(studio.list("inbox"), ["c.yaml"]);
+    let host = |name: &str| {
+        format!("GET /api/state HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n")
+    };
+    let (status, _) = raw_http(addr, &host("reels.example.com"), b"").await;
+    assert_eq!(status, 200, "the public origin's host");
+    let (status, _) = raw_http(addr, &host("evil.example"), b"").await;
+    assert_eq!(status, 403, "another host");
+    sigterm(&child);
+    assert_eq!(wait_exit(child, Duration::from_secs(10)).await.0, Some(0));
+
+    // A public origin that is no origin stops watch with the reason.
+    let bad = Studio::new(&test_config(
+        &fake.url,
+        "ui:\n  public_origin: reels.example.com/dashboard\n",
+    ));
+    let out = std::process::Command::new(dropreel_bin())
+        .args(["watch", bad.root().to_str().unwrap(), "--ui=127.0.0.1:0"])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("ui.public_origin") && said.contains("https://"),
+        "{said}"
+    );
+}
+
+/// A file name of exactly 130 characters, one long word (no place to break a line), ending `ext`.
+fn long_name(word: &str, ext: &str) -> String {
+    let stem: String = word.chars().cycle().take(130 - ext.len()).collect();
+    format!("{stem}{ext}")
+}
+
+/// What makes the page wider than its viewport, if anything: the widest elements.
+const TOO_WIDE: &str = "const w = document.documentElement.clientWidth;
+    if (document.documentElement.scrollWidth <= w) return null;
+    return [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > w + 0.5)
+        .slice(0, 6)
+        .map(e => e.tagName + '.' + e.className + ' right ' + Math.round(e.getBoundingClientRect().right))
+        .join('; ') + ' (scrollWidth ' + document.documentElement.scrollWidth + ')'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_long_names_fit_the_next_try_has_a_zone_the_keyboard_reaches_all_and_errors_read()
+ {
+    let Some(b) = browser("the dashboard on a phone, by keyboard").await else {
+        return;
+    };
+    let fake = FakeRunway::start(Switches {
+        video: Some(Arc::new(real_clip().await)),
+        ..Switches::default()
+    })
+    .await;
+    let (studio, addr, child) = dashboard_of(&fake, &format!("ui:\n  token: {TOKEN}\n")).await;
+    let good = long_name("Sunset_over_the_harbour_from_the_lighthouse_", ".png");
+    let bad = long_name("Scan_of_the_old_map_of_the_bay_", ".png");
+    assert_eq!((good.chars().count(), bad.chars().count()), (130, 130));
+    studio.put(&format!("inbox/{good}"), &scene(320, 240));
+    studio.put(&format!("inbox/{bad}"), b"not an image at all");
+    let minute = Duration::from_secs(60);
+    b.phone(390, 844).await;
+    b.client
+        .goto(&format!("http://{addr}/?token={TOKEN}"))
+        .await
+        .unwrap();
+    b.until(
+        "the long-named result with its poster",
+        minute,
+        &on_item(
+            "results",
+            &good,
+            "const i = e.querySelector('img.poster'); return !!i && i.complete && i.naturalWidth > 0",
+        ),
+    )
+    .await;
+    b.until(
+        "the long-named failure",
+        minute,
+        &on_item("failed", &bad, "return true"),
+    )
+    .await;
+    // An upload's line with a long name too (a sidecar: it waits in inbox/, nothing is made).
+    let files = tempfile::tempdir().unwrap();
+    let sidecar = files
+        .path()
+        .join(long_name("Notes_for_the_harbour_clip_", ".yaml"));
+    std::fs::write(&sidecar, b"prompt: waves\n").unwrap();
+    b.client
+        .find(Locator::Id("upload-input"))
+        .await
+        .unwrap()
+        .send_keys(sidecar.to_str().unwrap())
+        .await
+        .unwrap();
+    b.until(
+        "the upload's line",
+        minute,
+        "return document.querySelector('#uploads li.ok') !== null",
+    )
+    .await;
+    let width = b.js("return document.documentElement.clientWidth").await;
+    assert_eq!(width, 390, "the phone's viewport");
+    let wide = b.js(TOO_WIDE).await;
+    assert!(wide.is_null(), "the page is wider than the phone: {wide}");
+
+    // By keyboard alone: Tab reaches the drop zone (Space and Enter open the file chooser) and
+    // the result's poster (Enter plays it).
+    b.js("window.chosen = 0;
+          document.getElementById('upload-input').addEventListener('click', (e) => { e.preventDefault(); window.chosen++; });
+          document.activeElement.blur(); window.scrollTo(0, 0); return true")
+        .await;
+    let focused = "const a = document.activeElement;
+        if (!a || a === document.body) return 'body';
+        if (a.id === 'drop') return 'drop';
+        if (a.closest('#results .frame')) return 'play';
+        return a.tagName + '.' + a.className";
+    let mut seen = Vec::new();
+    let mut at_play = false;
+    for _ in 0..30 {
+        b.press(fantoccini::key::Key::Tab).await;
+        let now = b.js(focused).await.as_str().unwrap().to_string();
+        if now == "drop" {
+            b.press(fantoccini::key::Key::Space).await;
+            b.press(fantoccini::key::Key::Enter).await;
+            let chosen = b.js("return window.chosen").await;
+            assert_eq!(
+                chosen, 2,
+                "Space and Enter on the drop zone open the file chooser"
+            );
+        }
+        seen.push(now.clone());
+        if now == "play" {
+            at_play = true;
+            break;
+        }
+    }
+    assert!(
+        seen.contains(&"drop".to_string()) && at_play,
+        "Tab reaches the drop zone and the poster's play button: {seen:?}"
+    );
+    b.press(fantoccini::key::Key::Enter).await;
+    b.until(
+        "the long-named video playing, after Enter",
+        minute,
+        &on_item(
+            "results",
+            &good,
+            "const v = e.querySelector('video'); return !!v && !v.error && v.readyState >= 2 && (v.currentTime > 0 || v.ended) && document.activeElement === v",
+        ),
+    )
+    .await;
+
+    // A hold: its next try says in which time zone.
+    fake.set(|s| s.key = "a key that changed".into());
+    studio.put("inbox/held.png", &png_distinct(320, 240));
+    let next = b
+        .until(
+            "the hold",
+            minute,
+            "const h = document.getElementById('hold'); return h.hidden ? null : document.getElementById('hold-next').textContent",
+        )
+        .await;
+    let next = next.as_str().unwrap();
+    let zoned = regex_like_offset(next) || next.contains("UTC");
+    assert!(zoned, "the next try names its zone or offset: {next:?}");
+    let wide = b.js(TOO_WIDE).await;
+    assert!(wide.is_null(), "with the hold shown: {wide}");
+    let shot = b.client.screenshot().await.unwrap();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-phone.png");
+    std::fs::write(&path, &shot).unwrap();
+    eprintln!("dashboard on a phone: {}", path.display());
+
+    // A refusal in plain text (the token's cookie is gone): Retry shows its words.
+    b.client.delete_cookie("dropreel_token").await.unwrap();
+    let failed_job = b.js(&on_item("failed", &bad, "return e.dataset.job")).await;
+    b.client
+        .find(Locator::Css(&format!(
+            "#failed [data-job='{}'] button.retry",
+            failed_job.as_str().unwrap()
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let note = b
+        .until(
+            "Retry's answer",
+            minute,
+            &on_item(
+                "failed",
+                &bad,
+                "return e.querySelector('.note').textContent",
+            ),
+        )
+        .await;
+    let note = note.as_str().unwrap();
+    assert!(
+        note.contains("this dashboard needs its token") && !note.contains("JSON"),
+        "the answer's own words: {note:?}"
+    );
+    assert!(
+        studio.path(&format!("failed/{bad}")).exists(),
+        "not retried"
+    );
+    b.close().await;
+    sigterm(&child);
+    assert_eq!(wait_exit(child, Duration::from_secs(10)).await.0, Some(0));
+}
+
+/// Whether `text` holds a UTC offset such as `+01:00` or `-0500`.
+fn regex_like_offset(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| {
+        matches!(b[i], b'+' | b'-')
+            && b.get(i + 1..i + 3)
+                .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+            && b.get(i + 3..i + 5).is_some_and(|d| {
+                d.iter().all(u8::is_ascii_digit)
+                    || (d[0] == b':'
+                        && b.get(i + 4..i + 6)
+                            .is_some_and(|d| d.iter().all(u8::is_ascii_digit)))
+            })
+    })
 }

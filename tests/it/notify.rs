@@ -245,3 +245,87 @@ async fn an_edit_of_notify_waits_for_the_next_start_while_other_edits_apply() {
         "the new webhook waits for the next start"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_webhook_refuses_for_good_is_set_aside_and_the_next_ones_go_on() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let hook = Hook::start(0, false).await;
+    hook.refuse("bad.png");
+    let studio = Studio::new(&test_config(
+        &fake.url,
+        &notify_yaml(&hook.url, "  events: [delivered, failed]\n"),
+    ));
+    let watching = Watching::start(&studio);
+    studio.put("inbox/bad.png", b"not an image at all");
+    until(
+        "the receiver refuses bad.png's event",
+        Duration::from_secs(10),
+        || hook.got().iter().any(|h| h.status == 422),
+    )
+    .await;
+    studio.put("inbox/a.png", &png_distinct(12, 8));
+    until("a.png's delivery is told", Duration::from_secs(10), || {
+        hook.accepted().iter().any(|v| v["file"] == "a.png")
+    })
+    .await;
+    watching.stop().await;
+    let refused: Vec<_> = hook.got().into_iter().filter(|h| h.status == 422).collect();
+    assert_eq!(refused.len(), 1, "a refused event is not sent again");
+    let event: serde_json::Value = serde_json::from_slice(&refused[0].body).unwrap();
+    // Kept, with why, where the next start does not send it again.
+    let aside = studio.path(".dropreel/outbox/webhook/rejected");
+    let id = event["id"].as_str().unwrap();
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(aside.join(format!("{id}.json"))).unwrap()).unwrap();
+    assert_eq!(kept, event);
+    let why = std::fs::read_to_string(aside.join(format!("{id}.txt"))).unwrap();
+    assert!(why.contains("HTTP 422"), "{why}");
+    let shown = status(studio.root());
+    assert!(
+        shown.contains("1 notification the webhook refused is set aside")
+            && shown.contains("HTTP 422")
+            && shown.contains(".dropreel/outbox/webhook/rejected/"),
+        "status lists it: {shown}"
+    );
+    assert!(!shown.contains("not delivered yet"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_gets_neither_secret_and_a_name_starting_with_a_dash_is_no_option() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let hook = Hook::start(0, false).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let log = studio.path("hook.log");
+    let script = format!(
+        "for a in \"$@\"; do printf '[%s]\\n' \"$a\"; done >> '{log}'; \
+         printf 'hook=%s key=%s alias=%s file=%s\\n' \"${{{SECRET_VAR}-unset}}\" \
+         \"${{RUNWAYML_API_SECRET-unset}}\" \"${{RUNWAY_API_KEY-unset}}\" \"$DROPREEL_FILE\" >> '{log}'",
+        log = log.display(),
+    );
+    let yaml = format!(
+        "{}notify:\n  webhook: {}\n  webhook_secret_env: {SECRET_VAR}\n  command: [\"/bin/sh\", \"-c\", {}, \"sh\", \"{{event}}\", \"{{file}}\", \"--name={{file}}\"]\n  events: [delivered]\n",
+        std::fs::read_to_string(studio.path("dropreel.yaml")).unwrap(),
+        hook.url,
+        serde_json::to_string(&script).unwrap()
+    );
+    std::fs::write(studio.path("dropreel.yaml"), yaml).unwrap();
+    studio.put("inbox/-rf.png", &png_distinct(12, 8));
+    let (code, err) = run_binary(
+        studio.root(),
+        &[
+            (SECRET_VAR, SECRET),
+            ("RUNWAY_API_KEY", "key_by_its_other_name"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text,
+        "[delivered]\n[./-rf.png]\n[--name=./-rf.png]\nhook=unset key=unset alias=unset file=-rf.png\n",
+        "the file as a path that is no option, and no secret in the command's environment"
+    );
+    // The webhook still signs with the secret.
+    let got = hook.accepted();
+    assert_eq!(got.len(), 1);
+}

@@ -40,6 +40,17 @@ function keyed(box, items, key, make, update) {
   for (const gone of old.values()) gone.remove();
 }
 
+// What a refusal says, whatever its form: the "error" of a JSON answer, else its plain text
+// (a 401 or 403 of the dashboard, or of a proxy in front), else its HTTP status.
+function refusal(status, text) {
+  try {
+    const error = JSON.parse(text).error;
+    if (error) return String(error);
+  } catch (_) { /* not JSON */ }
+  const plain = (text || "").trim();
+  return plain ? plain.slice(0, 300) : "HTTP " + status;
+}
+
 function credits(n) {
   return n === null || n === undefined ? "–" : String(n);
 }
@@ -143,26 +154,32 @@ function makeResult(r) {
   card.dataset.job = r.job;
   const frame = el("div", "frame");
   const takes = el("div", "takes");
+  // The poster is a button (Tab reaches it, Enter or Space plays); the player then takes the focus.
   const show = (take) => {
-    frame.replaceChildren();
+    const play = el("button", "start");
+    play.type = "button";
+    play.setAttribute("aria-label", "play " + take.name);
     if (take.poster) {
       const img = el("img", "poster");
       img.src = take.poster;
-      img.alt = "poster of " + take.name;
+      img.alt = "";
       img.loading = "lazy";
-      frame.append(img, el("span", "play", "▶"));
+      play.append(img, el("span", "play", "▶"));
     } else {
-      frame.append(el("span", "none", "▶ " + take.name));
+      play.append(el("span", "none", "▶ " + take.name));
     }
-    frame.onclick = () => {
+    play.onclick = () => {
       const v = el("video");
       v.src = take.video;
       v.controls = true;
       v.autoplay = true;
       v.playsInline = true;
-      frame.onclick = null;
+      v.tabIndex = 0;
+      v.setAttribute("aria-label", take.name);
       frame.replaceChildren(v);
+      v.focus();
     };
+    frame.replaceChildren(play);
   };
   if (r.takes.length > 1) {
     r.takes.forEach((take, i) => {
@@ -198,7 +215,7 @@ function makeFailure(f) {
         note.textContent = "back in inbox/";
         box.classList.add("retried");
       } else {
-        note.textContent = (await r.json()).error || "could not retry (HTTP " + r.status + ")";
+        note.textContent = "could not retry: " + refusal(r.status, await r.text());
         retry.disabled = false;
       }
     } catch (e) {
@@ -235,9 +252,7 @@ function upload(file) {
       li.textContent = file.name + ": in inbox/";
     } else {
       li.className = "bad";
-      let why = "HTTP " + xhr.status;
-      try { why = JSON.parse(xhr.responseText).error || why; } catch (_) { /* not JSON */ }
-      li.textContent = file.name + ": " + why;
+      li.textContent = file.name + ": " + refusal(xhr.status, xhr.responseText);
     }
   };
   xhr.onerror = () => {
@@ -250,6 +265,13 @@ function upload(file) {
 function setup() {
   const drop = $("drop");
   const input = $("upload-input");
+  // The drop zone by keyboard: Enter or Space opens the file chooser, as a click does.
+  drop.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      input.click();
+    }
+  });
   input.addEventListener("change", () => {
     for (const f of input.files) upload(f);
     input.value = "";

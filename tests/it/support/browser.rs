@@ -1,5 +1,6 @@
 //! A real browser for the dashboard's tests: Debian's headless Chromium, driven over WebDriver by
-//! its ChromeDriver (`fantoccini`), with a fresh profile and no network but loopback. And a raw
+//! its ChromeDriver (`fantoccini`), with a fresh profile and no network but loopback; a phone's
+//! viewport through DevTools, and keys pressed as a keyboard does. And a raw
 //! HTTP client for the requests a browser would never send (traversal, forged origins and hosts).
 
 use std::net::SocketAddr;
@@ -163,6 +164,42 @@ impl Browser {
         }
     }
 
+    /// Runs the Chrome DevTools command `cmd` with `params` (through ChromeDriver); its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let id = self.client.session_id().await.unwrap().unwrap();
+        let url = format!("{}/session/{id}/goog/cdp/execute", self.driver_url);
+        let v: Value = reqwest::Client::new()
+            .post(url)
+            .json(&json!({"cmd": cmd, "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v["value"].get("error").is_none(), "{cmd}: {v}");
+        v["value"].clone()
+    }
+
+    /// Lays the page out as a phone's of `width` × `height` CSS pixels shows it.
+    pub async fn phone(&self, width: u32, height: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}),
+        )
+        .await;
+    }
+
+    /// Presses and releases `key` on whatever has the focus, as a keyboard does.
+    pub async fn press(&self, key: fantoccini::key::Key) {
+        use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+        let value = char::from(key);
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value })
+            .then(KeyAction::Up { value });
+        self.client.perform_actions(keys).await.unwrap();
+    }
+
     /// The browser's console messages at level SEVERE since the last call (errors, failed loads).
     pub async fn console_errors(&self) -> Vec<String> {
         let id = self.client.session_id().await.unwrap().unwrap();
@@ -195,6 +232,12 @@ pub async fn raw_http(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, Str
 
 /// [`raw_http`], the body as bytes.
 pub async fn raw_http_bytes(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = raw_http_head(addr, request, body).await;
+    (status, body)
+}
+
+/// [`raw_http`]: the status, the head (status line and headers, as sent) and the body as bytes.
+pub async fn raw_http_head(addr: SocketAddr, request: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
     // A server that answers before the body (a refusal) may close while it is being sent.
@@ -216,7 +259,15 @@ pub async fn raw_http_bytes(addr: SocketAddr, request: &str, body: &[u8]) -> (u1
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
-    (status, out[split + 4..].to_vec())
+    (status, head, out[split + 4..].to_vec())
+}
+
+/// The value of header `name` in `head` (as [`raw_http_head`] returns it), if sent.
+pub fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 /// A GET of `path` on the dashboard at `addr`, with `headers` (each `Name: value`).
