@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::intake::{self, Ready};
 use crate::job::{self, ImageInfo, JobKind, JobSpec, Sidecar};
 use crate::spool::{Failure, JobRecord, Spool};
+use crate::video::Probe;
 
 /// A ready file that passed every check that needs no slot.
 pub struct Checked {
@@ -48,17 +49,22 @@ impl From<Failure> for NotYet {
 }
 
 /// A file that stayed not whole and unchanged for `unchanged` (at least `watch.truncated_after`,
-/// counted from its mtime): a copy that broke off.
+/// counted from its mtime): a copy that broke off, or a recording or an export that never
+/// finished.
 pub fn truncated(r: &Ready, why: &str, unchanged: Duration) -> Failure {
+    let advice = if intake::kind_of(&r.source.name) == intake::Kind::Video {
+        "the copy broke off, or the recording or export stopped before the end: let the recording \
+         or export finish (or re-export the video), then copy the video into inbox/ again"
+    } else {
+        "the copy probably broke off: copy the image into inbox/ again (or re-export it)"
+    };
     Failure {
         message: format!(
             "{} is truncated: {why}, and it has not changed for {}",
             r.source,
             humantime::format_duration(Duration::from_secs(unchanged.as_secs()))
         ),
-        advice: "the copy probably broke off: copy the image into inbox/ again (or re-export it). \
-                 A slow share may need a longer watch.truncated_after"
-            .into(),
+        advice: format!("{advice}. A slow share may need a longer watch.truncated_after"),
         api: None,
     }
 }
@@ -265,8 +271,9 @@ fn unreadable(name: &str, e: &std::io::Error) -> NotYet {
     }
 }
 
-/// Probes a video: its container by content, whether it is whole; its size and length.
-fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, Option<f64>), NotYet> {
+/// Probes a video: its container by content, whether it is whole and finished; its size and
+/// length. A video not whole yet waits (like an image); one that cannot be read fails.
+fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, f64), NotYet> {
     let container = match crate::video::container_of(path) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -279,13 +286,19 @@ fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, Option<f64>),
         }
         Err(e) => return Err(unreadable(name, &e)),
     };
-    match crate::video::wholeness(path, container) {
-        Ok(crate::media::Whole::Yes) => {}
-        Ok(crate::media::Whole::No(why)) => return Err(NotYet::Wait(why)),
+    let seconds = match crate::video::probe(path, container) {
+        Ok(Probe::Whole { seconds }) => seconds,
+        Ok(Probe::NotYet(why)) => return Err(NotYet::Wait(why)),
+        Ok(Probe::Broken(why)) => {
+            return Err(bad(
+                format!("{name} cannot be read as {}: {why}", container.a_name()),
+                "re-export it from your editor (an MP4 with H.264 is the safest) and move that into inbox/",
+            ));
+        }
         Err(e) => return Err(unreadable(name, &e)),
-    }
+    };
     let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
-    Ok((bytes, crate::video::seconds(path)))
+    Ok((bytes, seconds))
 }
 
 /// Probes an image (format, size, wholeness) against the backend's limits.
@@ -478,12 +491,12 @@ pub fn claim_to_fail(
         failure,
     );
     // Its last keyframe goes to failed/ with it.
-    if intake::kind_of(&r.source.name) == intake::Kind::Text {
-        rec.kind = JobKind::Text;
-    } else {
-        rec.kind = JobKind::Image {
+    rec.kind = match intake::kind_of(&r.source.name) {
+        intake::Kind::Text => JobKind::Text,
+        intake::Kind::Video => JobKind::Video,
+        _ => JobKind::Image {
             last_frame: claimed.last_frame,
-        };
-    }
+        },
+    };
     Some(rec)
 }
