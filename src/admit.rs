@@ -157,6 +157,13 @@ pub fn check_files(
     let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
     let spec = settle_spec(built, problems, sidecar)?;
     within_budget(&spec, &kind, settings, limits)?;
+    // Keyframes are decoded before they are sent (the API takes PNG, JPEG and WebP as they are):
+    // a damaged one fails here, naming itself. Last, so a job that fails anyway decodes nothing.
+    if let Some(last) = &last_frame {
+        for still in [name, last.as_str()] {
+            check_decodes(dir, still)?;
+        }
+    }
     Ok(Admitted {
         kind,
         info,
@@ -179,6 +186,26 @@ fn within_budget(
     match crate::ledger::spend::beyond_limit(spec, kind.endpoint(), &settings.config.budget) {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// Decodes a keyframe ([`crate::media::decodes`]); a failure names that file and what to do with
+/// it.
+fn check_decodes(dir: &std::path::Path, still: &str) -> Result<(), Failure> {
+    let path = dir.join(still);
+    let damaged = |why: String| Failure {
+        message: format!("{still} cannot be decoded: {why}"),
+        advice: format!(
+            "{still} is damaged: open the original in an image editor and export it again as PNG \
+             or JPEG, and put it in inbox/ under the same name"
+        ),
+        api: None,
+    };
+    match crate::media::format_of(&path) {
+        Ok(Some(format)) => crate::media::decodes(&path, format).map_err(damaged),
+        // Checked a moment ago; it changed since.
+        Ok(None) => Err(damaged("it is no longer an image".into())),
+        Err(e) => Err(damaged(format!("it cannot be read ({e})"))),
     }
 }
 
