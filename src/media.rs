@@ -156,9 +156,33 @@ pub fn not_an_image(len: u64) -> String {
     if len == 0 {
         "the file is empty".into()
     } else {
-        "the file is not an image dropreel knows (PNG, JPEG, WebP, HEIC, TIFF, BMP, GIF or AVIF): \
-         its content matches none of them"
-            .into()
+        format!(
+            "the file is not an image dropreel knows ({}): its content matches none of them",
+            readable_formats()
+        )
+    }
+}
+
+/// The image formats this build reads, as designers name them: "PNG, JPEG, WebP, TIFF, BMP or
+/// GIF". (HEIC and AVIF are recognised, only to say how to export them as JPEG.)
+pub fn readable_formats() -> String {
+    let names: Vec<&str> = [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::Webp,
+        ImageFormat::Tiff,
+        ImageFormat::Bmp,
+        ImageFormat::Gif,
+        ImageFormat::Heif,
+        ImageFormat::Avif,
+    ]
+    .into_iter()
+    .filter(|f| f.decodable())
+    .map(ImageFormat::name)
+    .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.join(""),
     }
 }
 
@@ -697,5 +721,14 @@ mod tests {
         }
         let e = decodes_as(&jpeg, ImageFormat::Jpeg).unwrap_err();
         assert!(e.starts_with("its image data is broken"), "{e}");
+    }
+
+    // See: issue 21, item 3 — the message listing the formats dropreel knows named HEIC and AVIF,
+    // which this build cannot read.
+    #[test]
+    fn the_formats_named_as_known_are_the_ones_this_build_reads() {
+        let e = not_an_image(10);
+        assert!(e.contains("(PNG, JPEG, WebP, TIFF, BMP or GIF)"), "{e}");
+        assert!(!e.contains("HEIC") && !e.contains("AVIF"), "{e}");
     }
 }
