@@ -1,9 +1,10 @@
 //! Admission: what turns a ready inbox file into a job. The checks that need no slot (the job's
-//! kind; an image's format, size and wholeness against the backend's [`Limits`], a text's
-//! encoding; the sidecar; the spec against the catalog; a price beyond a whole budget limit) and
-//! the claim into `processing/` — and its reverse, a job never sent going back into `inbox/` when
-//! the budget holds it. Bad input becomes a job failed from the start, so
-//! it reaches `failed/` by the same route as every other failure.
+//! kind; an image's format, size and wholeness against the backend's [`Limits`], a keyframe's
+//! decoding, a text's encoding, a video's structure and length; the sidecar; the spec against the
+//! catalog; a price beyond a whole budget limit) and the claim into `processing/` — and its
+//! reverse, a job never sent going back into `inbox/` when the budget holds it. Bad input becomes a
+//! job failed from the start, so it reaches `failed/` by the same route as every other failure; a
+//! file not whole yet waits.
 
 use std::time::Duration;
 

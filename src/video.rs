@@ -93,10 +93,12 @@ pub enum Probe {
 pub fn probe(path: &Path, container: Container) -> io::Result<Probe> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
-    let mut r = BufReader::with_capacity(16 * 1024, file);
     match container {
-        Container::WebM => webm::probe(&mut r, len),
-        Container::Mp4 | Container::QuickTime => iso_probe(&mut r, len),
+        // Small: a recording's frames are walked one after the other, a few KB apart.
+        Container::WebM => webm::probe(&mut BufReader::with_capacity(4 * 1024, file), len),
+        Container::Mp4 | Container::QuickTime => {
+            iso_probe(&mut BufReader::with_capacity(16 * 1024, file), len)
+        }
     }
 }
 
@@ -554,11 +556,19 @@ mod tests {
             7.0
         );
         assert_eq!(seconds(&probe_bytes(&webm_of(9), Container::WebM)), 9.0);
-        // No Duration in its Info: the last frame's timestamp.
+        // No Duration in its Info: the last frame's timestamp (sizes unknown: every Cluster
+        // walked; sizes known: the last one read).
         assert_eq!(
             seconds(&probe_bytes(&webm_recorded(5), Container::WebM)),
             5.0
         );
+        let mut sized = webm_of(6);
+        let at = sized
+            .windows(3)
+            .position(|w| w == [0x44, 0x89, 0x88])
+            .unwrap();
+        sized[at..at + 11].copy_from_slice(&[0xEC, 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(seconds(&probe_bytes(&sized, Container::WebM)), 6.0);
         assert_eq!(
             seconds(&probe_bytes(&fragmented(None), Container::Mp4)),
             2.0

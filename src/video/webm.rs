@@ -4,9 +4,10 @@
 //! length comes from the Segment Info (Duration × TimecodeScale) or, when the Info has no
 //! Duration (browser recordings), from the last frame's timestamp.
 //!
-//! Data is skipped by seeking: only the Info and, where needed, each frame's 3-byte header are
-//! read, so a 200 MB file costs a few thousand small reads. Every size is checked against its
-//! parent and the file before it is used.
+//! Data is skipped by seeking: only the element headers, the Info and, without a Duration, the
+//! last Cluster's frame headers are read (a Segment of unknown size has every frame header read,
+//! to find where its Clusters end). Every size is checked against its parent and the file before
+//! it is used.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -80,7 +81,8 @@ pub(super) fn probe(r: &mut (impl Read + Seek), len: u64) -> io::Result<Probe> {
         return not_yet("inside its EBML header");
     }
     let doc_type = read_children(r, head.body, size)?
-        .and_then(|els| els.into_iter().find(|(id, _)| *id == DOC_TYPE))
+        .into_iter()
+        .find(|(id, _)| *id == DOC_TYPE)
         .map(|(_, v)| {
             String::from_utf8_lossy(&v)
                 .trim_end_matches('\0')
@@ -125,7 +127,7 @@ pub(super) fn probe(r: &mut (impl Read + Seek), len: u64) -> io::Result<Probe> {
     let ticks = match walk.duration {
         Some(d) if d > 0.0 && d.is_finite() => d,
         _ => match walk.last_frame {
-            Some(t) => t as f64,
+            Some(t) => t.max(0) as f64,
             None => return broken("it holds no frames"),
         },
     };
@@ -164,6 +166,7 @@ impl Walk {
             None => Probe::NotYet(format!("the WebM ends inside {what}")),
         };
         let mut pos = from;
+        let mut last_cluster = None;
         while pos < limit {
             let h = match header_at(r, pos)? {
                 At::Header(h) => h,
@@ -198,17 +201,20 @@ impl Walk {
                     }
                     match id {
                         INFO => self.info(r, h.body, size)?,
-                        // The frames' timestamps are only needed when the Info gives no length.
-                        CLUSTER if self.duration.is_none() => {
-                            if let Err(stop) = self.cluster(r, h.body, next, true, false)? {
-                                return Ok(Err(stop));
-                            }
-                        }
+                        CLUSTER => last_cluster = Some((h.body, next)),
                         _ => {}
                     }
                     next
                 }
             };
+        }
+        // Without a Duration in the Info, the length is the last frame's time: in the last
+        // Cluster (Clusters are in time order), read only when needed.
+        if self.duration.is_none()
+            && let Some((body, end)) = last_cluster
+            && let Err(stop) = self.cluster(r, body, end, true, false)?
+        {
+            return Ok(Err(stop));
         }
         Ok(Ok(()))
     }
@@ -218,7 +224,7 @@ impl Walk {
         if size > SMALL_ELEMENT_MAX {
             return Ok(());
         }
-        for (id, v) in read_children(r, body, size)?.unwrap_or_default() {
+        for (id, v) in read_children(r, body, size)? {
             match id {
                 TIMECODE_SCALE if (1..=8).contains(&v.len()) => {
                     let scale = v.iter().fold(0u64, |n, &b| n << 8 | u64::from(b));
@@ -335,9 +341,19 @@ impl Walk {
     }
 }
 
+/// Moves `r` to `pos`, keeping what it has buffered when `pos` is near: the frames of a
+/// Cluster of unknown size are read one after the other, most of them smaller than the buffer.
+fn goto(r: &mut (impl Read + Seek), pos: u64) -> io::Result<()> {
+    let here = r.stream_position()?;
+    match i64::try_from(pos).ok().zip(i64::try_from(here).ok()) {
+        Some((to, from)) => r.seek_relative(to - from),
+        None => r.seek(SeekFrom::Start(pos)).map(drop),
+    }
+}
+
 /// The element header at `pos`.
 fn header_at(r: &mut (impl Read + Seek), pos: u64) -> io::Result<At> {
-    r.seek(SeekFrom::Start(pos))?;
+    goto(r, pos)?;
     let mut b = [0u8; 12];
     let n = read_up_to(r, &mut b)?;
     let b = &b[..n];
@@ -378,7 +394,7 @@ fn header_at(r: &mut (impl Read + Seek), pos: u64) -> io::Result<At> {
 
 /// The body of an element (at most [`SMALL_ELEMENT_MAX`] bytes are asked for).
 fn read_body(r: &mut (impl Read + Seek), body: u64, size: u64) -> io::Result<Vec<u8>> {
-    r.seek(SeekFrom::Start(body))?;
+    goto(r, body)?;
     let mut v = vec![0u8; size.min(SMALL_ELEMENT_MAX) as usize];
     let n = read_up_to(r, &mut v)?;
     v.truncate(n);
@@ -408,19 +424,19 @@ fn read_children_spans(
     Ok(out)
 }
 
-/// The children (ID, body) of a small element of known size, bodies read; `None` when the
-/// element is too big to be one dropreel reads whole.
+/// The children (ID, body) of a small element of known size, bodies read; none when the element
+/// is too big to be one dropreel reads whole.
 fn read_children(
     r: &mut (impl Read + Seek),
     body: u64,
     size: u64,
-) -> io::Result<Option<Vec<(u32, Vec<u8>)>>> {
-    if size > SMALL_ELEMENT_MAX {
-        return Ok(None);
-    }
+) -> io::Result<Vec<(u32, Vec<u8>)>> {
     let mut out = Vec::new();
+    if size > SMALL_ELEMENT_MAX {
+        return Ok(out);
+    }
     for (id, at, len) in read_children_spans(r, body, size)? {
         out.push((id, read_body(r, at, len)?));
     }
-    Ok(Some(out))
+    Ok(out)
 }
