@@ -1,9 +1,10 @@
 //! Admission: what turns a ready inbox file into a job. The checks that need no slot (the job's
-//! kind; an image's format, size and wholeness against the backend's [`Limits`], a text's
-//! encoding; the sidecar; the spec against the catalog; a price beyond a whole budget limit) and
-//! the claim into `processing/` — and its reverse, a job never sent going back into `inbox/` when
-//! the budget holds it. Bad input becomes a job failed from the start, so
-//! it reaches `failed/` by the same route as every other failure.
+//! kind; an image's format, size and wholeness against the backend's [`Limits`], a keyframe's
+//! decoding, a text's encoding, a video's structure and length; the sidecar; the spec against the
+//! catalog; a price beyond a whole budget limit) and the claim into `processing/` — and its
+//! reverse, a job never sent going back into `inbox/` when the budget holds it. Bad input becomes a
+//! job failed from the start, so it reaches `failed/` by the same route as every other failure; a
+//! file not whole yet waits.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::config::Settings;
 use crate::intake::{self, Ready};
 use crate::job::{self, ImageInfo, JobKind, JobSpec, Sidecar};
 use crate::spool::{Failure, JobRecord, Spool};
+use crate::video::Probe;
 
 /// A ready file that passed every check that needs no slot.
 pub struct Checked {
@@ -48,17 +50,22 @@ impl From<Failure> for NotYet {
 }
 
 /// A file that stayed not whole and unchanged for `unchanged` (at least `watch.truncated_after`,
-/// counted from its mtime): a copy that broke off.
+/// counted from its mtime): a copy that broke off, or a recording or an export that never
+/// finished.
 pub fn truncated(r: &Ready, why: &str, unchanged: Duration) -> Failure {
+    let advice = if intake::kind_of(&r.source.name) == intake::Kind::Video {
+        "the copy broke off, or the recording or export stopped before the end: let the recording \
+         or export finish (or re-export the video), then copy the video into inbox/ again"
+    } else {
+        "the copy probably broke off: copy the image into inbox/ again (or re-export it)"
+    };
     Failure {
         message: format!(
             "{} is truncated: {why}, and it has not changed for {}",
             r.source,
             humantime::format_duration(Duration::from_secs(unchanged.as_secs()))
         ),
-        advice: "the copy probably broke off: copy the image into inbox/ again (or re-export it). \
-                 A slow share may need a longer watch.truncated_after"
-            .into(),
+        advice: format!("{advice}. A slow share may need a longer watch.truncated_after"),
         api: None,
     }
 }
@@ -151,6 +158,13 @@ pub fn check_files(
     let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
     let spec = settle_spec(built, problems, sidecar)?;
     within_budget(&spec, &kind, settings, limits)?;
+    // Keyframes are decoded before they are sent (the API takes PNG, JPEG and WebP as they are):
+    // a damaged one fails here, naming itself. Last, so a job that fails anyway decodes nothing.
+    if let Some(last) = &last_frame {
+        for still in [name, last.as_str()] {
+            check_decodes(dir, still)?;
+        }
+    }
     Ok(Admitted {
         kind,
         info,
@@ -173,6 +187,26 @@ fn within_budget(
     match crate::ledger::spend::beyond_limit(spec, kind.endpoint(), &settings.config.budget) {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// Decodes a keyframe ([`crate::media::decodes`]); a failure names that file and what to do with
+/// it.
+fn check_decodes(dir: &std::path::Path, still: &str) -> Result<(), Failure> {
+    let path = dir.join(still);
+    let damaged = |why: String| Failure {
+        message: format!("{still} cannot be decoded: {why}"),
+        advice: format!(
+            "{still} is damaged: open the original in an image editor and export it again as PNG \
+             or JPEG, and put it in inbox/ under the same name"
+        ),
+        api: None,
+    };
+    match crate::media::format_of(&path) {
+        Ok(Some(format)) => crate::media::decodes(&path, format).map_err(damaged),
+        // Checked a moment ago; it changed since.
+        Ok(None) => Err(damaged("it is no longer an image".into())),
+        Err(e) => Err(damaged(format!("it cannot be read ({e})"))),
     }
 }
 
@@ -265,8 +299,9 @@ fn unreadable(name: &str, e: &std::io::Error) -> NotYet {
     }
 }
 
-/// Probes a video: its container by content, whether it is whole; its size and length.
-fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, Option<f64>), NotYet> {
+/// Probes a video: its container by content, whether it is whole and finished; its size and
+/// length. A video not whole yet waits (like an image); one that cannot be read fails.
+fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, f64), NotYet> {
     let container = match crate::video::container_of(path) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -279,13 +314,19 @@ fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, Option<f64>),
         }
         Err(e) => return Err(unreadable(name, &e)),
     };
-    match crate::video::wholeness(path, container) {
-        Ok(crate::media::Whole::Yes) => {}
-        Ok(crate::media::Whole::No(why)) => return Err(NotYet::Wait(why)),
+    let seconds = match crate::video::probe(path, container) {
+        Ok(Probe::Whole { seconds }) => seconds,
+        Ok(Probe::NotYet(why)) => return Err(NotYet::Wait(why)),
+        Ok(Probe::Broken(why)) => {
+            return Err(bad(
+                format!("{name} cannot be read as {}: {why}", container.a_name()),
+                "re-export it from your editor (an MP4 with H.264 is the safest) and move that into inbox/",
+            ));
+        }
         Err(e) => return Err(unreadable(name, &e)),
-    }
+    };
     let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
-    Ok((bytes, crate::video::seconds(path)))
+    Ok((bytes, seconds))
 }
 
 /// Probes an image (format, size, wholeness) against the backend's limits.
@@ -478,12 +519,12 @@ pub fn claim_to_fail(
         failure,
     );
     // Its last keyframe goes to failed/ with it.
-    if intake::kind_of(&r.source.name) == intake::Kind::Text {
-        rec.kind = JobKind::Text;
-    } else {
-        rec.kind = JobKind::Image {
+    rec.kind = match intake::kind_of(&r.source.name) {
+        intake::Kind::Text => JobKind::Text,
+        intake::Kind::Video => JobKind::Video,
+        _ => JobKind::Image {
             last_frame: claimed.last_frame,
-        };
-    }
+        },
+    };
     Some(rec)
 }

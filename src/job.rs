@@ -121,8 +121,8 @@ pub enum Input<'a> {
     Keyframes(&'a ImageInfo),
     /// A text file's text: the prompt.
     Text(&'a str),
-    /// A video: its size in bytes and its length, when its header says.
-    Video { bytes: u64, seconds: Option<f64> },
+    /// A video: its size in bytes and its length in seconds (read from its container).
+    Video { bytes: u64, seconds: f64 },
 }
 
 impl Input<'_> {
@@ -361,10 +361,7 @@ impl JobSpec {
         // A video keeps its own length unless its sidecar sets one (and is priced by it).
         let no_duration = input.is_video() && sidecar.duration.is_none();
         let duration = match input {
-            Input::Video {
-                seconds: Some(secs),
-                ..
-            } if no_duration && secs > 0.0 => secs.ceil() as u32,
+            Input::Video { seconds, .. } if no_duration => (seconds.ceil() as u32).max(1),
             _ => duration,
         };
         if let Input::Video { bytes, seconds } = input
@@ -378,11 +375,12 @@ impl JobSpec {
                     v.max_bytes >> 20
                 ));
             }
-            if let (Some(secs), Some(max)) = (seconds, v.max_seconds)
-                && secs > f64::from(max)
+            if let Some(max) = v.max_seconds
+                && seconds > f64::from(max)
             {
                 problems.push(format!(
-                    "the video is {secs:.1} s long; {} takes videos of at most {max} s",
+                    "the video is {seconds:.1} s long; {} takes videos of at most {max} s. \
+                     Trim it to {max} s or less and move it back into inbox/",
                     model.id
                 ));
             }

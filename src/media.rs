@@ -1,7 +1,8 @@
 //! What an image file is, read from its bytes and never from its name alone: the format (magic
 //! bytes), whether the file is *whole* (its structure runs to the end: JPEG's EOI, PNG's IEND,
-//! the RIFF length, GIF's trailer, every TIFF strip, every ISO box) and its shown size. (Turning a
-//! format the API does not take into PNG is `convert`'s.)
+//! the RIFF length, GIF's trailer, every TIFF strip, every ISO box), its shown size, and whether
+//! its image data decodes (in bounded memory). (Turning a format the API does not take into PNG
+//! is `convert`'s.)
 //!
 //! Wholeness matters because sync clients and slow shares stall mid-copy for longer than any
 //! settle time: a file that has stopped changing may still be half a file, and half a photo must
@@ -155,9 +156,33 @@ pub fn not_an_image(len: u64) -> String {
     if len == 0 {
         "the file is empty".into()
     } else {
-        "the file is not an image dropreel knows (PNG, JPEG, WebP, HEIC, TIFF, BMP, GIF or AVIF): \
-         its content matches none of them"
-            .into()
+        format!(
+            "the file is not an image dropreel knows ({}): its content matches none of them",
+            readable_formats()
+        )
+    }
+}
+
+/// The image formats this build reads, as designers name them: "PNG, JPEG, WebP, TIFF, BMP or
+/// GIF". (HEIC and AVIF are recognised, only to say how to export them as JPEG.)
+pub fn readable_formats() -> String {
+    let names: Vec<&str> = [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::Webp,
+        ImageFormat::Tiff,
+        ImageFormat::Bmp,
+        ImageFormat::Gif,
+        ImageFormat::Heif,
+        ImageFormat::Avif,
+    ]
+    .into_iter()
+    .filter(|f| f.decodable())
+    .map(ImageFormat::name)
+    .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.join(""),
     }
 }
 
@@ -484,6 +509,44 @@ fn tiff_whole(r: BufReader<File>, len: u64) -> io::Result<Whole> {
     no("the TIFF's first image has no data")
 }
 
+/// Decodes the image's pixel data to its end, keeping little of it, to find an image that is
+/// whole but damaged inside (a broken compressed stream) before it is sent: a PNG row by row
+/// through one row buffer (its zlib checksum checked too), a JPEG at 1/8 of its size (every
+/// entropy-coded block is still read), other formats whole (at most [`MAX_DECODE_PIXELS`]). The
+/// error is a sentence for `error.txt`.
+pub fn decodes(path: &Path, format: ImageFormat) -> Result<(), String> {
+    let damaged = |e: &dyn std::fmt::Display| format!("its image data is broken ({e})");
+    let file = File::open(path).map_err(|e| format!("it cannot be read: {e}"))?;
+    let reader = BufReader::with_capacity(64 * 1024, file);
+    match format {
+        ImageFormat::Png => {
+            let mut decoder = png::Decoder::new(reader);
+            decoder.ignore_checksums(false);
+            let mut png = decoder.read_info().map_err(|e| damaged(&e))?;
+            while png.next_row().map_err(|e| damaged(&e))?.is_some() {}
+            png.finish().map_err(|e| damaged(&e))
+        }
+        ImageFormat::Jpeg => {
+            let mut decoder = jpeg_decoder::Decoder::new(reader);
+            decoder.read_info().map_err(|e| damaged(&e))?;
+            // The smallest scale the decoder offers (1/8): the DC of each block.
+            decoder.scale(1, 1).map_err(|e| damaged(&e))?;
+            decoder.decode().map(drop).map_err(|e| damaged(&e))
+        }
+        other if other.decodable() => {
+            let mut image = image::ImageReader::new(reader)
+                .with_guessed_format()
+                .map_err(|e| damaged(&e))?;
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some(MAX_DECODE_PIXELS * 4);
+            image.limits(limits);
+            image.decode().map(drop).map_err(|e| damaged(&e))
+        }
+        // HEIC and AVIF are refused before (this build has no decoder for them).
+        _ => Ok(()),
+    }
+}
+
 /// The SHA-256 of a file's bytes, in hex, read in 64 KiB blocks.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     use sha2::Digest as _;
@@ -617,5 +680,55 @@ mod tests {
         video[8..12].copy_from_slice(b"isom");
         video[16..24].copy_from_slice(b"isommp42");
         assert_eq!(sniff(&video), None, "an MP4 is not an image");
+    }
+
+    // See: issue 21, item 2 — a whole PNG whose zlib stream is broken passed every check and was
+    // sent as a keyframe.
+    #[test]
+    fn damaged_image_data_is_found_by_decoding_it() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("x");
+        let decodes_as = |bytes: &[u8], format: ImageFormat| {
+            std::fs::write(&path, bytes).unwrap();
+            assert_eq!(
+                wholeness(&path, format).unwrap(),
+                Whole::Yes,
+                "{format:?} is whole"
+            );
+            decodes(&path, format)
+        };
+        for (fmt, ours) in [
+            (image::ImageFormat::Png, ImageFormat::Png),
+            (image::ImageFormat::Jpeg, ImageFormat::Jpeg),
+            (image::ImageFormat::WebP, ImageFormat::Webp),
+            (image::ImageFormat::Gif, ImageFormat::Gif),
+            (image::ImageFormat::Bmp, ImageFormat::Bmp),
+            (image::ImageFormat::Tiff, ImageFormat::Tiff),
+        ] {
+            assert_eq!(decodes_as(&encoded(fmt), ours), Ok(()), "{fmt:?}");
+        }
+        let png = dropreel_testkit::png_with_broken_data(64, 36);
+        let e = decodes_as(&png, ImageFormat::Png).unwrap_err();
+        assert!(e.starts_with("its image data is broken"), "{e}");
+        // A JPEG whose entropy-coded data turns into a code no Huffman table has (all ones;
+        // each 0xFF stuffed with a 0x00, as in a real scan).
+        let mut jpeg = encoded(image::ImageFormat::Jpeg);
+        let sos = jpeg.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        let scan = sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
+        for i in (scan + 8..scan + 48).step_by(2) {
+            jpeg[i] = 0xFF;
+            jpeg[i + 1] = 0x00;
+        }
+        let e = decodes_as(&jpeg, ImageFormat::Jpeg).unwrap_err();
+        assert!(e.starts_with("its image data is broken"), "{e}");
+    }
+
+    // See: issue 21, item 3 — the message listing the formats dropreel knows named HEIC and AVIF,
+    // which this build cannot read.
+    #[test]
+    fn the_formats_named_as_known_are_the_ones_this_build_reads() {
+        let e = not_an_image(10);
+        assert!(e.contains("(PNG, JPEG, WebP, TIFF, BMP or GIF)"), "{e}");
+        assert!(!e.contains("HEIC") && !e.contains("AVIF"), "{e}");
     }
 }

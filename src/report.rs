@@ -140,14 +140,18 @@ fn inputs(rec: &JobRecord) -> Value {
     Value::Array(v)
 }
 
-/// The `error.txt` of a failed job whose files in `failed/` are named `stem`: what went wrong,
-/// what to do, and how to try again (`dropreel retry`, or moving the files back by hand).
+/// The `error.txt` of a failed job whose files in `failed/` are named `stem`: what it was made
+/// from (the file, and its last keyframe if any), what went wrong, what to do, and how to try
+/// again (`dropreel retry`, or moving the files back by hand).
 pub fn error_text(rec: &JobRecord, failure: &Failure, stem: &str) -> String {
+    let made_from = match rec.kind.last_frame() {
+        Some(last) => format!("{} and {last}", rec.source.name),
+        None => rec.source.name.clone(),
+    };
     let mut t = format!(
-        "dropreel could not turn {} into a video.\n\n\
+        "dropreel could not turn {made_from} into a video.\n\n\
          What went wrong: {}.\n\n\
          What to do: {}.\n",
-        rec.source.name,
         failure.message.trim_end_matches('.'),
         failure.advice.trim_end_matches('.')
     );
@@ -216,5 +220,10 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("HTTP 400: bad"));
+        // See: issue 21, item 2 — a keyframe job's error.txt named only its first still.
+        assert!(
+            t.contains("could not turn cat.png and cat.last.jpg into a video"),
+            "{t}"
+        );
     }
 }

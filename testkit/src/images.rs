@@ -1,5 +1,5 @@
 //! Image files for tests: real PNGs and JPEG headers of any size, a camera-style JPEG whose size
-//! comes late, and a decompression bomb's header.
+//! comes late, a decompression bomb's header, and a PNG whose image data is damaged.
 
 /// A PNG of `w × h` pixels (a gradient, so it compresses like a real image would not).
 pub fn png_bytes(w: u32, h: u32) -> Vec<u8> {
@@ -74,7 +74,31 @@ pub fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     v.extend_from_slice(&13u32.to_be_bytes());
     v.extend_from_slice(&ihdr);
-    let crc = ihdr.iter().fold(!0u32, |mut crc, &b| {
+    v.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    v.resize(1024, 0);
+    v
+}
+
+/// A `w`×`h` PNG whose every chunk is whole and checksummed, but whose compressed image data
+/// (the zlib stream in IDAT) is broken: its first block has the reserved type. It reads as whole;
+/// only decoding it finds the damage.
+pub fn png_with_broken_data(w: u32, h: u32) -> Vec<u8> {
+    let mut v = png_bytes(w, h);
+    let idat = v
+        .windows(4)
+        .position(|c| c == b"IDAT")
+        .expect("an IDAT chunk");
+    let len = u32::from_be_bytes(v[idat - 4..idat].try_into().unwrap()) as usize;
+    // After the 2-byte zlib header: BFINAL 1, BTYPE 11 (reserved).
+    v[idat + 4 + 2] = 0xFF;
+    let crc = crc32(&v[idat..idat + 4 + len]);
+    v[idat + 4 + len..idat + 8 + len].copy_from_slice(&crc.to_be_bytes());
+    v
+}
+
+/// PNG's CRC-32 of `bytes` (a chunk's type and data).
+fn crc32(bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(!0u32, |mut crc, &b| {
         crc ^= u32::from(b);
         for _ in 0..8 {
             crc = if crc & 1 != 0 {
@@ -84,8 +108,5 @@ pub fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
             };
         }
         crc
-    });
-    v.extend_from_slice(&(!crc).to_be_bytes());
-    v.resize(1024, 0);
-    v
+    })
 }

@@ -215,3 +215,43 @@ async fn a_source_that_changes_after_it_was_taken_is_reported_at_delivery() {
     assert_eq!(r["source_changed"], true, "{r:#}");
     assert!(r["warning"].as_str().unwrap().contains("different bytes"));
 }
+
+// See: issue 21, item 3 — sidecar errors listed the known keys twice, spoke serde's words
+// (`expected u32`) and gave no "did you mean" or tab hint; the formats named as known included
+// HEIC and AVIF, which this build cannot read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_errors_say_what_is_wrong_in_a_designers_words() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    studio.put("inbox/typo.png", &png_bytes(16, 9));
+    studio.put("inbox/typo.yaml", b"promt: a cat yawns\nduration: 5s\n");
+    studio.put("inbox/tabs.png", &png_bytes(16, 9));
+    studio.put("inbox/tabs.yaml", b"prompt: a cat yawns\n\tmodel: gen4.5\n");
+    studio.put("inbox/notes.png", b"this is text, not a picture");
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 3));
+    assert_eq!(fake.tasks_created(), 0, "nothing sent");
+    let t = studio.read("failed/typo.error.txt");
+    assert!(
+        t.contains("did you mean `prompt`?") && t.contains("must be a whole number of seconds"),
+        "{t}"
+    );
+    assert_eq!(
+        t.matches("variants").count(),
+        1,
+        "the keys listed once: {t}"
+    );
+    assert!(!t.contains("u32") && !t.contains("expected"), "{t}");
+    let t = studio.read("failed/tabs.error.txt");
+    assert!(
+        t.contains("YAML does not allow tabs for indentation: use spaces (line 2)"),
+        "{t}"
+    );
+    let t = studio.read("failed/notes.error.txt");
+    assert!(
+        t.contains("(PNG, JPEG, WebP, TIFF, BMP or GIF)")
+            && !t.contains("HEIC")
+            && !t.contains("AVIF"),
+        "{t}"
+    );
+}

@@ -93,3 +93,53 @@ async fn a_last_frame_that_arrives_within_the_sidecar_wait_is_paired() {
     assert!(sent[0]["promptImage"].is_array(), "{:?}", sent[0]);
     assert!(studio.path("done/late.last.png").exists());
 }
+
+// See: issue 21, item 2 — a PNG with a broken zlib stream was sent to veo3.1 as the last keyframe
+// (the README says keyframes are checked decodable), and its error.txt named the other file and
+// left the .last.png out of the advice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyframe_that_cannot_be_decoded_fails_before_any_request_naming_that_file() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, "defaults:\n  model: veo3.1\n"));
+    studio.put("inbox/kf.png", &png_bytes(64, 36));
+    studio.put("inbox/kf.last.png", &png_with_broken_data(64, 36));
+    studio.put("inbox/kf.yaml", b"prompt: the tide comes in\n");
+    // The first keyframe broken, the last fine.
+    studio.put("inbox/sea.png", &png_with_broken_data(64, 36));
+    studio.put("inbox/sea.last.png", &png_bytes(64, 36));
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 2));
+    assert_eq!(fake.count("POST", "/v1/image_to_video"), 0, "nothing sent");
+    assert_eq!(fake.count("POST", "/v1/uploads"), 0, "nothing uploaded");
+    let t = studio.read("failed/kf.error.txt");
+    assert!(
+        t.contains("What went wrong: kf.last.png cannot be decoded"),
+        "names the broken file: {t}"
+    );
+    assert!(
+        t.contains("What to do: kf.last.png is damaged") && t.contains("export it again"),
+        "says what to do with it: {t}"
+    );
+    assert!(
+        t.contains("could not turn kf.png and kf.last.png into a video")
+            && t.contains("it moves kf.png, kf.yaml, kf.last.png back into inbox/"),
+        "error.txt names the last keyframe: {t}"
+    );
+    let t = studio.read("failed/sea.error.txt");
+    assert!(
+        t.contains("sea.png cannot be decoded") && !t.contains("sea.last.png cannot"),
+        "{t}"
+    );
+    studio.assert_listing(
+        "failed",
+        &[
+            "kf.error.txt",
+            "kf.last.png",
+            "kf.png",
+            "kf.yaml",
+            "sea.error.txt",
+            "sea.last.png",
+            "sea.png",
+        ],
+    );
+}

@@ -145,7 +145,7 @@ async fn bad_inputs_fail_with_specific_messages_and_send_nothing() {
             "typo.png",
             &ok,
             Some("promt: hello\n"),
-            "unknown field `promt`",
+            "unknown key `promt` (line 1); did you mean `prompt`?",
         ),
         (
             "ratio.png",

@@ -8,39 +8,21 @@ use crate::support::*;
 
 const VIDEO: &str = "/v1/video_to_video";
 
-/// An MP4 of `seconds` (a movie header that says so, and 4 KB of media data).
-fn mp4_of(seconds: u32) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&20u32.to_be_bytes());
-    v.extend_from_slice(b"ftypisom\0\0\0\0isom");
-    let mut mvhd = vec![0u8; 100];
-    mvhd[12..16].copy_from_slice(&600u32.to_be_bytes());
-    mvhd[16..20].copy_from_slice(&(seconds * 600).to_be_bytes());
-    v.extend_from_slice(&(16 + mvhd.len() as u32).to_be_bytes());
-    v.extend_from_slice(b"moov");
-    v.extend_from_slice(&(8 + mvhd.len() as u32).to_be_bytes());
-    v.extend_from_slice(b"mvhd");
-    v.extend_from_slice(&mvhd);
-    v.extend_from_slice(&(8 + 4096u32).to_be_bytes());
-    v.extend_from_slice(b"mdat");
-    v.extend((0..4096u32).map(|i| (i * 7) as u8));
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_is_uploaded_and_restyled_in_the_field_its_model_names() {
     let fake = FakeRunway::start(Switches::default()).await;
     let studio = Studio::new(&test_config(&fake.url, ""));
     studio.put("inbox/walk.mp4", &mp4_of(4));
-    studio.put("inbox/dance.mov", &mp4_of(6));
+    studio.put("inbox/dance.mov", &mp4_index_last(6));
+    studio.put("inbox/screen.webm", &webm_recorded(3));
     studio.put(
         "inbox/dance.yaml",
         b"model: seedance2\nprompt: as a watercolour\nduration: 5\n",
     );
     let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+    assert_eq!((summary.succeeded, summary.failed), (3, 0));
     let sent = fake.created_on(VIDEO);
-    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent.len(), 3, "{sent:#?}");
     let aleph = sent.iter().find(|b| b["model"] == "aleph2").unwrap();
     let uri = aleph["videoUri"].as_str().unwrap();
     assert!(uri.starts_with("runway://"), "{uri}");
@@ -58,10 +40,17 @@ async fn a_video_is_uploaded_and_restyled_in_the_field_its_model_names() {
     );
     assert_eq!(seedance["promptText"], "as a watercolour");
     assert_eq!(seedance["duration"], 5);
-    // Each video went through the upload endpoint, whole (both are 4.2 KB: small enough for a
+    // Each video went through the upload endpoint, whole (each is a few KB: small enough for a
     // data URI, which is for images only).
-    let sizes: Vec<usize> = fake.uploads().into_values().collect();
-    assert_eq!(sizes, [mp4_of(4).len(); 2]);
+    let mut sizes: Vec<usize> = fake.uploads().into_values().collect();
+    sizes.sort_unstable();
+    let mut want = [
+        mp4_of(4).len(),
+        mp4_index_last(6).len(),
+        webm_recorded(3).len(),
+    ];
+    want.sort_unstable();
+    assert_eq!(sizes, want);
     studio.assert_listing(
         "done",
         &[
@@ -69,6 +58,9 @@ async fn a_video_is_uploaded_and_restyled_in_the_field_its_model_names() {
             "dance.result.json",
             "dance.result.mp4",
             "dance.yaml",
+            "screen.result.json",
+            "screen.result.mp4",
+            "screen.webm",
             "walk.mp4",
             "walk.result.json",
             "walk.result.mp4",
@@ -111,7 +103,7 @@ async fn a_video_job_that_cannot_work_fails_before_any_request() {
         ),
         (
             "still.webm",
-            vec![0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81],
+            webm_of(2),
             Some("model: gen4_turbo\n"),
             "does not restyle videos",
         ),
@@ -132,6 +124,100 @@ async fn a_video_job_that_cannot_work_fails_before_any_request() {
     }
     assert_eq!(fake.count("POST", VIDEO), 0, "nothing sent");
     assert_eq!(fake.count("POST", "/v1/uploads"), 0, "nothing uploaded");
+}
+
+/// Where the box `name` begins in `bytes` (its size field).
+fn box_at(bytes: &[u8], name: &[u8; 4]) -> usize {
+    bytes.windows(4).position(|w| w == name).unwrap() - 4
+}
+
+// See: issue 21, item 1 — a WebM cut at 60 % (no wholeness check for WebM) and an MP4 without its
+// moov box were uploaded and paid for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_that_is_not_whole_is_never_uploaded_and_fails_as_truncated_once_it_stops_changing()
+{
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, "  truncated_after: 1s\n"));
+    let webm = webm_of(4);
+    studio.put("inbox/cut.webm", &webm[..webm.len() * 6 / 10]);
+    // Every box whole, but the media data the index points at is missing.
+    let fast_start = mp4_of(4);
+    studio.put(
+        "inbox/headless.mp4",
+        &fast_start[..box_at(&fast_start, b"mdat")],
+    );
+    // A recorder writes the index last: cut before it, every box is whole but there is no moov.
+    let index_last = mp4_index_last(4);
+    studio.put(
+        "inbox/unindexed.mov",
+        &index_last[..box_at(&index_last, b"moov")],
+    );
+    // Still recording: the media data's box runs to the end of the file.
+    studio.put("inbox/recording.mp4", &mp4_recording());
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 4));
+    for stem in ["cut", "headless", "unindexed", "recording"] {
+        let t = studio.read(&format!("failed/{stem}.error.txt"));
+        assert!(
+            t.contains("is truncated")
+                && t.contains("let the recording or export finish")
+                && t.contains("copy the video into inbox/ again"),
+            "{stem}: {t}"
+        );
+    }
+    assert_eq!(fake.count("POST", "/v1/uploads"), 0, "nothing uploaded");
+    assert_eq!(fake.count("POST", VIDEO), 0, "nothing sent");
+}
+
+// See: issue 21, item 1 — a WebM's length was never read, and an MP4 without a movie header had
+// none: seedance's 15 s check was skipped and estimate assumed 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_videos_own_length_gates_its_model_and_prices_it_and_an_unreadable_one_fails() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(
+        &fake.url,
+        "defaults:\n  video_model: seedance2\n",
+    ));
+    studio.put("inbox/export.webm", &webm_of(7));
+    studio.put("inbox/browser.webm", &webm_recorded(9));
+    studio.put("inbox/recorder.mp4", &mp4_index_last(6));
+    studio.put("inbox/long.webm", &webm_of(20));
+    studio.put("inbox/garbled.webm", &webm_garbled());
+    studio.put("inbox/headerless.mp4", &mp4_without_movie_header());
+    let copying = webm_of(3);
+    studio.put("inbox/copying.webm", &copying[..copying.len() / 2]);
+    studio.put("inbox/recording.mp4", &mp4_recording());
+    let e = dropreel::estimate::estimate(&studio.settings(KEY)).unwrap();
+    assert_eq!(e.incomplete, ["copying.webm", "recording.mp4"], "{e:#?}");
+    assert_eq!(e.groups.len(), 1, "{e:#?}");
+    let g = &e.groups[0];
+    assert_eq!(
+        (g.kind.as_str(), g.model.as_str(), g.jobs, g.seconds),
+        ("video", "seedance2", 3, 7 + 9 + 6),
+        "priced by their own lengths"
+    );
+    let why = |file: &str| {
+        let f = e.failing.iter().find(|f| f.file == file);
+        let f = f.unwrap_or_else(|| panic!("{file} fails: {e:#?}"));
+        format!("{} / {}", f.reason, f.advice)
+    };
+    let long = why("long.webm");
+    assert!(
+        long.contains("20.0 s long; seedance2 takes videos of at most 15 s"),
+        "{long}"
+    );
+    let garbled = why("garbled.webm");
+    assert!(
+        garbled.contains("garbled.webm cannot be read as a WebM") && garbled.contains("re-export"),
+        "{garbled}"
+    );
+    let headerless = why("headerless.mp4");
+    assert!(
+        headerless.contains("movie header") && headerless.contains("re-export"),
+        "{headerless}"
+    );
+    assert_eq!(e.failing.len(), 3, "{e:#?}");
+    assert!(fake.seen().is_empty(), "nothing sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
