@@ -738,10 +738,11 @@ impl Inbox {
             not_a_file(meta.file_type()).to_string()
         } else {
             format!(
-                "dropreel does not make videos from {} files; it takes images (PNG, JPEG, WebP, HEIC, \
-                 TIFF, BMP, GIF, AVIF), text files (.txt: the text is the prompt) and videos (.mp4, \
-                 .mov, .webm), each with an optional <name>.yaml sidecar",
-                ext.map_or_else(|| "extension-less".to_string(), |e| format!(".{e}"))
+                "dropreel does not make videos from {} files; it takes images ({}), text files \
+                 (.txt: the text is the prompt) and videos (.mp4, .mov, .webm), each with an \
+                 optional <name>.yaml sidecar",
+                ext.map_or_else(|| "extension-less".to_string(), |e| format!(".{e}")),
+                crate::media::readable_formats()
             )
         };
         self.report(name, &why);
