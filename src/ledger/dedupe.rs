@@ -35,6 +35,10 @@ use crate::record::{Failure, JobRecord};
 
 /// The ledger's folder under `ROOT/.dropreel/`.
 pub const SUB: &str = "ledger";
+/// The ledger's lock file: an entry is read, changed and written back under it, so that two jobs
+/// recording copies of one video at once (or a delivery and a refusal) never lose each other's
+/// change. Claims and set-asides need none: a link and a rename are atomic.
+const LOCK_FILE: &str = ".lock";
 /// An unreadable entry younger than this may be a claim being written (where hard links fail):
 /// a job waits for it rather than setting it aside.
 const BEING_WRITTEN: Duration = Duration::from_secs(5);
@@ -180,6 +184,8 @@ pub struct Found {
     pub video: Video,
     /// The copy found to be it just now, with its fingerprint as seen.
     pub copy: Placed,
+    /// Copies found to be something else now (or gone): left out of `video`'s list.
+    pub stale: Vec<String>,
 }
 
 /// What a job is to do about its key.
@@ -403,7 +409,7 @@ impl Ledger {
                     Some(done) => {
                         tracing::info!(job = %entry.job, videos = ?done.files,
                             "the dedupe ledger entry of a delivered job was left unfinished (dropreel was stopped midway); completed from its result.json in done/");
-                        self.write(key, &done)?;
+                        self.update(key, |now| (now.as_ref() == Some(&entry)).then_some(done))?;
                     }
                     // Its job ended without a delivery (a crash, its folder removed): this job
                     // makes it again.
@@ -450,6 +456,7 @@ impl Ledger {
             }
             let mut copy = None;
             let mut copies = Vec::new();
+            let mut stale = Vec::new();
             for p in &v.copies {
                 if copy.is_some() {
                     copies.push(p.clone());
@@ -461,7 +468,8 @@ impl Ledger {
                         copies.push(now);
                     }
                     None => {
-                        tracing::debug!(file = %p.file, "no longer the video the dedupe ledger recorded there")
+                        tracing::debug!(file = %p.file, "no longer the video the dedupe ledger recorded there");
+                        stale.push(p.file.clone());
                     }
                 }
             }
@@ -473,6 +481,7 @@ impl Ledger {
                         ..v.clone()
                     },
                     copy,
+                    stale,
                 });
             }
         }
@@ -530,6 +539,7 @@ impl Ledger {
                     copies: vec![copy.clone()],
                 },
                 copy,
+                stale: Vec::new(),
             });
         }
         out.sort_by_key(|f| f.video.take);
@@ -605,14 +615,14 @@ impl Ledger {
     /// and records. Not fsynced: an entry a power cut loses or leaves unreadable only means that
     /// job is made again the next time.
     pub fn record_done(&self, key: &str, entry: &Entry) -> io::Result<()> {
-        self.write(key, entry)
+        self.update(key, |_| Some(entry.clone()))
     }
 
     /// Adds the copies a job delivered from `key`'s entry (made by job `from`; `found`: what it
-    /// reused; `copies`: take, what was delivered, where) to that entry, so that any of them can
-    /// serve the next job. Copies gone from `done/` or found to be other files leave its list; an
-    /// entry of an earlier version gets what its videos are. Nothing changes when the entry is no
-    /// longer `from`'s delivery.
+    /// reused; `copies`: take, what was delivered, where) to that entry, under the ledger's lock,
+    /// so that any of them can serve the next job. Copies gone from `done/` or found to be other
+    /// files leave its list; an entry of an earlier version gets what its videos are. Nothing
+    /// changes when the entry is no longer `from`'s delivery.
     pub fn add_copies(
         &self,
         key: &str,
@@ -620,52 +630,54 @@ impl Ledger {
         found: &[Found],
         copies: &[(u32, Identity, String)],
     ) -> io::Result<()> {
-        let Some(mut entry) = self.read_entry(key) else {
-            return Ok(());
-        };
-        if entry.state != EntryState::Done || entry.job != from {
-            return Ok(());
-        }
-        if entry.videos.is_empty() {
-            entry.videos = found.iter().map(|f| f.video.clone()).collect();
-        }
-        for v in &mut entry.videos {
-            if let Some(f) = found
-                .iter()
-                .find(|f| f.video.take == v.take && f.video.sha256 == v.sha256)
-            {
-                v.copies.clone_from(&f.video.copies);
+        self.update(key, |entry| {
+            let mut entry = entry?;
+            if entry.state != EntryState::Done || entry.job != from {
+                return None;
             }
-            v.copies
-                .retain(|p| fs::symlink_metadata(self.root.join(&p.file)).is_ok());
-            for (_, seen, file) in copies
-                .iter()
-                .filter(|(take, seen, _)| *take == v.take && seen.sha256 == v.sha256)
-            {
-                v.copies.retain(|p| p.file != *file);
-                v.copies.push(Placed {
-                    file: file.clone(),
-                    id: seen.id,
-                });
+            if entry.videos.is_empty() {
+                entry.videos = found.iter().map(|f| f.video.clone()).collect();
             }
-        }
-        self.write(key, &entry)
+            for v in &mut entry.videos {
+                // What the look found (another job may have added copies since: they stay).
+                if let Some(f) = found
+                    .iter()
+                    .find(|f| f.video.take == v.take && f.video.sha256 == v.sha256)
+                {
+                    v.copies.retain(|p| !f.stale.contains(&p.file));
+                    for p in v.copies.iter_mut().filter(|p| p.file == f.copy.file) {
+                        p.id = f.copy.id;
+                    }
+                }
+                v.copies
+                    .retain(|p| fs::symlink_metadata(self.root.join(&p.file)).is_ok());
+                for (_, seen, file) in copies
+                    .iter()
+                    .filter(|(take, seen, _)| *take == v.take && seen.sha256 == v.sha256)
+                {
+                    v.copies.retain(|p| p.file != *file);
+                    v.copies.push(Placed {
+                        file: file.clone(),
+                        id: seen.id,
+                    });
+                }
+            }
+            Some(entry)
+        })
     }
 
     /// Remembers that Runway refused job `job`, which holds `key`, for a reason the same inputs and
     /// settings cannot escape (`why`): identical jobs fail at once for [`REFUSAL_MEMORY`].
     pub fn record_refused(&self, key: &str, job: &str, why: &Failure) -> io::Result<()> {
-        let takes = match self.read_entry(key) {
-            Some(e) if e.job == job && e.state == EntryState::Pending => e.takes,
-            _ => return Ok(()),
-        };
-        let entry = Entry {
-            state: EntryState::Refused,
-            refusal: Some(why.clone()),
-            takes,
-            ..Entry::pending(job, 1)
-        };
-        self.write(key, &entry)
+        self.update(key, |entry| match entry {
+            Some(e) if e.job == job && e.state == EntryState::Pending => Some(Entry {
+                state: EntryState::Refused,
+                refusal: Some(why.clone()),
+                at: crate::spool::now_rfc3339(),
+                ..e
+            }),
+            _ => None,
+        })
     }
 
     /// Gives `key` up after job `job` failed: the next job with the key generates.
@@ -678,6 +690,37 @@ impl Ledger {
             Ok(e) if e.job == job && e.state == EntryState::Pending => self.set_aside(&path, job),
             _ => Ok(()),
         }
+    }
+
+    /// Changes `key`'s entry under the ledger's lock: `change` is given what is there (`None`:
+    /// nothing readable) and returns what to write instead (`None`: leave it).
+    fn update(
+        &self,
+        key: &str,
+        change: impl FnOnce(Option<Entry>) -> Option<Entry>,
+    ) -> io::Result<()> {
+        let open = || {
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.dir.join(LOCK_FILE))
+        };
+        let lock = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.dir)?;
+                open()?
+            }
+            opened => opened?,
+        };
+        lock.lock()?;
+        let written = match change(self.read_entry(key)) {
+            Some(entry) => self.write(key, &entry),
+            None => Ok(()),
+        };
+        // Closing the file releases the lock too; said explicitly.
+        let _ = lock.unlock();
+        written
     }
 
     /// Replaces `key`'s entry (a rename: a reader sees the old entry or the new one).
@@ -1050,6 +1093,30 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].video.take, 1);
         assert_eq!(l.read_entry("k").unwrap().job, "c", "claimed by c");
+    }
+
+    // See: issue 21, item 5 — twins delivered at once each record their copy; none is lost.
+    #[test]
+    fn copies_recorded_by_many_jobs_at_once_are_all_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::new(d.path());
+        let v = video_at(d.path(), "done/x.mp4", b"video", 1);
+        l.record_done("k", &Entry::done("a", 1, vec![v])).unwrap();
+        let found = reuses(l.look("k", "b", 1, |_| true).unwrap());
+        let root = d.path();
+        std::thread::scope(|s| {
+            for i in 0..12 {
+                let (l, found) = (l.clone(), found.clone());
+                s.spawn(move || {
+                    let rel = format!("done/copy{i}.mp4");
+                    assert!(l.copy_video(&found[0], &root.join(&rel)).unwrap());
+                    let seen = identify(&root.join(&rel)).unwrap();
+                    l.add_copies("k", "a", &found, &[(1, seen, rel)]).unwrap();
+                });
+            }
+        });
+        let copies = &l.read_entry("k").unwrap().videos[0].copies;
+        assert_eq!(copies.len(), 13, "{copies:?}");
     }
 
     #[test]
