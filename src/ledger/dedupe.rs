@@ -14,7 +14,8 @@
 //! settings (moderation, an unusable asset) is remembered for [`REFUSAL_MEMORY`]: an identical job
 //! fails at once instead of being sent and paid for again. An entry whose job is gone without a
 //! delivery is taken over; one whose job delivered but was stopped before recording it is repaired
-//! from the job's `result.json` in `done/`.
+//! from the job's `result.json` in `done/`. An entry is changed (read, changed, written back) under
+//! the ledger's lock file; claims and set-asides need none.
 //!
 //! Entries of earlier versions name paths only: such a path is trusted only while the
 //! `result.json` beside it names the entry's job (then its bytes are hashed and recorded).
