@@ -1,11 +1,16 @@
 //! The job tasks: one per job this instance drives, from the state it is in to `done/` or
 //! `failed/`. A task hashes its source before anything is sent, looks its key up in the dedupe
-//! ledger (reusing an earlier delivery, or waiting for an identical job in flight), lets the
-//! backend produce the MP4 (or each take of a job with [`crate::variants`]), then delivers — or
-//! fails the job by the one route every failure takes (bad input found at admission, a backend's
-//! refusal, a job whose task panicked) — or, when the budget holds a job that does not wait for it,
-//! puts it back into `inbox/` if nothing was ever sent for it. The tasks live in a [`JoinSet`], so
-//! none can outlive a stop, and a panic comes back as that job's failure, never a hang.
+//! ledger (reusing an earlier delivery — whole, or the takes of it still in `done/` —, waiting for
+//! an identical job in flight, or failing at once when an identical job was refused lately for
+//! good), lets the backend produce the MP4 (or each take of a job with [`crate::variants`]), then
+//! delivers and records in the ledger what each delivered video is — or fails the job by the one
+//! route every failure takes (bad input found at admission, a backend's refusal, a job whose task
+//! panicked) — or, when the budget holds a job that does not wait for it, puts it back into
+//! `inbox/` if nothing was ever sent for it. The tasks live in a [`JoinSet`], so none can outlive a
+//! stop, and a panic comes back as that job's failure, never a hang.
+//!
+//! (Over 600 lines: the dedupe ledger's part of a job — reuse, takes put in place, what is recorded
+//! at delivery — follows the job's steps, and is read best beside them.)
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, Fault, JobCtx, RetryPolicy, Stop, Ticket};
 use crate::events::Event;
-use crate::ledger::dedupe::{self, EntryState, Ledger, Look};
+use crate::ledger::dedupe::{self, Found, Ledger, Look, Placed};
 use crate::live::Live;
 use crate::notify::Outbox;
 use crate::record::ReusedFrom;
@@ -195,20 +200,23 @@ async fn drive<B: Backend>(
             ctx.rec.last_frame_sha256 = hash_file(&ctx.spool, &ctx.rec.id, last).await;
         }
     }
+    // What of an identical earlier delivery this job delivers copies of.
+    let mut reused = Vec::new();
     // A job that failed before a stop (or at admission) is moved to failed/, whatever the backend.
     let outcome = match ctx.rec.state {
         State::Failed => Err(Stop::Failed(ctx.rec.failure_or_default())),
-        _ => make(&backend, &ledger, &mut ctx).await,
+        _ => make(&backend, &ledger, &mut ctx, &mut reused).await,
     };
     drop(ctx.ticket.take());
     let end = match outcome {
         Ok(()) => {
             check_source_unchanged(&ctx.spool, &mut ctx.rec).await;
             make_posters(&ctx).await;
-            deliver(&mut ctx, backend.name(), &ledger)
+            let videos = identify_videos(&ctx, &reused).await;
+            deliver(&mut ctx, backend.name(), &ledger, &reused, &videos)
         }
         Err(Stop::Failed(f)) => {
-            release_key(&ledger, &ctx.rec);
+            settle_key(&ledger, &ctx.rec, &f);
             fail(&mut ctx, f)
         }
         Err(Stop::Cancelled) => End::Left,
@@ -288,14 +296,26 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
 }
 
 /// Makes the job's video: delivered again from an identical earlier job (the dedupe ledger), or
-/// produced by the backend — each take of a job with variants.
-async fn make<B: Backend>(backend: &Arc<B>, ledger: &Ledger, ctx: &mut JobCtx) -> Result<(), Stop> {
-    if ctx.rec.state == State::Claimed
-        && ctx.rec.delivery.is_none()
-        && !ctx.rec.spec.fresh
-        && reuse(ledger, backend.name(), ctx).await?
-    {
-        return Ok(());
+/// produced by the backend — each take of a job with variants, less the takes an earlier delivery
+/// still has in `done/`. `reused`: what of an earlier delivery this job delivers copies of.
+async fn make<B: Backend>(
+    backend: &Arc<B>,
+    ledger: &Ledger,
+    ctx: &mut JobCtx,
+    reused: &mut Vec<Found>,
+) -> Result<(), Stop> {
+    if ctx.rec.state == State::Claimed && ctx.rec.delivery.is_none() && !ctx.rec.spec.fresh {
+        match reuse(ledger, backend.name(), ctx).await? {
+            Earlier::All(found) => {
+                *reused = found;
+                return Ok(());
+            }
+            Earlier::Some(found) => {
+                place_takes(ledger, ctx, &found).await?;
+                *reused = found;
+            }
+            Earlier::None => {}
+        }
     }
     if ctx.rec.spec.takes() > 1 {
         return crate::variants::make(backend, ctx).await;
@@ -303,20 +323,41 @@ async fn make<B: Backend>(backend: &Arc<B>, ledger: &Ledger, ctx: &mut JobCtx) -
     backend.produce(ctx).await
 }
 
-/// Looks the job's key up in the ledger: `true` when it was delivered from an earlier job's videos
-/// (no request, no cost); `false` when this job is to make them. While an identical job is in
-/// flight, waits for it (holding no place in the queue).
-async fn reuse(ledger: &Ledger, backend: &str, ctx: &mut JobCtx) -> Result<bool, Stop> {
+/// What the dedupe ledger gave a job.
+enum Earlier {
+    /// Nothing: the job makes everything.
+    None,
+    /// Some takes, put in place as the job's own: the job makes the others.
+    Some(Vec<Found>),
+    /// Every video, delivered as the job's own: nothing to make.
+    All(Vec<Found>),
+}
+
+/// Looks the job's key up in the ledger (off the runtime's threads: it may hash videos). Delivers
+/// the job from an earlier job's videos when all are still there (no request, no cost); fails it at
+/// once when an identical job was refused lately for good. While an identical job is in flight,
+/// waits for it (holding no place in the queue).
+async fn reuse(ledger: &Ledger, backend: &str, ctx: &mut JobCtx) -> Result<Earlier, Stop> {
     let Some(key) = dedupe::key(&ctx.rec, backend) else {
-        return Ok(false);
+        return Ok(Earlier::None);
     };
     ctx.rec.dedupe_key = Some(key.clone());
+    let takes = ctx.rec.spec.takes();
     let mut told = false;
     loop {
-        // A few small file operations, done in place like a save of job.json.
-        let look = ledger.look(&key, &ctx.rec.id, |j| ctx.spool.job_dir(j).is_dir());
+        let (l, k, id, spool) = (
+            ledger.clone(),
+            key.clone(),
+            ctx.rec.id.clone(),
+            ctx.spool.clone(),
+        );
+        let look =
+            tokio::task::spawn_blocking(move || l.look(&k, &id, takes, |j| spool.holds_job(j)))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match look {
-            Ok(Look::Generate) => return Ok(false),
+            Ok(Look::Generate(found)) if found.is_empty() => return Ok(Earlier::None),
+            Ok(Look::Generate(found)) => return Ok(Earlier::Some(found)),
             Ok(Look::Wait(other)) => {
                 if !told {
                     told = true;
@@ -327,77 +368,182 @@ async fn reuse(ledger: &Ledger, backend: &str, ctx: &mut JobCtx) -> Result<bool,
                 drop(ctx.ticket.take());
                 ctx.pause(LEDGER_WAIT).await?;
             }
-            Ok(Look::Reuse(entry)) => {
-                copy_reused(ledger, ctx, entry).await?;
-                return Ok(true);
+            Ok(Look::Reuse(found)) => {
+                if copy_reused(ledger, ctx, &found).await? {
+                    return Ok(Earlier::All(found));
+                }
+                // A video changed between the look and the copy: looked at again, it no longer
+                // counts.
             }
+            Ok(Look::Refused(entry)) => return Err(Stop::Failed(refused_twin(&entry))),
             Err(e) => {
                 tracing::warn!(job = %ctx.rec.id, error = %e, "cannot use the dedupe ledger in .dropreel/ledger/; this job is made without looking for an identical earlier one");
                 ctx.rec.dedupe_key = None;
-                return Ok(false);
+                return Ok(Earlier::None);
             }
         }
     }
 }
 
-/// Puts copies of an earlier job's videos into this job's folder as its own (state `Downloaded`).
-async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, entry: dedupe::Entry) -> Result<(), Stop> {
-    let takes = ctx.rec.spec.takes();
-    let names: Vec<String> = if takes > 1 {
-        (1..=entry.files.len() as u32)
-            .map(|n| ctx.rec.take_output(n))
-            .collect()
-    } else {
-        vec![ctx.rec.output_file()]
-    };
-    let bytes = loop {
-        let (l, e, dir, n) = (
+/// The failure of a job identical to one Runway refused lately for good: the server's reason, and
+/// what to change.
+fn refused_twin(entry: &dedupe::Entry) -> Failure {
+    let why = entry.refusal.clone().unwrap_or(Failure {
+        message: "Runway refused it".into(),
+        advice: "change the image or the prompt".into(),
+        api: None,
+    });
+    Failure {
+        message: format!(
+            "an identical job (the same inputs and settings: job {}) was refused at {}: {}; this one was not sent, so it cost nothing",
+            entry.job,
+            entry.at,
+            why.message.trim_end_matches('.')
+        ),
+        advice: format!(
+            "{}. dropreel remembers such a refusal for {} hours; to send it unchanged anyway, set `dedupe: false` in its sidecar",
+            why.advice.trim_end_matches('.'),
+            dedupe::REFUSAL_MEMORY.as_secs() / 3600
+        ),
+        api: why.api,
+    }
+}
+
+/// Copies `found` (the same job's videos, one per take) into the job folder as `names`, each
+/// checked to be the video found, off the runtime's threads; waits while the disk refuses. `false`
+/// when one changed since it was found (nothing of it is left).
+async fn copy_found(
+    ledger: &Ledger,
+    ctx: &mut JobCtx,
+    found: &[Found],
+    names: &[String],
+) -> Result<bool, Stop> {
+    loop {
+        let (l, f, dir, n) = (
             ledger.clone(),
-            entry.clone(),
+            found.to_vec(),
             ctx.spool.job_dir(&ctx.rec.id),
-            names.clone(),
+            names.to_vec(),
         );
-        let copied = tokio::task::spawn_blocking(move || l.copy_videos(&e, &dir, &n))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let copied = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            for (found, name) in f.iter().zip(&n) {
+                if !l.copy_video(found, &dir.join(name))? {
+                    return Ok(false);
+                }
+            }
+            crate::spool::sync_dir(&dir)?;
+            Ok(true)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match copied {
-            Ok(bytes) => break bytes,
+            Ok(same) => return Ok(same),
             Err(e) => {
                 let wait = ctx.on_fault(Fault::Disk(e), "copying the earlier job's video", None)?;
                 ctx.pause(wait).await?;
             }
         }
-    };
-    if takes > 1 {
-        ctx.rec.takes = names
+    }
+}
+
+/// Where a reused take came from, for its record and `result.json`.
+fn reused_from(found: &Found) -> ReusedFrom {
+    ReusedFrom {
+        job: found.job.clone(),
+        task_ids: found.video.task_id.iter().cloned().collect(),
+        files: vec![found.copy.file.clone()],
+    }
+}
+
+/// Puts copies of an earlier job's videos into this job's folder as its own (state `Downloaded`):
+/// `false` when one changed since it was found.
+async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, found: &[Found]) -> Result<bool, Stop> {
+    let takes = ctx.rec.spec.takes() > 1;
+    let names: Vec<String> = if takes {
+        found
             .iter()
-            .enumerate()
-            .map(|(i, name)| crate::record::Take {
-                n: i as u32 + 1,
-                seed: None,
-                task_id: entry.task_ids.get(i).cloned(),
-                output_bytes: std::fs::metadata(ctx.spool.job_dir(&ctx.rec.id).join(name))
-                    .ok()
-                    .map(|m| m.len()),
+            .map(|f| ctx.rec.take_output(f.video.take))
+            .collect()
+    } else {
+        vec![ctx.rec.output_file()]
+    };
+    if !copy_found(ledger, ctx, found, &names).await? {
+        return Ok(false);
+    }
+    if takes {
+        ctx.rec.takes = found
+            .iter()
+            .map(|f| crate::record::Take {
+                n: f.video.take,
+                seed: f.video.seed,
+                task_id: f.video.task_id.clone(),
+                output_bytes: Some(f.video.bytes),
                 submissions: 0,
                 uncertain_submissions: 0,
                 failure: None,
                 held: None,
                 render: None,
+                reused_from: Some(reused_from(f)),
             })
             .collect();
     }
-    tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, from = %entry.job, videos = ?entry.files,
+    let from = ReusedFrom {
+        job: found.first().map(|f| f.job.clone()).unwrap_or_default(),
+        task_ids: found
+            .iter()
+            .filter_map(|f| f.video.task_id.clone())
+            .collect(),
+        files: found.iter().map(|f| f.copy.file.clone()).collect(),
+    };
+    tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, from = %from.job, videos = ?from.files,
         "reused: the same inputs and settings were delivered before; no request sent, no credits spent");
-    ctx.rec.reused_from = Some(ReusedFrom {
-        job: entry.job,
-        task_ids: entry.task_ids,
-        files: entry.files,
-    });
-    ctx.rec.output_bytes = Some(bytes);
+    ctx.rec.reused_from = Some(from);
+    ctx.rec.output_bytes = Some(found.iter().map(|f| f.video.bytes).sum());
     ctx.rec.finished_at = Some(crate::spool::now_rfc3339());
     ctx.rec.state = State::Downloaded;
-    ctx.save().await
+    ctx.save().await?;
+    Ok(true)
+}
+
+/// Puts the takes an identical earlier job delivered, still in `done/`, into this job's folder as
+/// its own takes (made, at no cost: see [`crate::variants::reused_take`]), so that only the others
+/// are made. A take begun before a restart is left as it is; one whose video changed since it was
+/// found is made.
+async fn place_takes(ledger: &Ledger, ctx: &mut JobCtx, found: &[Found]) -> Result<(), Stop> {
+    let takes: Vec<u32> = found.iter().map(|f| f.video.take).collect();
+    tracing::info!(job = %ctx.rec.id, file = %ctx.rec.source.name, from = %found[0].job, reused = ?takes,
+        "takes of an identical earlier job are still in done/: those are reused (no request, no credits), the others are made");
+    for f in found {
+        let n = f.video.take;
+        if matches!(ctx.spool.load_variant(&ctx.rec.id, n), Ok(Some(_))) {
+            continue;
+        }
+        let name = ctx.rec.take_output(n);
+        if !copy_found(ledger, ctx, std::slice::from_ref(f), &[name]).await? {
+            continue;
+        }
+        let rec =
+            crate::variants::reused_take(&ctx.rec, n, f.video.seed, f.video.bytes, reused_from(f));
+        let spool = ctx.spool.clone();
+        ctx.on_disk("saving a reused take's state", |_| spool.save(&rec))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Gives the failed job's ledger key up, so the next identical job is made — or, when Runway
+/// refused it for good, remembers that, so the next identical job is not sent.
+fn settle_key(ledger: &Ledger, rec: &JobRecord, failure: &Failure) {
+    let Some(key) = &rec.dedupe_key else {
+        return;
+    };
+    let settled = match &rec.refused_for_good {
+        Some(_) => ledger.record_refused(key, &rec.id, failure),
+        None => ledger.release(key, &rec.id),
+    };
+    if let Err(e) = settled {
+        tracing::warn!(job = %rec.id, error = %e, "cannot update the dedupe ledger");
+    }
 }
 
 /// A job the budget holds and that does not wait for it: back into `inbox/` when nothing was ever
@@ -503,39 +649,90 @@ async fn make_posters(ctx: &JobCtx) {
     let _ = made.await;
 }
 
-/// Moves the finished job into `done/`. When `done/` refuses (a full disk, permissions, a folder
-/// gone), the job waits in `processing/` and is delivered at the next rescan or start — never lost,
-/// never generated again — and a `run` says so in its exit code.
-fn deliver(ctx: &mut JobCtx, backend: &str, ledger: &Ledger) -> End {
+/// What each video of the finished job is (its take and identity), read off the runtime's threads
+/// before delivery, for the dedupe ledger: from the job folder, or from `done/` when a delivery
+/// resumed after a stop moved it already. A video reused by a hard link is known without reading
+/// it. Nothing for a job the ledger does not keep.
+async fn identify_videos(ctx: &JobCtx, reused: &[Found]) -> Vec<(u32, dedupe::Identity)> {
+    let rec = &ctx.rec;
+    if rec.dedupe_key.is_none() {
+        return Vec::new();
+    }
+    let dir = ctx.spool.job_dir(&rec.id);
+    let moved = |suffix: String| {
+        rec.delivery.as_ref().map(|d| {
+            ctx.spool
+                .root()
+                .join(&d.folder)
+                .join(format!("{}{suffix}", d.stem))
+        })
+    };
+    let videos: Vec<(u32, std::path::PathBuf, Option<std::path::PathBuf>)> = if rec.takes.is_empty()
+    {
+        let single = format!(".{}", rec.kind.output_ext());
+        vec![(1, dir.join(rec.output_file()), moved(single))]
+    } else {
+        rec.takes
+            .iter()
+            .filter(|t| t.output_bytes.is_some())
+            .map(|t| {
+                let there = moved(format!("-v{}.mp4", t.n));
+                (t.n, dir.join(rec.take_output(t.n)), there)
+            })
+            .collect()
+    };
+    let known: Vec<(dedupe::FileId, u64, String)> = reused
+        .iter()
+        .filter_map(|f| Some((f.copy.id?, f.video.bytes, f.video.sha256.clone())))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        videos
+            .into_iter()
+            .filter_map(|(n, here, there)| {
+                let path = if here.exists() { here } else { there? };
+                let meta = std::fs::symlink_metadata(&path).ok()?;
+                let id = dedupe::FileId::of(&meta);
+                let link = known
+                    .iter()
+                    .find(|(k, bytes, _)| Some(*k) == id && *bytes == meta.len());
+                if let Some((_, bytes, sha)) = link {
+                    let sha256 = sha.clone();
+                    return Some((
+                        n,
+                        dedupe::Identity {
+                            bytes: *bytes,
+                            sha256,
+                            id,
+                        },
+                    ));
+                }
+                dedupe::identify(&path).ok().map(|seen| (n, seen))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Moves the finished job into `done/`, recording it in the dedupe ledger once its files are there
+/// (before its folder is removed: see [`record_delivery`]). When `done/` refuses (a full disk,
+/// permissions, a folder gone), the job waits in `processing/` and is delivered at the next rescan
+/// or start — never lost, never generated again — and a `run` says so in its exit code.
+fn deliver(
+    ctx: &mut JobCtx,
+    backend: &str,
+    ledger: &Ledger,
+    reused: &[Found],
+    videos: &[(u32, dedupe::Identity)],
+) -> End {
     let json = |rec: &JobRecord, stem: &str| report::result_json(rec, backend, stem);
-    match ctx.spool.deliver(&mut ctx.rec, json) {
+    let record = |rec: &JobRecord, stem: &str| record_delivery(ledger, rec, stem, reused, videos);
+    match ctx.spool.deliver(&mut ctx.rec, json, record) {
         Ok(stem) => {
             let rec = &ctx.rec;
             let folder = rec.delivery.as_ref().map_or("done", |d| d.folder.as_str());
             let videos = videos_of(rec, folder, &stem);
             tracing::info!(job = %rec.id, file = %rec.source.name, to = %videos.join(", "), "delivered");
-            if let Some(key) = &rec.dedupe_key
-                && rec.reused_from.is_none()
-            {
-                let entry = dedupe::Entry {
-                    state: EntryState::Done,
-                    job: rec.id.clone(),
-                    at: crate::spool::now_rfc3339(),
-                    task_ids: if rec.takes.is_empty() {
-                        rec.task_id.iter().cloned().collect()
-                    } else {
-                        rec.takes
-                            .iter()
-                            .filter(|t| t.output_bytes.is_some())
-                            .filter_map(|t| t.task_id.clone())
-                            .collect()
-                    },
-                    files: videos,
-                };
-                if let Err(e) = ledger.record_done(key, &entry) {
-                    tracing::warn!(job = %rec.id, error = %e, "cannot record the delivery in the dedupe ledger; an identical job dropped later is made again");
-                }
-            }
             // A take the budget held is not a failure (the run says so by its exit code).
             if rec
                 .takes
@@ -554,6 +751,76 @@ fn deliver(ctx: &mut JobCtx, backend: &str, ledger: &Ledger) -> End {
                 "cannot move the finished job into done/ (disk full or permissions?); it stays in processing/ and is tried again at the next rescan (watch.rescan) or the next start");
             End::Undelivered
         }
+    }
+}
+
+/// Records the delivery of the job (its videos now in `done/` as `stem`; `videos`: what each is)
+/// in the dedupe ledger: as its key's entry — each video it made, and each take it reused with
+/// that take's earlier copies — or, for a job delivered whole from an earlier one, its copies as
+/// further copies of that entry's videos. Called before the job folder is removed, so a stop
+/// before this leaves a job that recovery delivers (and records) again.
+fn record_delivery(
+    ledger: &Ledger,
+    rec: &JobRecord,
+    stem: &str,
+    reused: &[Found],
+    videos: &[(u32, dedupe::Identity)],
+) {
+    let Some(key) = &rec.dedupe_key else {
+        return;
+    };
+    let folder = rec.delivery.as_ref().map_or("done", |d| d.folder.as_str());
+    let path_of = |n: u32| {
+        if rec.takes.is_empty() {
+            format!("{folder}/{stem}.{}", rec.kind.output_ext())
+        } else {
+            format!("{folder}/{stem}-v{n}.mp4")
+        }
+    };
+    let copies: Vec<(u32, dedupe::Identity, String)> = videos
+        .iter()
+        .map(|(n, seen)| (*n, seen.clone(), path_of(*n)))
+        .collect();
+    let written = match &rec.reused_from {
+        Some(from) => ledger.add_copies(key, &from.job, reused, &copies),
+        None => {
+            let made = copies.into_iter().map(|(n, seen, file)| {
+                let take = rec.takes.iter().find(|t| t.n == n);
+                // A take reused from an earlier job keeps that job's copies beside this one.
+                let earlier = reused
+                    .iter()
+                    .find(|f| f.video.take == n && f.video.sha256 == seen.sha256)
+                    .map(|f| f.video.copies.clone())
+                    .or_else(|| {
+                        let from = take?.reused_from.as_ref()?;
+                        Some(
+                            from.files
+                                .iter()
+                                .map(|f| Placed {
+                                    file: f.clone(),
+                                    id: None,
+                                })
+                                .collect(),
+                        )
+                    });
+                let mut placed: Vec<Placed> = earlier.unwrap_or_default();
+                placed.retain(|p| p.file != file);
+                placed.push(Placed { file, id: seen.id });
+                dedupe::Video {
+                    take: n,
+                    task_id: take.map_or_else(|| rec.task_id.clone(), |t| t.task_id.clone()),
+                    seed: take.map_or(rec.spec.seed, |t| t.seed),
+                    bytes: seen.bytes,
+                    sha256: seen.sha256,
+                    copies: placed,
+                }
+            });
+            let entry = dedupe::Entry::done(&rec.id, rec.spec.takes(), made.collect());
+            ledger.record_done(key, &entry)
+        }
+    };
+    if let Err(e) = written {
+        tracing::warn!(job = %rec.id, error = %e, "cannot record the delivery in the dedupe ledger; an identical job dropped later is made again");
     }
 }
 

@@ -122,9 +122,15 @@ pub struct JobRecord {
     /// The job's key in the dedupe ledger (inputs' bytes and effective settings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedupe_key: Option<String>,
-    /// The earlier job whose videos this one delivered instead of generating (no request, no cost).
+    /// The earlier job whose videos this one delivered instead of generating (no request, no cost);
+    /// for a take of a job with variants, the earlier job whose take it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<ReusedFrom>,
+    /// The failure code of a task Runway refused for a reason the same inputs and settings cannot
+    /// escape (moderation, an unusable asset): the dedupe ledger remembers the refusal, so an
+    /// identical job is not sent (and paid for) again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_for_good: Option<String>,
     /// dropreel's own files in the job folder have dot names (`.out.mp4`, `.error.txt`,
     /// `.result.json`), which no job file can have: a video named `out.mp4` or a text named
     /// `error.txt` is never overwritten. Records of earlier versions keep the plain names.
@@ -161,6 +167,9 @@ pub struct Take {
     /// The local renderer's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderInfo>,
+    /// Set when the take was delivered from an earlier job's video (no request, no cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<ReusedFrom>,
 }
 
 /// Where a reused job's videos came from.
@@ -215,6 +224,7 @@ impl JobRecord {
             takes: Vec::new(),
             dedupe_key: None,
             reused_from: None,
+            refused_for_good: None,
             dot_names: true,
             returning: false,
         }

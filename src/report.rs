@@ -79,6 +79,7 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
                         "reason": format!("the budget held it when the run ended: {why}"),
                         "advice": "it was not sent and costs nothing; to make it, drop the file again with this take's seed and variants: 1",
                     })),
+                    "reused_from": t.reused_from.as_ref().map(|r| json!({ "job": r.job, "task_ids": r.task_ids, "files": r.files })),
                 }))
                 .collect::<Vec<_>>()
         );
@@ -103,8 +104,8 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
     out
 }
 
-/// What the job cost: the model's price for each video made (0 when reused; `None` when the price
-/// is not known).
+/// What the job cost: the model's price for each video made (0 when reused, and for each take
+/// reused; `None` when the price is not known).
 pub fn credits(rec: &JobRecord) -> Option<u64> {
     if rec.reused_from.is_some() {
         return Some(0);
@@ -118,7 +119,7 @@ pub fn credits(rec: &JobRecord) -> Option<u64> {
         one * rec
             .takes
             .iter()
-            .filter(|t| t.output_bytes.is_some())
+            .filter(|t| t.output_bytes.is_some() && t.reused_from.is_none())
             .count() as u64,
     )
 }

@@ -370,13 +370,16 @@ impl Spool {
     }
 
     /// Moves the job's files into `done/` with its `result.json` (made by `result_json` once the
-    /// name in `done/` is chosen) and its poster beside them, and removes its folder. A job with
-    /// variants delivers each take's video that was made as `<stem>-v<n>.mp4` (poster
-    /// `<stem>-v<n>.poster.jpg`).
+    /// name in `done/` is chosen) and its poster beside them, tells `delivered` (the job and its
+    /// stem) once they are all there, and removes its folder. Until the folder is gone its
+    /// `job.json` says where the files went, so a stop anywhere before that is delivered again by
+    /// recovery, `delivered` included. A job with variants delivers each take's video that was
+    /// made as `<stem>-v<n>.mp4` (poster `<stem>-v<n>.poster.jpg`).
     pub fn deliver(
         &self,
         rec: &mut JobRecord,
         result_json: impl FnOnce(&JobRecord, &str) -> Vec<u8>,
+        delivered: impl FnOnce(&JobRecord, &str),
     ) -> io::Result<String> {
         let mut extra: Vec<(String, String)> = Vec::new();
         // A poster that was not made is not there to move (a missing file is skipped).
@@ -389,7 +392,7 @@ impl Spool {
             extra.push((rec.take_poster(t.n), format!("-v{}.poster.jpg", t.n)));
         }
         extra.push((rec.result_file(), ".result.json".into()));
-        self.finish(rec, DONE, &extra, |rec, dir, stem| {
+        let report = |rec: &JobRecord, dir: &Path, stem: &str| {
             if rec.delivery.as_ref().is_some_and(|d| {
                 self.root
                     .join(&d.folder)
@@ -399,7 +402,8 @@ impl Spool {
                 return Ok(());
             }
             write_atomic(dir, &rec.result_file(), &result_json(rec, stem))
-        })
+        };
+        self.finish(rec, DONE, &extra, report, delivered)
     }
 
     /// Moves the job's files into `failed/` with `error_text(rec, stem)` as `<stem>.error.txt`
@@ -410,7 +414,7 @@ impl Spool {
         error_text: impl FnOnce(&JobRecord, &str) -> String,
     ) -> io::Result<String> {
         let extra = [(rec.error_file(), ".error.txt".to_string())];
-        self.finish(rec, FAILED, &extra, |rec, dir, stem| {
+        let report = |rec: &JobRecord, dir: &Path, stem: &str| {
             let moved = rec.delivery.as_ref().is_some_and(|d| {
                 self.root
                     .join(&d.folder)
@@ -422,20 +426,23 @@ impl Spool {
             } else {
                 write_atomic(dir, &rec.error_file(), error_text(rec, stem).as_bytes())
             }
-        })
+        };
+        self.finish(rec, FAILED, &extra, report, |_, _| {})
     }
 
     /// The shared second half of deliver and fail: pick (or reuse) the collision-free stem, move
     /// every file of the job under it (`extra`: a file of the job folder and the suffix it takes
     /// after the stem), remove the job folder. Returns the stem used.
     /// `report` writes the job's report into its folder once the stem is chosen (it is told
-    /// the stem; a delivery resumed after a crash may find the report moved already).
+    /// the stem; a delivery resumed after a crash may find the report moved already); `moved` is
+    /// told once every file is in place, before the folder is removed.
     fn finish(
         &self,
         rec: &mut JobRecord,
         folder: &str,
         extra: &[(String, String)],
         report: impl FnOnce(&JobRecord, &Path, &str) -> io::Result<()>,
+        moved: impl FnOnce(&JobRecord, &str),
     ) -> io::Result<String> {
         let dir = self.job_dir(&rec.id);
         // The file's folder under inbox/ is mirrored: inbox/a/b/cat.png ends in done/a/b/.
@@ -497,6 +504,7 @@ impl Spool {
         }
         sync_dir(&target)?;
         self.note_own_change(folder);
+        moved(rec, &stem);
         self.remove_job_dir(&rec.id)?;
         Ok(stem)
     }
@@ -991,6 +999,64 @@ mod tests {
             assert!(dir.join(name).is_file(), "{name}");
         }
         assert!(!spool.load(&rec.id).unwrap().returning);
+    }
+
+    // See: issue 21, item 2 — what is told of a delivery (the dedupe ledger's record) is told
+    // while the job folder still says where its files went, so a kill before it is delivered again.
+    #[test]
+    fn a_delivery_is_told_with_its_files_in_done_before_its_folder_goes() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::open(d.path()).unwrap();
+        fs::write(spool.inbox().join("cat.png"), b"image").unwrap();
+        let source = Source::in_inbox("cat.png");
+        let id = spool.claim(&source, None, None, false).unwrap().unwrap().id;
+        let mut rec = JobRecord::new(
+            id.clone(),
+            source,
+            None,
+            crate::job::ImageInfo::UNKNOWN,
+            crate::job::JobSpec::default(),
+            "local",
+        );
+        rec.state = State::Downloaded;
+        spool.save(&rec).unwrap();
+        fs::write(spool.job_dir(&id).join(rec.output_file()), b"video").unwrap();
+        let mut told = None;
+        let stem = spool
+            .deliver(
+                &mut rec,
+                |_, _| b"{}".to_vec(),
+                |rec, stem| {
+                    let state = spool.load(&rec.id).unwrap();
+                    told = Some((
+                        stem.to_string(),
+                        state.delivery.is_some(),
+                        d.path().join("done/cat.mp4").exists(),
+                    ));
+                },
+            )
+            .unwrap();
+        assert_eq!(told, Some((stem, true, true)));
+        assert!(!spool.job_dir(&id).exists());
+        assert!(!spool.holds_job(&id));
+    }
+
+    #[test]
+    fn a_job_folder_with_only_a_lease_or_os_files_holds_no_job() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::open(d.path()).unwrap();
+        let dir = spool.job_dir("j");
+        fs::create_dir_all(&dir).unwrap();
+        assert!(!spool.holds_job("j"));
+        for name in [LEASE_FILE, ".DS_Store", "Thumbs.db"] {
+            fs::write(dir.join(name), b"x").unwrap();
+        }
+        assert!(!spool.holds_job("j"));
+        fs::write(dir.join("cat.png"), b"x").unwrap();
+        assert!(spool.holds_job("j"), "a claim being rebuilt");
+        fs::remove_file(dir.join("cat.png")).unwrap();
+        fs::write(dir.join(STATE_FILE), b"{}").unwrap();
+        assert!(spool.holds_job("j"));
     }
 
     #[test]

@@ -5,14 +5,16 @@
 //! (`.out-v<n>.mp4`). The job is made when at least one take is: a paid video is never thrown away,
 //! and the takes that failed are listed with their reason. Only when every take failed does the
 //! job fail. A take the budget holds waits for it under `watch`; in a `run` it is listed as held
-//! (not failed) and the takes made are delivered — or, when none was, the job waits as a whole.
+//! (not failed) and the takes made are delivered — or, when none was, the job waits as a whole. A
+//! take an identical earlier job delivered, still in `done/`, is put in place before (see
+//! [`reused_take`]) and not made again.
 
 use std::sync::Arc;
 
 use crate::backend::{Backend, JobCtx, Stop};
 use crate::job::Motion;
 use crate::models::SEED_MAX;
-use crate::record::{JobRecord, Take};
+use crate::record::{JobRecord, ReusedFrom, Take};
 use crate::spool::{self, Failure, State};
 
 /// Makes every take of the job in `ctx` (resuming those begun before a stop); `Ok` when at least
@@ -48,7 +50,9 @@ pub async fn make<B: Backend>(backend: &Arc<B>, ctx: &mut JobCtx) -> Result<(), 
         takes.push(rec);
     }
     let mut ctxs: Vec<JobCtx> = takes.into_iter().map(|r| take_ctx(ctx, r)).collect();
-    if let Some(c) = ctxs.first_mut() {
+    // The job's place in the queue goes to its first take still to make (a reused take has its
+    // video already).
+    if let Some(c) = ctxs.iter_mut().find(|c| c.rec.state != State::Downloaded) {
         c.ticket = ctx.ticket.take();
     }
     let runs = ctxs.iter_mut().map(|c| {
@@ -97,6 +101,12 @@ pub async fn make<B: Backend>(backend: &Arc<B>, ctx: &mut JobCtx) -> Result<(), 
         let held = r.takes.iter().find_map(|t| t.held.clone());
         let failure = all_failed(&r.takes);
         r.takes.clear();
+        // Refused for good when every take was (the dedupe ledger remembers it).
+        r.refused_for_good = ctxs
+            .iter()
+            .map(|c| c.rec.refused_for_good.clone())
+            .collect::<Option<Vec<String>>>()
+            .and_then(|codes| codes.into_iter().next());
         // Nothing made and some take held: the job waits for the budget as a whole.
         return Err(held.map_or(Stop::Failed(failure), Stop::Held));
     }
@@ -114,15 +124,40 @@ fn take_ctx(ctx: &JobCtx, rec: JobRecord) -> JobCtx {
     take
 }
 
-/// Take `n` of `job`, not begun: one task's settings, with its own seed (and, for the local
-/// renderer, which has no seed to vary, its own camera move).
-fn new_take(job: &JobRecord, n: u32, catalog: crate::models::Catalog) -> JobRecord {
+/// Take `n` of `job`: the job's record as one task's.
+fn take_of_job(job: &JobRecord, n: u32) -> JobRecord {
     let mut rec = job.clone();
     rec.variant = Some(n);
     rec.takes.clear();
     rec.dedupe_key = None;
     rec.delivery = None;
     rec.spec.variants = 1;
+    rec
+}
+
+/// Take `n` of `job` delivered from an earlier identical job's take (its video already in the job
+/// folder as the take's output, `bytes` long): made, with that take's seed and task, at no cost.
+pub fn reused_take(
+    job: &JobRecord,
+    n: u32,
+    seed: Option<u64>,
+    bytes: u64,
+    from: ReusedFrom,
+) -> JobRecord {
+    let mut rec = take_of_job(job, n);
+    rec.spec.seed = seed;
+    rec.task_id = from.task_ids.first().cloned();
+    rec.reused_from = Some(from);
+    rec.output_bytes = Some(bytes);
+    rec.finished_at = Some(spool::now_rfc3339());
+    rec.state = State::Downloaded;
+    rec
+}
+
+/// Take `n` of `job`, not begun: one task's settings, with its own seed (and, for the local
+/// renderer, which has no seed to vary, its own camera move).
+fn new_take(job: &JobRecord, n: u32, catalog: crate::models::Catalog) -> JobRecord {
+    let mut rec = take_of_job(job, n);
     let takes_seed = catalog
         .find(&job.spec.model)
         .and_then(|m| m.rules(job.kind.endpoint()))
@@ -155,6 +190,7 @@ fn take_of(rec: &JobRecord) -> Take {
         failure: if made { None } else { rec.failure.clone() },
         held: None,
         render: rec.render.clone(),
+        reused_from: rec.reused_from.clone(),
     }
 }
 

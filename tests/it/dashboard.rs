@@ -212,8 +212,15 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
         .await;
     assert_eq!(prompt, "the camera drifts over the hills as the sun sets");
 
-    // A failure shows its error; Retry puts it back into inbox/, and it is made.
-    fake.set(|s| s.failure_codes.push_back("SAFETY.INPUT.IMAGE".into()));
+    // A failure shows its error; Retry puts it back into inbox/, and it is made. (A failure a retry
+    // can escape: the output failing Runway's checks twice. A moderation refusal is remembered, and
+    // the same file retried unchanged would fail at once: see tests/it/dedupe.rs.)
+    fake.set(|s| {
+        for _ in 0..2 {
+            s.failure_codes
+                .push_back("INTERNAL.BAD_OUTPUT.CODE01".into());
+        }
+    });
     studio.put("inbox/bad.png", &png_distinct(320, 240));
     let shown = b
         .until(

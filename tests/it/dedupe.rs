@@ -1,6 +1,9 @@
 //! Never pay twice: the dedupe ledger in `ROOT/.dropreel/ledger/`. The same inputs with the same
 //! settings, dropped again after delivery, while the first is in flight, or into two instances at
-//! once, are generated once; `dedupe: false` forces a fresh video; moved-away outputs are made again.
+//! once, are generated once; `dedupe: false` forces a fresh video; moved-away outputs are made again,
+//! and so is a video in `done/` that is no longer the one recorded. Any copy delivered serves; the
+//! takes still there are reused one by one; a refusal for good is not sent again; an entry a kill
+//! left pending is repaired.
 
 use std::time::Duration;
 
@@ -137,4 +140,300 @@ async fn two_instances_given_duplicates_make_one_request() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .collect();
     assert_eq!(ledger.len(), 1, "one entry for the one key");
+}
+
+/// A stand-in video of the fake's usual size whose bytes differ by `n` (two different takes
+/// Runway might return).
+fn video(n: u8) -> std::sync::Arc<Vec<u8>> {
+    let mut v = mp4_bytes();
+    let last = v.len() - 1;
+    v[last] ^= n;
+    std::sync::Arc::new(v)
+}
+
+/// The `reused_from` of a delivered job's result.json.
+fn reused_from(studio: &Studio, rel: &str) -> serde_json::Value {
+    studio.json(rel)["reused_from"].clone()
+}
+
+// See: issue 21, item 1 — camera names repeat: a ledger entry names a path, and the file now at
+// that path is another image's video. It must not be delivered as this image's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_in_done_that_is_no_longer_the_one_recorded_is_not_reused() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let a = png_distinct(16, 9);
+    fake.set(|s| s.video = Some(video(1)));
+    studio.put("inbox/IMG_0001.png", &a);
+    assert_eq!(studio.run().await.succeeded, 1);
+    let first = studio.json("done/IMG_0001.result.json");
+
+    // done/ emptied (the client took the results); another photo with the same camera name.
+    for f in studio.list("done") {
+        std::fs::remove_file(studio.path(&format!("done/{f}"))).unwrap();
+    }
+    fake.set(|s| s.video = Some(video(2)));
+    studio.put("inbox/IMG_0001.png", &png_distinct(16, 9));
+    assert_eq!(studio.run().await.succeeded, 1);
+    assert_eq!(fake.tasks_created(), 2);
+    assert_eq!(
+        std::fs::read(studio.path("done/IMG_0001.mp4")).unwrap(),
+        *video(2)
+    );
+
+    // The first photo again, under another name: its entry names done/IMG_0001.mp4, which is the
+    // second photo's video now (same size, other bytes). It is made again, not linked.
+    fake.set(|s| s.video = Some(video(1)));
+    studio.put("inbox/old_again.png", &a);
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    assert_eq!(
+        fake.tasks_created(),
+        3,
+        "another image's video is never reused: {}",
+        reused_from(&studio, "done/old_again.result.json")
+    );
+    assert!(reused_from(&studio, "done/old_again.result.json").is_null());
+    assert_eq!(
+        std::fs::read(studio.path("done/old_again.mp4")).unwrap(),
+        *video(1)
+    );
+    assert_ne!(
+        studio.json("done/old_again.result.json")["job_id"],
+        first["job_id"]
+    );
+
+    // The same bytes put back by a sync client (a new file: another inode, another mtime) are
+    // still the video recorded: reused, checked by its SHA-256.
+    let bytes = std::fs::read(studio.path("done/old_again.mp4")).unwrap();
+    std::fs::remove_file(studio.path("done/old_again.mp4")).unwrap();
+    std::fs::write(studio.path("done/old_again.mp4"), &bytes).unwrap();
+    studio.put("inbox/third.png", &a);
+    studio.run().await;
+    assert_eq!(fake.tasks_created(), 3, "the same bytes are reused");
+    assert_eq!(
+        reused_from(&studio, "done/third.result.json")["files"][0],
+        "done/old_again.mp4"
+    );
+
+    // A symlink in done/ to the very same bytes is not a delivered file: made again.
+    let outside = studio.path("elsewhere.mp4");
+    std::fs::write(&outside, &bytes).unwrap();
+    for f in ["done/old_again.mp4", "done/third.mp4"] {
+        std::fs::remove_file(studio.path(f)).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, studio.path(f)).unwrap();
+    }
+    studio.put("inbox/fourth.png", &a);
+    studio.run().await;
+    assert_eq!(fake.tasks_created(), 4, "a symlink is not reused");
+}
+
+/// Rewrites the studio's one ledger entry as a kill -9 before its last write left it: pending,
+/// owned by `job`.
+fn pending_entry(studio: &Studio, job: &str) {
+    let dir = studio.path(".dropreel/ledger");
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let pending = serde_json::json!({
+        "state": "pending", "job": job, "at": "2026-01-01T00:00:00Z", "task_ids": [], "files": []
+    });
+    std::fs::write(entries[0].path(), pending.to_string()).unwrap();
+}
+
+/// `dropreel run ROOT` (the real binary), failing the test after `limit`: its exit code and logs.
+async fn run_binary_within(studio: &Studio, limit: Duration) -> (Option<i32>, String) {
+    let child = std::process::Command::new(dropreel_bin())
+        .args([
+            "run",
+            studio.root().to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
+        .env("RUNWAYML_API_SECRET", KEY)
+        .env_remove("RUNWAY_API_KEY")
+        .env_remove("RUNWAYML_BASE_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_exit(child, limit).await
+}
+
+// See: issue 21, item 2 — a kill -9 between the move into done/ and the ledger's last write left
+// the entry pending: the same image dropped again was paid again although done/cat.mp4 was there
+// (no job folder), or waited for "an identical job in flight" that was an empty folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_a_kill_left_pending_after_delivery_is_repaired_not_paid_again() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let cat = png_distinct(16, 9);
+    studio.put("inbox/cat.png", &cat);
+    assert_eq!(studio.run().await.succeeded, 1);
+    let job = studio.json("done/cat.result.json")["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // What the kill left of the job folder: nothing (killed after its removal), an empty folder
+    // (killed at its rmdir), or a folder with only an OS file in it.
+    let leftovers: [&[&str]; 3] = [&[], &[""], &["", ".DS_Store"]];
+    for (round, left) in leftovers.iter().enumerate() {
+        pending_entry(&studio, &job);
+        let dir = studio.path(&format!("processing/{job}"));
+        for name in left.iter() {
+            if name.is_empty() {
+                std::fs::create_dir_all(&dir).unwrap();
+            } else {
+                std::fs::write(dir.join(name), b"x").unwrap();
+            }
+        }
+        studio.put(&format!("inbox/again{round}.png"), &cat);
+        let (code, logs) = run_binary_within(&studio, Duration::from_secs(30)).await;
+        assert_eq!(code, Some(0), "{left:?}: {logs}");
+        assert_eq!(fake.tasks_created(), 1, "{left:?}: paid again\n{logs}");
+        assert_eq!(
+            reused_from(&studio, &format!("done/again{round}.result.json"))["job"],
+            job.as_str(),
+            "{left:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+// See: issue 21, item 3 — the twin of an input Runway's moderation just refused was submitted
+// anyway (and paid for). It fails at once, saying why; `dedupe: false` sends it regardless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_twin_of_an_input_refused_by_moderation_is_not_sent() {
+    let fake = FakeRunway::start(Switches {
+        task_time: Duration::from_millis(300),
+        failure_codes: ["SAFETY.INPUT.IMAGE".to_string()].into(),
+        ..Switches::default()
+    })
+    .await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let img = png_distinct(12, 12);
+    studio.put("inbox/a.png", &img);
+    studio.put("inbox/b.png", &img);
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (0, 2));
+    assert_eq!(
+        fake.tasks_created(),
+        1,
+        "the twin waited, then was not sent"
+    );
+    let texts: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|s| studio.read(&format!("failed/{s}.error.txt")))
+        .collect();
+    let twin = texts
+        .iter()
+        .find(|t| t.contains("identical"))
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(twin.contains("SAFETY.INPUT.IMAGE"), "{twin}");
+    assert!(twin.contains("dedupe: false"), "{twin}");
+
+    // Dropped again soon after: refused at once, nothing sent.
+    studio.put("inbox/c.png", &img);
+    let summary = studio.run().await;
+    assert_eq!(summary.failed, 1);
+    assert_eq!(fake.tasks_created(), 1);
+    assert!(studio.read("failed/c.error.txt").contains("identical"));
+
+    // `dedupe: false` sends it anyway.
+    studio.put("inbox/d.png", &img);
+    studio.put("inbox/d.yaml", b"dedupe: false\n");
+    let summary = studio.run().await;
+    assert_eq!(summary.succeeded, 1);
+    assert_eq!(fake.tasks_created(), 2);
+}
+
+// See: issue 21, item 4 — moving one take out of done/ remade every take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_one_take_out_of_done_remakes_only_that_take() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let img = png_distinct(16, 9);
+    let sidecar = b"prompt: three takes\nvariants: 3\nseed: 100\n";
+    studio.put("inbox/cat.png", &img);
+    studio.put("inbox/cat.yaml", sidecar);
+    assert_eq!(studio.run().await.succeeded, 1);
+    assert_eq!(fake.tasks_created(), 3);
+    let first = studio.json("done/cat.result.json");
+
+    std::fs::rename(studio.path("done/cat-v2.mp4"), studio.path("taken.mp4")).unwrap();
+    studio.put("inbox/cat.png", &img);
+    studio.put("inbox/cat.yaml", sidecar);
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    assert_eq!(fake.tasks_created(), 4, "only the missing take is made");
+    let seeds: Vec<u64> = fake
+        .created()
+        .iter()
+        .map(|b| b["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds[3], 101, "take 2's seed");
+    for n in 1..=3 {
+        assert!(
+            studio.path(&format!("done/cat-2-v{n}.mp4")).exists(),
+            "take {n}"
+        );
+    }
+    let r = studio.json("done/cat-2.result.json");
+    let takes = r["variants"].as_array().unwrap();
+    for (i, t) in takes.iter().enumerate() {
+        assert_eq!(t["seed"], 100 + i, "{t}");
+        if i == 1 {
+            assert!(t["reused_from"].is_null(), "take 2 is made: {t}");
+            assert!(t["task_id"].is_string() && t["task_id"] != first["variants"][1]["task_id"]);
+        } else {
+            assert_eq!(t["reused_from"]["job"], first["job_id"], "{t}");
+            assert_eq!(t["task_id"], first["variants"][i]["task_id"], "{t}");
+        }
+    }
+    assert_eq!(r["credits"], 25, "one take paid");
+    assert!(r["reused_from"].is_null(), "not reused as a whole: {r}");
+
+    // Now every take is in done/ (twice): dropped again, nothing is made.
+    studio.put("inbox/cat.png", &img);
+    studio.put("inbox/cat.yaml", sidecar);
+    studio.run().await;
+    assert_eq!(fake.tasks_created(), 4);
+    assert_eq!(studio.json("done/cat-3.result.json")["credits"], 0);
+}
+
+// See: issue 21, item 5 — a moved video was remade although identical copies delivered by jobs
+// that reused it were still in done/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_is_reused_from_any_copy_still_in_done() {
+    let fake = FakeRunway::start(Switches::default()).await;
+    let studio = Studio::new(&test_config(&fake.url, ""));
+    let img = png_distinct(16, 9);
+    studio.put("inbox/x.png", &img);
+    studio.run().await;
+    studio.put("inbox/y.png", &img);
+    studio.put("inbox/z.png", &img);
+    studio.run().await;
+    assert_eq!(fake.tasks_created(), 1);
+    let x = studio.json("done/x.result.json")["job_id"].clone();
+
+    // x.mp4 and z.mp4 moved away; y.mp4 (a copy y's job delivered) is still there.
+    std::fs::remove_file(studio.path("done/x.mp4")).unwrap();
+    std::fs::remove_file(studio.path("done/z.mp4")).unwrap();
+    studio.put("inbox/w.png", &img);
+    let summary = studio.run().await;
+    assert_eq!(summary.succeeded, 1);
+    assert_eq!(fake.tasks_created(), 1, "reused from y.mp4");
+    let from = reused_from(&studio, "done/w.result.json");
+    assert_eq!(from["job"], x, "{from}");
+    assert_eq!(from["files"][0], "done/y.mp4", "{from}");
+    assert_eq!(
+        std::fs::read(studio.path("done/w.mp4")).unwrap(),
+        mp4_bytes()
+    );
 }

@@ -82,6 +82,16 @@ pub fn task_failure(task: &Task, submissions: u32) -> TaskFailure {
     ))
 }
 
+/// Whether a FAILED task's code is one the same inputs and settings cannot escape: Runway's
+/// moderation (`SAFETY.*`, `INPUT_PREPROCESSING.SAFETY.*`) or an asset it cannot use
+/// (`ASSET.INVALID`). The dedupe ledger remembers such a refusal, so an identical job is not sent
+/// (and paid for) again.
+pub fn refused_for_good(code: &str) -> bool {
+    code.starts_with("SAFETY.")
+        || code.starts_with("INPUT_PREPROCESSING.SAFETY.")
+        || code == "ASSET.INVALID"
+}
+
 impl Runway {
     /// What to do after a failed API call sent with the gate's `stamp`: `Ok(delay)` to retry after
     /// it, `Err` to stop (see [`JobCtx::on_fault`]).
@@ -276,6 +286,17 @@ mod tests {
                 matches!(task_failure(&failed(code), 1), TaskFailure::Retry(_)),
                 "{code}"
             );
+        }
+        for (code, for_good) in [
+            ("SAFETY.INPUT.IMAGE", true),
+            ("SAFETY.OUTPUT.VIDEO", true),
+            ("INPUT_PREPROCESSING.SAFETY.TEXT", true),
+            ("ASSET.INVALID", true),
+            ("INTERNAL.BAD_OUTPUT.CODE01", false),
+            ("SOMETHING.NEW", false),
+            ("", false),
+        ] {
+            assert_eq!(refused_for_good(code), for_good, "{code}");
         }
         let TaskFailure::PerJob(f) = task_failure(&failed("INTERNAL.BAD_OUTPUT.CODE01"), 2) else {
             panic!("a bad output twice is the input's fault");

@@ -543,7 +543,12 @@ impl Runway {
                 }
                 TaskStatus::Failed => {
                     return match faults::task_failure(&task, job.rec.submissions) {
-                        TaskFailure::PerJob(f) => Err(Stop::Failed(f)),
+                        TaskFailure::PerJob(f) => {
+                            if faults::refused_for_good(&task.failure_code) {
+                                job.rec.refused_for_good = Some(task.failure_code.clone());
+                            }
+                            Err(Stop::Failed(f))
+                        }
                         TaskFailure::Retry(error) => {
                             let fault = Fault::Transient {
                                 error,
