@@ -217,7 +217,20 @@ async fn drive<B: Backend>(
         }
         Err(Stop::Failed(f)) => {
             settle_key(&ledger, &ctx.rec, &f);
-            fail(&mut ctx, f)
+            let end = fail(&mut ctx, f);
+            // A refusal holds while the refused job is in failed/: tell it where its error.txt went.
+            if let (Some(key), Some(_), Some(d)) = (
+                &ctx.rec.dedupe_key,
+                &ctx.rec.refused_for_good,
+                &ctx.rec.delivery,
+            ) && matches!(end, End::Failed)
+            {
+                let error_file = format!("{}/{}.error.txt", d.folder, d.stem);
+                if let Err(e) = ledger.refusal_kept_by(key, &ctx.rec.id, &error_file) {
+                    tracing::warn!(job = %ctx.rec.id, error = %e, "cannot update the dedupe ledger");
+                }
+            }
+            end
         }
         Err(Stop::Cancelled) => End::Left,
         Err(Stop::Held(why)) => held(&mut ctx, &ledger, why),
@@ -401,7 +414,7 @@ fn refused_twin(entry: &dedupe::Entry) -> Failure {
             why.message.trim_end_matches('.')
         ),
         advice: format!(
-            "{}. dropreel remembers such a refusal for {} hours; to send it unchanged anyway, set `dedupe: false` in its sidecar",
+            "{}. dropreel remembers such a refusal for {} hours while the refused job is in failed/; to send it unchanged anyway, retry that job (`dropreel retry`) or set `dedupe: false` in this one's sidecar",
             why.advice.trim_end_matches('.'),
             dedupe::REFUSAL_MEMORY.as_secs() / 3600
         ),

@@ -84,6 +84,10 @@ pub struct Entry {
     /// Why Runway refused the job (state `refused`), with the server's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Failure>,
+    /// The refused job's `error.txt`, relative to the studio root: the refusal holds only while it
+    /// is there (`dropreel retry`, the dashboard's Retry, or clearing `failed/` ends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_file: Option<String>,
 }
 
 /// One delivered video (one take) of an entry.
@@ -255,6 +259,7 @@ impl Entry {
             takes: Some(takes),
             videos: Vec::new(),
             refusal: None,
+            error_file: None,
         }
     }
 
@@ -273,17 +278,24 @@ impl Entry {
             takes: Some(takes),
             videos,
             refusal: None,
+            error_file: None,
         }
     }
 
     /// Whether a refusal is recent enough to be repeated (one dated in the future, by another
-    /// machine's clock, counts as recent).
-    fn refused_lately(&self) -> bool {
-        humantime::parse_rfc3339(&self.at).is_ok_and(|at| {
+    /// machine's clock, counts as recent) and its job still sits in `failed/` under `root` (a
+    /// retry of it is someone's deliberate new try).
+    fn refused_lately(&self, root: &Path) -> bool {
+        let recent = humantime::parse_rfc3339(&self.at).is_ok_and(|at| {
             SystemTime::now()
                 .duration_since(at)
                 .map_or(true, |age| age < REFUSAL_MEMORY)
-        })
+        });
+        recent
+            && self
+                .error_file
+                .as_ref()
+                .is_none_or(|f| root.join(f).is_file())
     }
 }
 
@@ -416,7 +428,9 @@ impl Ledger {
                     // makes it again.
                     None => self.set_aside(&path, job)?,
                 },
-                EntryState::Refused if entry.refused_lately() => return Ok(Look::Refused(entry)),
+                EntryState::Refused if entry.refused_lately(&self.root) => {
+                    return Ok(Look::Refused(entry));
+                }
                 EntryState::Refused => self.set_aside(&path, job)?,
             }
         }
@@ -668,13 +682,27 @@ impl Ledger {
     }
 
     /// Remembers that Runway refused job `job`, which holds `key`, for a reason the same inputs and
-    /// settings cannot escape (`why`): identical jobs fail at once for [`REFUSAL_MEMORY`].
+    /// settings cannot escape (`why`): identical jobs fail at once for [`REFUSAL_MEMORY`] (once
+    /// the job is in `failed/`, only while it is there: see [`Ledger::refusal_kept_by`]).
     pub fn record_refused(&self, key: &str, job: &str, why: &Failure) -> io::Result<()> {
         self.update(key, |entry| match entry {
             Some(e) if e.job == job && e.state == EntryState::Pending => Some(Entry {
                 state: EntryState::Refused,
                 refusal: Some(why.clone()),
                 at: crate::spool::now_rfc3339(),
+                ..e
+            }),
+            _ => None,
+        })
+    }
+
+    /// The refused job `job` of `key` is in `failed/` with `error_file` (relative to the root):
+    /// the refusal holds only while that file is there, so retrying the job (or clearing
+    /// `failed/`) sends the next identical one.
+    pub fn refusal_kept_by(&self, key: &str, job: &str, error_file: &str) -> io::Result<()> {
+        self.update(key, |entry| match entry {
+            Some(e) if e.job == job && e.state == EntryState::Refused => Some(Entry {
+                error_file: Some(error_file.to_string()),
                 ..e
             }),
             _ => None,
@@ -1042,6 +1070,9 @@ mod tests {
             advice: "change it".into(),
             api: Some("failureCode SAFETY.INPUT.IMAGE: no".into()),
         };
+        let error_file = Some("failed/cat.error.txt".to_string());
+        fs::create_dir_all(d.path().join("failed")).unwrap();
+        fs::write(d.path().join("failed/cat.error.txt"), "refused").unwrap();
         l.record_refused("k", "b", &why).unwrap();
         assert_eq!(
             l.read_entry("k").unwrap().state,
@@ -1049,6 +1080,8 @@ mod tests {
             "not b's"
         );
         l.record_refused("k", "a", &why).unwrap();
+        l.refusal_kept_by("k", "a", error_file.as_deref().unwrap())
+            .unwrap();
         let Look::Refused(e) = l.look("k", "b", 1, |_| true).unwrap() else {
             panic!("refused");
         };
@@ -1056,9 +1089,19 @@ mod tests {
         assert!(l.peek("k").is_none());
         // A day later: sent again.
         let mut e = l.read_entry("k").unwrap();
+        let fresh = e.clone();
         e.at = humantime::format_rfc3339_seconds(SystemTime::now() - REFUSAL_MEMORY).to_string();
         l.write("k", &e).unwrap();
         generates(l.look("k", "c", 1, |_| true).unwrap());
+        // Or at once, once the refused job left failed/ (`dropreel retry`, the dashboard's Retry):
+        // someone chose to try it again.
+        l.write("k", &fresh).unwrap();
+        assert!(matches!(
+            l.look("k", "d", 1, |_| true).unwrap(),
+            Look::Refused(_)
+        ));
+        fs::remove_file(d.path().join("failed/cat.error.txt")).unwrap();
+        generates(l.look("k", "d", 1, |_| true).unwrap());
     }
 
     // See: issue 21, items 4 and 5 — takes still there are reused, from any copy recorded.

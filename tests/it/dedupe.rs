@@ -351,6 +351,22 @@ async fn the_twin_of_an_input_refused_by_moderation_is_not_sent() {
     let summary = studio.run().await;
     assert_eq!(summary.succeeded, 1);
     assert_eq!(fake.tasks_created(), 2);
+
+    // Retrying the refused job itself is someone's deliberate new try: its error.txt leaves
+    // failed/, and with it the refusal. It is sent.
+    let refused = ["a", "b"]
+        .into_iter()
+        .find(|s| {
+            !studio
+                .read(&format!("failed/{s}.error.txt"))
+                .contains("identical")
+        })
+        .unwrap();
+    let back = dropreel::retry::retry(studio.root(), &[refused.to_string()]).unwrap();
+    assert_eq!(back.moved.len(), 1, "{back:?}");
+    let summary = studio.run().await;
+    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    assert_eq!(fake.tasks_created(), 3);
 }
 
 // See: issue 21, item 4 — moving one take out of done/ remade every take.
