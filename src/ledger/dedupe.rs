@@ -204,7 +204,7 @@ pub enum Look {
     /// The job named is making the same thing right now: wait for it.
     Wait(String),
     /// An identical job was refused lately for a reason this one would be refused for too.
-    Refused(Entry),
+    Refused(Box<Entry>),
 }
 
 /// The studio's dedupe ledger.
@@ -429,7 +429,7 @@ impl Ledger {
                     None => self.set_aside(&path, job)?,
                 },
                 EntryState::Refused if entry.refused_lately(&self.root) => {
-                    return Ok(Look::Refused(entry));
+                    return Ok(Look::Refused(Box::new(entry)));
                 }
                 EntryState::Refused => self.set_aside(&path, job)?,
             }
