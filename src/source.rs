@@ -1,7 +1,6 @@
 //! A file's identity under `inbox/`: the folder it was dropped in (relative to `inbox/`), the preset
 //! that folder names, and its name. Intake hands sources out, the spool claims them, records and
-//! reports keep them, so a file's folder travels with it to `done/` and `failed/`. (Today every file
-//! is in `inbox/` itself and no folder names a preset.)
+//! reports keep them, so a file's folder travels with it to `done/` and `failed/`.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
-//! "Turn this job into an MP4", in resumable steps, and what the steps share: the slots that bound
-//! concurrency, the gate that pauses submission on a systemic fault, retry delays.
+//! "Turn this job into an MP4", in resumable steps, and what the steps share: the [`slots`] that
+//! bound concurrency, the [`gate`] that pauses submission on a systemic fault, retry delays.
 //!
 //! Implementations: [`runway`] (the Runway API) and [`local`]
 //! (the local motion renderer). A backend reads and advances the job's persisted state

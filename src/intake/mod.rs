@@ -1,4 +1,4 @@
-//! Turns the inbox into a stream of *ready* images: the ignore rules, the stability check (size and
+//! Turns the inbox into a stream of *ready* files: the ignore rules, the stability check (size and
 //! mtime unchanged for `settle`, file openable), pairing an image with its sidecar (waiting
 //! `sidecar_wait` for a late one), and the file-system watcher (OS events, or polling for network
 //! shares) whose events are hints that trigger a look at one file.
