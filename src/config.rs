@@ -569,7 +569,7 @@ pub fn parse_str(text: &str) -> Result<Config, String> {
         .map_err(|e| {
             let msg = e.to_string();
             if msg.contains("unknown field") {
-                format!("{msg} (check the spelling; every key is listed in the README)")
+                format!("{msg} (check the spelling; every key is listed in docs/settings.md)")
             } else {
                 msg
             }

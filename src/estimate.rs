@@ -384,7 +384,7 @@ pub fn text(e: &Estimate, root: &std::path::Path) -> String {
         };
         let _ = writeln!(
             out,
-            "this inbox needs {at_least}{need} credits, more than the {left} left: submission will pause at the limit (see README, Budget)"
+            "this inbox needs {at_least}{need} credits, more than the {left} left: submission will pause at the limit (see docs/guide.md, Budget)"
         );
     }
     if let Some(r) = &e.on_runway {
