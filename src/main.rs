@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dropreel::backend::{self, Backend as _};
+use dropreel::cli::{demo, status};
 use dropreel::config::{self, Env, Settings};
-use dropreel::pipeline::{self, Mode};
-use dropreel::{demo, spool, status};
+use dropreel::run::pipeline::{self, Mode};
+use dropreel::studio::spool;
 
 /// Turn images, text and videos dropped into a folder into short AI videos.
 ///
@@ -131,7 +132,7 @@ fn main() -> ExitCode {
     // The live view: `run` and `watch` with text logs on a terminal (colour not turned off).
     let view = (matches!(cli.command, Command::Run { .. } | Command::Watch { .. })
         && matches!(cli.log_format, LogFormat::Text)
-        && dropreel::progress::escapes_wanted())
+        && dropreel::observe::progress::escapes_wanted())
     .then(indicatif::MultiProgress::new);
     init_logging(&cli, view.clone());
     let code = match &cli.command {
@@ -192,7 +193,7 @@ fn estimate(cli: &Cli, root: &Path, json: bool) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match dropreel::estimate::estimate(&settings) {
+    match dropreel::cli::estimate::estimate(&settings) {
         Ok(e) if json => match serde_json::to_string_pretty(&e) {
             Ok(text) => {
                 println!("{text}");
@@ -201,7 +202,7 @@ fn estimate(cli: &Cli, root: &Path, json: bool) -> u8 {
             Err(err) => fatal(cli, &err.to_string()),
         },
         Ok(e) => {
-            print!("{}", dropreel::estimate::text(&e, root));
+            print!("{}", dropreel::cli::estimate::text(&e, root));
             0
         }
         Err(e) => fatal(cli, &format!("cannot estimate: {e:#}")),
@@ -220,10 +221,10 @@ fn service(cli: &Cli, action: &ServiceAction) -> u8 {
     };
     let report = match action {
         ServiceAction::Install { .. } => match std::env::current_exe() {
-            Ok(exe) => dropreel::service::install(&root, &exe),
+            Ok(exe) => dropreel::cli::service::install(&root, &exe),
             Err(e) => return fatal(cli, &format!("cannot find dropreel's own path: {e}")),
         },
-        ServiceAction::Uninstall { .. } => dropreel::service::uninstall(&root),
+        ServiceAction::Uninstall { .. } => dropreel::cli::service::uninstall(&root),
     };
     match report {
         Ok(report) => {
@@ -256,7 +257,7 @@ fn retry(cli: &Cli, root: &Option<PathBuf>, names: &[String]) -> u8 {
     if let Err(code) = check_root(cli, root) {
         return code;
     }
-    let out = match dropreel::retry::retry(root, names) {
+    let out = match dropreel::cli::retry::retry(root, names) {
         Ok(out) => out,
         Err(e) => return fatal(cli, &format!("cannot put failed jobs back: {e}")),
     };
@@ -340,10 +341,10 @@ fn init_logging(cli: &Cli, view: Option<indicatif::MultiProgress>) {
         None => EnvFilter::try_from_env("DROPREEL_LOG")
             .unwrap_or_else(|_| EnvFilter::new("warn,dropreel=info")),
     };
-    let ansi = dropreel::progress::escapes_wanted();
+    let ansi = dropreel::observe::progress::escapes_wanted();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(dropreel::progress::AboveView(view));
+        .with_writer(dropreel::observe::progress::AboveView(view));
     // Text lines escape control characters in every field (a file name with a newline cannot forge
     // a line); JSON escapes them by itself.
     let escaped = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
@@ -492,11 +493,11 @@ fn serve(
         config = %config,
         "dropreel {command} started"
     );
-    let live = dropreel::live::Live::default();
+    let live = dropreel::observe::live::Live::default();
     // The dashboard: `watch --ui`, or `ui.listen` set.
     let dashboard = if mode == Mode::Watch && (ui.is_some() || settings.config.ui.listen.is_some())
     {
-        let started = rt.block_on(dropreel::dashboard::Dashboard::start(
+        let started = rt.block_on(dropreel::observe::dashboard::Dashboard::start(
             &settings,
             ui,
             live.clone(),
@@ -509,7 +510,7 @@ fn serve(
     } else {
         None
     };
-    let view = view.map(|bars| dropreel::progress::View::start(live.clone(), bars));
+    let view = view.map(|bars| dropreel::observe::progress::View::start(live.clone(), bars));
     let result = rt.block_on(pipeline::run_shown(&settings, backend, mode, stop, live));
     if let Some(v) = view {
         v.stop();

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendChoice, Settings};
-use crate::spool::{Failure, JobRecord, Spool};
+use crate::studio::spool::{Failure, JobRecord, Spool};
 
 /// How a backend's work on one job ended, short of success.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ pub struct JobCtx {
     /// When the record was last written (see [`JobCtx::note`]).
     last_write: Option<tokio::time::Instant>,
     /// The live view each step is shown in, if any.
-    live: Option<crate::live::Live>,
+    live: Option<crate::observe::live::Live>,
 }
 
 /// The shortest gap between two writes of a change that only shows how a job is doing (Runway's
@@ -125,7 +125,7 @@ impl JobCtx {
     }
 
     /// Shows each step of the job in `live`.
-    pub fn shown_in(mut self, live: crate::live::Live) -> JobCtx {
+    pub fn shown_in(mut self, live: crate::observe::live::Live) -> JobCtx {
         live.update(&self.rec);
         self.live = Some(live);
         self
@@ -208,7 +208,7 @@ impl JobCtx {
             Fault::Job(f) => Err(Stop::Failed(f)),
             Fault::Transient { error, retry_after } => {
                 self.rec.transient_faults += 1;
-                crate::metrics::get().retried();
+                crate::observe::metrics::get().retried();
                 let n = self.rec.transient_faults;
                 if n > self.retry.retries {
                     return Err(Stop::Failed(Failure {
@@ -271,7 +271,7 @@ impl JobCtx {
 /// jobs are checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    pub catalog: crate::models::Catalog,
+    pub catalog: crate::job::models::Catalog,
     /// The largest source file sent as it is; `None` when any size is fine.
     pub max_bytes: Option<u64>,
     /// The largest image, in pixels, that is decoded (a guard against decompression bombs).

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use unicode_normalization::UnicodeNormalization as _;
 
-use crate::source::Source;
+use crate::studio::source::Source;
 
 mod names;
 mod watcher;

@@ -69,7 +69,7 @@ pub fn kind_of(name: &str) -> Kind {
         e if crate::media::IMAGE_EXTENSIONS.contains(&e) => Kind::Image,
         "yaml" | "yml" => Kind::Sidecar,
         "txt" => Kind::Text,
-        e if crate::video::VIDEO_EXTENSIONS.contains(&e) => Kind::Video,
+        e if crate::media::video::VIDEO_EXTENSIONS.contains(&e) => Kind::Video,
         _ => Kind::Other,
     }
 }

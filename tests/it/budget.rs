@@ -280,7 +280,7 @@ async fn a_job_caught_half_way_back_to_inbox_is_put_back_whole_by_the_next_start
     let settings = studio.settings(KEY);
     let limits =
         dropreel::backend::Backend::limits(&dropreel::backend::Chosen::build(&settings).unwrap());
-    let admitted = dropreel::admit::check_files(
+    let admitted = dropreel::run::admit::check_files(
         &studio.path("inbox"),
         &settings,
         limits,
@@ -289,13 +289,13 @@ async fn a_job_caught_half_way_back_to_inbox_is_put_back_whole_by_the_next_start
         None,
     )
     .unwrap_or_else(|_| panic!("a good job"));
-    let spool = dropreel::spool::Spool::open(studio.root()).unwrap();
-    let source = dropreel::source::Source::in_inbox("half.png");
+    let spool = dropreel::studio::spool::Spool::open(studio.root()).unwrap();
+    let source = dropreel::studio::source::Source::in_inbox("half.png");
     let claimed = spool
         .claim(&source, Some("half.yaml"), None, false)
         .unwrap()
         .unwrap();
-    let mut rec = dropreel::spool::JobRecord::new(
+    let mut rec = dropreel::studio::spool::JobRecord::new(
         claimed.id.clone(),
         source,
         claimed.sidecar,

@@ -977,10 +977,10 @@ async fn a_job_folder_holding_only_os_files_is_not_in_flight_and_is_removed() {
         let settings = studio.settings(KEY);
         async move {
             let backend = dropreel::backend::Chosen::build(&settings).unwrap();
-            dropreel::pipeline::run(
+            dropreel::run::pipeline::run(
                 &settings,
                 backend,
-                dropreel::pipeline::Mode::Run,
+                dropreel::run::pipeline::Mode::Run,
                 std::future::pending(),
             )
             .await

@@ -362,7 +362,7 @@ async fn the_twin_of_an_input_refused_by_moderation_is_not_sent() {
                 .contains("identical")
         })
         .unwrap();
-    let back = dropreel::retry::retry(studio.root(), &[refused.to_string()]).unwrap();
+    let back = dropreel::cli::retry::retry(studio.root(), &[refused.to_string()]).unwrap();
     assert_eq!(back.moved.len(), 1, "{back:?}");
     let summary = studio.run().await;
     assert_eq!((summary.succeeded, summary.failed), (1, 0));

@@ -7,7 +7,7 @@ use crate::support::*;
 
 fn price(model: &str) -> u64 {
     u64::from(
-        dropreel::models::find(model)
+        dropreel::job::models::find(model)
             .and_then(|m| m.credits_per_second)
             .unwrap(),
     )

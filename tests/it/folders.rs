@@ -45,7 +45,7 @@ async fn nested_folders_are_processed_and_mirrored_in_done_and_failed() {
     assert!(studio.path("inbox/cat.yaml").exists());
     assert!(studio.path("inbox/clientA/shoot 1").is_dir());
     // `status` counts per folder: waiting, delivered, failed.
-    let shown = dropreel::status::report(studio.root()).unwrap();
+    let shown = dropreel::cli::status::report(studio.root()).unwrap();
     let row = |folder: &str| {
         shown
             .lines()

@@ -2,9 +2,9 @@
 //! the job state file. Arbitrary bytes never panic; every valid spec survives a round trip.
 
 use dropreel::config;
+use dropreel::job::models;
 use dropreel::job::{self, ImageFormat, ImageInfo, JobSpec, Sidecar};
-use dropreel::models;
-use dropreel::spool::JobRecord;
+use dropreel::studio::spool::JobRecord;
 use proptest::prelude::*;
 
 proptest! {

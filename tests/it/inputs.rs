@@ -126,10 +126,10 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
         let settings = studio.settings(KEY);
         async move {
             let backend = dropreel::backend::Chosen::build(&settings).unwrap();
-            dropreel::pipeline::run(
+            dropreel::run::pipeline::run(
                 &settings,
                 backend,
-                dropreel::pipeline::Mode::Run,
+                dropreel::run::pipeline::Mode::Run,
                 std::future::pending(),
             )
             .await

@@ -38,7 +38,10 @@ async fn a_webhook_that_fails_its_first_tries_still_gets_every_event_once_and_si
     let mut by_id: HashMap<String, serde_json::Value> = HashMap::new();
     for h in got.iter().filter(|h| h.status == 200) {
         let sig = h.headers["x-dropreel-signature"].to_str().unwrap();
-        assert_eq!(sig, dropreel::notify::signature(SECRET.as_bytes(), &h.body));
+        assert_eq!(
+            sig,
+            dropreel::observe::notify::signature(SECRET.as_bytes(), &h.body)
+        );
         let v: serde_json::Value = serde_json::from_slice(&h.body).unwrap();
         assert_eq!(h.headers["x-dropreel-id"].to_str().unwrap(), v["id"]);
         let first = by_id.insert(v["id"].as_str().unwrap().to_string(), v);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dropreel::pipeline::Mode;
+use dropreel::run::pipeline::Mode;
 
 use crate::support::*;
 

@@ -187,7 +187,7 @@ async fn a_videos_own_length_gates_its_model_and_prices_it_and_an_unreadable_one
     let copying = webm_of(3);
     studio.put("inbox/copying.webm", &copying[..copying.len() / 2]);
     studio.put("inbox/recording.mp4", &mp4_recording());
-    let e = dropreel::estimate::estimate(&studio.settings(KEY)).unwrap();
+    let e = dropreel::cli::estimate::estimate(&studio.settings(KEY)).unwrap();
     assert_eq!(e.incomplete, ["copying.webm", "recording.mp4"], "{e:#?}");
     assert_eq!(e.groups.len(), 1, "{e:#?}");
     let g = &e.groups[0];

@@ -165,7 +165,7 @@ pub fn write_mp4(
                 let Ok(mut buf) = empty_rx.recv() else { break };
                 renderer.render_i420(i, &mut buf);
                 if i == plan.frames / 2 {
-                    poster = crate::preview::jpeg_from_rgb(
+                    poster = crate::media::preview::jpeg_from_rgb(
                         plan.width,
                         plan.height,
                         renderer.frame_rgb(),

@@ -8,10 +8,10 @@ pub mod title;
 
 use super::{Backend, Fault, Gate, JobCtx, Limits, Slots, Stop};
 use crate::config::Settings;
+use crate::job::models;
+use crate::job::models::Catalog;
 use crate::job::{DEFAULT_ZOOM, JobKind, Motion};
-use crate::models;
-use crate::models::Catalog;
-use crate::spool::{self, Failure, State};
+use crate::studio::spool::{self, Failure, State};
 use render::{Plan, RenderError, Renderer};
 use std::path::PathBuf;
 use std::sync::Arc;

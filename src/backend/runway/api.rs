@@ -12,9 +12,9 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::config::{RunwaySection, Secret};
+use crate::job::models;
 use crate::job::{JobKind, JobSpec};
-use crate::models;
-use crate::spool;
+use crate::studio::spool;
 
 /// The API's limit on an inline image: the encoded data URI must stay below 5 MiB.
 pub const DATA_URI_MAX: usize = 5 * 1024 * 1024;

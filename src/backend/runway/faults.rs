@@ -10,7 +10,7 @@ use super::Runway;
 use super::api::{ApiError, Task};
 use crate::backend::{Fault, HoldCause, JobCtx, Stop, backoff};
 use crate::config::UncertainSubmit;
-use crate::spool::Failure;
+use crate::studio::spool::Failure;
 
 /// What a FAILED task's failure code calls for.
 #[derive(Debug, PartialEq)]

@@ -33,10 +33,10 @@ use super::{
 };
 use crate::config::{BudgetSection, RunwaySection, Settings};
 use crate::job::JobKind;
-use crate::ledger::spend::{self, Refusal, SpendLog};
-use crate::models::Catalog;
-use crate::record::Upload;
-use crate::spool::{self, Failure, State};
+use crate::job::models::Catalog;
+use crate::studio::ledger::spend::{self, Refusal, SpendLog};
+use crate::studio::record::Upload;
+use crate::studio::spool::{self, Failure, State};
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
 const UPLOAD_REUSE_SECS: u64 = 23 * 3600;
@@ -80,7 +80,7 @@ struct ToSend {
 fn video_to_send(job: &JobCtx) -> Result<ToSend, Stop> {
     let name = job.rec.source.name.clone();
     let path = job.spool.job_dir(&job.rec.id).join(&name);
-    match crate::video::container_of(&path) {
+    match crate::media::video::container_of(&path) {
         Ok(Some(c)) => Ok(ToSend {
             path,
             name,
@@ -160,9 +160,10 @@ impl Runway {
         let png_name = format!("{}.png", spool::split_name(name).0);
         if !png.exists() {
             let (src, dst) = (dir.join(name), png.clone());
-            let done = tokio::task::spawn_blocking(move || crate::convert::to_png(&src, &dst))
-                .await
-                .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
+            let done =
+                tokio::task::spawn_blocking(move || crate::media::convert::to_png(&src, &dst))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the converter crashed: {e}")));
             if let Err(why) = done {
                 return Err(Stop::Failed(Failure {
                     message: format!(
@@ -276,7 +277,7 @@ impl Runway {
     async fn submit_step(&self, job: &mut JobCtx) -> Result<SlotGuard, Stop> {
         if job.rec.state == State::Submitting {
             job.rec.uncertain_submissions += 1;
-            crate::metrics::get().uncertain_submit();
+            crate::observe::metrics::get().uncertain_submit();
             self.uncertain(
                 job,
                 "dropreel stopped while this job's create request was on the wire",
@@ -357,7 +358,7 @@ impl Runway {
             }
             job.rec.state = State::Submitting;
             job.rec.submissions += 1;
-            crate::metrics::get().submitted();
+            crate::observe::metrics::get().submitted();
             job.save().await?;
             let cancel = job.cancel.clone();
             let body = request_body(&job.rec.spec, &job.rec.kind, input);
@@ -387,7 +388,7 @@ impl Runway {
                     let delay = self.on_error(job, &e, "submitting the task", stamp);
                     if let Some(what) = faults::unknown_outcome(&e) {
                         job.rec.uncertain_submissions += 1;
-                        crate::metrics::get().uncertain_submit();
+                        crate::observe::metrics::get().uncertain_submit();
                         job.save().await?;
                         self.uncertain(job, &what)?;
                     }

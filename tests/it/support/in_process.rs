@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dropreel::config::{Env, Settings};
-use dropreel::pipeline::{self, Mode, Summary};
+use dropreel::run::pipeline::{self, Mode, Summary};
 use dropreel_testkit::{KEY, Studio};
 
 /// Runs the real pipeline on a studio.

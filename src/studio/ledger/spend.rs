@@ -1,0 +1,615 @@
+//! The spend log: one line per create request, written just before the request goes out, in
+//! `ROOT/.dropreel/spend/<YYYY-MM>.jsonl` (a file per calendar month, local time). Every instance
+//! on the studio appends to the same file under a file lock and reads what the others appended, so
+//! the budget holds for the studio, not per process. A line is written (and, under a limit,
+//! fsynced) before its request: a crash can over-count a request that never left, never under-count one that did; an
+//! uncertain resubmission is written again, so it counts twice. Also what a job's price means under
+//! the budget before anything is counted: a task dearer than a whole limit can never be sent
+//! ([`beyond_limit`]), and a model with no known price cannot be kept within one ([`unpriced`]).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use jiff::Zoned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::BudgetSection;
+use crate::job::JobSpec;
+use crate::job::models::Endpoint;
+use crate::studio::record::Failure;
+
+/// The spend log's folder under `ROOT/.dropreel/`.
+pub const SUB: &str = "spend";
+const LOCK_FILE: &str = ".lock";
+
+/// One create request, as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// When it was written (RFC 3339, UTC).
+    pub at: String,
+    /// The calendar day it counts for, in local time (`2026-11-26`).
+    pub day: String,
+    /// Its price; `None` for a model whose price is not known (counted apart).
+    pub credits: Option<u64>,
+    pub job: String,
+    pub model: String,
+    /// A resubmission after an unknown outcome (the first may have been paid too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
+}
+
+/// What the studio spent, in credits (1 credit = US$0.01).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub today: u64,
+    pub month: u64,
+    /// Requests this month for models of unknown price (not in the figures above).
+    pub unpriced: u64,
+}
+
+/// The limit a refused request would have passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+/// Why a request may not go out under the budget.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// It would pass a limit: submission waits until `resumes` (the next day or month).
+    Over {
+        period: Period,
+        spent: u64,
+        limit: u64,
+        cost: u64,
+        resumes: SystemTime,
+    },
+    /// Its model has no known price, so the budget cannot be kept.
+    UnknownRate { model: String },
+    /// It costs more than the whole limit: it could never be sent, whatever was spent.
+    NeverFits {
+        period: Period,
+        limit: u64,
+        cost: u64,
+    },
+}
+
+/// How long a hold for a model of unknown price lasts before it is looked at again.
+const UNKNOWN_RATE_RECHECK: Duration = Duration::from_secs(3600);
+
+impl Refusal {
+    /// What `status` and the log say about it.
+    pub fn detail(&self) -> String {
+        match self {
+            Refusal::Over {
+                period,
+                spent,
+                limit,
+                cost,
+                resumes,
+            } => {
+                let (key, when) = match period {
+                    Period::Day => ("budget.daily_credits", "today"),
+                    Period::Month => ("budget.monthly_credits", "this month"),
+                };
+                format!(
+                    "{spent} of {limit} credits spent {when} ({key}); the next job costs {cost}. \
+                     Submission resumes at {} (or raise {key} and restart dropreel)",
+                    local_text(*resumes)
+                )
+            }
+            Refusal::UnknownRate { model } => format!(
+                "model {model} has no known price, so the budget cannot be kept: set its credits per second \
+                 under budget.rates in dropreel.yaml (e.g. `rates: {{{model}: 12}}`) and restart dropreel"
+            ),
+            Refusal::NeverFits {
+                period,
+                limit,
+                cost,
+            } => format!(
+                "one task costs {cost} credits, more than the whole {} budget of {limit} ({})",
+                period.adjective(),
+                period.key()
+            ),
+        }
+    }
+
+    /// How long submission waits before it is tried again.
+    pub fn wait(&self) -> Duration {
+        match self {
+            Refusal::Over { resumes, .. } => resumes
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .max(Duration::from_secs(1)),
+            Refusal::UnknownRate { .. } | Refusal::NeverFits { .. } => UNKNOWN_RATE_RECHECK,
+        }
+    }
+}
+
+impl Period {
+    /// Its limit's key in dropreel.yaml.
+    pub fn key(self) -> &'static str {
+        match self {
+            Period::Day => "budget.daily_credits",
+            Period::Month => "budget.monthly_credits",
+        }
+    }
+
+    fn adjective(self) -> &'static str {
+        match self {
+            Period::Day => "daily",
+            Period::Month => "monthly",
+        }
+    }
+}
+
+/// Under a limit, why a job of `spec` cannot be priced (its model has no known price): it waits,
+/// holding no one else up, until `budget.rates` names one. `None` when it has a price or no limit
+/// is set.
+pub fn unpriced(spec: &JobSpec, budget: &BudgetSection) -> Option<Refusal> {
+    (budget.limited() && cost(spec, &budget.rates).is_none()).then(|| Refusal::UnknownRate {
+        model: spec.model.clone(),
+    })
+}
+
+/// The failure of a job one task of which (a job with variants makes several) costs more than a
+/// whole limit of `budget`: it could never be sent, so it is not held for it. Says its price, the
+/// limit, and what would fit. `endpoint`: what the job makes (for a cheaper model that makes it).
+pub fn beyond_limit(spec: &JobSpec, endpoint: Endpoint, budget: &BudgetSection) -> Option<Failure> {
+    let cost = cost(spec, &budget.rates)?;
+    let (period, limit) = [
+        (Period::Day, budget.daily_credits),
+        (Period::Month, budget.monthly_credits),
+    ]
+    .into_iter()
+    .find(|(_, limit)| *limit > 0 && cost > *limit)?;
+    Some(never_fits(spec, endpoint, budget, period, limit, cost))
+}
+
+/// The failure of a job that costs `cost` credits a task, over `period`'s whole `limit`.
+pub fn never_fits(
+    spec: &JobSpec,
+    endpoint: Endpoint,
+    budget: &BudgetSection,
+    period: Period,
+    limit: u64,
+    cost: u64,
+) -> Failure {
+    let each = if spec.takes() > 1 { " each take" } else { "" };
+    let mut ways = vec![format!("raise {} to at least {cost}", period.key())];
+    let rate = cost / u64::from(spec.duration.max(1));
+    if rate > 0 && limit / rate >= 1 {
+        ways.push(format!(
+            "set a shorter duration (at {rate} credits a second, at most {} s fit)",
+            limit / rate
+        ));
+    }
+    let cheaper = crate::job::models::MODELS
+        .iter()
+        .filter(|m| !m.legacy && m.id != spec.model && m.rules(endpoint).is_some())
+        .filter_map(|m| {
+            let r = budget.rates.get(m.id).copied().or(m.credits_per_second)?;
+            (u64::from(r) < rate).then_some((r, m.id))
+        })
+        .min();
+    if let Some((r, id)) = cheaper {
+        ways.push(format!(
+            "use a cheaper model (model: {id}, {r} credits a second)"
+        ));
+    }
+    Failure {
+        message: format!(
+            "{} for {} s costs {cost} credits{each} (US${:.2}), more than the whole {} budget of {limit} \
+             credits ({}), so it could never be sent",
+            spec.model,
+            spec.duration,
+            cost as f64 / 100.0,
+            period.adjective(),
+            period.key()
+        ),
+        advice: format!(
+            "{}; then move the file back into inbox/ (or run `dropreel retry`)",
+            crate::job::models::join_or(&ways)
+        ),
+        api: None,
+    }
+}
+
+/// A time as this machine's clock shows it, with its UTC offset and, where the zone has one, its
+/// abbreviation — `2026-11-27 00:00 +01:00 (CET)` — so it reads right wherever it is read (a
+/// dashboard opened on another machine, a log shipped elsewhere).
+pub fn local_text(t: SystemTime) -> String {
+    let Ok(ts) = jiff::Timestamp::try_from(t) else {
+        return humantime::format_rfc3339_seconds(t).to_string();
+    };
+    let at = ts.to_zoned(jiff::tz::TimeZone::system());
+    let text = at.strftime("%Y-%m-%d %H:%M %:z").to_string();
+    let zone = at.strftime("%Z").to_string();
+    if zone.is_empty() || zone.starts_with(['+', '-']) {
+        text
+    } else {
+        format!("{text} ({zone})")
+    }
+}
+
+/// The price of one task of `spec`: its model's credits per second (`budget.rates` first, then the
+/// catalog) times its duration. `None` when the price is not known.
+pub fn cost(spec: &JobSpec, rates: &BTreeMap<String, u32>) -> Option<u64> {
+    let rate = match rates.get(&spec.model) {
+        Some(r) => *r,
+        None => crate::job::models::find(&spec.model)?.credits_per_second?,
+    };
+    Some(u64::from(rate) * u64::from(spec.duration))
+}
+
+/// The studio's spend log, with what this process has read of it so far.
+#[derive(Debug)]
+pub struct SpendLog {
+    dir: PathBuf,
+    seen: Mutex<Seen>,
+}
+
+/// What has been read of the current month's file: its totals up to `offset`; and the lock file,
+/// opened once.
+#[derive(Debug, Default)]
+struct Seen {
+    month: String,
+    offset: u64,
+    by_day: BTreeMap<String, u64>,
+    unpriced: u64,
+    lock_file: Option<File>,
+}
+
+impl SpendLog {
+    /// The spend log of the studio at `root` (nothing is created until a request is counted).
+    pub fn new(root: &Path) -> SpendLog {
+        SpendLog {
+            dir: root.join(super::DIR).join(SUB),
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// What was spent today and this month (as of `now`), by every instance.
+    pub fn totals(&self, now: &Zoned) -> io::Result<Totals> {
+        let mut seen = self.seen.lock().expect("spend lock");
+        self.catch_up(&mut seen, now)
+    }
+
+    /// Counts one create request about to go out, unless it would pass a limit of `budget`: the
+    /// totals after it, or why it must wait. Atomic across instances (a file lock).
+    pub fn charge(
+        &self,
+        entry: Entry,
+        budget: &BudgetSection,
+        now: &Zoned,
+    ) -> io::Result<Result<Totals, Refusal>> {
+        let mut seen = self.seen.lock().expect("spend lock");
+        let lock = match seen.lock_file.take() {
+            Some(f) => f,
+            None => {
+                fs::create_dir_all(&self.dir)?;
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(self.dir.join(LOCK_FILE))?
+            }
+        };
+        lock.lock()?;
+        let counted = self.charge_locked(&mut seen, entry, budget, now);
+        // Explicitly: the file stays open for the next request, so closing cannot release it.
+        let unlocked = lock.unlock();
+        seen.lock_file = Some(lock);
+        unlocked?;
+        counted
+    }
+
+    /// [`SpendLog::charge`] with the studio-wide lock held.
+    fn charge_locked(
+        &self,
+        seen: &mut Seen,
+        entry: Entry,
+        budget: &BudgetSection,
+        now: &Zoned,
+    ) -> io::Result<Result<Totals, Refusal>> {
+        let before = self.catch_up(seen, now)?;
+        if budget.limited() {
+            let Some(cost) = entry.credits else {
+                return Ok(Err(Refusal::UnknownRate { model: entry.model }));
+            };
+            for (period, spent, limit) in [
+                (Period::Day, before.today, budget.daily_credits),
+                (Period::Month, before.month, budget.monthly_credits),
+            ] {
+                if limit > 0 && cost > limit {
+                    return Ok(Err(Refusal::NeverFits {
+                        period,
+                        limit,
+                        cost,
+                    }));
+                }
+                if limit > 0 && spent + cost > limit {
+                    return Ok(Err(Refusal::Over {
+                        period,
+                        spent,
+                        limit,
+                        cost,
+                        resumes: rollover(now, period),
+                    }));
+                }
+            }
+        }
+        let mut line = serde_json::to_vec(&entry).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(month_file(now)))?;
+        file.write_all(&line)?;
+        // Under a limit the line must survive a power cut too (the budget depends on it); without
+        // one it is information for `status`, and a crash of dropreel alone never loses it.
+        if budget.limited() {
+            file.sync_data()?;
+        }
+        // Our own line, counted without reading it back (nobody else appends while we hold the
+        // lock).
+        seen.offset += line.len() as u64;
+        match entry.credits {
+            Some(c) => *seen.by_day.entry(entry.day.clone()).or_default() += c,
+            None => seen.unpriced += 1,
+        }
+        Ok(Ok(Totals {
+            today: seen.by_day.get(&day_of(now)).copied().unwrap_or(0),
+            month: seen.by_day.values().sum(),
+            unpriced: seen.unpriced,
+        }))
+    }
+
+    /// Reads what was appended to this month's file since the last look (by any instance).
+    fn catch_up(&self, seen: &mut Seen, now: &Zoned) -> io::Result<Totals> {
+        let month = month_file(now);
+        if seen.month != month {
+            *seen = Seen {
+                month: month.clone(),
+                lock_file: seen.lock_file.take(),
+                ..Seen::default()
+            };
+        }
+        match File::open(self.dir.join(&month)) {
+            Ok(mut f) => {
+                f.seek(SeekFrom::Start(seen.offset))?;
+                let mut text = Vec::new();
+                f.read_to_end(&mut text)?;
+                // Only whole lines: one being appended right now is read at the next look.
+                let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                for line in text[..whole].split(|b| *b == b'\n') {
+                    match serde_json::from_slice::<Entry>(line) {
+                        Ok(e) => match e.credits {
+                            Some(c) => *seen.by_day.entry(e.day).or_default() += c,
+                            None => seen.unpriced += 1,
+                        },
+                        Err(_) if line.is_empty() => {}
+                        Err(e) => {
+                            tracing::warn!(file = %self.dir.join(&month).display(), error = %e, "a line of the spend log cannot be read; it is not counted")
+                        }
+                    }
+                }
+                seen.offset += whole as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Totals {
+            today: seen.by_day.get(&day_of(now)).copied().unwrap_or(0),
+            month: seen.by_day.values().sum(),
+            unpriced: seen.unpriced,
+        })
+    }
+}
+
+/// `2026-11-26`: the calendar day `now` falls in, in its own time zone.
+pub fn day_of(now: &Zoned) -> String {
+    now.strftime("%Y-%m-%d").to_string()
+}
+
+/// `2026-11.jsonl`: the file of `now`'s month.
+fn month_file(now: &Zoned) -> String {
+    format!("{}.jsonl", now.strftime("%Y-%m"))
+}
+
+/// When the day or month `now` falls in ends (local midnight).
+fn rollover(now: &Zoned, period: Period) -> SystemTime {
+    let next = match period {
+        Period::Day => now.tomorrow().and_then(|z| z.start_of_day()),
+        Period::Month => now
+            .last_of_month()
+            .and_then(|z| z.tomorrow())
+            .and_then(|z| z.start_of_day()),
+    };
+    next.map_or_else(
+        |_| SystemTime::now() + Duration::from_secs(3600),
+        SystemTime::from,
+    )
+}
+
+/// An entry for job `job` on `model` costing `credits`, counted for `now`'s day.
+pub fn entry(job: &str, model: &str, credits: Option<u64>, uncertain: bool, now: &Zoned) -> Entry {
+    Entry {
+        at: crate::studio::spool::now_rfc3339(),
+        day: day_of(now),
+        credits,
+        job: job.to_string(),
+        model: model.to_string(),
+        uncertain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_local_time_names_its_offset() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
+        let text = local_text(t);
+        let offset = text.split(' ').nth(2).unwrap_or_default();
+        assert!(
+            offset.len() == 6 && offset.starts_with(['+', '-']) && offset.as_bytes()[3] == b':',
+            "{text}"
+        );
+    }
+
+    use super::*;
+
+    fn at(s: &str) -> Zoned {
+        s.parse().unwrap()
+    }
+
+    fn budget(daily: u64, monthly: u64) -> BudgetSection {
+        BudgetSection {
+            daily_credits: daily,
+            monthly_credits: monthly,
+            rates: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_request_that_would_pass_the_daily_limit_waits_for_local_midnight() {
+        let d = tempfile::tempdir().unwrap();
+        let log = SpendLog::new(d.path());
+        let now = at("2026-11-26T15:00:00+01:00[Europe/Paris]");
+        let b = budget(60, 0);
+        for job in ["a", "b"] {
+            let e = entry(job, "gen4_turbo", Some(25), false, &now);
+            assert!(log.charge(e, &b, &now).unwrap().is_ok());
+        }
+        let e = entry("c", "gen4_turbo", Some(25), false, &now);
+        let Err(Refusal::Over {
+            period,
+            spent,
+            resumes,
+            ..
+        }) = log.charge(e, &b, &now).unwrap()
+        else {
+            panic!("the third job passed the limit");
+        };
+        assert_eq!((period, spent), (Period::Day, 50));
+        let midnight: Zoned = at("2026-11-27T00:00:00+01:00[Europe/Paris]");
+        assert_eq!(resumes, SystemTime::from(midnight));
+        // The next day starts from zero; the month keeps counting.
+        let tomorrow = at("2026-11-27T09:00:00+01:00[Europe/Paris]");
+        let e = entry("c", "gen4_turbo", Some(25), false, &tomorrow);
+        let t = log.charge(e, &b, &tomorrow).unwrap().unwrap();
+        assert_eq!((t.today, t.month), (25, 75));
+    }
+
+    #[test]
+    fn the_monthly_limit_resumes_on_the_first_of_the_next_month() {
+        let d = tempfile::tempdir().unwrap();
+        let log = SpendLog::new(d.path());
+        let now = at("2026-12-31T23:00:00+00:00[UTC]");
+        let e = entry("a", "gen4.5", Some(60), false, &now);
+        assert!(log.charge(e, &budget(0, 100), &now).unwrap().is_ok());
+        let e = entry("b", "gen4.5", Some(60), false, &now);
+        let Err(r @ Refusal::Over { .. }) = log.charge(e, &budget(0, 100), &now).unwrap() else {
+            panic!("over the monthly limit");
+        };
+        let Refusal::Over { resumes, .. } = &r else {
+            unreachable!()
+        };
+        assert_eq!(
+            *resumes,
+            SystemTime::from(at("2027-01-01T00:00:00+00:00[UTC]"))
+        );
+        assert!(
+            r.detail().contains("budget.monthly_credits"),
+            "{}",
+            r.detail()
+        );
+    }
+
+    #[test]
+    fn two_instances_see_each_others_spend_and_a_torn_line_is_read_once_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let (one, two) = (SpendLog::new(d.path()), SpendLog::new(d.path()));
+        let now = at("2026-11-26T10:00:00+00:00[UTC]");
+        let b = budget(0, 0);
+        one.charge(entry("a", "m", Some(25), false, &now), &b, &now)
+            .unwrap()
+            .unwrap();
+        let t = two
+            .charge(entry("b", "m", Some(10), true, &now), &b, &now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.today, 35);
+        // A line being appended (no newline yet) is not counted until it is whole.
+        let file = d.path().join(".dropreel/spend/2026-11.jsonl");
+        let line = serde_json::to_string(&entry("c", "m", Some(5), false, &now)).unwrap();
+        let (head, tail) = line.split_at(10);
+        OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(head.as_bytes())
+            .unwrap();
+        assert_eq!(one.totals(&now).unwrap().today, 35);
+        OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(format!("{tail}\n").as_bytes())
+            .unwrap();
+        assert_eq!(one.totals(&now).unwrap().today, 40);
+        assert_eq!(two.totals(&now).unwrap().month, 40);
+    }
+
+    #[test]
+    fn a_task_dearer_than_a_whole_limit_never_fits_and_says_what_would() {
+        let spec = JobSpec {
+            model: "veo3.1_fast".into(),
+            duration: 8,
+            ..JobSpec::default()
+        };
+        let f = beyond_limit(&spec, Endpoint::ImageToVideo, &budget(60, 0)).unwrap();
+        assert!(f.message.contains("80 credits"), "{}", f.message);
+        assert!(f.message.contains("daily budget of 60"), "{}", f.message);
+        assert!(f.advice.contains("at least 80"), "{}", f.advice);
+        assert!(f.advice.contains("at most 6 s fit"), "{}", f.advice);
+        assert!(f.advice.contains("gen4_turbo"), "{}", f.advice);
+        assert!(beyond_limit(&spec, Endpoint::ImageToVideo, &budget(80, 0)).is_none());
+        // Counted against the log, it is refused as never fitting, not held.
+        let d = tempfile::tempdir().unwrap();
+        let log = SpendLog::new(d.path());
+        let now = Zoned::now();
+        let e = entry("a", "veo3.1_fast", Some(80), false, &now);
+        assert_eq!(
+            log.charge(e, &budget(0, 60), &now).unwrap(),
+            Err(Refusal::NeverFits {
+                period: Period::Month,
+                limit: 60,
+                cost: 80
+            })
+        );
+    }
+
+    #[test]
+    fn under_a_budget_a_model_of_unknown_price_is_refused_naming_budget_rates() {
+        let d = tempfile::tempdir().unwrap();
+        let log = SpendLog::new(d.path());
+        let now = Zoned::now();
+        let r = log
+            .charge(entry("a", "veo3", None, false, &now), &budget(100, 0), &now)
+            .unwrap()
+            .unwrap_err();
+        assert!(r.detail().contains("budget.rates"), "{}", r.detail());
+        // Without a budget it is counted apart.
+        let t = log
+            .charge(entry("a", "veo3", None, false, &now), &budget(0, 0), &now)
+            .unwrap()
+            .unwrap();
+        assert_eq!((t.month, t.unpriced), (0, 1));
+    }
+}
