@@ -115,9 +115,12 @@ fn assert_all_done_once(
         })
         .collect();
     assert!(leftovers.is_empty(), "left behind: {detail:?}");
+    // An instance killed with -9 may leave its status file's temp copy beside it: instance files
+    // are cleaned up at the next start (`instance::Writer::new`), not by the instance still running.
     assert!(
         !files
             .iter()
+            .filter(|f| !f.starts_with("processing/.instance-"))
             .any(|f| f.ends_with(".tmp") || f.ends_with(".part")),
         "stray temp files: {files:?}"
     );
