@@ -16,14 +16,15 @@
 //!   parses the arguments, sets up logging and gives the exit codes.
 //! - [`config`]: the settings and the environment, checked at start.
 //! - [`run`]: running the studio. [`run::pipeline`]: the event loop, one method per event;
+//!   `take` (admission in batches, the lazy claim) and `react` (each event) are its parts;
 //!   [`run::admit`]: the checks that need no slot, then the claim; [`run::jobs`]: one task per job —
 //!   hash the inputs, look them up in the dedupe ledger, let the backend produce, deliver, or fail by
 //!   the one route to `failed/` (a task that panics fails its job); [`run::variants`] drives a job's
 //!   takes; [`run::recover`]: the jobs a stop, a crash or a dead instance left; [`run::follow`]:
 //!   edits of `dropreel.yaml` while `watch` runs.
-//! - [`intake`]: the inbox → ready files: the stability check, the pairing with a sidecar and a last
-//!   keyframe; `names` (the ignore rules and what kind a name is), `watcher` (OS events, or
-//!   polling).
+//! - [`intake`]: the inbox → ready files: the stability check; `scan` (the full look, one file's
+//!   event), `pairing` (with a sidecar and a last keyframe), `whole` (files not whole yet), `names`
+//!   (the ignore rules and what kind a name is), `watcher` (OS events, or polling).
 //! - [`backend`]: the [`Backend`](backend::Backend) trait, the shared [`Fault`](backend::Fault)
 //!   policy, `slots` (how many jobs at once) and `gate` (the pause of submission on a systemic
 //!   fault).

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 mod env;
 mod schema;
 mod validate;
