@@ -1,9 +1,9 @@
 //! What a dropped video is, read from its bytes: the container (MP4 or QuickTime by their `ftyp`
 //! box, WebM by its EBML header), whether it is whole and finished, and its length — an MP4/MOV's
-//! boxes must tile the file and hold an index (`moov`) with a movie header (`mvhd`, the length);
-//! a WebM's EBML structure must run to its Segment's end ([`webm`]; the length from its Info or
-//! its last frame; the MP4/MOV boxes in `iso`). A video that is not whole yet waits like an image; one that cannot be read
-//! fails.
+//! boxes must tile the file and hold an index (`moov`) with a movie header (`mvhd`, the length;
+//! read in `iso`); a WebM's EBML structure must run to its Segment's end ([`webm`]; the length
+//! from its Info or its last frame). A video that is not whole yet waits like an image; one that
+//! cannot be read fails.
 
 use std::fs::File;
 use std::io::{self, BufReader};
