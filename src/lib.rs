@@ -28,8 +28,8 @@
 //! - [`backend`]: the [`Backend`](backend::Backend) trait, the shared [`Fault`](backend::Fault)
 //!   policy, `slots` (how many jobs at once) and `gate` (the pause of submission on a systemic
 //!   fault).
-//!   - [`backend::runway`]: the steps (submit, poll, download); [`backend::runway::api`] (HTTP and
-//!     typed tasks), `faults` (what each error means), `queue` (task times and Runway's queue order),
+//!   - [`backend::runway`]: the steps (submit here; `poll` polls and downloads; `inputs` is what
+//!     each kind of job sends); [`backend::runway::api`] (HTTP and typed tasks), `faults` (what each error means), `queue` (task times and Runway's queue order),
 //!     [`backend::runway::schedule`] (when to poll).
 //!   - [`backend::local`]: the local renderer; [`backend::local::render`] (decode, frame, move),
 //!     [`backend::local::title`] (a text's title card), [`backend::local::encode`] (YUV, H.264, MP4).
