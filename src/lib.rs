@@ -27,7 +27,8 @@
 //!   (the ignore rules and what kind a name is), `watcher` (OS events, or polling).
 //! - [`backend`]: the [`Backend`](backend::Backend) trait, the shared [`Fault`](backend::Fault)
 //!   policy, `slots` (how many jobs at once) and `gate` (the pause of submission on a systemic
-//!   fault).
+//!   fault); `scripted` (tests only) is a backend whose jobs follow a test's script, for the
+//!   pipeline's paused-clock tests.
 //!   - [`backend::runway`]: the steps (submit here; `poll` polls and downloads; `inputs` is what
 //!     each kind of job sends); [`backend::runway::api`] (HTTP and typed tasks), `faults` (what each error means), `queue` (task times and Runway's queue order),
 //!     [`backend::runway::schedule`] (when to poll).

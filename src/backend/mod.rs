@@ -8,6 +8,8 @@
 mod gate;
 pub mod local;
 pub mod runway;
+#[cfg(test)]
+pub mod scripted;
 mod slots;
 
 pub use gate::{Gate, Hold, HoldCause, OUTAGE_STREAK, Passage, Service};

@@ -31,6 +31,8 @@ use crate::studio::spool::{JobRecord, Spool};
 
 mod react;
 mod take;
+#[cfg(test)]
+mod tests;
 
 /// Jobs claimed beyond the slots, so the next one is ready the moment a slot frees.
 pub const LOOKAHEAD: usize = 1;
