@@ -390,22 +390,15 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
 
 /// Waits until a job in `processing/` has reached `state`.
 async fn wait_for_state(root: &std::path::Path, state: &str) {
-    let t0 = std::time::Instant::now();
     let needle = format!("\"state\": \"{state}\"");
-    loop {
-        let found = all_files(root).iter().any(|f| {
+    let what = format!("a job in {state}");
+    until(&what, std::time::Duration::from_secs(20), || {
+        all_files(root).iter().any(|f| {
             f.ends_with("/job.json")
                 && std::fs::read_to_string(root.join(f)).is_ok_and(|t| t.contains(&needle))
-        });
-        if found {
-            return;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(20),
-            "no job reached {state}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        })
+    })
+    .await;
 }
 
 // See: issue 9, item 6 — a wrong path became a new, empty studio.
@@ -685,7 +678,7 @@ async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
     let child = Command::new("bash")
         .args([
             "-c",
-            r#"ulimit -f 0; trap "" XFSZ; exec "$0" run "$1""#,
+            r#"ulimit -f 0; trap "" XFSZ; exec "$0" -v run "$1""#,
             env!("CARGO_BIN_EXE_dropreel"),
             studio.root().to_str().unwrap(),
         ])
@@ -696,8 +689,15 @@ async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Long enough for a few claim attempts (one every 2 s).
-    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    let child = Tailed::new(child);
+    // Two claim attempts made (one every 2 s): the first one's error, then the retry's.
+    child
+        .logged(
+            "still cannot move the file into processing/",
+            1,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
     let left: Vec<String> = std::fs::read_dir(studio.path("processing"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -706,8 +706,8 @@ async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
         left.is_empty(),
         "left in processing/ while running: {left:?}"
     );
-    sigterm(&child);
-    let (code, err) = wait_exit(child, std::time::Duration::from_secs(10)).await;
+    sigterm(child.child());
+    let (code, err) = child.wait_exit(std::time::Duration::from_secs(10)).await;
     assert_eq!(code, Some(143), "{err}");
     assert!(
         err.contains("cannot move the file into processing/"),

@@ -107,7 +107,8 @@ async fn two_instances_given_duplicates_make_one_request() {
     );
     let one = spawn_watch(studio.root());
     let two = spawn_watch(studio.root());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_started(studio.root(), &one).await;
+    wait_started(studio.root(), &two).await;
     let img = png_distinct(10, 14);
     for i in 0..6 {
         studio.put(&format!("inbox/dup{i}.png"), &img);

@@ -2,7 +2,7 @@
 //! task failure codes, expired and cut downloads, a wrong key in `watch` and in `run`, lost create
 //! answers, a disk or a folder that refuses, a damaged job state.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -243,7 +243,12 @@ async fn a_submitted_job_is_polled_after_a_restart_not_resubmitted() {
         !fake.created().is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until(
+        "the submitted state written",
+        Duration::from_secs(10),
+        || studio.job_states() == ["submitted"],
+    )
+    .await;
     let summary = watching.stop().await;
     assert_eq!(summary.succeeded, 0);
     let jobs = studio.list("processing");
@@ -355,21 +360,21 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
     let watching = Watching::start(&studio);
     // Once the task is submitted, the download's file cannot be created (a folder holds its
     // name): an injected write error, as a full disk gives, met when the video is fetched.
-    let t0 = Instant::now();
-    let job = loop {
+    let job = until_found("the submission", Duration::from_secs(10), || async {
         let jobs = studio.list("processing");
-        if let Some(id) = jobs.iter().find(|id| {
+        jobs.into_iter().find(|id| {
             std::fs::read_to_string(studio.path(&format!("processing/{id}/job.json")))
                 .is_ok_and(|t| t.contains("\"state\": \"submitted\""))
-        }) {
-            break id.clone();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+        })
+    })
+    .await;
     let blocker = studio.path(&format!("processing/{job}/.out.mp4.part"));
     std::fs::create_dir(&blocker).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A third download begun: the first two met the disk's refusal.
+    until("three downloads", Duration::from_secs(10), || {
+        fake.count("GET", "/files/") >= 3
+    })
+    .await;
     assert!(
         studio.list("failed").is_empty(),
         "a disk problem never fails the job"
@@ -461,13 +466,20 @@ async fn with_park_a_lost_create_answer_is_never_resubmitted() {
 async fn a_claim_refused_by_processing_is_retried_and_nothing_is_lost() {
     let fake = FakeRunway::start(Switches::default()).await;
     let studio = Studio::new(&test_config(&fake.url, ""));
+    let logs = LogWatch::start();
     let watching = Watching::start(&studio);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    studio.started().await;
     // processing/ becomes unusable (a file where the folder was): no claim can succeed.
     std::fs::remove_dir_all(studio.path("processing")).unwrap();
     std::fs::write(studio.path("processing"), b"not a folder").unwrap();
     studio.put("inbox/a.png", &png_bytes(8, 8));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The claim was tried and refused.
+    logs.until(
+        &["cannot move the file into processing/", "a.png"],
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(
         studio.list("inbox"),
         ["a.png"],

@@ -68,7 +68,7 @@ async fn a_folder_dropped_into_a_running_watch_is_processed() {
             .yaml(),
     );
     let watching = Watching::start(&studio);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    studio.started().await;
     // Made elsewhere, then moved in whole (as a file manager does): only the watcher can see it.
     let outside = tempfile::tempdir_in(studio.root()).unwrap();
     std::fs::create_dir_all(outside.path().join("batch/day 2")).unwrap();

@@ -1,7 +1,7 @@
 //! What designers drop, end to end: every image format, names that pair only after Unicode
 //! normalisation, copies that stall or break off, and sources that change after they were taken.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -122,6 +122,7 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
     // A copy that broke off for good: it waits, then fails as truncated.
     let broken = png_bytes(64, 64);
     studio.put("inbox/broken.png", &broken[..broken.len() / 3]);
+    let logs = LogWatch::start();
     let run = tokio::spawn({
         let settings = studio.settings(KEY);
         async move {
@@ -136,8 +137,14 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
             .unwrap()
         }
     });
-    // Far longer than settle (60 ms) + sidecar_wait (40 ms): the stall a sync client makes.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Longer than settle (60 ms) + sidecar_wait (40 ms), the stall a sync client makes: found not
+    // whole, then looked at twice more.
+    logs.until(
+        &["still not whole", "stalled.png"],
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(
         fake.count("POST", "/v1/image_to_video"),
         0,
@@ -187,19 +194,13 @@ async fn a_source_that_changes_after_it_was_taken_is_reported_at_delivery() {
     studio.put("inbox/growing.png", &png_bytes(32, 32));
     let w = Watching::start(&studio);
     // Wait until it is submitted, then append to the claimed file (a writer holding it open).
-    let t0 = Instant::now();
-    let claimed = loop {
-        let found = all_files(studio.root())
+    let claimed = until_found("the submission", Duration::from_secs(10), || async {
+        all_files(studio.root())
             .into_iter()
-            .find(|f| f.starts_with("processing/") && f.ends_with("/growing.png"));
-        if let Some(f) = found
-            && fake.tasks_created() == 1
-        {
-            break f;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "not submitted");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+            .find(|f| f.starts_with("processing/") && f.ends_with("/growing.png"))
+            .filter(|_| fake.tasks_created() == 1)
+    })
+    .await;
     use std::io::Write as _;
     std::fs::OpenOptions::new()
         .append(true)

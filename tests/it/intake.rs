@@ -99,7 +99,7 @@ async fn os_events_and_the_polling_watcher_both_notice_new_files() {
         }
         let studio = Studio::new(&watch.yaml());
         let w = Watching::start(&studio);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        studio.started().await;
         // Arrives after the start scan; the rescan is an hour away: only the watcher can see it.
         studio.put("inbox/new.png", &png_bytes(10, 10));
         studio
@@ -244,7 +244,7 @@ async fn a_file_not_whole_is_given_up_counted_from_its_mtime() {
     // There at the start: the start scan finds it.
     put_old(&studio.path("inbox/old.jpg"), &cut_jpeg(), three_hours);
     let w = Watching::start(&studio);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    studio.started().await;
     // Moved in after the start, its mtime kept (as `cp -p`, rsync and sync clients do): only
     // the watcher finds it.
     let png = png_bytes(40, 30);

@@ -5,6 +5,7 @@ mod browser;
 mod in_process;
 mod process;
 mod requests;
+mod tail;
 mod video;
 
 pub use browser::*;
@@ -12,4 +13,5 @@ pub use dropreel_testkit::*;
 pub use in_process::*;
 pub use process::*;
 pub use requests::*;
+pub use tail::*;
 pub use video::*;
