@@ -40,11 +40,10 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let found = until_found(what, limit, move || {
+    until_found(what, limit, move || {
         let check = cond();
         async move { check.await.then_some(()) }
-    });
-    async move { found.await }
+    })
 }
 
 /// Completes with the first value `find` gives (looked at every 10 ms); fails the test after

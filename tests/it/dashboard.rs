@@ -144,8 +144,9 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
     );
     let seen = std::cell::RefCell::new(Vec::new());
     until_async("the progress bar of cat.png moving", minute, || async {
+        let shown = b.js(&bar).await;
         let mut seen = seen.borrow_mut();
-        if let Some(p) = b.js(&bar).await.as_str()
+        if let Some(p) = shown.as_str()
             && !seen.contains(&p.to_string())
         {
             seen.push(p.to_string());

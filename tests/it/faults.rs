@@ -469,8 +469,12 @@ async fn a_claim_refused_by_processing_is_retried_and_nothing_is_lost() {
     let logs = LogWatch::start();
     let watching = Watching::start(&studio);
     studio.started().await;
-    // processing/ becomes unusable (a file where the folder was): no claim can succeed.
-    std::fs::remove_dir_all(studio.path("processing")).unwrap();
+    // processing/ becomes unusable (a file where the folder was): no claim can succeed. (Removed
+    // again if the instance wrote its status file in it meanwhile.)
+    until("processing/ removed", Duration::from_secs(10), || {
+        std::fs::remove_dir_all(studio.path("processing")).is_ok()
+    })
+    .await;
     std::fs::write(studio.path("processing"), b"not a folder").unwrap();
     studio.put("inbox/a.png", &png_bytes(8, 8));
     // The claim was tried and refused.
