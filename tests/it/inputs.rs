@@ -18,8 +18,7 @@ fn encoded(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
 // See: issue 9, item 2 — HEIC, TIFF, GIF, BMP, JFIF stayed in inbox/ forever, silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_image_format_designers_drop_is_sent_or_explained() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let formats = [
         ("scan.TIFF", image::ImageFormat::Tiff, "scan"),
         ("anim.gif", image::ImageFormat::Gif, "anim"),
@@ -40,8 +39,7 @@ async fn every_image_format_designers_drop_is_sent_or_explained() {
     heic.extend_from_slice(b"mdat01234567");
     studio.put("inbox/IMG_0001.HEIC", &heic);
 
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (5, 1));
+    studio.run().await.outcome(5, 1);
     let bodies = fake.created();
     for (name, format, prompt) in formats {
         let uri = body_for(&bodies, prompt)["promptImage"].as_str().unwrap();
@@ -75,18 +73,16 @@ async fn every_image_format_designers_drop_is_sent_or_explained() {
 // `cat.jpg` silently lost the sidecar that `cat.png` took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stems_pair_after_normalization_and_a_sidecar_applies_to_every_image_of_its_stem() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "defaults:\n  prompt: the default\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("defaults:\n  prompt: the default\n")
+        .start()
+        .await;
     studio.put("inbox/Cafe\u{301}.png", &png_bytes(16, 9)); // NFD, as macOS writes it
     studio.put("inbox/Caf\u{e9}.yaml", b"prompt: the cafe at dusk\n"); // NFC, typed elsewhere
     studio.put("inbox/cat.png", &png_bytes(8, 8));
     studio.put("inbox/cat.jpg", &encoded(32, 32, image::ImageFormat::Jpeg));
     studio.put("inbox/cat.yaml", b"prompt: a cat yawns\n");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (3, 0));
+    studio.run().await.outcome(3, 0);
     let prompts = fake.prompts();
     assert_eq!(
         prompts.iter().filter(|p| **p == "a cat yawns").count(),
@@ -114,8 +110,10 @@ async fn stems_pair_after_normalization_and_a_sidecar_applies_to_every_image_of_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_fails_as_truncated()
 {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, "  truncated_after: 3s\n"));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("  truncated_after: 3s\n")
+        .start()
+        .await;
     let whole = png_bytes(120, 80);
     let (head, rest) = whole.split_at(whole.len() / 2);
     studio.put("inbox/stalled.png", head);
@@ -185,12 +183,10 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
 // than the ones that were sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_that_changes_after_it_was_taken_is_reported_at_delivery() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(800),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(800))
+        .start()
+        .await;
     studio.put("inbox/growing.png", &png_bytes(32, 32));
     let w = Watching::start(&studio);
     // Wait until it is submitted, then append to the claimed file (a writer holding it open).
@@ -222,15 +218,13 @@ async fn a_source_that_changes_after_it_was_taken_is_reported_at_delivery() {
 // HEIC and AVIF, which this build cannot read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_errors_say_what_is_wrong_in_a_designers_words() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put("inbox/typo.png", &png_bytes(16, 9));
     studio.put("inbox/typo.yaml", b"promt: a cat yawns\nduration: 5s\n");
     studio.put("inbox/tabs.png", &png_bytes(16, 9));
     studio.put("inbox/tabs.yaml", b"prompt: a cat yawns\n\tmodel: gen4.5\n");
     studio.put("inbox/notes.png", b"this is text, not a picture");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 3));
+    studio.run().await.outcome(0, 3);
     assert_eq!(fake.tasks_created(), 0, "nothing sent");
     let t = studio.read("failed/typo.error.txt");
     assert!(
