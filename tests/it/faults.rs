@@ -130,13 +130,11 @@ async fn task_failure_codes_are_sorted() {
     let summary = studio.run().await;
     // a1: SAFETY → failed. a2: BAD_OUTPUT → retried; the retry is CANCELLED → failed with that reason.
     assert_eq!(summary.failed, 2);
-    let t = studio.read("failed/a1.error.txt");
-    assert!(
-        t.contains("moderation rejected the input") && t.contains("SAFETY.INPUT.IMAGE"),
-        "{t}"
+    studio.error_says(
+        "a1",
+        &["moderation rejected the input", "SAFETY.INPUT.IMAGE"],
     );
-    let t = studio.read("failed/a2.error.txt");
-    assert!(t.contains("was cancelled on Runway's side"), "{t}");
+    studio.error_says("a2", &["was cancelled on Runway's side"]);
     assert_eq!(
         fake.created().len(),
         3,

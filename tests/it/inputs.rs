@@ -56,11 +56,7 @@ async fn every_image_format_designers_drop_is_sent_or_explained() {
             "{name} keeps its name in done/"
         );
     }
-    let t = studio.read("failed/IMG_0001.error.txt");
-    assert!(
-        t.contains("HEIC") && t.contains("JPEG") && t.contains("Most Compatible"),
-        "{t}"
-    );
+    studio.error_says("IMG_0001", &["HEIC", "JPEG", "Most Compatible"]);
     assert!(
         studio.list("inbox").is_empty(),
         "nothing stays behind: {:?}",
@@ -169,10 +165,9 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
         decode_data_uri(fake.created()[0]["promptImage"].as_str().unwrap()),
         whole
     );
-    let t = studio.read("failed/broken.error.txt");
-    assert!(
-        t.contains("is truncated") && t.contains("copy the image into inbox/ again"),
-        "{t}"
+    studio.error_says(
+        "broken",
+        &["is truncated", "copy the image into inbox/ again"],
     );
     let r = studio.json("done/stalled.result.json");
     assert_eq!(r["source_sha256"].as_str().unwrap().len(), 64);
@@ -226,10 +221,12 @@ async fn input_errors_say_what_is_wrong_in_a_designers_words() {
     studio.put("inbox/notes.png", b"this is text, not a picture");
     studio.run().await.outcome(0, 3);
     assert_eq!(fake.tasks_created(), 0, "nothing sent");
-    let t = studio.read("failed/typo.error.txt");
-    assert!(
-        t.contains("did you mean `prompt`?") && t.contains("must be a whole number of seconds"),
-        "{t}"
+    let t = studio.error_says(
+        "typo",
+        &[
+            "did you mean `prompt`?",
+            "must be a whole number of seconds",
+        ],
     );
     assert_eq!(
         t.matches("variants").count(),
@@ -237,10 +234,9 @@ async fn input_errors_say_what_is_wrong_in_a_designers_words() {
         "the keys listed once: {t}"
     );
     assert!(!t.contains("u32") && !t.contains("expected"), "{t}");
-    let t = studio.read("failed/tabs.error.txt");
-    assert!(
-        t.contains("YAML does not allow tabs for indentation: use spaces (line 2)"),
-        "{t}"
+    studio.error_says(
+        "tabs",
+        &["YAML does not allow tabs for indentation: use spaces (line 2)"],
     );
     let t = studio.read("failed/notes.error.txt");
     assert!(

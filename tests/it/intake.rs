@@ -221,8 +221,7 @@ async fn a_file_that_is_not_whole_is_said_once_at_once_with_when_it_is_given_up(
         first, line,
         "said at once, before anything else about it: {logs}"
     );
-    let t = studio.read("failed/cut.error.txt");
-    assert!(t.contains("is truncated"), "{t}");
+    studio.error_says("cut", &["is truncated"]);
 }
 
 /// Writes `bytes` to `path` with its mtime `ago` in the past.

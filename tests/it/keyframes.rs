@@ -103,11 +103,7 @@ async fn a_keyframe_that_cannot_be_decoded_fails_before_any_request_naming_that_
     studio.run().await.outcome(0, 2);
     assert_eq!(fake.count("POST", "/v1/image_to_video"), 0, "nothing sent");
     assert_eq!(fake.count("POST", "/v1/uploads"), 0, "nothing uploaded");
-    let t = studio.read("failed/kf.error.txt");
-    assert!(
-        t.contains("What went wrong: kf.last.png cannot be decoded"),
-        "names the broken file: {t}"
-    );
+    let t = studio.error_says("kf", &["What went wrong: kf.last.png cannot be decoded"]);
     assert!(
         t.contains("What to do: kf.last.png is damaged") && t.contains("export it again"),
         "says what to do with it: {t}"

@@ -426,10 +426,6 @@ async fn a_submitted_job_without_a_task_id_fails_clearly_and_run_ends() {
     );
     studio.put("inbox/fine.png", &png_bytes(8, 8));
     studio.run().await.outcome(1, 1);
-    let t = studio.read("failed/edited.error.txt");
-    assert!(
-        t.contains("names no task") && t.contains("Runway's dashboard"),
-        "{t}"
-    );
+    studio.error_says("edited", &["names no task", "Runway's dashboard"]);
     assert_eq!(fake.created().len(), 1, "only fine.png was sent");
 }

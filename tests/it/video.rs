@@ -223,11 +223,7 @@ async fn on_the_local_backend_a_video_fails_saying_it_needs_runway() {
     studio.put("inbox/clip.mp4", &mp4_of(2));
     let summary = studio.run_local().await;
     assert_eq!((summary.succeeded, summary.failed), (0, 1));
-    let t = studio.read("failed/clip.error.txt");
-    assert!(
-        t.contains("needs the Runway backend") && t.contains("RUNWAYML_API_SECRET"),
-        "{t}"
-    );
+    studio.error_says("clip", &["needs the Runway backend", "RUNWAYML_API_SECRET"]);
     studio.assert_listing("failed", &["clip.error.txt", "clip.mp4"]);
 }
 

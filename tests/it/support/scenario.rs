@@ -157,11 +157,7 @@ impl Ran {
     /// `failed/<stem>.error.txt` holds every one of `parts`; its text.
     #[track_caller]
     pub fn error_says(&self, stem: &str, parts: &[&str]) -> String {
-        let t = self.studio.read(&format!("failed/{stem}.error.txt"));
-        for p in parts {
-            assert!(t.contains(p), "{p:?} not in {stem}.error.txt:\n{t}");
-        }
-        t
+        self.studio.error_says(stem, parts)
     }
 }
 
@@ -180,5 +176,22 @@ impl Outcome for Summary {
             "{self:?}"
         );
         self
+    }
+}
+
+/// Expectations on a studio.
+pub trait StudioExpect {
+    /// `failed/<stem>.error.txt` holds every one of `parts`; its text.
+    fn error_says(&self, stem: &str, parts: &[&str]) -> String;
+}
+
+impl StudioExpect for Studio {
+    #[track_caller]
+    fn error_says(&self, stem: &str, parts: &[&str]) -> String {
+        let t = self.read(&format!("failed/{stem}.error.txt"));
+        for p in parts {
+            assert!(t.contains(p), "{p:?} not in {stem}.error.txt:\n{t}");
+        }
+        t
     }
 }
