@@ -86,7 +86,7 @@ pub fn test_config(base_url: &str, extra: &str) -> String {
 
 impl Studio {
     pub fn new(config: &str) -> Studio {
-        logs();
+        crate::logs();
         let dir = tempfile::tempdir().unwrap();
         for d in ["inbox", "processing", "done", "failed"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -152,6 +152,23 @@ impl Studio {
         );
     }
 
+    /// Completes when an instance runs on the studio: its status file is in `processing/`, written
+    /// after its start scan (a file dropped from then on is seen only by its watcher or rescan).
+    #[track_caller]
+    pub fn started(&self) -> impl Future<Output = ()> + use<> {
+        let processing = self.path("processing");
+        crate::until(
+            "an instance's status file",
+            Duration::from_secs(10),
+            move || {
+                std::fs::read_dir(&processing).is_ok_and(|d| {
+                    d.filter_map(Result::ok)
+                        .any(|e| e.file_name().to_string_lossy().starts_with(".instance-"))
+                })
+            },
+        )
+    }
+
     /// Completes when `rel` exists; fails the test after `limit`, naming the caller's line.
     #[track_caller]
     pub fn appears(&self, rel: &str, limit: Duration) -> impl Future<Output = ()> + use<> {
@@ -166,41 +183,6 @@ impl Studio {
                 );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-        }
-    }
-}
-
-/// Initialises test logging once (RUST_LOG-style filter in DROPREEL_TEST_LOG).
-pub fn logs() {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let filter = std::env::var("DROPREEL_TEST_LOG").unwrap_or_else(|_| "off".into());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_test_writer()
-            .try_init();
-    });
-}
-
-/// Completes when `cond` holds (looked at every 5 ms); fails the test after `limit`, saying `what`
-/// it waited for and the caller's line.
-#[track_caller]
-pub fn until(
-    what: &str,
-    limit: Duration,
-    mut cond: impl FnMut() -> bool,
-) -> impl Future<Output = ()> {
-    let at = std::panic::Location::caller();
-    let what = what.to_string();
-    async move {
-        let t0 = Instant::now();
-        while !cond() {
-            assert!(
-                t0.elapsed() < limit,
-                "timed out after {limit:?} waiting for {what} (at {at})"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }

@@ -34,13 +34,11 @@ fn spend_lines(root: &Path) -> Vec<(String, u64, bool)> {
 // hold, `run` exits 4, nothing in failed/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daily_budget_lets_two_jobs_run_then_holds_the_rest_and_run_exits_4() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .runway("max_in_flight", "1")
-            .extra("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .runway("max_in_flight", "1")
+        .yaml("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n")
+        .start()
+        .await;
     for i in 0..5 {
         studio.put(&format!("inbox/b{i}.png"), &png_bytes(8 + i, 8));
     }
@@ -91,18 +89,13 @@ async fn a_daily_budget_lets_two_jobs_run_then_holds_the_rest_and_run_exits_4() 
 // on the wire leaves it counted, and its uncertain resubmission counts again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_during_a_budgeted_submit_never_under_counts() {
-    let fake = FakeRunway::start(Switches {
-        create_latency: Duration::from_millis(400),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .runway("max_in_flight", "1")
-            .watch("lease", "600ms")
-            .extra("budget:\n  daily_credits: 100000\n")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.create_latency = Duration::from_millis(400))
+        .runway("max_in_flight", "1")
+        .watch("lease", "600ms")
+        .yaml("budget:\n  daily_credits: 100000\n")
+        .start()
+        .await;
     for i in 0..2 {
         studio.put(&format!("inbox/k{i}.png"), &png_bytes(8 + i, 8));
     }
@@ -216,19 +209,14 @@ async fn a_run_ended_by_the_budget_puts_every_job_never_sent_back_into_inbox() {
 // the tasks in flight were filled with jobs that could not be sent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_watch_nothing_is_claimed_while_the_budget_holds() {
-    let fake = FakeRunway::start(Switches {
-        concurrency: 3,
-        task_time: Duration::from_millis(500),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .runway("max_in_flight", "3")
-            .watch("lease", "400ms")
-            .extra("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.concurrency = 3)
+        .fake(|s| s.task_time = Duration::from_millis(500))
+        .runway("max_in_flight", "3")
+        .watch("lease", "400ms")
+        .yaml("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n")
+        .start()
+        .await;
     for i in 0..6 {
         studio.put(&format!("inbox/w{i}.png"), &png_bytes(8 + i, 8));
     }
@@ -273,8 +261,7 @@ async fn under_watch_nothing_is_claimed_while_the_budget_holds() {
 // finishes the return (here the sidecar was back, the image not yet) and the pair is whole again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_caught_half_way_back_to_inbox_is_put_back_whole_by_the_next_start() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put("inbox/half.png", &png_bytes(12, 8));
     studio.put("inbox/half.yaml", b"prompt: from the sidecar\n");
     let settings = studio.settings(KEY);
@@ -318,8 +305,7 @@ async fn a_job_caught_half_way_back_to_inbox_is_put_back_whole_by_the_next_start
     .unwrap();
     // The instance that was killed holds no lease any more.
     spool.release(&claimed.id);
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    studio.run().await.outcome(1, 0);
     assert_eq!(fake.tasks_created(), 1);
     assert_eq!(
         fake.prompts(),
@@ -338,13 +324,11 @@ async fn a_job_caught_half_way_back_to_inbox_is_put_back_whole_by_the_next_start
 // credits spent, saying the budget was reached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_dearer_than_the_whole_daily_budget_fails_at_once_and_the_rest_flow() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .runway("max_in_flight", "1")
-            .extra("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .runway("max_in_flight", "1")
+        .yaml("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n")
+        .start()
+        .await;
     studio.put("inbox/a-dear.png", &png_bytes(16, 9));
     studio.put("inbox/a-dear.yaml", b"model: veo3.1_fast\nduration: 8\n");
     for i in 0..2 {
@@ -383,13 +367,11 @@ async fn a_job_dearer_than_the_whole_daily_budget_fails_at_once_and_the_rest_flo
 // It waits alone in inbox/ (said once, naming budget.rates); the others are made; the run exits 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_a_budget_a_model_of_unknown_price_waits_alone_and_the_rest_flow() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .runway("max_in_flight", "1")
-            .extra("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 100\n")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .runway("max_in_flight", "1")
+        .yaml("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 100\n")
+        .start()
+        .await;
     studio.put("inbox/a-odd.png", &png_bytes(16, 9));
     studio.put("inbox/a-odd.yaml", b"model: seedance2_fast\n");
     for i in 0..2 {

@@ -318,8 +318,10 @@ fn init_examples_fills_the_inbox_without_replacing_anything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_exit_codes_0_1_and_3() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new().start().await;
     let root = studio.root().to_str().unwrap().to_string();
     let env = vec![("RUNWAYML_API_SECRET".to_string(), KEY.to_string())];
 
@@ -390,22 +392,15 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
 
 /// Waits until a job in `processing/` has reached `state`.
 async fn wait_for_state(root: &std::path::Path, state: &str) {
-    let t0 = std::time::Instant::now();
     let needle = format!("\"state\": \"{state}\"");
-    loop {
-        let found = all_files(root).iter().any(|f| {
+    let what = format!("a job in {state}");
+    until(&what, std::time::Duration::from_secs(20), || {
+        all_files(root).iter().any(|f| {
             f.ends_with("/job.json")
                 && std::fs::read_to_string(root.join(f)).is_ok_and(|t| t.contains(&needle))
-        });
-        if found {
-            return;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(20),
-            "no job reached {state}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        })
+    })
+    .await;
 }
 
 // See: issue 9, item 6 — a wrong path became a new, empty studio.
@@ -469,12 +464,10 @@ fn an_inbox_on_another_file_system_is_refused_at_start() {
 // See: issue 9, item 5 — a stopped run exited 0 with its jobs unfinished.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_by_a_signal_exits_128_plus_the_signal() {
-    let fake = FakeRunway::start(Switches {
-        task_time: std::time::Duration::from_secs(30),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = std::time::Duration::from_secs(30))
+        .start()
+        .await;
     let root = studio.root().to_str().unwrap().to_string();
     for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
         studio.put("inbox/long.png", &png_bytes(8, 8));
@@ -502,12 +495,10 @@ async fn a_run_stopped_by_a_signal_exits_128_plus_the_signal() {
 // See: issue 9, item 5 — run said "every job succeeded" while a job sat in processing/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_cannot_be_delivered_makes_run_exit_1_and_waits_in_processing() {
-    let fake = FakeRunway::start(Switches {
-        task_time: std::time::Duration::from_millis(1500),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = std::time::Duration::from_millis(1500))
+        .start()
+        .await;
     let root = studio.root().to_str().unwrap().to_string();
     let env = [
         ("RUNWAYML_API_SECRET", KEY),
@@ -617,8 +608,7 @@ fn status_counts_jobs_per_folder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_file_left_alone_gets_one_warning_saying_why() {
     use std::os::unix::ffi::OsStrExt as _;
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put("inbox/notes.pdf", b"%PDF-1.7");
     // A link to a folder elsewhere: never followed.
     let elsewhere = tempfile::tempdir().unwrap();
@@ -685,7 +675,7 @@ async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
     let child = Command::new("bash")
         .args([
             "-c",
-            r#"ulimit -f 0; trap "" XFSZ; exec "$0" run "$1""#,
+            r#"ulimit -f 0; trap "" XFSZ; exec "$0" -v run "$1""#,
             env!("CARGO_BIN_EXE_dropreel"),
             studio.root().to_str().unwrap(),
         ])
@@ -696,8 +686,15 @@ async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Long enough for a few claim attempts (one every 2 s).
-    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    let child = Tailed::new(child);
+    // Two claim attempts made (one every 2 s): the first one's error, then the retry's.
+    child
+        .logged(
+            "still cannot move the file into processing/",
+            1,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
     let left: Vec<String> = std::fs::read_dir(studio.path("processing"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -706,8 +703,8 @@ async fn a_full_disk_at_claim_time_leaves_nothing_behind() {
         left.is_empty(),
         "left in processing/ while running: {left:?}"
     );
-    sigterm(&child);
-    let (code, err) = wait_exit(child, std::time::Duration::from_secs(10)).await;
+    sigterm(child.child());
+    let (code, err) = child.wait_exit(std::time::Duration::from_secs(10)).await;
     assert_eq!(code, Some(143), "{err}");
     assert!(
         err.contains("cannot move the file into processing/"),
@@ -832,13 +829,14 @@ fn service_install_writes_a_unit_with_absolute_paths_and_uninstall_removes_it() 
 // now lists it, with why and when it is given up, until it is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_lists_a_file_that_is_not_whole_until_it_is() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .watch("truncated_after", "1h")
-            .watch("rescan", "1h")
-            .yaml(),
-    );
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new()
+        .watch("truncated_after", "1h")
+        .watch("rescan", "1h")
+        .start()
+        .await;
     std::fs::create_dir_all(studio.path("inbox/shoot")).unwrap();
     let whole = jpeg_bytes(64, 48);
     let (head, rest) = whole.split_at(whole.len() / 2);
@@ -952,12 +950,13 @@ fn age(path: &std::path::Path, ago: std::time::Duration) {
 // "in flight" in status forever, and recovery could not remove it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_folder_holding_only_os_files_is_not_in_flight_and_is_removed() {
-    let fake = FakeRunway::start(Switches {
-        task_time: std::time::Duration::from_millis(600),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new()
+        .fake(|s| s.task_time = std::time::Duration::from_millis(600))
+        .start()
+        .await;
     let old = studio.path("processing/20260101T000000Z-0badf00d");
     let young = studio.path("processing/20260101T000001Z-0badf00e");
     for dir in [&old, &young] {

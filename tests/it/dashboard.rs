@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::Locator;
 
@@ -54,17 +54,14 @@ async fn real_clip() -> Vec<u8> {
 
 /// Waits until the dashboard at `addr` answers.
 async fn until_listening(addr: SocketAddr, child: &mut Child) {
-    let t0 = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
+    let what = format!("the dashboard listening on {addr}");
+    until_async(&what, Duration::from_secs(20), || {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("dropreel exited ({status}) before its dashboard listened");
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the dashboard did not listen on {addr}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+        async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
+    })
+    .await;
 }
 
 /// The script that finds the element of `section` (`results`, `failed`, `inflight`) whose name
@@ -145,20 +142,18 @@ async fn in_a_browser_jobs_move_results_play_failures_retry_uploads_land_and_hol
         "cat.png",
         "return e.querySelector('.bar').dataset.progress || null",
     );
-    let mut seen = Vec::new();
-    let t0 = Instant::now();
-    while seen.len() < 2 {
-        if let Some(p) = b.js(&bar).await.as_str()
+    let seen = std::cell::RefCell::new(Vec::new());
+    until_async("the progress bar of cat.png moving", minute, || async {
+        let shown = b.js(&bar).await;
+        let mut seen = seen.borrow_mut();
+        if let Some(p) = shown.as_str()
             && !seen.contains(&p.to_string())
         {
             seen.push(p.to_string());
         }
-        assert!(
-            t0.elapsed() < minute,
-            "the progress bar of cat.png did not move (saw {seen:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
+        seen.len() >= 2
+    })
+    .await;
 
     // Its result: the poster loaded, and a click plays the video.
     let job = b
@@ -429,7 +424,6 @@ async fn served(extra: &str) -> (FakeRunway, Studio, SocketAddr, Child, String) 
         .unwrap()
         .to_string();
     // The dashboard learns of the delivery as it happens.
-    let t0 = Instant::now();
     let shown = |state: String| {
         let v: serde_json::Value = serde_json::from_str(&state).unwrap();
         v["results"]
@@ -438,13 +432,12 @@ async fn served(extra: &str) -> (FakeRunway, Studio, SocketAddr, Child, String) 
             .iter()
             .any(|r| r["job"] == job.as_str())
     };
-    while !shown(get(addr, "/api/state", &[]).await.1) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the state shows the job"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    until_async(
+        "the state shows the job",
+        Duration::from_secs(10),
+        || async { shown(get(addr, "/api/state", &[]).await.1) },
+    )
+    .await;
     (fake, studio, addr, child, job)
 }
 
@@ -535,19 +528,13 @@ async fn no_path_from_a_request_reaches_the_disk_and_changes_need_the_pages_orig
         "dropreel_in_flight 0",
         "dropreel_waiting 0",
     ];
-    let t0 = Instant::now();
-    loop {
+    let what = format!("{want:?} in /metrics");
+    until_async(&what, Duration::from_secs(10), || async {
         let (status, metrics) = get(addr, "/metrics", &[]).await;
         assert_eq!(status, 200);
-        if want.iter().all(|line| metrics.contains(line)) {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{want:?} in\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+        want.iter().all(|line| metrics.contains(line))
+    })
+    .await;
     sigterm(&child);
     let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
@@ -688,24 +675,17 @@ async fn media_serves_only_regular_files_under_done_never_through_a_link_or_a_cr
         .as_str()
         .unwrap()
         .to_string();
-    let t0 = Instant::now();
-    let state = loop {
+    let state = until_found("the state shows cat", Duration::from_secs(10), || async {
         let v: serde_json::Value =
             serde_json::from_str(&get(addr, "/api/state", &[]).await.1).unwrap();
-        if v["results"]
+        let shown = v["results"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["job"] == job.as_str())
-        {
-            break v;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the state shows cat"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    };
+            .any(|r| r["job"] == job.as_str());
+        shown.then_some(v)
+    })
+    .await;
     // What done/ holds that is no delivered file is not even listed.
     let shown: Vec<&str> = state["results"]
         .as_array()

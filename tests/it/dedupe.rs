@@ -12,8 +12,7 @@ use crate::support::*;
 // See: issue 12, item 4 — the same image dropped again after it was done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_dropped_again_after_delivery_is_delivered_from_the_first_video() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let cat = png_distinct(16, 9);
     studio.put("inbox/cat.png", &cat);
     studio.put("inbox/cat.yaml", b"a cat in the rain");
@@ -23,8 +22,7 @@ async fn an_image_dropped_again_after_delivery_is_delivered_from_the_first_video
 
     studio.put("inbox/cat.png", &cat);
     studio.put("inbox/cat.yaml", b"a cat in the rain");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    studio.run().await.outcome(1, 0);
     assert_eq!(fake.tasks_created(), 1, "no request for the same job");
     let again = studio.json("done/cat-2.result.json");
     assert_eq!(again["reused_from"]["job"], first["job_id"], "{again}");
@@ -66,19 +64,16 @@ async fn an_image_dropped_again_after_delivery_is_delivered_from_the_first_video
 // See: issue 12, item 4 — two identical jobs in flight at once: the second waits and reuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_image_dropped_twice_at_once_makes_one_request() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(400),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(400))
+        .start()
+        .await;
     let img = png_distinct(12, 12);
     for name in ["a.png", "b.png", "c.png"] {
         studio.put(&format!("inbox/{name}"), &img);
     }
     studio.put("inbox/other.png", &png_distinct(12, 12));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (4, 0));
+    studio.run().await.outcome(4, 0);
     assert_eq!(
         fake.tasks_created(),
         2,
@@ -94,20 +89,16 @@ async fn the_same_image_dropped_twice_at_once_makes_one_request() {
 // See: issue 12, item 4 — two instances, duplicates dropped into both: one request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_given_duplicates_make_one_request() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(300),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .watch("settle", "30ms")
-            .watch("sidecar_wait", "10ms")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(300))
+        .watch("settle", "30ms")
+        .watch("sidecar_wait", "10ms")
+        .start()
+        .await;
     let one = spawn_watch(studio.root());
     let two = spawn_watch(studio.root());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_started(studio.root(), &one).await;
+    wait_started(studio.root(), &two).await;
     let img = png_distinct(10, 14);
     for i in 0..6 {
         studio.put(&format!("inbox/dup{i}.png"), &img);
@@ -160,8 +151,7 @@ fn reused_from(studio: &Studio, rel: &str) -> serde_json::Value {
 // that path is another image's video. It must not be delivered as this image's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_in_done_that_is_no_longer_the_one_recorded_is_not_reused() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let a = png_distinct(16, 9);
     fake.set(|s| s.video = Some(video(1)));
     studio.put("inbox/IMG_0001.png", &a);
@@ -185,8 +175,7 @@ async fn a_video_in_done_that_is_no_longer_the_one_recorded_is_not_reused() {
     // second photo's video now (same size, other bytes). It is made again, not linked.
     fake.set(|s| s.video = Some(video(1)));
     studio.put("inbox/old_again.png", &a);
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    studio.run().await.outcome(1, 0);
     assert_eq!(
         fake.tasks_created(),
         3,
@@ -270,8 +259,7 @@ async fn run_binary_within(studio: &Studio, limit: Duration) -> (Option<i32>, St
 // (no job folder), or waited for "an identical job in flight" that was an empty folder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_a_kill_left_pending_after_delivery_is_repaired_not_paid_again() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let cat = png_distinct(16, 9);
     studio.put("inbox/cat.png", &cat);
     assert_eq!(studio.run().await.succeeded, 1);
@@ -310,18 +298,15 @@ async fn an_entry_a_kill_left_pending_after_delivery_is_repaired_not_paid_again(
 // anyway (and paid for). It fails at once, saying why; `dedupe: false` sends it regardless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_twin_of_an_input_refused_by_moderation_is_not_sent() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(300),
-        failure_codes: ["SAFETY.INPUT.IMAGE".to_string()].into(),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(300))
+        .fake(|s| s.failure_codes = ["SAFETY.INPUT.IMAGE".to_string()].into())
+        .start()
+        .await;
     let img = png_distinct(12, 12);
     studio.put("inbox/a.png", &img);
     studio.put("inbox/b.png", &img);
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 2));
+    studio.run().await.outcome(0, 2);
     assert_eq!(
         fake.tasks_created(),
         1,
@@ -364,16 +349,14 @@ async fn the_twin_of_an_input_refused_by_moderation_is_not_sent() {
         .unwrap();
     let back = dropreel::cli::retry::retry(studio.root(), &[refused.to_string()]).unwrap();
     assert_eq!(back.moved.len(), 1, "{back:?}");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    studio.run().await.outcome(1, 0);
     assert_eq!(fake.tasks_created(), 3);
 }
 
 // See: issue 21, item 4 — moving one take out of done/ remade every take.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_one_take_out_of_done_remakes_only_that_take() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let img = png_distinct(16, 9);
     let sidecar = b"prompt: three takes\nvariants: 3\nseed: 100\n";
     studio.put("inbox/cat.png", &img);
@@ -385,8 +368,7 @@ async fn moving_one_take_out_of_done_remakes_only_that_take() {
     std::fs::rename(studio.path("done/cat-v2.mp4"), studio.path("taken.mp4")).unwrap();
     studio.put("inbox/cat.png", &img);
     studio.put("inbox/cat.yaml", sidecar);
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    studio.run().await.outcome(1, 0);
     assert_eq!(fake.tasks_created(), 4, "only the missing take is made");
     let seeds: Vec<u64> = fake
         .created()
@@ -427,8 +409,7 @@ async fn moving_one_take_out_of_done_remakes_only_that_take() {
 // that reused it were still in done/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_is_reused_from_any_copy_still_in_done() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let img = png_distinct(16, 9);
     studio.put("inbox/x.png", &img);
     studio.run().await;

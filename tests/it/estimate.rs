@@ -16,11 +16,10 @@ fn price(model: &str) -> u64 {
 // See: issue 12, item 6.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn estimate_prices_a_mixed_inbox_from_the_catalog_without_a_request() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "budget:\n  daily_credits: 400\npresets:\n  tall:\n    model: gen4.5\n    ratio: \"720:1280\"\n    prompt: a tall reveal\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("budget:\n  daily_credits: 400\npresets:\n  tall:\n    model: gen4.5\n    ratio: \"720:1280\"\n    prompt: a tall reveal\n")
+        .start()
+        .await;
     // Delivered before: dropping it again is a reuse.
     let seen = png_distinct(16, 9);
     studio.put("inbox/seen.png", &seen);
@@ -127,8 +126,10 @@ async fn estimate_prices_a_mixed_inbox_from_the_catalog_without_a_request() {
 // known sum, and what is unpriced is listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpriced_group_leaves_the_known_total_and_is_listed() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new().start().await;
     studio.put("inbox/a.png", &png_distinct(16, 9));
     studio.put("inbox/b.png", &png_distinct(16, 9));
     studio.put("inbox/b.yaml", b"model: seedance2_fast\nvariants: 2\n");
@@ -168,8 +169,7 @@ async fn an_unpriced_group_leaves_the_known_total_and_is_listed() {
 // what Runway would cost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn estimate_prices_runway_without_a_key() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, "backend: runway\n"));
+    let Scene { fake, studio } = Scenario::new().yaml("backend: runway\n").start().await;
     studio.put("inbox/a.png", &png_distinct(16, 9));
     let estimate = |args: &[&str]| {
         Command::new(dropreel_bin())

@@ -2,19 +2,17 @@
 //! task failure codes, expired and cut downloads, a wrong key in `watch` and in `run`, lost create
 //! answers, a disk or a folder that refuses, a damaged job state.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_retry_after_is_honoured() {
-    let fake = FakeRunway::start(Switches {
-        rate_limited: 1,
-        retry_after: Some("1".into()),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.rate_limited = 1)
+        .fake(|s| s.retry_after = Some("1".into()))
+        .start()
+        .await;
     studio.put("inbox/a.png", &png_bytes(8, 8));
     let summary = studio.run().await;
     assert_eq!(summary.succeeded, 1);
@@ -132,13 +130,11 @@ async fn task_failure_codes_are_sorted() {
     let summary = studio.run().await;
     // a1: SAFETY → failed. a2: BAD_OUTPUT → retried; the retry is CANCELLED → failed with that reason.
     assert_eq!(summary.failed, 2);
-    let t = studio.read("failed/a1.error.txt");
-    assert!(
-        t.contains("moderation rejected the input") && t.contains("SAFETY.INPUT.IMAGE"),
-        "{t}"
+    studio.error_says(
+        "a1",
+        &["moderation rejected the input", "SAFETY.INPUT.IMAGE"],
     );
-    let t = studio.read("failed/a2.error.txt");
-    assert!(t.contains("was cancelled on Runway's side"), "{t}");
+    studio.error_says("a2", &["was cancelled on Runway's side"]);
     assert_eq!(
         fake.created().len(),
         3,
@@ -155,13 +151,11 @@ async fn task_failure_codes_are_sorted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_urls_and_cut_downloads_are_retried() {
-    let fake = FakeRunway::start(Switches {
-        expired_downloads: 1,
-        cut_downloads: 1,
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.expired_downloads = 1)
+        .fake(|s| s.cut_downloads = 1)
+        .start()
+        .await;
     studio.put("inbox/a.png", &png_bytes(8, 8));
     let summary = studio.run().await;
     assert_eq!(summary.succeeded, 1);
@@ -230,12 +224,10 @@ async fn wrong_key_in_run_stops_at_once_and_leaves_jobs_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitted_job_is_polled_after_a_restart_not_resubmitted() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(800),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(800))
+        .start()
+        .await;
     studio.put("inbox/a.png", &png_bytes(8, 8));
     let watching = Watching::start(&studio);
     // Wait until the job is submitted, then stop.
@@ -243,7 +235,12 @@ async fn a_submitted_job_is_polled_after_a_restart_not_resubmitted() {
         !fake.created().is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until(
+        "the submitted state written",
+        Duration::from_secs(10),
+        || studio.job_states() == ["submitted"],
+    )
+    .await;
     let summary = watching.stop().await;
     assert_eq!(summary.succeeded, 0);
     let jobs = studio.list("processing");
@@ -263,12 +260,10 @@ async fn a_submitted_job_is_polled_after_a_restart_not_resubmitted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_answer_is_resubmitted_and_recorded() {
-    let fake = FakeRunway::start(Switches {
-        drop_create_answers: 1,
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.drop_create_answers = 1)
+        .start()
+        .await;
     studio.put("inbox/a.png", &png_bytes(8, 8));
     let summary = studio.run().await;
     assert_eq!(summary.succeeded, 1);
@@ -286,12 +281,11 @@ async fn a_lost_create_answer_is_resubmitted_and_recorded() {
 // to a create may have come after the task existed, so it is an uncertain submission.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_error_after_the_task_was_made_is_resubmitted_and_flagged() {
-    let fake = FakeRunway::start(Switches {
-        gateway_errors_after_create: 1,
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, "budget:\n  daily_credits: 1000\n"));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.gateway_errors_after_create = 1)
+        .yaml("budget:\n  daily_credits: 1000\n")
+        .start()
+        .await;
     studio.put("inbox/a.png", &png_bytes(8, 8));
     let summary = studio.run().await;
     assert_eq!(summary.succeeded, 1);
@@ -320,25 +314,15 @@ async fn a_gateway_error_after_the_task_was_made_is_resubmitted_and_flagged() {
 // See: issue 21, item 1 — with `park`, a server error after the task was made is never resubmitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_park_a_gateway_error_after_creation_is_never_resubmitted() {
-    let fake = FakeRunway::start(Switches {
-        gateway_errors_after_create: 1,
-        ..Switches::default()
-    })
-    .await;
-    let cfg = test_config(&fake.url, "").replace(
-        "max_in_flight: 2",
-        "max_in_flight: 2\n  uncertain_submit: park",
-    );
-    let studio = Studio::new(&cfg);
-    studio.put("inbox/a.png", &png_bytes(8, 8));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 1));
-    assert_eq!(fake.tasks_created(), 1, "never paid twice");
-    let t = studio.read("failed/a.error.txt");
-    assert!(
-        t.contains("may already be running") && t.contains("HTTP 502"),
-        "{t}"
-    );
+    let r = Scenario::new()
+        .fake(|s| s.gateway_errors_after_create = 1)
+        .runway("uncertain_submit", "park")
+        .put("inbox/a.png", png_bytes(8, 8))
+        .run()
+        .await;
+    r.outcome(0, 1)
+        .error_says("a", &["may already be running", "HTTP 502"]);
+    assert_eq!(r.fake.tasks_created(), 1, "never paid twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,21 +339,21 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
     let watching = Watching::start(&studio);
     // Once the task is submitted, the download's file cannot be created (a folder holds its
     // name): an injected write error, as a full disk gives, met when the video is fetched.
-    let t0 = Instant::now();
-    let job = loop {
+    let job = until_found("the submission", Duration::from_secs(10), || async {
         let jobs = studio.list("processing");
-        if let Some(id) = jobs.iter().find(|id| {
+        jobs.into_iter().find(|id| {
             std::fs::read_to_string(studio.path(&format!("processing/{id}/job.json")))
                 .is_ok_and(|t| t.contains("\"state\": \"submitted\""))
-        }) {
-            break id.clone();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+        })
+    })
+    .await;
     let blocker = studio.path(&format!("processing/{job}/.out.mp4.part"));
     std::fs::create_dir(&blocker).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A third download begun: the first two met the disk's refusal.
+    until("three downloads", Duration::from_secs(10), || {
+        fake.count("GET", "/files/") >= 3
+    })
+    .await;
     assert!(
         studio.list("failed").is_empty(),
         "a disk problem never fails the job"
@@ -393,8 +377,7 @@ async fn a_disk_that_refuses_the_download_makes_the_job_wait_not_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_job_state_is_moved_aside_and_the_image_is_never_lost() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     // A job whose state file was torn (truncated), and one full of garbage around an unusable file.
     std::fs::create_dir_all(studio.path("processing/20260101T000000Z-00000001")).unwrap();
     studio.put(
@@ -414,8 +397,7 @@ async fn a_damaged_job_state_is_moved_aside_and_the_image_is_never_lost() {
         "processing/20260101T000000Z-00000002/job.json",
         &[0xff, 0x00, 0x13, 0x37],
     );
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 1));
+    studio.run().await.outcome(1, 1);
     assert!(studio.path("done/torn.png").exists() && studio.path("done/torn.mp4").exists());
     assert!(
         studio.path("failed/junk.png").exists(),
@@ -436,38 +418,38 @@ async fn a_damaged_job_state_is_moved_aside_and_the_image_is_never_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_park_a_lost_create_answer_is_never_resubmitted() {
-    let fake = FakeRunway::start(Switches {
-        drop_create_answers: 1,
-        ..Switches::default()
-    })
-    .await;
-    let cfg = test_config(&fake.url, "").replace(
-        "max_in_flight: 2",
-        "max_in_flight: 2\n  uncertain_submit: park",
-    );
-    let studio = Studio::new(&cfg);
-    studio.put("inbox/a.png", &png_bytes(8, 8));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 1));
-    assert_eq!(fake.tasks_created(), 1, "never paid twice");
-    let t = studio.read("failed/a.error.txt");
-    assert!(
-        t.contains("may already be running") && t.contains("dashboard"),
-        "{t}"
-    );
+    let r = Scenario::new()
+        .fake(|s| s.drop_create_answers = 1)
+        .runway("uncertain_submit", "park")
+        .put("inbox/a.png", png_bytes(8, 8))
+        .run()
+        .await;
+    r.outcome(0, 1)
+        .error_says("a", &["may already be running", "dashboard"]);
+    assert_eq!(r.fake.tasks_created(), 1, "never paid twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_refused_by_processing_is_retried_and_nothing_is_lost() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
+    let logs = LogWatch::start();
     let watching = Watching::start(&studio);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // processing/ becomes unusable (a file where the folder was): no claim can succeed.
-    std::fs::remove_dir_all(studio.path("processing")).unwrap();
+    studio.started().await;
+    // processing/ becomes unusable (a file where the folder was): no claim can succeed. (Removed
+    // again if the instance wrote its status file in it meanwhile.)
+    until("processing/ removed", Duration::from_secs(10), || {
+        std::fs::remove_dir_all(studio.path("processing")).is_ok()
+    })
+    .await;
     std::fs::write(studio.path("processing"), b"not a folder").unwrap();
     studio.put("inbox/a.png", &png_bytes(8, 8));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The claim was tried and refused.
+    logs.until(
+        &["cannot move the file into processing/", "a.png"],
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(
         studio.list("inbox"),
         ["a.png"],

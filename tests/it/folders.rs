@@ -8,8 +8,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_folders_are_processed_and_mirrored_in_done_and_failed() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     std::fs::create_dir_all(studio.path("inbox/clientA/shoot 1")).unwrap();
     std::fs::create_dir_all(studio.path("inbox/clientB")).unwrap();
     std::fs::create_dir_all(studio.path("inbox/.cache")).unwrap();
@@ -21,8 +20,7 @@ async fn nested_folders_are_processed_and_mirrored_in_done_and_failed() {
     studio.put("inbox/.cache/hidden.png", &png_bytes(8, 8));
     // A sidecar pairs within its own folder only.
     studio.put("inbox/cat.yaml", b"the top-level cat prompt");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (2, 1));
+    studio.run().await.outcome(2, 1);
     studio.assert_listing(
         "done/clientA/shoot 1",
         &["cat.mp4", "cat.png", "cat.result.json", "cat.yaml"],
@@ -59,16 +57,17 @@ async fn nested_folders_are_processed_and_mirrored_in_done_and_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_dropped_into_a_running_watch_is_processed() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .watch("settle", "60ms")
-            .watch("sidecar_wait", "20ms")
-            .watch("rescan", "1h")
-            .yaml(),
-    );
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new()
+        .watch("settle", "60ms")
+        .watch("sidecar_wait", "20ms")
+        .watch("rescan", "1h")
+        .start()
+        .await;
     let watching = Watching::start(&studio);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    studio.started().await;
     // Made elsewhere, then moved in whole (as a file manager does): only the watcher can see it.
     let outside = tempfile::tempdir_in(studio.root()).unwrap();
     std::fs::create_dir_all(outside.path().join("batch/day 2")).unwrap();
@@ -97,8 +96,7 @@ const PRESETS: &str = "presets:\n  vertical:\n    model: gen4.5\n    ratio: \"72
 // See: issue 12, item 2 — presets by folder: defaults < preset < sidecar.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preset_folder_sets_the_jobs_settings_under_the_sidecar() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, PRESETS));
+    let Scene { fake, studio } = Scenario::new().yaml(PRESETS).start().await;
     std::fs::create_dir_all(studio.path("inbox/vertical/week 2")).unwrap();
     std::fs::create_dir_all(studio.path("inbox/client")).unwrap();
     std::fs::create_dir_all(studio.path("inbox/misc")).unwrap();
@@ -110,8 +108,7 @@ async fn a_preset_folder_sets_the_jobs_settings_under_the_sidecar() {
     );
     studio.put("inbox/client/c.png", &png_bytes(16, 9));
     studio.put("inbox/misc/d.png", &png_bytes(16, 9));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (4, 0));
+    studio.run().await.outcome(4, 0);
     let bodies = fake.created();
     let a = body_for(&bodies, "a tall slow reveal");
     assert_eq!(
@@ -194,8 +191,7 @@ fn a_bad_preset_stops_the_start_naming_it_and_init_makes_the_preset_folders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sidecar_that_will_not_pair_is_explained_inside_a_folder_too() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     std::fs::create_dir_all(studio.path("inbox/shoot")).unwrap();
     studio.put("inbox/shoot/dog.png", &png_bytes(8, 8));
     studio.put("inbox/shoot/dog.png.yaml", b"a dog");
@@ -223,8 +219,10 @@ async fn a_sidecar_that_will_not_pair_is_explained_inside_a_folder_too() {
 // and error.txt never said how to try again with `dropreel retry`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_in_a_folder_is_logged_and_explained_where_it_is() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new().start().await;
     std::fs::create_dir_all(studio.path("inbox/clientB")).unwrap();
     studio.put("inbox/clientB/broken.png", b"not an image");
     let (code, logs) = run_binary(studio.root(), &[]).await;
@@ -249,14 +247,15 @@ async fn a_failure_in_a_folder_is_logged_and_explained_where_it_is() {
 // which did not start with the relative inbox/, and fell back to the bare file name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_made_in_a_folder_that_existed_at_start_is_seen_at_once() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .watch("settle", "60ms")
-            .watch("sidecar_wait", "20ms")
-            .watch("rescan", "1h")
-            .yaml(),
-    );
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new()
+        .watch("settle", "60ms")
+        .watch("sidecar_wait", "20ms")
+        .watch("rescan", "1h")
+        .start()
+        .await;
     std::fs::create_dir_all(studio.path("inbox/clientA/shoot 1")).unwrap();
     // Something to wait for: once it is delivered, the start scan is long over.
     studio.put("inbox/clientA/first.png", &png_distinct(8, 8));

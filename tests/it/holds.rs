@@ -18,13 +18,13 @@ fn config(url: &str) -> String {
 }
 
 /// Waits until the three jobs are in done/, stops the instance, and returns its logs.
-async fn all_three_done_then_stop(studio: &Studio, child: std::process::Child) -> String {
+async fn all_three_done_then_stop(studio: &Studio, child: Tailed) -> String {
     until("all videos", Duration::from_secs(20), || {
         studio.list("done").len() == 9
     })
     .await;
-    sigterm(&child);
-    let (code, logs) = wait_exit(child, Duration::from_secs(10)).await;
+    sigterm(child.child());
+    let (code, logs) = child.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "{logs}");
     logs
 }
@@ -100,7 +100,7 @@ async fn a_used_up_quota_is_waited_out_never_earlier_than_retry_after() {
     for i in 0..3 {
         studio.put(&format!("inbox/q{i}.png"), &png_bytes(8 + i, 8));
     }
-    let child = spawn_watch(studio.root());
+    let child = Tailed::new(spawn_watch(studio.root()));
     let logs = all_three_done_then_stop(&studio, child).await;
     assert!(studio.list("failed").is_empty());
     assert_eq!(fake.created().len(), 3);
@@ -129,12 +129,15 @@ async fn an_unreachable_api_host_is_waited_for_and_work_resumes_when_it_returns(
     for i in 0..3 {
         studio.put(&format!("inbox/u{i}.png"), &png_bytes(8 + i, 8));
     }
-    let child = spawn_watch(studio.root());
+    let child = Tailed::new(spawn_watch_with(studio.root(), &["-v"]));
     until("the hold in status", Duration::from_secs(10), || {
         status(studio.root()).contains("cannot be reached")
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Two probes failed since the hold began.
+    child
+        .logged("still paused", 2, Duration::from_secs(10))
+        .await;
     assert!(
         studio.list("failed").is_empty(),
         "an unreachable API never fails a job"

@@ -1,7 +1,7 @@
 //! What designers drop, end to end: every image format, names that pair only after Unicode
 //! normalisation, copies that stall or break off, and sources that change after they were taken.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -18,8 +18,7 @@ fn encoded(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
 // See: issue 9, item 2 — HEIC, TIFF, GIF, BMP, JFIF stayed in inbox/ forever, silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_image_format_designers_drop_is_sent_or_explained() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let formats = [
         ("scan.TIFF", image::ImageFormat::Tiff, "scan"),
         ("anim.gif", image::ImageFormat::Gif, "anim"),
@@ -40,8 +39,7 @@ async fn every_image_format_designers_drop_is_sent_or_explained() {
     heic.extend_from_slice(b"mdat01234567");
     studio.put("inbox/IMG_0001.HEIC", &heic);
 
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (5, 1));
+    studio.run().await.outcome(5, 1);
     let bodies = fake.created();
     for (name, format, prompt) in formats {
         let uri = body_for(&bodies, prompt)["promptImage"].as_str().unwrap();
@@ -58,11 +56,7 @@ async fn every_image_format_designers_drop_is_sent_or_explained() {
             "{name} keeps its name in done/"
         );
     }
-    let t = studio.read("failed/IMG_0001.error.txt");
-    assert!(
-        t.contains("HEIC") && t.contains("JPEG") && t.contains("Most Compatible"),
-        "{t}"
-    );
+    studio.error_says("IMG_0001", &["HEIC", "JPEG", "Most Compatible"]);
     assert!(
         studio.list("inbox").is_empty(),
         "nothing stays behind: {:?}",
@@ -75,18 +69,16 @@ async fn every_image_format_designers_drop_is_sent_or_explained() {
 // `cat.jpg` silently lost the sidecar that `cat.png` took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stems_pair_after_normalization_and_a_sidecar_applies_to_every_image_of_its_stem() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "defaults:\n  prompt: the default\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("defaults:\n  prompt: the default\n")
+        .start()
+        .await;
     studio.put("inbox/Cafe\u{301}.png", &png_bytes(16, 9)); // NFD, as macOS writes it
     studio.put("inbox/Caf\u{e9}.yaml", b"prompt: the cafe at dusk\n"); // NFC, typed elsewhere
     studio.put("inbox/cat.png", &png_bytes(8, 8));
     studio.put("inbox/cat.jpg", &encoded(32, 32, image::ImageFormat::Jpeg));
     studio.put("inbox/cat.yaml", b"prompt: a cat yawns\n");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (3, 0));
+    studio.run().await.outcome(3, 0);
     let prompts = fake.prompts();
     assert_eq!(
         prompts.iter().filter(|p| **p == "a cat yawns").count(),
@@ -114,14 +106,17 @@ async fn stems_pair_after_normalization_and_a_sidecar_applies_to_every_image_of_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_fails_as_truncated()
 {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, "  truncated_after: 3s\n"));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("  truncated_after: 3s\n")
+        .start()
+        .await;
     let whole = png_bytes(120, 80);
     let (head, rest) = whole.split_at(whole.len() / 2);
     studio.put("inbox/stalled.png", head);
     // A copy that broke off for good: it waits, then fails as truncated.
     let broken = png_bytes(64, 64);
     studio.put("inbox/broken.png", &broken[..broken.len() / 3]);
+    let logs = LogWatch::start();
     let run = tokio::spawn({
         let settings = studio.settings(KEY);
         async move {
@@ -136,8 +131,14 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
             .unwrap()
         }
     });
-    // Far longer than settle (60 ms) + sidecar_wait (40 ms): the stall a sync client makes.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Longer than settle (60 ms) + sidecar_wait (40 ms), the stall a sync client makes: found not
+    // whole, then looked at twice more.
+    logs.until(
+        &["still not whole", "stalled.png"],
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(
         fake.count("POST", "/v1/image_to_video"),
         0,
@@ -164,10 +165,9 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
         decode_data_uri(fake.created()[0]["promptImage"].as_str().unwrap()),
         whole
     );
-    let t = studio.read("failed/broken.error.txt");
-    assert!(
-        t.contains("is truncated") && t.contains("copy the image into inbox/ again"),
-        "{t}"
+    studio.error_says(
+        "broken",
+        &["is truncated", "copy the image into inbox/ again"],
     );
     let r = studio.json("done/stalled.result.json");
     assert_eq!(r["source_sha256"].as_str().unwrap().len(), 64);
@@ -178,28 +178,20 @@ async fn a_copy_that_stalls_is_sent_only_once_whole_and_one_that_never_finishes_
 // than the ones that were sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_that_changes_after_it_was_taken_is_reported_at_delivery() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(800),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(800))
+        .start()
+        .await;
     studio.put("inbox/growing.png", &png_bytes(32, 32));
     let w = Watching::start(&studio);
     // Wait until it is submitted, then append to the claimed file (a writer holding it open).
-    let t0 = Instant::now();
-    let claimed = loop {
-        let found = all_files(studio.root())
+    let claimed = until_found("the submission", Duration::from_secs(10), || async {
+        all_files(studio.root())
             .into_iter()
-            .find(|f| f.starts_with("processing/") && f.ends_with("/growing.png"));
-        if let Some(f) = found
-            && fake.tasks_created() == 1
-        {
-            break f;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "not submitted");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+            .find(|f| f.starts_with("processing/") && f.ends_with("/growing.png"))
+            .filter(|_| fake.tasks_created() == 1)
+    })
+    .await;
     use std::io::Write as _;
     std::fs::OpenOptions::new()
         .append(true)
@@ -221,20 +213,20 @@ async fn a_source_that_changes_after_it_was_taken_is_reported_at_delivery() {
 // HEIC and AVIF, which this build cannot read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_errors_say_what_is_wrong_in_a_designers_words() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put("inbox/typo.png", &png_bytes(16, 9));
     studio.put("inbox/typo.yaml", b"promt: a cat yawns\nduration: 5s\n");
     studio.put("inbox/tabs.png", &png_bytes(16, 9));
     studio.put("inbox/tabs.yaml", b"prompt: a cat yawns\n\tmodel: gen4.5\n");
     studio.put("inbox/notes.png", b"this is text, not a picture");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 3));
+    studio.run().await.outcome(0, 3);
     assert_eq!(fake.tasks_created(), 0, "nothing sent");
-    let t = studio.read("failed/typo.error.txt");
-    assert!(
-        t.contains("did you mean `prompt`?") && t.contains("must be a whole number of seconds"),
-        "{t}"
+    let t = studio.error_says(
+        "typo",
+        &[
+            "did you mean `prompt`?",
+            "must be a whole number of seconds",
+        ],
     );
     assert_eq!(
         t.matches("variants").count(),
@@ -242,10 +234,9 @@ async fn input_errors_say_what_is_wrong_in_a_designers_words() {
         "the keys listed once: {t}"
     );
     assert!(!t.contains("u32") && !t.contains("expected"), "{t}");
-    let t = studio.read("failed/tabs.error.txt");
-    assert!(
-        t.contains("YAML does not allow tabs for indentation: use spaces (line 2)"),
-        "{t}"
+    studio.error_says(
+        "tabs",
+        &["YAML does not allow tabs for indentation: use spaces (line 2)"],
     );
     let t = studio.read("failed/notes.error.txt");
     assert!(

@@ -8,16 +8,23 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_of_stills_is_sent_as_first_and_last_keyframes() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
-    studio.put("inbox/dusk.png", &png_bytes(64, 36));
-    studio.put("inbox/dusk.last.png", &png_bytes(64, 37));
-    studio.put(
-        "inbox/dusk.yaml",
-        b"model: veo3.1\nprompt: the sun sets over the bay\nduration: 4\n",
-    );
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    let r = Scenario::new()
+        .put("inbox/dusk.png", png_bytes(64, 36))
+        .put("inbox/dusk.last.png", png_bytes(64, 37))
+        .put(
+            "inbox/dusk.yaml",
+            "model: veo3.1\nprompt: the sun sets over the bay\nduration: 4\n",
+        )
+        .run()
+        .await;
+    r.outcome(1, 0).done(&[
+        "dusk.last.png",
+        "dusk.mp4",
+        "dusk.png",
+        "dusk.result.json",
+        "dusk.yaml",
+    ]);
+    let (fake, studio) = (&r.fake, &r.studio);
     let sent = fake.created();
     assert_eq!(sent.len(), 1);
     let frames = sent[0]["promptImage"].as_array().expect("the array form");
@@ -33,16 +40,6 @@ async fn a_pair_of_stills_is_sent_as_first_and_last_keyframes() {
     let last = decode_data_uri(frames[1]["uri"].as_str().unwrap());
     assert_eq!(first, png_bytes(64, 36), "the image is the first frame");
     assert_eq!(last, png_bytes(64, 37), "the .last file is the last frame");
-    studio.assert_listing(
-        "done",
-        &[
-            "dusk.last.png",
-            "dusk.mp4",
-            "dusk.png",
-            "dusk.result.json",
-            "dusk.yaml",
-        ],
-    );
     let r = studio.json("done/dusk.result.json");
     assert_eq!(r["inputs"][1]["name"], "dusk.last.png");
     assert_eq!(r["inputs"][1]["role"], "last_frame");
@@ -51,35 +48,29 @@ async fn a_pair_of_stills_is_sent_as_first_and_last_keyframes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_without_a_last_frame_fails_before_any_request_and_a_lone_last_stays() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
-    // The default model, gen4_turbo, takes no last frame.
-    studio.put("inbox/pier.jpg", &jpeg_bytes(64, 36));
-    studio.put("inbox/pier.last.png", &png_bytes(64, 36));
-    // A last frame whose image never comes.
-    studio.put("inbox/alone.last.png", &png_bytes(16, 16));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 1));
-    assert_eq!(fake.count("POST", "/v1/image_to_video"), 0, "nothing sent");
-    let t = studio.read("failed/pier.error.txt");
-    assert!(
-        t.contains("gen4_turbo takes no last keyframe") && t.contains("veo3.1"),
-        "{t}"
-    );
-    studio.assert_listing("failed", &["pier.error.txt", "pier.jpg", "pier.last.png"]);
-    studio.assert_listing("inbox", &["alone.last.png"]);
+    let r = Scenario::new()
+        // The default model, gen4_turbo, takes no last frame.
+        .put("inbox/pier.jpg", jpeg_bytes(64, 36))
+        .put("inbox/pier.last.png", png_bytes(64, 36))
+        // A last frame whose image never comes.
+        .put("inbox/alone.last.png", png_bytes(16, 16))
+        .run()
+        .await;
+    r.outcome(0, 1)
+        .sent("POST", "/v1/image_to_video", 0)
+        .failed(&["pier.error.txt", "pier.jpg", "pier.last.png"])
+        .inbox(&["alone.last.png"])
+        .error_says("pier", &["gen4_turbo takes no last keyframe", "veo3.1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_last_frame_that_arrives_within_the_sidecar_wait_is_paired() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .watch("settle", "80ms")
-            .watch("sidecar_wait", "600ms")
-            .extra("defaults:\n  model: veo3.1\n")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .watch("settle", "80ms")
+        .watch("sidecar_wait", "600ms")
+        .yaml("defaults:\n  model: veo3.1\n")
+        .start()
+        .await;
     let watching = Watching::start(&studio);
     studio.put("inbox/late.png", &png_bytes(32, 18));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -99,23 +90,20 @@ async fn a_last_frame_that_arrives_within_the_sidecar_wait_is_paired() {
 // left the .last.png out of the advice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyframe_that_cannot_be_decoded_fails_before_any_request_naming_that_file() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, "defaults:\n  model: veo3.1\n"));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("defaults:\n  model: veo3.1\n")
+        .start()
+        .await;
     studio.put("inbox/kf.png", &png_bytes(64, 36));
     studio.put("inbox/kf.last.png", &png_with_broken_data(64, 36));
     studio.put("inbox/kf.yaml", b"prompt: the tide comes in\n");
     // The first keyframe broken, the last fine.
     studio.put("inbox/sea.png", &png_with_broken_data(64, 36));
     studio.put("inbox/sea.last.png", &png_bytes(64, 36));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 2));
+    studio.run().await.outcome(0, 2);
     assert_eq!(fake.count("POST", "/v1/image_to_video"), 0, "nothing sent");
     assert_eq!(fake.count("POST", "/v1/uploads"), 0, "nothing uploaded");
-    let t = studio.read("failed/kf.error.txt");
-    assert!(
-        t.contains("What went wrong: kf.last.png cannot be decoded"),
-        "names the broken file: {t}"
-    );
+    let t = studio.error_says("kf", &["What went wrong: kf.last.png cannot be decoded"]);
     assert!(
         t.contains("What to do: kf.last.png is damaged") && t.contains("export it again"),
         "says what to do with it: {t}"

@@ -132,8 +132,10 @@ async fn a_stuck_receiver_never_holds_a_job_up_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_gets_an_odd_file_name_as_one_argument_and_the_event_in_its_environment() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new().start().await;
     let log = studio.path("hook.log");
     // sh prints each argument it is given on its own line: dropreel passes `{file}` as one
     // argument ("$@"), which no shell ever splits or runs.

@@ -9,11 +9,10 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_with_and_without_sidecars() {
     logs();
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "defaults:\n  prompt: default prompt\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("defaults:\n  prompt: default prompt\n")
+        .start()
+        .await;
     let landscape = png_bytes(64, 36);
     studio.put("inbox/plain.png", &landscape);
     studio.put("inbox/cat.png", &png_bytes(40, 40));
@@ -24,8 +23,7 @@ async fn happy_path_with_and_without_sidecars() {
         b"prompt: full control\nmodel: gen4.5\nduration: 7\nratio: \"1584:672\"\nseed: 42\nextra:\n  contentModeration:\n    publicFigureThreshold: low\n",
     );
 
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (3, 0));
+    studio.run().await.outcome(3, 0);
 
     let bodies = fake.created();
     assert_eq!(bodies.len(), 3, "one create per image");
@@ -101,8 +99,7 @@ async fn happy_path_with_and_without_sidecars() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ratio_auto_keeps_a_portrait_portrait() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put("inbox/portrait.png", &png_bytes(36, 64));
     studio.put("inbox/portrait.yaml", b"model: veo3.1\n");
     let summary = studio.run().await;
@@ -118,8 +115,7 @@ async fn ratio_auto_keeps_a_portrait_portrait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_fail_with_specific_messages_and_send_nothing() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let ok = png_bytes(20, 20);
     let cases: &[(&str, &[u8], Option<&str>, &str)] = &[
         (
@@ -234,8 +230,7 @@ async fn bad_inputs_fail_with_specific_messages_and_send_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_names_and_lone_sidecars_stay_untouched() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let img = png_bytes(16, 16);
     let ignored = [
         ".DS_Store",
@@ -259,8 +254,7 @@ async fn ignored_names_and_lone_sidecars_stay_untouched() {
     }
     std::fs::create_dir(studio.path("inbox/folder.png")).unwrap();
     studio.put("inbox/real.png", &img);
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    studio.run().await.outcome(1, 0);
     let mut expect: Vec<String> = ignored.iter().map(|s| s.to_string()).collect();
     expect.push("folder.png".into());
     expect.sort();
@@ -281,8 +275,7 @@ async fn ignored_names_and_lone_sidecars_stay_untouched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn magic_bytes_win_over_the_name() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put("inbox/really-jpeg.png", &jpeg_bytes(100, 100));
     let summary = studio.run().await;
     assert_eq!(summary.succeeded, 1);
@@ -296,8 +289,10 @@ async fn magic_bytes_win_over_the_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collisions_in_done_get_one_suffix_for_every_file() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new().start().await;
     studio.put("done/cat.txt", b"someone else's");
     studio.put("done/cat-2.mp4", b"older");
     studio.put("inbox/cat.png", &png_bytes(16, 16));
@@ -319,8 +314,7 @@ async fn collisions_in_done_get_one_suffix_for_every_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_images_go_through_uploads() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     // Incompressible pixels: ~4.3 MB, over the ~3.75 MB that fits a 5 MiB data URI.
     let big = png_bytes(1200, 1200);
     assert!(big.len() > 4_000_000, "{}", big.len());
@@ -346,13 +340,11 @@ async fn big_images_go_through_uploads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_is_bounded_and_claims_are_lazy() {
-    let fake = FakeRunway::start(Switches {
-        concurrency: 5,
-        task_time: Duration::from_millis(150),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.concurrency = 5)
+        .fake(|s| s.task_time = Duration::from_millis(150))
+        .start()
+        .await;
     for i in 0..7 {
         studio.put(&format!("inbox/img{i}.png"), &png_distinct(8, 8));
     }
@@ -415,8 +407,7 @@ async fn concurrency_is_bounded_and_claims_are_lazy() {
 // `run` then waited for it forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitted_job_without_a_task_id_fails_clearly_and_run_ends() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let id = "20260101T000000Z-0000000a";
     std::fs::create_dir_all(studio.path(&format!("processing/{id}"))).unwrap();
     studio.put(&format!("processing/{id}/edited.png"), &png_bytes(12, 12));
@@ -434,12 +425,7 @@ async fn a_submitted_job_without_a_task_id_fails_clearly_and_run_ends() {
         serde_json::to_string(&rec).unwrap().as_bytes(),
     );
     studio.put("inbox/fine.png", &png_bytes(8, 8));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 1));
-    let t = studio.read("failed/edited.error.txt");
-    assert!(
-        t.contains("names no task") && t.contains("Runway's dashboard"),
-        "{t}"
-    );
+    studio.run().await.outcome(1, 1);
+    studio.error_says("edited", &["names no task", "Runway's dashboard"]);
     assert_eq!(fake.created().len(), 1, "only fine.png was sent");
 }

@@ -93,17 +93,14 @@ async fn a_downloaded_video_gets_a_poster_each_take_one_and_an_undecodable_one_n
     let video = std::fs::read(local.path("done/waves.mp4")).unwrap();
     let d = decode_mp4(&local.path("done/waves.mp4"));
     let middle = grid(&d.lumas[d.lumas.len() / 2], d.width, d.height);
-    let fake = FakeRunway::start(Switches {
-        video: Some(Arc::new(video)),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.video = Some(Arc::new(video)))
+        .start()
+        .await;
     studio.put("inbox/one.png", &png_distinct(16, 9));
     studio.put("inbox/two.png", &png_distinct(16, 9));
     studio.put("inbox/two.yaml", b"variants: 2\n");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+    studio.run().await.outcome(2, 0);
     for rel in [
         "done/one.poster.jpg",
         "done/two-v1.poster.jpg",
@@ -121,8 +118,7 @@ async fn a_downloaded_video_gets_a_poster_each_take_one_and_an_undecodable_one_n
     // The stand-in the fake serves by default is no H.264: delivered, without a poster.
     fake.set(|s| s.video = None);
     studio.put("inbox/three.png", &png_distinct(16, 9));
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (1, 0));
+    studio.run().await.outcome(1, 0);
     assert!(studio.path("done/three.mp4").exists());
     assert!(!studio.path("done/three.poster.jpg").exists());
     assert!(studio.list("failed").is_empty());

@@ -157,15 +157,10 @@ fn assert_all_done_once(
 async fn finish_with_one_instance(studio: &Studio, n: usize) {
     let child = spawn_watch(studio.root());
     wait_started(studio.root(), &child).await;
-    let t0 = Instant::now();
-    while studio.list("done").len() < n * 3 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "not done: {:?}",
-            all_files(studio.root())
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("all done", Duration::from_secs(60), || {
+        studio.list("done").len() >= n * 3
+    })
+    .await;
     sigterm(&child);
     let (code, _) = wait_exit(child, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
@@ -281,15 +276,10 @@ async fn two_instances_share_one_studio_and_each_image_is_paid_once() {
     let by_bytes = put_images(&studio, 50);
     let a = spawn_watch(studio.root());
     let b = spawn_watch(studio.root());
-    let t0 = Instant::now();
-    while studio.list("done").len() < 150 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(90),
-            "not done: {} files",
-            studio.list("done").len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("150 files in done/", Duration::from_secs(90), || {
+        studio.list("done").len() >= 150
+    })
+    .await;
     sigterm(&a);
     sigterm(&b);
     let (ca, la) = wait_exit(a, Duration::from_secs(10)).await;
@@ -330,21 +320,17 @@ async fn a_job_left_by_a_dead_instance_is_resumed_by_a_live_one() {
     .await;
     // B starts beside it: A's jobs are leased by a live instance, so B leaves them alone…
     let b = spawn_watch(studio.root());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // B's status file is written once it has looked at processing/.
+    wait_started(studio.root(), &b).await;
     assert_eq!(states(studio.root()), ["submitted"; 3]);
     // …until A dies.
     a.kill().unwrap();
     a.wait().unwrap();
     // B notices at its next look (a dead pid on this host frees the lease at once).
-    let t0 = Instant::now();
-    while studio.list("done").len() < 9 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "{:?}",
-            all_files(studio.root())
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("9 files in done/", Duration::from_secs(20), || {
+        studio.list("done").len() >= 9
+    })
+    .await;
     sigterm(&b);
     let (code, logs) = wait_exit(b, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));

@@ -10,8 +10,7 @@ const TEXT: &str = "/v1/text_to_video";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_file_becomes_a_text_to_video_task_with_and_without_a_sidecar() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put(
         "inbox/mood.txt",
         "\u{feff}  Fog rolls over a quiet harbour at dawn.\n\n".as_bytes(),
@@ -21,8 +20,7 @@ async fn a_text_file_becomes_a_text_to_video_task_with_and_without_a_sidecar() {
         "inbox/title.yaml",
         b"model: veo3.1\nratio: \"720:1280\"\nduration: 6\n",
     );
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+    studio.run().await.outcome(2, 0);
     let bodies = fake.created_on(TEXT);
     assert_eq!(bodies.len(), 2, "{bodies:#?}");
     assert!(fake.created().is_empty(), "nothing on image_to_video");
@@ -68,11 +66,10 @@ async fn a_text_file_becomes_a_text_to_video_task_with_and_without_a_sidecar() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_job_that_cannot_work_fails_before_any_request() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "defaults:\n  ratio: \"1104:832\"\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("defaults:\n  ratio: \"1104:832\"\n")
+        .start()
+        .await;
     let long = "word ".repeat(250);
     let cases: &[(&str, &[u8], Option<&str>, &str)] = &[
         ("empty", b"  \n\t\n", None, "the text file is empty"),
@@ -131,12 +128,10 @@ async fn a_text_job_that_cannot_work_fails_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_text_job_is_polled_after_the_restart_not_submitted_again() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(1200),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(1200))
+        .start()
+        .await;
     studio.put("inbox/storm.txt", b"Lightning over a wheat field");
     let mut child = spawn_watch(studio.root());
     // Killed once the task is known to the job (a kill while the create is on the wire is an

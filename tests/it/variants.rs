@@ -11,8 +11,7 @@ use crate::support::*;
 // See: issue 12, item 3 — seeds S, S+1, S+2; one result.json listing each; reused when dropped again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_variants_with_a_seed_send_consecutive_seeds_and_deliver_three_videos() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let img = png_distinct(16, 9);
     studio.put("inbox/cat.png", &img);
     studio.put(
@@ -68,11 +67,10 @@ async fn three_variants_with_a_seed_send_consecutive_seeds_and_deliver_three_vid
 // See: issue 12, item 3 — without a seed each take gets its own, recorded; variants from a preset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variants_without_a_seed_get_random_recorded_seeds() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "presets:\n  takes:\n    variants: 2\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("presets:\n  takes:\n    variants: 2\n")
+        .start()
+        .await;
     std::fs::create_dir_all(studio.path("inbox/takes")).unwrap();
     studio.put("inbox/takes/dog.png", &png_distinct(16, 9));
     studio.run().await;
@@ -99,12 +97,10 @@ async fn variants_without_a_seed_get_random_recorded_seeds() {
 // See: issue 12, item 3 — one take failing: done/ with the failure listed, exit 1; all failing: failed/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_take_is_listed_and_only_all_failing_fails_the_job() {
-    let fake = FakeRunway::start(Switches {
-        failure_codes: ["SAFETY.INPUT.IMAGE".to_string()].into(),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.failure_codes = ["SAFETY.INPUT.IMAGE".to_string()].into())
+        .start()
+        .await;
     studio.put("inbox/fox.png", &png_distinct(16, 9));
     studio.put("inbox/fox.yaml", b"variants: 3\n");
     let summary = studio.run().await;
@@ -137,8 +133,7 @@ async fn a_failed_take_is_listed_and_only_all_failing_fails_the_job() {
     fake.set(|s| s.failure_codes = vec!["SAFETY.INPUT.IMAGE".to_string(); 2].into());
     studio.put("inbox/owl.png", &png_distinct(16, 9));
     studio.put("inbox/owl.yaml", b"variants: 2\n");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 1));
+    studio.run().await.outcome(0, 1);
     let text = studio.read("failed/owl.error.txt");
     assert!(
         text.contains("all 2 variants failed")
@@ -151,18 +146,13 @@ async fn a_failed_take_is_listed_and_only_all_failing_fails_the_job() {
 // See: issue 12, item 3 — every take is crash-safe like a job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_with_takes_in_flight_never_resubmits_a_take() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(1500),
-        concurrency: 4,
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(
-        &TestConfig::new(&fake.url)
-            .runway("max_in_flight", "4")
-            .watch("lease", "600ms")
-            .yaml(),
-    );
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(1500))
+        .fake(|s| s.concurrency = 4)
+        .runway("max_in_flight", "4")
+        .watch("lease", "600ms")
+        .start()
+        .await;
     studio.put("inbox/owl.png", &png_distinct(16, 9));
     studio.put("inbox/owl.yaml", b"variants: 3\nseed: 7\n");
     let mut child = spawn_watch(studio.root());
@@ -208,11 +198,10 @@ async fn a_kill_with_takes_in_flight_never_resubmits_a_take() {
 // listed as held (not failed), nothing stays in processing/, and the run exits 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variants_under_a_budget_deliver_the_paid_takes_and_the_run_exits_4() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("defaults:\n  model: gen4_turbo\n  duration: 5\nbudget:\n  daily_credits: 60\n")
+        .start()
+        .await;
     studio.put("inbox/cat.png", &png_distinct(16, 9));
     studio.put("inbox/cat.yaml", b"variants: 3\nseed: 10\n");
     let summary = studio.run_with_key(KEY, Duration::from_secs(20)).await;

@@ -10,8 +10,7 @@ const VIDEO: &str = "/v1/video_to_video";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_is_uploaded_and_restyled_in_the_field_its_model_names() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     studio.put("inbox/walk.mp4", &mp4_of(4));
     studio.put("inbox/dance.mov", &mp4_index_last(6));
     studio.put("inbox/screen.webm", &webm_recorded(3));
@@ -19,8 +18,7 @@ async fn a_video_is_uploaded_and_restyled_in_the_field_its_model_names() {
         "inbox/dance.yaml",
         b"model: seedance2\nprompt: as a watercolour\nduration: 5\n",
     );
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (3, 0));
+    studio.run().await.outcome(3, 0);
     let sent = fake.created_on(VIDEO);
     assert_eq!(sent.len(), 3, "{sent:#?}");
     let aleph = sent.iter().find(|b| b["model"] == "aleph2").unwrap();
@@ -80,8 +78,7 @@ async fn a_video_is_uploaded_and_restyled_in_the_field_its_model_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_job_that_cannot_work_fails_before_any_request() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new().start().await;
     let cases: &[(&str, Vec<u8>, Option<&str>, &str)] = &[
         (
             "fake.mp4",
@@ -136,8 +133,10 @@ fn box_at(bytes: &[u8], name: &[u8; 4]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_that_is_not_whole_is_never_uploaded_and_fails_as_truncated_once_it_stops_changing()
 {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, "  truncated_after: 1s\n"));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("  truncated_after: 1s\n")
+        .start()
+        .await;
     let webm = webm_of(4);
     studio.put("inbox/cut.webm", &webm[..webm.len() * 6 / 10]);
     // Every box whole, but the media data the index points at is missing.
@@ -154,8 +153,7 @@ async fn a_video_that_is_not_whole_is_never_uploaded_and_fails_as_truncated_once
     );
     // Still recording: the media data's box runs to the end of the file.
     studio.put("inbox/recording.mp4", &mp4_recording());
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (0, 4));
+    studio.run().await.outcome(0, 4);
     for stem in ["cut", "headless", "unindexed", "recording"] {
         let t = studio.read(&format!("failed/{stem}.error.txt"));
         assert!(
@@ -173,11 +171,10 @@ async fn a_video_that_is_not_whole_is_never_uploaded_and_fails_as_truncated_once
 // none: seedance's 15 s check was skipped and estimate assumed 5 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_videos_own_length_gates_its_model_and_prices_it_and_an_unreadable_one_fails() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(
-        &fake.url,
-        "defaults:\n  video_model: seedance2\n",
-    ));
+    let Scene { fake, studio } = Scenario::new()
+        .yaml("defaults:\n  video_model: seedance2\n")
+        .start()
+        .await;
     studio.put("inbox/export.webm", &webm_of(7));
     studio.put("inbox/browser.webm", &webm_recorded(9));
     studio.put("inbox/recorder.mp4", &mp4_index_last(6));
@@ -226,22 +223,16 @@ async fn on_the_local_backend_a_video_fails_saying_it_needs_runway() {
     studio.put("inbox/clip.mp4", &mp4_of(2));
     let summary = studio.run_local().await;
     assert_eq!((summary.succeeded, summary.failed), (0, 1));
-    let t = studio.read("failed/clip.error.txt");
-    assert!(
-        t.contains("needs the Runway backend") && t.contains("RUNWAYML_API_SECRET"),
-        "{t}"
-    );
+    studio.error_says("clip", &["needs the Runway backend", "RUNWAYML_API_SECRET"]);
     studio.assert_listing("failed", &["clip.error.txt", "clip.mp4"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_video_or_keyframe_job_is_polled_after_the_restart_not_submitted_again() {
-    let fake = FakeRunway::start(Switches {
-        task_time: Duration::from_millis(1200),
-        ..Switches::default()
-    })
-    .await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene { fake, studio } = Scenario::new()
+        .fake(|s| s.task_time = Duration::from_millis(1200))
+        .start()
+        .await;
     studio.put("inbox/reel.mp4", &mp4_of(3));
     studio.put("inbox/bay.png", &png_bytes(32, 18));
     studio.put("inbox/bay.last.png", &png_bytes(32, 19));
@@ -274,13 +265,14 @@ async fn a_killed_video_or_keyframe_job_is_polled_after_the_restart_not_submitte
 // name with dropreel's own file in the job folder, and the download overwrote the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_named_like_dropreels_own_files_are_never_overwritten() {
-    let fake = FakeRunway::start(Switches::default()).await;
-    let studio = Studio::new(&test_config(&fake.url, ""));
+    let Scene {
+        fake: _fake,
+        studio,
+    } = Scenario::new().start().await;
     let video = mp4_of(3);
     studio.put("inbox/out.mp4", &video);
     studio.put("inbox/error.txt", b"a storm over the harbour");
-    let summary = studio.run().await;
-    assert_eq!((summary.succeeded, summary.failed), (2, 0));
+    studio.run().await.outcome(2, 0);
     assert_eq!(std::fs::read(studio.path("done/out.mp4")).unwrap(), video);
     assert_eq!(
         std::fs::read(studio.path("done/out.result.mp4")).unwrap(),

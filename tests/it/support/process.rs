@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dropreel_testkit::KEY;
+use dropreel_testkit::{KEY, until};
 
 /// The binary under test.
 pub fn dropreel_bin() -> PathBuf {
@@ -113,23 +113,14 @@ pub fn all_files(root: &Path) -> Vec<String> {
 
 /// Waits until the instance has started (its status file is in `processing/`).
 pub async fn wait_started(root: &Path, child: &Child) {
-    let t0 = Instant::now();
-    loop {
-        let files = all_files(root);
-        let started = files.iter().any(|f| {
+    let pid = format!("\"pid\": {}", child.id());
+    until("dropreel to start", Duration::from_secs(10), || {
+        all_files(root).iter().any(|f| {
             f.starts_with("processing/.instance-")
-                && std::fs::read_to_string(root.join(f))
-                    .is_ok_and(|t| t.contains(&format!("\"pid\": {}", child.id())))
-        });
-        if started {
-            return;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "dropreel did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+                && std::fs::read_to_string(root.join(f)).is_ok_and(|t| t.contains(&pid))
+        })
+    })
+    .await;
 }
 
 /// A child process that is killed when dropped, so a failing test leaves no dropreel running.
