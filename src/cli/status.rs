@@ -48,9 +48,9 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     let _ = writeln!(out, "studio {}", root.display());
     for (name, n) in spool.counts()? {
         let what = match name {
-            crate::studio::spool::INBOX => "waiting",
-            crate::studio::spool::PROCESSING => "in flight",
-            crate::studio::spool::DONE => "delivered",
+            crate::studio::layout::INBOX => "waiting",
+            crate::studio::layout::PROCESSING => "in flight",
+            crate::studio::layout::DONE => "delivered",
             _ => "failed",
         };
         let jobs = if n == 1 { "job" } else { "jobs" };

@@ -73,7 +73,7 @@ impl Event {
             // Time first, so ids sort in the order events happened.
             id: format!("{micros:016x}-{:08x}", fastrand::u32(..)),
             event,
-            at: crate::studio::spool::now_rfc3339(),
+            at: crate::studio::clock::now_rfc3339(),
             job: None,
             file: None,
             outputs: Vec::new(),

@@ -86,7 +86,7 @@ impl FailedView {
     /// `.error.txt` (`clientA/cat`).
     pub fn retry_name(&self) -> &str {
         let rel = self.error_file.split_once('/').map_or("", |(_, rel)| rel);
-        rel.strip_suffix(".error.txt").unwrap_or(rel)
+        crate::studio::layout::error_stem(rel).unwrap_or(rel)
     }
 }
 

@@ -98,7 +98,7 @@ impl Receiver {
                         let code = r.status().as_u16();
                         let said = r.text().await.unwrap_or_default();
                         let said =
-                            crate::shown(crate::studio::spool::fit_stem(said.trim(), ANSWER_KEPT))
+                            crate::shown(crate::studio::layout::fit_stem(said.trim(), ANSWER_KEPT))
                                 .into_owned();
                         Err(NotSent::Refused(if said.is_empty() {
                             format!("the webhook answered HTTP {code}")
@@ -215,7 +215,7 @@ async fn run_command(
         let text = String::from_utf8_lossy(bytes);
         let text = text.trim();
         if !text.is_empty() {
-            let cut = crate::studio::spool::fit_stem(text, OUTPUT_LOGGED);
+            let cut = crate::studio::layout::fit_stem(text, OUTPUT_LOGGED);
             tracing::info!(event = %event.id, stream, output = %cut, "notify.command said");
         }
     }
@@ -254,7 +254,7 @@ impl Outbox {
         };
         for dir in self.dirs.iter() {
             let written = std::fs::create_dir_all(dir).and_then(|()| {
-                crate::studio::spool::write_atomic(dir, &format!("{}.json", event.id), &body)
+                crate::studio::durable::write_atomic(dir, &format!("{}.json", event.id), &body)
             });
             if let Err(e) = written {
                 tracing::error!(event = %event.id, kind = event.event.name(), dir = %dir.display(), error = %e,
@@ -537,9 +537,9 @@ fn set_aside(dir: &Path, path: &Path, why: &str) -> std::io::Result<()> {
         .file_stem()
         .unwrap_or(name)
         .to_string_lossy();
-    let note = format!("{} {why}\n", crate::studio::spool::now_rfc3339());
+    let note = format!("{} {why}\n", crate::studio::clock::now_rfc3339());
     if let Err(e) =
-        crate::studio::spool::write_atomic(&aside, &format!("{stem}.txt"), note.as_bytes())
+        crate::studio::durable::write_atomic(&aside, &format!("{stem}.txt"), note.as_bytes())
     {
         tracing::warn!(error = %e, "cannot write why a notification was set aside");
     }

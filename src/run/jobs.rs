@@ -225,7 +225,7 @@ async fn drive<B: Backend>(
                 &ctx.rec.delivery,
             ) && matches!(end, End::Failed)
             {
-                let error_file = format!("{}/{}.error.txt", d.folder, d.stem);
+                let error_file = ctx.rec.delivered(&d.folder, &d.stem).error_txt();
                 if let Err(e) = ledger.refusal_kept_by(key, &ctx.rec.id, &error_file) {
                     tracing::warn!(job = %ctx.rec.id, error = %e, "cannot update the dedupe ledger");
                 }
@@ -267,8 +267,10 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
     }
     let event = match end {
         End::Delivered | End::PartlyDelivered => {
-            let videos = videos_of(rec, &d.folder, &d.stem);
-            let posters: Vec<Option<String>> = posters_of(rec, &d.folder, &d.stem)
+            let names = rec.delivered(&d.folder, &d.stem);
+            let videos = names.videos();
+            let posters: Vec<Option<String>> = names
+                .posters()
                 .into_iter()
                 .map(|p| spool.root().join(&p).exists().then_some(p))
                 .collect();
@@ -282,7 +284,7 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
                 credits,
                 videos: videos.clone(),
                 posters: posters.clone(),
-                at: crate::studio::spool::now_rfc3339(),
+                at: crate::studio::clock::now_rfc3339(),
             });
             let mut outputs = videos;
             outputs.extend(posters.into_iter().flatten());
@@ -291,13 +293,13 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
         End::Failed => {
             let f = rec.failure_or_default();
             let error = format!("{} — {}", f.message, f.advice);
-            let error_file = format!("{}/{}.error.txt", d.folder, d.stem);
+            let error_file = rec.delivered(&d.folder, &d.stem).error_txt();
             live.failed(crate::observe::live::FailedView {
                 job: rec.id.clone(),
                 file: rec.source.rel(),
                 error: error.clone(),
                 error_file: error_file.clone(),
-                at: crate::studio::spool::now_rfc3339(),
+                at: crate::studio::clock::now_rfc3339(),
             });
             Event::failed(rec, error, error_file)
         }
@@ -444,7 +446,7 @@ async fn copy_found(
                     return Ok(false);
                 }
             }
-            crate::studio::spool::sync_dir(&dir)?;
+            crate::studio::durable::sync_dir(&dir)?;
             Ok(true)
         })
         .await
@@ -512,7 +514,7 @@ async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, found: &[Found]) -> Resu
         "reused: the same inputs and settings were delivered before; no request sent, no credits spent");
     ctx.rec.reused_from = Some(from);
     ctx.rec.output_bytes = Some(found.iter().map(|f| f.video.bytes).sum());
-    ctx.rec.finished_at = Some(crate::studio::spool::now_rfc3339());
+    ctx.rec.finished_at = Some(crate::studio::clock::now_rfc3339());
     ctx.rec.state = State::Downloaded;
     ctx.save().await?;
     Ok(true)
@@ -658,7 +660,7 @@ async fn make_posters(ctx: &JobCtx) {
             }
             let written =
                 crate::media::preview::jpeg_from_mp4(&dir.join(&video)).and_then(|jpeg| {
-                    crate::studio::spool::write_atomic(&dir, &poster, &jpeg)
+                    crate::studio::durable::write_atomic(&dir, &poster, &jpeg)
                         .map_err(|e| e.to_string())
                 });
             if let Err(why) = written {
@@ -679,26 +681,23 @@ async fn identify_videos(ctx: &JobCtx, reused: &[Found]) -> Vec<(u32, dedupe::Id
         return Vec::new();
     }
     let dir = ctx.spool.job_dir(&rec.id);
-    let moved = |suffix: String| {
+    let moved = |take: Option<u32>| {
         rec.delivery.as_ref().map(|d| {
+            let names = rec.delivered(&d.folder, &d.stem);
             ctx.spool
                 .root()
                 .join(&d.folder)
-                .join(format!("{}{suffix}", d.stem))
+                .join(names.video_name(take))
         })
     };
     let videos: Vec<(u32, std::path::PathBuf, Option<std::path::PathBuf>)> = if rec.takes.is_empty()
     {
-        let single = format!(".{}", rec.kind.output_ext());
-        vec![(1, dir.join(rec.output_file()), moved(single))]
+        vec![(1, dir.join(rec.output_file()), moved(None))]
     } else {
         rec.takes
             .iter()
             .filter(|t| t.output_bytes.is_some())
-            .map(|t| {
-                let there = moved(format!("-v{}.mp4", t.n));
-                (t.n, dir.join(rec.take_output(t.n)), there)
-            })
+            .map(|t| (t.n, dir.join(rec.take_output(t.n)), moved(Some(t.n))))
             .collect()
     };
     let known: Vec<(dedupe::FileId, u64, String)> = reused
@@ -751,7 +750,7 @@ fn deliver(
         Ok(stem) => {
             let rec = &ctx.rec;
             let folder = rec.delivery.as_ref().map_or("done", |d| d.folder.as_str());
-            let videos = videos_of(rec, folder, &stem);
+            let videos = rec.delivered(folder, &stem).videos();
             tracing::info!(job = %rec.id, file = %rec.source.name, to = %videos.join(", "), "delivered");
             // A take the budget held is not a failure (the run says so by its exit code).
             if rec
@@ -790,12 +789,10 @@ fn record_delivery(
         return;
     };
     let folder = rec.delivery.as_ref().map_or("done", |d| d.folder.as_str());
+    let names = rec.delivered(folder, stem);
     let path_of = |n: u32| {
-        if rec.takes.is_empty() {
-            format!("{folder}/{stem}.{}", rec.kind.output_ext())
-        } else {
-            format!("{folder}/{stem}-v{n}.mp4")
-        }
+        let take = (!rec.takes.is_empty()).then_some(n);
+        format!("{folder}/{}", names.video_name(take))
     };
     let copies: Vec<(u32, dedupe::Identity, String)> = videos
         .iter()
@@ -844,38 +841,6 @@ fn record_delivery(
     }
 }
 
-/// The videos a delivered job has under `folder` (a path under the studio) as `stem`.
-fn videos_of(rec: &JobRecord, folder: &str, stem: &str) -> Vec<String> {
-    let single = format!(".{}", rec.kind.output_ext());
-    delivered_as(rec, folder, stem, &single, |n| format!("-v{n}.mp4"))
-}
-
-/// The posters a delivered job may have beside its videos (see [`videos_of`]).
-fn posters_of(rec: &JobRecord, folder: &str, stem: &str) -> Vec<String> {
-    delivered_as(rec, folder, stem, ".poster.jpg", |n| {
-        format!("-v{n}.poster.jpg")
-    })
-}
-
-/// `folder/stem` + `single` for a job without takes; `folder/stem` + `take(n)` for each take
-/// that made a video.
-fn delivered_as(
-    rec: &JobRecord,
-    folder: &str,
-    stem: &str,
-    single: &str,
-    take: impl Fn(u32) -> String,
-) -> Vec<String> {
-    if rec.takes.is_empty() {
-        return vec![format!("{folder}/{stem}{single}")];
-    }
-    rec.takes
-        .iter()
-        .filter(|t| t.output_bytes.is_some())
-        .map(|t| format!("{folder}/{stem}{}", take(t.n)))
-        .collect()
-}
-
 /// Records the failure and moves the job into `failed/` with its `error.txt`: the one route to
 /// `failed/`. When `failed/` refuses, the job waits in `processing/` like an undelivered one.
 fn fail(ctx: &mut JobCtx, failure: Failure) -> End {
@@ -895,7 +860,7 @@ fn fail(ctx: &mut JobCtx, failure: Failure) -> End {
             tracing::warn!(
                 job = %ctx.rec.id,
                 file = %ctx.rec.source.rel(),
-                to = %format!("{folder}/{stem}.error.txt"),
+                to = %ctx.rec.delivered(folder, &stem).error_txt(),
                 reason = %failure.message,
                 "failed"
             );

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::job::JobKind;
-use crate::studio::spool::{Failure, JobRecord};
+use crate::studio::layout;
+use crate::studio::record::{Failure, JobRecord};
 
 /// The `result.json` of a delivered job, whose files in `done/` are named `stem`.
 pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
@@ -32,7 +33,7 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
         "claimed_at": rec.claimed_at,
         "submitted_at": rec.submitted_at,
         "finished_at": rec.finished_at,
-        "delivered_at": crate::studio::spool::now_rfc3339(),
+        "delivered_at": crate::studio::clock::now_rfc3339(),
         "output_bytes": rec.output_bytes,
         "credits": credits(rec),
         "submissions": rec.submissions,
@@ -64,12 +65,13 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
         v["extra"] = Value::Object(s.extra.clone());
     }
     if !rec.takes.is_empty() {
+        let names = rec.delivered("", stem);
         v["variants"] = json!(
             rec.takes
                 .iter()
                 .map(|t| json!({
                     "n": t.n,
-                    "file": t.output_bytes.map(|_| format!("{stem}-v{}.mp4", t.n)),
+                    "file": t.output_bytes.map(|_| names.video_name(Some(t.n))),
                     "seed": t.seed,
                     "task_id": t.task_id,
                     "output_bytes": t.output_bytes,
@@ -157,17 +159,10 @@ pub fn error_text(rec: &JobRecord, failure: &Failure, stem: &str) -> String {
         failure.advice.trim_end_matches('.')
     );
     // The job's files as failed/ names them (a taken name gets a `-2`).
-    let with_ext = |name: &str| match crate::studio::spool::split_name(name).1 {
-        "" => stem.to_string(),
-        ext => format!("{stem}.{ext}"),
-    };
-    let mut files = vec![with_ext(&rec.source.name)];
-    files.extend(rec.sidecar.as_deref().map(with_ext));
+    let mut files = vec![layout::input_name(stem, &rec.source.name)];
+    files.extend(rec.sidecar.as_deref().map(|s| layout::input_name(stem, s)));
     if let Some(last) = rec.kind.last_frame() {
-        files.push(format!(
-            "{stem}.last.{}",
-            crate::studio::spool::split_name(last).1
-        ));
+        files.push(layout::last_frame_name(stem, last));
     }
     let folder = &rec.source.folder;
     let (name, inbox) = match folder.as_str() {
@@ -185,7 +180,7 @@ pub fn error_text(rec: &JobRecord, failure: &Failure, stem: &str) -> String {
     t.push_str(&format!(
         "\nJob {}, {}\n",
         rec.id,
-        crate::studio::spool::now_rfc3339()
+        crate::studio::clock::now_rfc3339()
     ));
     t
 }

@@ -8,39 +8,24 @@
 //! are easiest to check in one place.)
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::studio::durable::{copy_durably, move_no_clobber, sync_dir, write_atomic};
+use crate::studio::layout::{
+    self, DONE, FAILED, INBOX, PROCESSING, STATE_FILE, fit_stem, split_name,
+};
 use crate::studio::lease::{LEASE_FILE, Owner};
 use crate::studio::source::Source;
 
-pub const INBOX: &str = "inbox";
-pub const PROCESSING: &str = "processing";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
-pub const STATE_FILE: &str = "job.json";
-
 pub use crate::studio::record::{Delivery, Failure, JobRecord, RenderInfo, State};
-
-/// `cat.png` → (`cat`, `png`); `a.b.png` → (`a.b`, `png`); `README` → (`README`, ``).
-pub fn split_name(name: &str) -> (&str, &str) {
-    match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i + 1..]),
-        _ => (name, ""),
-    }
-}
-
-/// Current time in RFC 3339, seconds precision, UTC.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
 
 /// A fresh job id: sortable by time, unique across processes and machines.
 pub fn new_job_id() -> String {
-    let t: String = now_rfc3339()
+    let t: String = crate::studio::clock::now_rfc3339()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
@@ -326,10 +311,7 @@ impl Spool {
 
     /// Reads take `n`'s state file of job `id`; `Ok(None)` when the take has not started.
     pub fn load_variant(&self, id: &str, n: u32) -> io::Result<Option<JobRecord>> {
-        match fs::read(
-            self.job_dir(id)
-                .join(crate::studio::record::variant_state_file(n)),
-        ) {
+        match fs::read(self.job_dir(id).join(layout::variant_state_file(n))) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -386,20 +368,24 @@ impl Spool {
     ) -> io::Result<String> {
         let mut extra: Vec<(String, String)> = Vec::new();
         // A poster that was not made is not there to move (a missing file is skipped).
+        let output = rec.output();
         if rec.takes.is_empty() {
-            extra.push((rec.output_file(), format!(".{}", rec.kind.output_ext())));
-            extra.push((rec.poster_file(), ".poster.jpg".into()));
+            extra.push((rec.output_file(), layout::video_suffix(output, None)));
+            extra.push((rec.poster_file(), layout::poster_suffix(None)));
         }
         for t in rec.takes.iter().filter(|t| t.output_bytes.is_some()) {
-            extra.push((rec.take_output(t.n), format!("-v{}.mp4", t.n)));
-            extra.push((rec.take_poster(t.n), format!("-v{}.poster.jpg", t.n)));
+            extra.push((
+                rec.take_output(t.n),
+                layout::video_suffix(output, Some(t.n)),
+            ));
+            extra.push((rec.take_poster(t.n), layout::poster_suffix(Some(t.n))));
         }
-        extra.push((rec.result_file(), ".result.json".into()));
+        extra.push((rec.result_file(), layout::result_suffix().to_string()));
         let report = |rec: &JobRecord, dir: &Path, stem: &str| {
             if rec.delivery.as_ref().is_some_and(|d| {
                 self.root
                     .join(&d.folder)
-                    .join(format!("{stem}.result.json"))
+                    .join(layout::result_name(stem))
                     .exists()
             }) {
                 return Ok(());
@@ -416,12 +402,12 @@ impl Spool {
         rec: &mut JobRecord,
         error_text: impl FnOnce(&JobRecord, &str) -> String,
     ) -> io::Result<String> {
-        let extra = [(rec.error_file(), ".error.txt".to_string())];
+        let extra = [(rec.error_file(), layout::error_suffix().to_string())];
         let report = |rec: &JobRecord, dir: &Path, stem: &str| {
             let moved = rec.delivery.as_ref().is_some_and(|d| {
                 self.root
                     .join(&d.folder)
-                    .join(format!("{stem}.error.txt"))
+                    .join(layout::error_name(stem))
                     .exists()
             });
             if moved {
@@ -485,14 +471,15 @@ impl Spool {
         };
         report(rec, &dir, &stem)?;
         let mut moves: Vec<(String, String)> = Vec::new();
-        let (_, ext) = split_name(&rec.source.name);
-        moves.push((rec.source.name.clone(), join_ext(&stem, ext)));
+        moves.push((
+            rec.source.name.clone(),
+            layout::input_name(&stem, &rec.source.name),
+        ));
         if let Some(sc) = &rec.sidecar {
-            moves.push((sc.clone(), join_ext(&stem, split_name(sc).1)));
+            moves.push((sc.clone(), layout::input_name(&stem, sc)));
         }
         if let Some(last) = rec.kind.last_frame() {
-            let ext = split_name(last).1;
-            moves.push((last.to_string(), format!("{stem}.last.{ext}")));
+            moves.push((last.to_string(), layout::last_frame_name(&stem, last)));
         }
         for (from, suffix) in extra {
             moves.push((from.clone(), format!("{stem}{suffix}")));
@@ -556,22 +543,9 @@ impl Spool {
     pub fn remove_job_dir(&self, id: &str) -> io::Result<()> {
         let dir = self.job_dir(id);
         let ours = |n: &str| {
-            [
-                "result.json",
-                "error.txt",
-                ".result.json",
-                ".error.txt",
-                STATE_FILE,
-                LEASE_FILE,
-            ]
-            .contains(&n)
-                || (n.trim_start_matches('.').starts_with("out")
-                    && (n.ends_with(".mp4") || n.ends_with(".mp4.part")))
-                || (n.starts_with(".send") && n.ends_with(".png"))
-                || (n.starts_with("variant-") && n.contains(".json"))
-                || n.starts_with("job.json.")
+            layout::is_own_job_file(n)
+                || n == LEASE_FILE
                 || n.starts_with("lease.")
-                || n.ends_with(".tmp")
                 || crate::intake::is_ignored(n)
         };
         // A lease renewal may race the removal and put a file back: go round a few times.
@@ -624,8 +598,8 @@ impl Spool {
                     .filter(|id| self.holds_job(id))
                     .count(),
             ),
-            (DONE, count(DONE, &|n| n.ends_with(".result.json"))?),
-            (FAILED, count(FAILED, &|n| n.ends_with(".error.txt"))?),
+            (DONE, count(DONE, &|n| layout::result_stem(n).is_some())?),
+            (FAILED, count(FAILED, &|n| layout::error_stem(n).is_some())?),
         ])
     }
 }
@@ -637,8 +611,8 @@ impl Spool {
         let mut out: std::collections::BTreeMap<String, [usize; 3]> = Default::default();
         let is_job = |top: &str, n: &str| match top {
             INBOX => !crate::intake::is_ignored(n) && crate::intake::kind_of(n).is_job(),
-            DONE => n.ends_with(".result.json"),
-            _ => n.ends_with(".error.txt"),
+            DONE => layout::result_stem(n).is_some(),
+            _ => layout::error_stem(n).is_some(),
         };
         for (i, top) in [INBOX, DONE, FAILED].into_iter().enumerate() {
             let base = self.root.join(top);
@@ -681,17 +655,6 @@ fn abandon_claim(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-/// Moves `from` to `to` unless `to` exists (a hard link cannot replace a file; where links are
-/// not possible, a rename after a look).
-pub fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => fs::remove_file(from),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) if !to.exists() => fs::rename(from, to),
-        Err(e) => Err(e),
-    }
-}
-
 /// Whether `a` and `b` hold the same file: one file under two names (a hard link), or two small
 /// files (a sidecar and its copy) with the same bytes.
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -709,18 +672,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
     ma.len() == mb.len()
         && ma.len() <= SMALL
         && matches!((fs::read(a), fs::read(b)), (Ok(x), Ok(y)) if x == y)
-}
-
-/// Copies `src` into `dir/name` durably (temp file, fsync, rename).
-fn copy_durably(src: &Path, dir: &Path, name: &str) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let copied = fs::copy(src, &tmp)
-        .and_then(|_| File::open(&tmp)?.sync_all())
-        .and_then(|()| fs::rename(&tmp, dir.join(name)));
-    if copied.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    copied
 }
 
 /// Why a folder cannot be used as a studio root. Only `init` (and `run --examples`, whose studio
@@ -798,7 +749,7 @@ pub fn check_root(root: &Path) -> Result<RootKind, RootError> {
         PROCESSING,
         DONE,
         FAILED,
-        crate::studio::ledger::DIR,
+        layout::OWN_DIR,
     ];
     if marks.iter().any(|m| root.join(m).exists()) {
         return Ok(RootKind::Studio);
@@ -815,55 +766,6 @@ pub fn check_root(root: &Path) -> Result<RootKind, RootError> {
         Ok(RootKind::Empty)
     } else {
         Err(RootError::NotAStudio(root.to_path_buf()))
-    }
-}
-
-fn join_ext(stem: &str, ext: &str) -> String {
-    if ext.is_empty() {
-        stem.to_string()
-    } else {
-        format!("{stem}.{ext}")
-    }
-}
-
-/// `stem` cut to at most `max` bytes on a character boundary.
-pub fn fit_stem(stem: &str, max: usize) -> &str {
-    if stem.len() <= max {
-        return stem;
-    }
-    let mut end = max;
-    while !stem.is_char_boundary(end) {
-        end -= 1;
-    }
-    &stem[..end]
-}
-
-/// Writes `dir/name` atomically and durably. A write that fails (a full disk) leaves no temp file.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let written = File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, dir.join(name)));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(dir)
-}
-
-/// fsync of a folder, so a rename in it survives a power cut. A no-op where folders cannot be opened.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
     }
 }
 
@@ -1060,12 +962,5 @@ mod tests {
         fs::remove_file(dir.join("cat.png")).unwrap();
         fs::write(dir.join(STATE_FILE), b"{}").unwrap();
         assert!(spool.holds_job("j"));
-    }
-
-    #[test]
-    fn split_names() {
-        assert_eq!(split_name("a.b.png"), ("a.b", "png"));
-        assert_eq!(split_name("cat.PNG"), ("cat", "PNG"));
-        assert_eq!(split_name(".x"), (".x", ""));
     }
 }

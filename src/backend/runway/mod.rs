@@ -36,7 +36,7 @@ use crate::job::JobKind;
 use crate::job::models::Catalog;
 use crate::studio::ledger::spend::{self, Refusal, SpendLog};
 use crate::studio::record::Upload;
-use crate::studio::spool::{self, Failure, State};
+use crate::studio::spool::{Failure, State};
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
 const UPLOAD_REUSE_SECS: u64 = 23 * 3600;
@@ -157,7 +157,7 @@ impl Runway {
             });
         }
         let png = dir.join(converted);
-        let png_name = format!("{}.png", spool::split_name(name).0);
+        let png_name = format!("{}.png", crate::studio::layout::split_name(name).0);
         if !png.exists() {
             let (src, dst) = (dir.join(name), png.clone());
             let done =
@@ -376,7 +376,7 @@ impl Runway {
                     job.rec.task_id = Some(task_id.clone());
                     job.rec.task_status = Some(TaskStatus::Pending.as_str().into());
                     job.rec.progress = None;
-                    job.rec.submitted_at = Some(spool::now_rfc3339());
+                    job.rec.submitted_at = Some(crate::studio::clock::now_rfc3339());
                     job.save().await?;
                     tracing::info!(job = %job.rec.id, file = %job.rec.source.name, kind = job.rec.kind.name(), task = %task_id, model = %job.rec.spec.model, "submitted");
                     return Ok(slot);
@@ -532,7 +532,7 @@ impl Runway {
                     }
                     job.rec.state = State::Succeeded;
                     job.rec.output_urls = task.output;
-                    job.rec.finished_at = Some(spool::now_rfc3339());
+                    job.rec.finished_at = Some(crate::studio::clock::now_rfc3339());
                     // The download does not depend on it: a job stopped now polls its task again.
                     job.note().await?;
                     if fresh && ever_queued {

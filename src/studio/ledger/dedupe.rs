@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::studio::layout;
 use crate::studio::record::{Failure, JobRecord};
 
 /// The ledger's folder under `ROOT/.dropreel/`.
@@ -253,7 +254,7 @@ impl Entry {
         Entry {
             state: EntryState::Pending,
             job: job.to_string(),
-            at: crate::studio::spool::now_rfc3339(),
+            at: crate::studio::clock::now_rfc3339(),
             task_ids: Vec::new(),
             files: Vec::new(),
             takes: Some(takes),
@@ -269,7 +270,7 @@ impl Entry {
         Entry {
             state: EntryState::Done,
             job: job.to_string(),
-            at: crate::studio::spool::now_rfc3339(),
+            at: crate::studio::clock::now_rfc3339(),
             task_ids: videos.iter().filter_map(|v| v.task_id.clone()).collect(),
             files: videos
                 .iter()
@@ -318,7 +319,7 @@ fn read_result(path: &Path) -> Option<(String, Vec<Beside>)> {
     use crate::job::JobKind;
     let v: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
     let job = v["job_id"].as_str()?.to_string();
-    let stem = path.file_name()?.to_str()?.strip_suffix(".result.json")?;
+    let stem = layout::result_stem(path.file_name()?.to_str()?)?;
     let text = |x: &Value| x.as_str().map(str::to_string);
     let videos = match v["variants"].as_array() {
         Some(takes) => takes
@@ -333,14 +334,14 @@ fn read_result(path: &Path) -> Option<(String, Vec<Beside>)> {
             })
             .collect(),
         None => {
-            let ext = if v["kind"] == JobKind::Video.name() {
-                JobKind::Video.output_ext()
+            let output = if v["kind"] == JobKind::Video.name() {
+                layout::Output::Restyled
             } else {
-                JobKind::Text.output_ext()
+                layout::Output::Clip
             };
             vec![Beside {
                 take: 1,
-                name: format!("{stem}.{ext}"),
+                name: format!("{stem}{}", layout::video_suffix(output, None)),
                 seed: v["seed"].as_u64(),
                 task_id: text(&v["task_id"]),
             }]
@@ -567,15 +568,8 @@ impl Ledger {
         let path = self.root.join(file);
         let dir = path.parent()?;
         let name = path.file_name()?.to_str()?;
-        let base = name.strip_suffix(".mp4")?;
-        let mut stems = vec![base.strip_suffix(".result").unwrap_or(base)];
-        if let Some((stem, n)) = base.rsplit_once("-v")
-            && n.parse::<u32>().is_ok()
-        {
-            stems.push(stem);
-        }
-        stems.into_iter().find_map(|stem| {
-            let (named, videos) = read_result(&dir.join(format!("{stem}.result.json")))?;
+        layout::video_stems(name).into_iter().find_map(|stem| {
+            let (named, videos) = read_result(&dir.join(layout::result_name(stem)))?;
             if named != job {
                 return None;
             }
@@ -586,14 +580,15 @@ impl Ledger {
     /// The entry job `job` would have recorded, rebuilt from the `result.json` in `done/` that
     /// names it (its videos hashed now); `None` when no delivery of it is there.
     fn delivered_by(&self, job: &str, takes: u32) -> Option<Entry> {
-        let done = self.root.join(crate::studio::spool::DONE);
+        let done = self.root.join(layout::DONE);
         let (dir, beside) = walkdir::WalkDir::new(&done)
             .follow_links(false)
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
             .filter_map(Result::ok)
             .filter(|e| {
-                e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".result.json")
+                e.file_type().is_file()
+                    && layout::result_stem(&e.file_name().to_string_lossy()).is_some()
             })
             .find_map(|e| {
                 let (named, videos) = read_result(e.path())?;
@@ -689,7 +684,7 @@ impl Ledger {
             Some(e) if e.job == job && e.state == EntryState::Pending => Some(Entry {
                 state: EntryState::Refused,
                 refusal: Some(why.clone()),
-                at: crate::studio::spool::now_rfc3339(),
+                at: crate::studio::clock::now_rfc3339(),
                 ..e
             }),
             _ => None,

@@ -225,7 +225,7 @@ pub fn never_fits(
 /// dashboard opened on another machine, a log shipped elsewhere).
 pub fn local_text(t: SystemTime) -> String {
     let Ok(ts) = jiff::Timestamp::try_from(t) else {
-        return humantime::format_rfc3339_seconds(t).to_string();
+        return crate::studio::clock::rfc3339(t);
     };
     let at = ts.to_zoned(jiff::tz::TimeZone::system());
     let text = at.strftime("%Y-%m-%d %H:%M %:z").to_string();
@@ -440,7 +440,7 @@ fn rollover(now: &Zoned, period: Period) -> SystemTime {
 /// An entry for job `job` on `model` costing `credits`, counted for `now`'s day.
 pub fn entry(job: &str, model: &str, credits: Option<u64>, uncertain: bool, now: &Zoned) -> Entry {
     Entry {
-        at: crate::studio::spool::now_rfc3339(),
+        at: crate::studio::clock::now_rfc3339(),
         day: day_of(now),
         credits,
         job: job.to_string(),
