@@ -288,7 +288,7 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
             });
             let mut outputs = videos;
             outputs.extend(posters.into_iter().flatten());
-            Event::delivered(rec, outputs, credits)
+            Event::delivered(&rec.id, rec.source.rel(), outputs, credits)
         }
         End::Failed => {
             let f = rec.failure_or_default();
@@ -301,7 +301,7 @@ fn tell(outbox: Option<&Outbox>, live: &Live, spool: &Spool, rec: &JobRecord, en
                 error_file: error_file.clone(),
                 at: crate::studio::clock::now_rfc3339(),
             });
-            Event::failed(rec, error, error_file)
+            Event::failed(&rec.id, rec.source.rel(), error, error_file)
         }
         End::Undelivered | End::Left | End::Held(_) => return,
     };
