@@ -1,6 +1,6 @@
 //! Writes that survive a crash or a power cut: [`write_atomic`] (temp file, fsync, rename, fsync of
-//! the folder), [`copy_durably`], [`move_no_clobber`] (a move that never replaces a file) and
-//! [`sync_dir`]. A leaf: the studio's files and dropreel's own memory are all written through it.
+//! the folder), [`copy_durably`], [`move_no_clobber`] (a move that never replaces a file), [`same_file`]
+//! and [`sync_dir`]. A leaf: the studio's files and dropreel's own memory are all written through it.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -56,4 +56,23 @@ pub fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
         Err(_) if !to.exists() => fs::rename(from, to),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `a` and `b` hold the same file: one file under two names (a hard link), or two small
+/// files (a sidecar and its copy) with the same bytes.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
+            return true;
+        }
+    }
+    const SMALL: u64 = 1 << 20;
+    ma.len() == mb.len()
+        && ma.len() <= SMALL
+        && matches!((fs::read(a), fs::read(b)), (Ok(x), Ok(y)) if x == y)
 }
