@@ -18,6 +18,7 @@ use super::Shared;
 use crate::observe::live::{FailedView, KEPT, ResultView};
 use crate::studio::clock;
 use crate::studio::layout::{self, DONE, FAILED};
+use crate::studio::report::{ErrorText, ResultFile};
 
 /// Changes closer together than this are sent as one.
 const COALESCE: Duration = Duration::from_millis(150);
@@ -200,38 +201,29 @@ fn newest(root: &Path, top: &str, wanted: fn(&str) -> bool) -> Vec<(String, Syst
 /// A result from its `result.json` (`rel`, a path under the studio). What it says is not
 /// trusted: a take's file must be a plain `.mp4` name in its folder, and a regular file.
 fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView> {
-    let v: Value = serde_json::from_slice(&std::fs::read(root.join(rel)).ok()?).ok()?;
+    let r = ResultFile::read(&root.join(rel))?;
     let (dir, name) = rel.rsplit_once('/')?;
     let stem = layout::result_stem(name)?;
-    let text = |k: &str| v[k].as_str().map(str::to_string);
-    let kind = text("kind").unwrap_or_else(|| "image".into());
     let names = layout::Delivered {
         folder: dir.to_string(),
         stem: stem.to_string(),
-        output: if kind == "video" {
-            layout::Output::Restyled
-        } else {
-            layout::Output::Clip
-        },
+        output: r.output(),
         takes: None,
     };
     let mut videos = Vec::new();
     let mut posters = Vec::new();
-    match v["variants"].as_array() {
+    match &r.variants {
         Some(takes) => {
             for t in takes {
                 // Whatever result.json says: only a plain name of a video beside it.
-                let (Some(file), Some(n)) = (t["file"].as_str(), t["n"].as_u64()) else {
-                    continue;
-                };
-                let Ok(n) = u32::try_from(n) else {
+                let Some(file) = t.file.as_deref().filter(|_| t.n > 0) else {
                     continue;
                 };
                 if !layout::is_video_name(file) || !super::actions::servable_name(file) {
                     continue;
                 }
                 videos.push(format!("{dir}/{file}"));
-                posters.push(format!("{dir}/{}", names.poster_name(Some(n))));
+                posters.push(format!("{dir}/{}", names.poster_name(Some(t.n))));
             }
         }
         None => {
@@ -250,25 +242,27 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
     if keep.is_empty() {
         return None;
     }
-    let folder = text("folder").unwrap_or_default();
-    let source = text("source").unwrap_or_default();
     Some(ResultView {
-        job: text("job_id")?,
-        file: if folder.is_empty() {
-            source
+        file: if r.folder.is_empty() {
+            r.source.clone()
         } else {
-            format!("{folder}/{source}")
+            format!("{}/{}", r.folder, r.source)
         },
-        kind,
-        model: text("model").filter(|_| v["backend"] != "local"),
-        prompt: text("prompt").filter(|p| !p.is_empty()),
-        credits: v["credits"].as_f64(),
+        kind: if r.kind.is_empty() {
+            "image".into()
+        } else {
+            r.kind.clone()
+        },
+        model: Some(r.model.clone()).filter(|m| !m.is_empty() && r.backend != "local"),
+        prompt: Some(r.prompt.clone()).filter(|p| !p.is_empty()),
+        credits: r.credits.as_ref().and_then(serde_json::Number::as_f64),
         videos: keep.iter().map(|&i| videos[i].clone()).collect(),
         posters: keep
             .iter()
             .map(|&i| Some(posters[i].clone()).filter(|p| regular(p)))
             .collect(),
-        at: text("delivered_at").unwrap_or_else(|| clock::rfc3339(at)),
+        at: r.delivered_at.unwrap_or_else(|| clock::rfc3339(at)),
+        job: r.job_id,
     })
 }
 
@@ -277,20 +271,9 @@ fn failed_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<FailedView
     let text = std::fs::read_to_string(root.join(rel)).ok()?;
     let (dir, name) = rel.rsplit_once('/')?;
     let stem = layout::error_stem(name)?;
-    let line = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(|l| l.trim().trim_end_matches('.').to_string())
-    };
-    let error = match (line("What went wrong:"), line("What to do:")) {
-        (Some(what), Some(todo)) => format!("{what} — {todo}"),
-        (Some(what), None) => what,
-        _ => text.trim().to_string(),
-    };
-    let job = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Job ")?.split(',').next())
-        .map_or_else(|| rel.to_string(), str::to_string);
+    let said = ErrorText::read(&text);
+    let error = said.summary();
+    let job = said.job.unwrap_or_else(|| rel.to_string());
     let folder = dir.split_once('/').map_or("", |(_, f)| f);
     let failed = FailedView {
         job,

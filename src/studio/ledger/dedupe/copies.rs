@@ -9,10 +9,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Entry, Found, Ledger, Placed, Video};
 use crate::studio::layout;
+use crate::studio::report::ResultFile;
 
 /// What tells a file from another without reading it: its device, inode and modification time
 /// (on Unix; elsewhere there is none, and a copy is checked by its hash). A rename keeps it and a
@@ -97,38 +97,29 @@ pub(super) struct Beside {
 
 /// The job a `result.json` names and the videos it says that job delivered beside it.
 pub(super) fn read_result(path: &Path) -> Option<(String, Vec<Beside>)> {
-    use crate::job::JobKind;
-    let v: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-    let job = v["job_id"].as_str()?.to_string();
+    let r = ResultFile::read(path)?;
     let stem = layout::result_stem(path.file_name()?.to_str()?)?;
-    let text = |x: &Value| x.as_str().map(str::to_string);
-    let videos = match v["variants"].as_array() {
+    let videos = match &r.variants {
         Some(takes) => takes
             .iter()
+            .filter(|t| t.n > 0)
             .filter_map(|t| {
                 Some(Beside {
-                    take: u32::try_from(t["n"].as_u64()?).ok()?,
-                    name: t["file"].as_str()?.to_string(),
-                    seed: t["seed"].as_u64(),
-                    task_id: text(&t["task_id"]),
+                    take: t.n,
+                    name: t.file.clone()?,
+                    seed: t.seed,
+                    task_id: t.task_id.clone(),
                 })
             })
             .collect(),
-        None => {
-            let output = if v["kind"] == JobKind::Video.name() {
-                layout::Output::Restyled
-            } else {
-                layout::Output::Clip
-            };
-            vec![Beside {
-                take: 1,
-                name: format!("{stem}{}", layout::video_suffix(output, None)),
-                seed: v["seed"].as_u64(),
-                task_id: text(&v["task_id"]),
-            }]
-        }
+        None => vec![Beside {
+            take: 1,
+            name: format!("{stem}{}", layout::video_suffix(r.output(), None)),
+            seed: r.seed,
+            task_id: r.task_id.clone(),
+        }],
     };
-    Some((job, videos))
+    Some((r.job_id, videos))
 }
 
 impl Ledger {
