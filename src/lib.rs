@@ -40,7 +40,10 @@
 //!   [`media::video`] (with `webm`) a video's container, wholeness and length;
 //!   [`media::convert`] turns a GIF, BMP or TIFF into the PNG sent; [`media::preview`] makes the
 //!   posters.
-//! - [`studio`]: the studio's files, and the only code that writes them — [`studio::spool`] (the
+//! - [`studio`]: the studio's files, and the only code that writes them — [`studio::layout`]
+//!   (every folder and file name, the names a finished job has in `done/` and `failed/`; a leaf),
+//!   [`studio::durable`] (atomic, fsynced writes), [`studio::clock`] (the one RFC 3339 format),
+//!   [`studio::spool`] (the
 //!   folders as a durable queue: `processing/`, `job.json`, the moves into `done/` and `failed/`),
 //!   [`studio::record`] (what `job.json` holds), [`studio::report`] (`result.json`, `error.txt`),
 //!   [`studio::lease`] (which instance drives a job), [`studio::instance`] (each instance's status

@@ -405,7 +405,7 @@ fn create_studio(cli: &Cli, root: &Path) -> Result<(), u8> {
     // A folder in inbox/ for each preset of the settings (when they can be read).
     if let Ok(c) = config::parse_file(&path) {
         for name in c.presets.keys() {
-            let dir = root.join(spool::INBOX).join(name);
+            let dir = root.join(dropreel::studio::layout::INBOX).join(name);
             match std::fs::create_dir_all(&dir) {
                 Ok(()) => println!("preset folder {}", dir.display()),
                 Err(e) => return Err(fatal(cli, &format!("cannot create {}: {e}", dir.display()))),
@@ -423,7 +423,7 @@ fn copy_examples(root: &Path, quiet_for: Option<std::time::Duration>) -> Result<
         Ok(n) => {
             println!(
                 "put {n} example files into {}",
-                root.join(spool::INBOX).display()
+                root.join(dropreel::studio::layout::INBOX).display()
             );
             Ok(())
         }

@@ -273,7 +273,7 @@ impl Gate {
         let until = guard.as_ref().map_or(until, |h| h.until.max(until));
         let until_wall = SystemTime::now() + until.saturating_duration_since(Instant::now());
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        let next = humantime::format_rfc3339_seconds(until_wall);
+        let next = crate::studio::clock::rfc3339(until_wall);
         if new_cause {
             tracing::warn!(
                 cause = ?cause,

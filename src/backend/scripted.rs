@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Backend, Gate, JobCtx, Limits, Slots, Stop};
-use crate::studio::spool::{self, Failure, State};
+use crate::studio::spool::{Failure, State};
 
 /// What one job does.
 #[derive(Debug, Clone)]
@@ -118,15 +118,18 @@ impl Backend for Arc<Scripted> {
             }));
         }
         let dir = job.spool.job_dir(&job.rec.id);
-        spool::write_atomic(&dir, &job.rec.output_file(), b"a stand-in for an MP4").map_err(
-            |e| {
-                Stop::Failed(Failure {
-                    message: format!("cannot write the video: {e}"),
-                    advice: "look at the test's temp folder".into(),
-                    api: None,
-                })
-            },
-        )?;
+        crate::studio::durable::write_atomic(
+            &dir,
+            &job.rec.output_file(),
+            b"a stand-in for an MP4",
+        )
+        .map_err(|e| {
+            Stop::Failed(Failure {
+                message: format!("cannot write the video: {e}"),
+                advice: "look at the test's temp folder".into(),
+                api: None,
+            })
+        })?;
         job.rec.state = State::Downloaded;
         job.save().await
     }

@@ -37,7 +37,7 @@ pub fn copy_into(inbox: &Path, quiet_for: Option<Duration>) -> std::io::Result<u
         if path.exists() {
             continue;
         }
-        crate::studio::spool::write_atomic(inbox, name, bytes)?;
+        crate::studio::durable::write_atomic(inbox, name, bytes)?;
         if let Some(age) = quiet_for {
             // A second more: the file system's clock ticks coarser than ours, so "now" there
             // may be a little behind.

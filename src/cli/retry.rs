@@ -9,7 +9,8 @@ use std::io;
 use std::path::Path;
 
 use crate::intake::{self, Kind};
-use crate::studio::spool::{self, FAILED, INBOX};
+use crate::studio::durable;
+use crate::studio::layout::{self, FAILED, INBOX, split_name};
 
 /// What `retry` did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
                 let stem = key.rsplit('/').next().unwrap_or(key);
                 [key.as_str(), stem].iter().any(|s| {
                     *s == name
-                        || name == &format!("{s}.error.txt")
+                        || name == &layout::error_name(s)
                         || job
                             .files
                             .iter()
@@ -70,11 +71,14 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
         let job = &jobs[stem];
         let failed = failed_root.join(&job.folder);
         let inbox = inbox_root.join(&job.folder);
-        let error_txt = format!("{}.error.txt", stem.rsplit('/').next().unwrap_or(stem));
+        let error_txt = layout::error_name(stem.rsplit('/').next().unwrap_or(stem));
         let Some(job_file) = &job.job_file else {
             out.skipped.push((
                 stem.clone(),
-                format!("failed/{stem}.error.txt has no image, text or video beside it"),
+                format!(
+                    "{FAILED}/{} has no image, text or video beside it",
+                    layout::error_name(stem)
+                ),
             ));
             continue;
         };
@@ -98,7 +102,7 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
         order.push(job_file);
         let mut moved = Vec::new();
         for f in order {
-            match spool::move_no_clobber(&failed.join(f), &inbox.join(f)) {
+            match durable::move_no_clobber(&failed.join(f), &inbox.join(f)) {
                 Ok(()) => moved.push(f.clone()),
                 Err(e) => {
                     out.skipped
@@ -109,8 +113,8 @@ pub fn retry(root: &Path, names: &[String]) -> io::Result<Outcome> {
         }
         if moved.len() == job.files.len() {
             fs::remove_file(failed.join(&error_txt))?;
-            spool::sync_dir(&inbox)?;
-            spool::sync_dir(&failed)?;
+            durable::sync_dir(&inbox)?;
+            durable::sync_dir(&failed)?;
             let shown = |f: &String| match job.folder.as_str() {
                 "" => f.clone(),
                 folder => format!("{folder}/{f}"),
@@ -155,15 +159,17 @@ fn failed_jobs(failed_root: &Path, folder: &str) -> io::Result<BTreeMap<String, 
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     let mut jobs = BTreeMap::new();
-    for errors in names.iter().filter(|n| n.ends_with(".error.txt")) {
-        let stem = errors.trim_end_matches(".error.txt");
+    for (errors, stem) in names
+        .iter()
+        .filter_map(|n| Some((n, layout::error_stem(n)?)))
+    {
         let files: Vec<String> = names
             .iter()
             .filter(|n| *n != errors && !intake::is_ignored(n))
             .filter(|n| {
-                spool::split_name(n).0 == stem
+                split_name(n).0 == stem
                     || (intake::kind_of(n) == Kind::LastFrame
-                        && spool::split_name(spool::split_name(n).0).0 == stem)
+                        && split_name(split_name(n).0).0 == stem)
             })
             .cloned()
             .collect();

@@ -48,9 +48,9 @@ pub fn report(root: &Path) -> std::io::Result<String> {
     let _ = writeln!(out, "studio {}", root.display());
     for (name, n) in spool.counts()? {
         let what = match name {
-            crate::studio::spool::INBOX => "waiting",
-            crate::studio::spool::PROCESSING => "in flight",
-            crate::studio::spool::DONE => "delivered",
+            crate::studio::layout::INBOX => "waiting",
+            crate::studio::layout::PROCESSING => "in flight",
+            crate::studio::layout::DONE => "delivered",
             _ => "failed",
         };
         let jobs = if n == 1 { "job" } else { "jobs" };
@@ -115,10 +115,8 @@ pub fn report(root: &Path) -> std::io::Result<String> {
             );
         }
         for f in &inst.not_whole {
-            let at = humantime::parse_rfc3339(&f.gives_up_at).map_or_else(
-                |_| f.gives_up_at.clone(),
-                crate::studio::ledger::spend::local_text,
-            );
+            let at = humantime::parse_rfc3339(&f.gives_up_at)
+                .map_or_else(|_| f.gives_up_at.clone(), crate::studio::clock::local_text);
             let _ = writeln!(
                 out,
                 "  not whole yet, waiting in inbox/: {} ({}); goes to failed/ at {at} unless the rest of it arrives",

@@ -65,15 +65,6 @@ impl JobKind {
         }
     }
 
-    /// The extension of the job's video in `done/`: a video job's source is an MP4 itself, so
-    /// its output is `<stem>.result.mp4`.
-    pub fn output_ext(&self) -> &'static str {
-        match self {
-            JobKind::Video => "result.mp4",
-            _ => "mp4",
-        }
-    }
-
     /// One word, for logs and `status`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::studio::record::JobRecord;
-
 /// The kinds of event, as named in `notify.events` and in each event's `event` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,7 +71,7 @@ impl Event {
             // Time first, so ids sort in the order events happened.
             id: format!("{micros:016x}-{:08x}", fastrand::u32(..)),
             event,
-            at: crate::studio::spool::now_rfc3339(),
+            at: crate::studio::clock::now_rfc3339(),
             job: None,
             file: None,
             outputs: Vec::new(),
@@ -83,22 +81,24 @@ impl Event {
         }
     }
 
-    /// Job `rec` delivered `outputs` (paths under the studio) for `credits`.
-    pub fn delivered(rec: &JobRecord, outputs: Vec<String>, credits: Option<f64>) -> Event {
+    /// Job `job`, made from `file` (a path under `inbox/`), delivered `outputs` (paths under the
+    /// studio) for `credits`.
+    pub fn delivered(job: &str, file: String, outputs: Vec<String>, credits: Option<f64>) -> Event {
         Event {
-            job: Some(rec.id.clone()),
-            file: Some(rec.source.rel()),
+            job: Some(job.to_string()),
+            file: Some(file),
             outputs,
             credits,
             ..Event::new(EventKind::Delivered)
         }
     }
 
-    /// Job `rec` went to `failed/` (`error_file`: its `error.txt`, a path under the studio).
-    pub fn failed(rec: &JobRecord, error: String, error_file: String) -> Event {
+    /// Job `job`, made from `file` (a path under `inbox/`), went to `failed/` (`error_file`: its
+    /// `error.txt`, a path under the studio).
+    pub fn failed(job: &str, file: String, error: String, error_file: String) -> Event {
         Event {
-            job: Some(rec.id.clone()),
-            file: Some(rec.source.rel()),
+            job: Some(job.to_string()),
+            file: Some(file),
             outputs: vec![error_file],
             error: Some(error),
             ..Event::new(EventKind::Failed)

@@ -86,7 +86,7 @@ impl FailedView {
     /// `.error.txt` (`clientA/cat`).
     pub fn retry_name(&self) -> &str {
         let rel = self.error_file.split_once('/').map_or("", |(_, rel)| rel);
-        rel.strip_suffix(".error.txt").unwrap_or(rel)
+        crate::studio::layout::error_stem(rel).unwrap_or(rel)
     }
 }
 
@@ -100,7 +100,7 @@ pub struct HoldView {
     /// What the service said, or the budget's figures.
     pub detail: String,
     /// When submission is tried again: this machine's local time with its offset and zone (see
-    /// [`crate::studio::ledger::spend::local_text`]), so a page opened elsewhere reads it right.
+    /// [`crate::studio::clock::local_text`]), so a page opened elsewhere reads it right.
     pub next_try: String,
 }
 

@@ -85,7 +85,7 @@ impl Outbox {
         };
         for dir in self.dirs.iter() {
             let written = std::fs::create_dir_all(dir).and_then(|()| {
-                crate::studio::spool::write_atomic(dir, &format!("{}.json", event.id), &body)
+                crate::studio::durable::write_atomic(dir, &format!("{}.json", event.id), &body)
             });
             if let Err(e) = written {
                 tracing::error!(event = %event.id, kind = event.event.name(), dir = %dir.display(), error = %e,
@@ -368,9 +368,9 @@ fn set_aside(dir: &Path, path: &Path, why: &str) -> std::io::Result<()> {
         .file_stem()
         .unwrap_or(name)
         .to_string_lossy();
-    let note = format!("{} {why}\n", crate::studio::spool::now_rfc3339());
+    let note = format!("{} {why}\n", crate::studio::clock::now_rfc3339());
     if let Err(e) =
-        crate::studio::spool::write_atomic(&aside, &format!("{stem}.txt"), note.as_bytes())
+        crate::studio::durable::write_atomic(&aside, &format!("{stem}.txt"), note.as_bytes())
     {
         tracing::warn!(error = %e, "cannot write why a notification was set aside");
     }

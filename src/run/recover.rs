@@ -128,7 +128,7 @@ fn rebuild(
     err: &std::io::Error,
 ) -> Option<JobRecord> {
     let dir = spool.job_dir(id);
-    let state_path = dir.join(spool::STATE_FILE);
+    let state_path = dir.join(crate::studio::layout::STATE_FILE);
     if state_path.exists() {
         let aside = dir.join(format!("job.json.corrupt-{}", spool::new_job_id()));
         tracing::error!(job = %id, error = %err, "job.json is damaged; moved aside as {}; the job restarts from its image", aside.display());
@@ -146,10 +146,13 @@ fn rebuild(
         tracing::error!(job = %id, "the job folder holds no image and no readable state; left alone in processing/");
         return None;
     };
-    let stem = spool::split_name(image).0;
+    let stem = crate::studio::layout::split_name(image).0;
     let sidecar = names
         .iter()
-        .find(|n| intake::kind_of(n) == intake::Kind::Sidecar && spool::split_name(n).0 == stem)
+        .find(|n| {
+            intake::kind_of(n) == intake::Kind::Sidecar
+                && crate::studio::layout::split_name(n).0 == stem
+        })
         .cloned();
     let last_frame = names
         .iter()

@@ -15,7 +15,7 @@ use crate::backend::{Backend, JobCtx, Stop};
 use crate::job::Motion;
 use crate::job::models::SEED_MAX;
 use crate::studio::record::{JobRecord, ReusedFrom, Take};
-use crate::studio::spool::{self, Failure, State};
+use crate::studio::spool::{Failure, State};
 
 /// Makes every take of the job in `ctx` (resuming those begun before a stop); `Ok` when at least
 /// one made a video (`ctx.rec.takes` then says how each ended).
@@ -111,7 +111,7 @@ pub async fn make<B: Backend>(backend: &Arc<B>, ctx: &mut JobCtx) -> Result<(), 
         return Err(held.map_or(Stop::Failed(failure), Stop::Held));
     }
     r.output_bytes = Some(made);
-    r.finished_at = Some(spool::now_rfc3339());
+    r.finished_at = Some(crate::studio::clock::now_rfc3339());
     r.state = State::Downloaded;
     ctx.save().await
 }
@@ -149,7 +149,7 @@ pub fn reused_take(
     rec.task_id = from.task_ids.first().cloned();
     rec.reused_from = Some(from);
     rec.output_bytes = Some(bytes);
-    rec.finished_at = Some(spool::now_rfc3339());
+    rec.finished_at = Some(crate::studio::clock::now_rfc3339());
     rec.state = State::Downloaded;
     rec
 }

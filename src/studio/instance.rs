@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Hold;
-use crate::studio::spool::{self, PROCESSING, Spool};
+use crate::studio::layout::PROCESSING;
+use crate::studio::spool::Spool;
 
 /// The name every instance file starts with.
 const PREFIX: &str = ".instance-";
@@ -93,7 +94,7 @@ impl Writer {
                 let _ = std::fs::remove_file(&path);
             }
         }
-        let now = spool::now_rfc3339();
+        let now = crate::studio::clock::now_rfc3339();
         Writer {
             path: processing.join(format!("{PREFIX}{}.json", o.instance)),
             file: Instance {
@@ -126,19 +127,19 @@ impl Writer {
     pub fn settings_changed(&mut self, version: u32, error: Option<String>) {
         if self.file.settings.version != version {
             self.file.settings.version = version;
-            self.file.settings.loaded = spool::now_rfc3339();
+            self.file.settings.loaded = crate::studio::clock::now_rfc3339();
         }
         self.file.settings.error = error;
     }
 
     /// Writes the file (atomically) with the current hold and job count.
     pub fn write(&mut self, hold: Option<&Hold>, jobs: usize) {
-        self.file.updated = spool::now_rfc3339();
+        self.file.updated = crate::studio::clock::now_rfc3339();
         self.file.jobs = jobs;
         self.file.hold = hold.map(|h| HoldShown {
             cause: h.describe(),
             detail: h.detail.clone(),
-            next_try: humantime::format_rfc3339_seconds(h.until_wall).to_string(),
+            next_try: crate::studio::clock::rfc3339(h.until_wall),
         });
         let (Some(dir), Some(name)) = (
             self.path.parent(),
@@ -147,7 +148,7 @@ impl Writer {
             return;
         };
         if let Ok(bytes) = serde_json::to_vec_pretty(&self.file)
-            && let Err(e) = spool::write_atomic(dir, name, &bytes)
+            && let Err(e) = crate::studio::durable::write_atomic(dir, name, &bytes)
         {
             tracing::debug!(error = %e, "cannot write the instance status file");
         }

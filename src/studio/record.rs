@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::job::{ImageInfo, JobKind, JobSpec};
+use crate::studio::clock::now_rfc3339;
+use crate::studio::layout::{self, Output, split_name};
 use crate::studio::source::Source;
-use crate::studio::spool::{now_rfc3339, split_name};
 
 /// Where a job is in its life. Persisted at every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,69 +308,78 @@ impl JobRecord {
         split_name(&self.source.name).0
     }
 
-    /// `-v<n>` for a take of a job with variants, else nothing.
-    fn take_suffix(&self) -> String {
-        self.variant.map_or(String::new(), |n| format!("-v{n}"))
-    }
-
     /// The file this record is saved as in the job folder.
     pub fn state_file(&self) -> String {
         match self.variant {
-            None => crate::studio::spool::STATE_FILE.to_string(),
-            Some(n) => variant_state_file(n),
+            None => layout::STATE_FILE.to_string(),
+            Some(n) => layout::variant_state_file(n),
         }
-    }
-
-    /// `.` before dropreel's own names in the job folder (see [`JobRecord::dot_names`]).
-    fn own(&self) -> &'static str {
-        if self.dot_names { "." } else { "" }
     }
 
     /// The finished video in the job folder (`.out.mp4`, or `.out-v<n>.mp4` for a take).
     pub fn output_file(&self) -> String {
-        format!("{}out{}.mp4", self.own(), self.take_suffix())
+        layout::job_video(self.dot_names, self.variant)
     }
 
     /// The video of take `n` of this job, in its folder.
     pub fn take_output(&self, n: u32) -> String {
-        format!("{}out-v{n}.mp4", self.own())
+        layout::job_video(self.dot_names, Some(n))
     }
 
-    /// The poster of this job's video (of this take's, for a take's record), in its folder: always
-    /// a dot name (posters came after the dot names).
+    /// The poster of this job's video (of this take's, for a take's record), in its folder.
     pub fn poster_file(&self) -> String {
-        format!(".poster{}.jpg", self.take_suffix())
+        layout::job_poster(self.variant)
     }
 
     /// The poster of take `n`'s video, in the job's folder.
     pub fn take_poster(&self, n: u32) -> String {
-        format!(".poster-v{n}.jpg")
+        layout::job_poster(Some(n))
     }
 
     /// The job's `result.json` in its folder, before it is moved into `done/`.
     pub fn result_file(&self) -> String {
-        format!("{}result.json", self.own())
+        layout::job_result(self.dot_names)
     }
 
     /// The job's `error.txt` in its folder, before it is moved into `failed/`.
     pub fn error_file(&self) -> String {
-        format!("{}error.txt", self.own())
+        layout::job_error(self.dot_names)
     }
 
     /// The video while it is written.
     pub fn output_part(&self) -> String {
-        format!("{}.part", self.output_file())
+        layout::job_video_part(self.dot_names, self.variant)
     }
 
     /// The PNG made for sending an image (`last`: the last keyframe) in a format the API does not
-    /// take (a dot name: never mistaken for the job's own files).
+    /// take.
     pub fn converted_file(&self, last: bool) -> String {
-        let which = if last { "-last" } else { "" };
-        format!(".send{which}{}.png", self.take_suffix())
+        layout::job_converted(last, self.variant)
     }
-}
 
-/// The state file of take `n` of a job with variants.
-pub fn variant_state_file(n: u32) -> String {
-    format!("variant-{n}.json")
+    /// Which video the job delivers under its stem: a video job's source is an MP4 itself, so its
+    /// result is named apart.
+    pub fn output(&self) -> Output {
+        match self.kind {
+            JobKind::Video => Output::Restyled,
+            JobKind::Image { .. } | JobKind::Text => Output::Clip,
+        }
+    }
+
+    /// Every name the finished job has in `folder` (a path under the studio) as `stem`: its videos
+    /// (each take's that made one), their posters, its `result.json` or `error.txt`.
+    pub fn delivered(&self, folder: &str, stem: &str) -> layout::Delivered {
+        layout::Delivered {
+            folder: folder.to_string(),
+            stem: stem.to_string(),
+            output: self.output(),
+            takes: (!self.takes.is_empty()).then(|| {
+                self.takes
+                    .iter()
+                    .filter(|t| t.output_bytes.is_some())
+                    .map(|t| t.n)
+                    .collect()
+            }),
+        }
+    }
 }

@@ -1,107 +1,348 @@
-//! What a finished job leaves beside its files: `done/<stem>.result.json` and
-//! `failed/<stem>.error.txt` (what went wrong, why, and what to do, in a designer's words).
+//! What a finished job leaves beside its files: `done/<stem>.result.json` ([`ResultFile`]) and
+//! `failed/<stem>.error.txt` ([`ErrorText`]: what went wrong, why, and what to do, in a designer's
+//! words). Each has one writer and one reader here: the job tasks write them, the dashboard and
+//! the dedupe ledger read them back through the same types. The keys and values of `result.json`
+//! are a public format (`docs/guide.md`; users' scripts read it): a field is only ever added, and
+//! files of earlier versions still read (a field missing or of another type reads as unset).
 
-use serde_json::{Value, json};
+use std::path::Path;
 
-use crate::job::JobKind;
-use crate::studio::spool::{Failure, JobRecord};
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
+
+use crate::job::{ImageInfo, JobKind};
+use crate::studio::layout;
+use crate::studio::record::{Failure, JobRecord, ReusedFrom};
+
+/// A field as written, or its default when a file of another version has it missing or of another
+/// type (so one odd field never hides the whole file).
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(d: D) -> Result<T, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(T::deserialize(v).unwrap_or_default())
+}
+
+/// A field that is written whenever it applies, `null` included: present in the file (of any
+/// value) is `Some`.
+fn present<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(Some(T::deserialize(v).ok()))
+}
+
+/// The takes of a `result.json`, each one that reads (an entry of another shape is left out).
+fn lenient_takes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<TakeResult>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => Some(
+            items
+                .into_iter()
+                .filter(Value::is_object)
+                .filter_map(|t| TakeResult::deserialize(t).ok())
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+/// `done/<stem>.result.json`: what a delivered job was made from and with, what it cost and how it
+/// went. Written with its keys in alphabetical order, `null` for what does not apply; the keys
+/// below the render's and after `source_sha256` are present only when they apply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResultFile {
+    /// The job's file name (under `inbox/<folder>/`).
+    #[serde(deserialize_with = "lenient")]
+    pub source: String,
+    #[serde(deserialize_with = "lenient")]
+    pub folder: String,
+    #[serde(deserialize_with = "lenient")]
+    pub preset: Option<String>,
+    /// `image`, `text` or `video`.
+    #[serde(deserialize_with = "lenient")]
+    pub kind: String,
+    /// The API path (none for a local render).
+    #[serde(deserialize_with = "lenient")]
+    pub endpoint: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub inputs: Vec<InputResult>,
+    #[serde(deserialize_with = "lenient")]
+    pub sidecar: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub job_id: String,
+    #[serde(deserialize_with = "lenient")]
+    pub backend: String,
+    #[serde(deserialize_with = "lenient")]
+    pub model: String,
+    #[serde(deserialize_with = "lenient")]
+    pub prompt: String,
+    #[serde(deserialize_with = "lenient")]
+    pub ratio: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub duration: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub seed: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub task_id: Option<String>,
+    /// The image's header (an image job's only).
+    #[serde(deserialize_with = "lenient")]
+    pub image: Option<ImageInfo>,
+    #[serde(deserialize_with = "lenient")]
+    pub claimed_at: String,
+    #[serde(deserialize_with = "lenient")]
+    pub submitted_at: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub finished_at: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub delivered_at: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub output_bytes: Option<u64>,
+    /// Credits spent (0 when reused; unknown: `null`).
+    #[serde(deserialize_with = "lenient")]
+    pub credits: Option<Number>,
+    #[serde(deserialize_with = "lenient")]
+    pub submissions: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub retries: u32,
+    #[serde(deserialize_with = "lenient")]
+    pub source_sha256: Option<String>,
+    // Present only when they apply.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub source_changed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub warning: Option<String>,
+    // A local render's report.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub motion: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub zoom: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub fps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub frames: Option<u32>,
+    /// `<width>x<height>`.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub bitrate: Option<u32>,
+    /// Present (maybe `null`) with a local render's report.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub target_bitrate: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub encode_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub extra: Option<Map<String, Value>>,
+    /// The takes of a job with `variants:`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_takes"
+    )]
+    pub variants: Option<Vec<TakeResult>>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub reused_from: Option<ReusedFrom>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub possible_double_charge: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub note: Option<String>,
+}
+
+/// A file the job was made from, with its role and SHA-256.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InputResult {
+    #[serde(deserialize_with = "lenient")]
+    pub name: String,
+    /// `image`, `prompt`, `video` or `last_frame`.
+    #[serde(deserialize_with = "lenient")]
+    pub role: String,
+    #[serde(deserialize_with = "lenient")]
+    pub sha256: Option<String>,
+}
+
+/// One take of a job with `variants:`, as `result.json` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TakeResult {
+    /// 1-based (0: missing in the file).
+    #[serde(deserialize_with = "lenient")]
+    pub n: u32,
+    /// Its video beside the `result.json` (a plain name), when it made one.
+    #[serde(deserialize_with = "lenient")]
+    pub file: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub seed: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub task_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub output_bytes: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub motion: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub failed: Option<TakeFailed>,
+    #[serde(deserialize_with = "lenient")]
+    pub held: Option<TakeHeld>,
+    #[serde(deserialize_with = "lenient")]
+    pub reused_from: Option<ReusedFrom>,
+}
+
+/// Why a take made no video.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TakeFailed {
+    #[serde(deserialize_with = "lenient")]
+    pub reason: String,
+    #[serde(deserialize_with = "lenient")]
+    pub advice: String,
+    #[serde(deserialize_with = "lenient")]
+    pub api: Option<String>,
+}
+
+/// A take the budget held when the run ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TakeHeld {
+    #[serde(deserialize_with = "lenient")]
+    pub reason: String,
+    #[serde(deserialize_with = "lenient")]
+    pub advice: String,
+}
+
+impl ResultFile {
+    /// The `result.json` of a delivered job, whose files in `done/` are named `stem`.
+    pub fn of(rec: &JobRecord, backend: &str, stem: &str) -> ResultFile {
+        let s = &rec.spec;
+        let mut r = ResultFile {
+            source: rec.source.name.clone(),
+            folder: rec.source.folder.clone(),
+            preset: rec.source.preset.clone(),
+            kind: rec.kind.name().to_string(),
+            endpoint: Some(rec.kind.endpoint().path().to_string()),
+            inputs: inputs(rec),
+            sidecar: rec.sidecar.clone(),
+            job_id: rec.id.clone(),
+            backend: backend.to_string(),
+            model: s.model.clone(),
+            prompt: s.prompt.clone(),
+            ratio: s.ratio.clone(),
+            duration: s.duration,
+            seed: s.seed,
+            task_id: rec.task_id.clone(),
+            image: match rec.kind {
+                JobKind::Image { .. } => Some(rec.info),
+                JobKind::Text | JobKind::Video => None,
+            },
+            claimed_at: rec.claimed_at.clone(),
+            submitted_at: rec.submitted_at.clone(),
+            finished_at: rec.finished_at.clone(),
+            delivered_at: Some(crate::studio::clock::now_rfc3339()),
+            output_bytes: rec.output_bytes,
+            credits: credits(rec).map(Number::from),
+            submissions: rec.submissions,
+            retries: rec.transient_faults,
+            source_sha256: rec.source_sha256.clone(),
+            ..ResultFile::default()
+        };
+        if rec.source_changed {
+            r.source_changed = Some(true);
+            r.warning = Some(
+                "the image changed after dropreel took it (its writer kept writing): the video was \
+                 made from different bytes than the file beside it"
+                    .into(),
+            );
+        }
+        if let Some(x) = &rec.render {
+            r.motion = Some(x.motion.clone());
+            r.zoom = Some(x.zoom);
+            r.fps = Some(x.fps);
+            r.frames = Some(x.frames);
+            r.size = Some(format!("{}x{}", x.width, x.height));
+            r.bitrate = Some(x.bitrate);
+            r.target_bitrate = Some(x.target_bitrate);
+            // A local render calls no API.
+            r.endpoint = None;
+            r.encode_seconds = Some(x.encode_seconds);
+            r.task_id = None;
+            r.submitted_at = None;
+        }
+        if !s.extra.is_empty() {
+            r.extra = Some(s.extra.clone());
+        }
+        if !rec.takes.is_empty() {
+            let names = rec.delivered("", stem);
+            r.variants = Some(
+                rec.takes
+                    .iter()
+                    .map(|t| TakeResult {
+                        n: t.n,
+                        file: t.output_bytes.map(|_| names.video_name(Some(t.n))),
+                        seed: t.seed,
+                        task_id: t.task_id.clone(),
+                        output_bytes: t.output_bytes,
+                        motion: t.render.as_ref().map(|x| x.motion.clone()),
+                        failed: t.failure.as_ref().map(|f| TakeFailed {
+                            reason: f.message.clone(),
+                            advice: f.advice.clone(),
+                            api: f.api.clone(),
+                        }),
+                        held: t.held.as_ref().map(|why| TakeHeld {
+                            reason: format!("the budget held it when the run ended: {why}"),
+                            advice: "it was not sent and costs nothing; to make it, drop the file \
+                                     again with this take's seed and variants: 1"
+                                .into(),
+                        }),
+                        reused_from: t.reused_from.clone(),
+                    })
+                    .collect(),
+            );
+            r.seed = None;
+            r.task_id = None;
+        }
+        if let Some(from) = &rec.reused_from {
+            r.reused_from = Some(from.clone());
+            r.task_id = None;
+            r.submitted_at = None;
+        }
+        if rec.uncertain_submissions > 0 {
+            r.possible_double_charge = Some(rec.uncertain_submissions);
+            r.note = Some(
+                "a create request's outcome was unknown (dropreel stopped, the answer was lost, or \
+                 a server error came back that may have followed the task's creation) and the job \
+                 was submitted again; Runway may have charged for an extra task. Check the usage \
+                 page."
+                    .into(),
+            );
+        }
+        r
+    }
+
+    /// The file's bytes: pretty JSON, keys in alphabetical order, a final newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Through a `Value`, whose map keeps keys sorted: the order files have always had.
+        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        let mut out = serde_json::to_vec_pretty(&value).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// The `result.json` at `path`; `None` when it cannot be read, is not JSON or names no job.
+    pub fn read(path: &Path) -> Option<ResultFile> {
+        let file: ResultFile = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        (!file.job_id.is_empty()).then_some(file)
+    }
+
+    /// Which video its job delivered under its stem.
+    pub fn output(&self) -> layout::Output {
+        if self.kind == JobKind::Video.name() {
+            layout::Output::Restyled
+        } else {
+            layout::Output::Clip
+        }
+    }
+}
 
 /// The `result.json` of a delivered job, whose files in `done/` are named `stem`.
 pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
-    let s = &rec.spec;
-    let mut v = json!({
-        "source": rec.source.name,
-        "folder": rec.source.folder,
-        "preset": rec.source.preset,
-        "kind": rec.kind.name(),
-        "endpoint": rec.kind.endpoint().path(),
-        "inputs": inputs(rec),
-        "sidecar": rec.sidecar,
-        "job_id": rec.id,
-        "backend": backend,
-        "model": s.model,
-        "prompt": s.prompt,
-        "ratio": s.ratio,
-        "duration": s.duration,
-        "seed": s.seed,
-        "task_id": rec.task_id,
-        "image": match rec.kind {
-            JobKind::Image { .. } => json!({ "format": rec.info.format, "width": rec.info.width, "height": rec.info.height }),
-            JobKind::Text | JobKind::Video => Value::Null,
-        },
-        "claimed_at": rec.claimed_at,
-        "submitted_at": rec.submitted_at,
-        "finished_at": rec.finished_at,
-        "delivered_at": crate::studio::spool::now_rfc3339(),
-        "output_bytes": rec.output_bytes,
-        "credits": credits(rec),
-        "submissions": rec.submissions,
-        "retries": rec.transient_faults,
-        "source_sha256": rec.source_sha256,
-    });
-    if rec.source_changed {
-        v["source_changed"] = json!(true);
-        v["warning"] = json!(
-            "the image changed after dropreel took it (its writer kept writing): the video was made \
-             from different bytes than the file beside it"
-        );
-    }
-    if let Some(r) = &rec.render {
-        v["motion"] = json!(r.motion);
-        v["zoom"] = json!(r.zoom);
-        v["fps"] = json!(r.fps);
-        v["frames"] = json!(r.frames);
-        v["size"] = json!(format!("{}x{}", r.width, r.height));
-        v["bitrate"] = json!(r.bitrate);
-        v["target_bitrate"] = json!(r.target_bitrate);
-        // A local render calls no API.
-        v["endpoint"] = Value::Null;
-        v["encode_seconds"] = json!(r.encode_seconds);
-        v["task_id"] = Value::Null;
-        v["submitted_at"] = Value::Null;
-    }
-    if !s.extra.is_empty() {
-        v["extra"] = Value::Object(s.extra.clone());
-    }
-    if !rec.takes.is_empty() {
-        v["variants"] = json!(
-            rec.takes
-                .iter()
-                .map(|t| json!({
-                    "n": t.n,
-                    "file": t.output_bytes.map(|_| format!("{stem}-v{}.mp4", t.n)),
-                    "seed": t.seed,
-                    "task_id": t.task_id,
-                    "output_bytes": t.output_bytes,
-                    "motion": t.render.as_ref().map(|r| r.motion.clone()),
-                    "failed": t.failure.as_ref().map(|f| json!({"reason": f.message, "advice": f.advice, "api": f.api})),
-                    "held": t.held.as_ref().map(|why| json!({
-                        "reason": format!("the budget held it when the run ended: {why}"),
-                        "advice": "it was not sent and costs nothing; to make it, drop the file again with this take's seed and variants: 1",
-                    })),
-                    "reused_from": t.reused_from.as_ref().map(|r| json!({ "job": r.job, "task_ids": r.task_ids, "files": r.files })),
-                }))
-                .collect::<Vec<_>>()
-        );
-        v["seed"] = Value::Null;
-        v["task_id"] = Value::Null;
-    }
-    if let Some(r) = &rec.reused_from {
-        v["reused_from"] = json!({ "job": r.job, "task_ids": r.task_ids, "files": r.files });
-        v["task_id"] = Value::Null;
-        v["submitted_at"] = Value::Null;
-    }
-    if rec.uncertain_submissions > 0 {
-        v["possible_double_charge"] = json!(rec.uncertain_submissions);
-        v["note"] = json!(
-            "a create request's outcome was unknown (dropreel stopped, the answer was lost, or a server \
-             error came back that may have followed the task's creation) and the job was submitted \
-             again; Runway may have charged for an extra task. Check the usage page."
-        );
-    }
-    let mut out = serde_json::to_vec_pretty(&v).expect("a JSON value serialises");
-    out.push(b'\n');
-    out
+    ResultFile::of(rec, backend, stem).to_bytes()
 }
 
 /// What the job cost: the model's price for each video made (0 when reused, and for each take
@@ -125,109 +366,150 @@ pub fn credits(rec: &JobRecord) -> Option<u64> {
 }
 
 /// Every file the job was made from, with its SHA-256 and its role.
-fn inputs(rec: &JobRecord) -> Value {
-    let mut v = vec![json!({
-        "name": rec.source.name,
-        "role": match rec.kind {
+fn inputs(rec: &JobRecord) -> Vec<InputResult> {
+    let mut v = vec![InputResult {
+        name: rec.source.name.clone(),
+        role: match rec.kind {
             JobKind::Image { .. } => "image",
             JobKind::Text => "prompt",
             JobKind::Video => "video",
-        },
-        "sha256": rec.source_sha256,
-    })];
+        }
+        .into(),
+        sha256: rec.source_sha256.clone(),
+    }];
     if let Some(last) = rec.kind.last_frame() {
-        v.push(json!({ "name": last, "role": "last_frame", "sha256": rec.last_frame_sha256 }));
+        v.push(InputResult {
+            name: last.to_string(),
+            role: "last_frame".into(),
+            sha256: rec.last_frame_sha256.clone(),
+        });
     }
-    Value::Array(v)
+    v
 }
 
-/// The `error.txt` of a failed job whose files in `failed/` are named `stem`: what it was made
-/// from (the file, and its last keyframe if any), what went wrong, what to do, and how to try
-/// again (`dropreel retry`, or moving the files back by hand).
-pub fn error_text(rec: &JobRecord, failure: &Failure, stem: &str) -> String {
-    let made_from = match rec.kind.last_frame() {
-        Some(last) => format!("{} and {last}", rec.source.name),
-        None => rec.source.name.clone(),
-    };
-    let mut t = format!(
-        "dropreel could not turn {made_from} into a video.\n\n\
-         What went wrong: {}.\n\n\
-         What to do: {}.\n",
-        failure.message.trim_end_matches('.'),
-        failure.advice.trim_end_matches('.')
-    );
-    // The job's files as failed/ names them (a taken name gets a `-2`).
-    let with_ext = |name: &str| match crate::studio::spool::split_name(name).1 {
-        "" => stem.to_string(),
-        ext => format!("{stem}.{ext}"),
-    };
-    let mut files = vec![with_ext(&rec.source.name)];
-    files.extend(rec.sidecar.as_deref().map(with_ext));
-    if let Some(last) = rec.kind.last_frame() {
-        files.push(format!(
-            "{stem}.last.{}",
-            crate::studio::spool::split_name(last).1
+/// How `error.txt` says what went wrong, what to do, and which job it was: the writer's words and
+/// the reader's marks.
+const WHAT: &str = "What went wrong:";
+const TODO: &str = "What to do:";
+const JOB: &str = "Job ";
+
+/// `failed/<stem>.error.txt`: what a failed job was made from, what went wrong, what to do, how to
+/// try again (`dropreel retry`, or moving the files back by hand), the server's words, and the job.
+/// Written as plain text for a designer; [`ErrorText::read`] reads back what the dashboard shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorText {
+    /// The job's file (and its last keyframe, if any).
+    pub made_from: String,
+    /// What went wrong (no final full stop).
+    pub what: Option<String>,
+    /// What to do (no final full stop).
+    pub todo: Option<String>,
+    /// The name `dropreel retry` takes, the files it moves back and the folder they go to.
+    pub retry: Option<(String, Vec<String>, String)>,
+    /// The server's own words.
+    pub api: Option<String>,
+    /// The job's id.
+    pub job: Option<String>,
+    /// When it failed (RFC 3339).
+    pub at: Option<String>,
+    /// The whole text, as read (empty for one being written).
+    pub text: String,
+}
+
+impl ErrorText {
+    /// The `error.txt` of a failed job whose files in `failed/` are named `stem`.
+    pub fn of(rec: &JobRecord, failure: &Failure, stem: &str) -> ErrorText {
+        let made_from = match rec.kind.last_frame() {
+            Some(last) => format!("{} and {last}", rec.source.name),
+            None => rec.source.name.clone(),
+        };
+        // The job's files as failed/ names them (a taken name gets a `-2`).
+        let mut files = vec![layout::input_name(stem, &rec.source.name)];
+        files.extend(rec.sidecar.as_deref().map(|s| layout::input_name(stem, s)));
+        if let Some(last) = rec.kind.last_frame() {
+            files.push(layout::last_frame_name(stem, last));
+        }
+        let (name, inbox) = match rec.source.folder.as_str() {
+            "" => (stem.to_string(), "inbox/".to_string()),
+            f => (format!("{f}/{stem}"), format!("inbox/{f}/")),
+        };
+        ErrorText {
+            made_from,
+            what: Some(failure.message.trim_end_matches('.').to_string()),
+            todo: Some(failure.advice.trim_end_matches('.').to_string()),
+            retry: Some((name, files, inbox)),
+            api: failure.api.clone(),
+            job: Some(rec.id.clone()),
+            at: Some(crate::studio::clock::now_rfc3339()),
+            text: String::new(),
+        }
+    }
+
+    /// The text written.
+    pub fn render(&self) -> String {
+        let mut t = format!(
+            "dropreel could not turn {} into a video.\n\n\
+             {WHAT} {}.\n\n\
+             {TODO} {}.\n",
+            self.made_from,
+            self.what.as_deref().unwrap_or_default(),
+            self.todo.as_deref().unwrap_or_default()
+        );
+        if let Some((name, files, inbox)) = &self.retry {
+            t.push_str(&format!(
+                "\nTo try again once it is fixed, run `dropreel retry {name}` in the studio folder: it \
+                 moves {} back into {inbox} (or move them there yourself).\n",
+                files.join(", ")
+            ));
+        }
+        if let Some(api) = &self.api {
+            t.push_str(&format!("\nThe server said: {api}\n"));
+        }
+        t.push_str(&format!(
+            "\n{JOB}{}, {}\n",
+            self.job.as_deref().unwrap_or_default(),
+            self.at.as_deref().unwrap_or_default()
         ));
+        t
     }
-    let folder = &rec.source.folder;
-    let (name, inbox) = match folder.as_str() {
-        "" => (stem.to_string(), "inbox/".to_string()),
-        f => (format!("{f}/{stem}"), format!("inbox/{f}/")),
-    };
-    t.push_str(&format!(
-        "\nTo try again once it is fixed, run `dropreel retry {name}` in the studio folder: it moves \
-         {} back into {inbox} (or move them there yourself).\n",
-        files.join(", ")
-    ));
-    if let Some(api) = &failure.api {
-        t.push_str(&format!("\nThe server said: {api}\n"));
+
+    /// What an `error.txt` says, as far as it says it (a file of another version, or one edited by
+    /// hand, may lack a part): what went wrong, what to do, the job.
+    pub fn read(text: &str) -> ErrorText {
+        let line = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(|l| l.trim().trim_end_matches('.').to_string())
+        };
+        ErrorText {
+            made_from: String::new(),
+            what: line(WHAT),
+            todo: line(TODO),
+            retry: None,
+            api: None,
+            job: text
+                .lines()
+                .find_map(|l| l.strip_prefix(JOB)?.split(',').next())
+                .map(str::to_string),
+            at: None,
+            text: text.to_string(),
+        }
     }
-    t.push_str(&format!(
-        "\nJob {}, {}\n",
-        rec.id,
-        crate::studio::spool::now_rfc3339()
-    ));
-    t
+
+    /// What went wrong and what to do, in one line (the whole text when it says neither).
+    pub fn summary(&self) -> String {
+        match (&self.what, &self.todo) {
+            (Some(what), Some(todo)) => format!("{what} — {todo}"),
+            (Some(what), None) => what.clone(),
+            _ => self.text.trim().to_string(),
+        }
+    }
+}
+
+/// The `error.txt` of a failed job whose files in `failed/` are named `stem` (see [`ErrorText`]).
+pub fn error_text(rec: &JobRecord, failure: &Failure, stem: &str) -> String {
+    ErrorText::of(rec, failure, stem).render()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_text_says_what_and_what_to_do() {
-        let f = Failure {
-            message: "ratio 1280:768 is not offered by gen4_turbo".into(),
-            advice: "fix the sidecar".into(),
-            api: Some("HTTP 400: bad".into()),
-        };
-        let mut rec = JobRecord::new(
-            "j1".into(),
-            crate::studio::source::Source::at("clientB/cat.png"),
-            Some("cat.yaml".into()),
-            crate::job::ImageInfo::UNKNOWN,
-            crate::job::JobSpec::default(),
-            "runway",
-        );
-        rec.kind = JobKind::Image {
-            last_frame: Some("cat.last.jpg".into()),
-        };
-        let t = error_text(&rec, &f, "cat-2");
-        assert!(t.contains("What went wrong: ratio 1280:768"));
-        assert!(t.contains("What to do: fix the sidecar."));
-        // See: issue 21, item 5 — error.txt never mentioned `dropreel retry`.
-        assert!(
-            t.contains(
-                "run `dropreel retry clientB/cat-2` in the studio folder: it moves cat-2.png, \
-                 cat-2.yaml, cat-2.last.jpg back into inbox/clientB/"
-            ),
-            "{t}"
-        );
-        assert!(t.contains("HTTP 400: bad"));
-        // See: issue 21, item 2 — a keyframe job's error.txt named only its first still.
-        assert!(
-            t.contains("could not turn cat.png and cat.last.jpg into a video"),
-            "{t}"
-        );
-    }
-}
+mod tests;

@@ -2,45 +2,34 @@
 //! `processing/<job-id>/`) and its reverse `unclaim` (a job never sent back into `inbox/`), the job
 //! state file `job.json` (written atomically at every change), `deliver`
 //! to `done/` and `fail` to `failed/` (into the file's folder there, with collision-safe names), the
-//! job folders' listing for [`crate::run::recover`]. What `job.json` holds is [`crate::studio::record`].
-//!
-//! (Over 600 lines with its tests: claim, save, deliver and fail share the crash-safety rules that
-//! are easiest to check in one place.)
+//! job folders' listing for [`crate::run::recover`]. What `job.json` holds is [`crate::studio::record`];
+//! the names are [`crate::studio::layout`]'s. Also what a studio root is ([`root`]) and how many jobs
+//! each folder holds ([`counts`], for `status`).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::studio::durable::{copy_durably, move_no_clobber, same_file, sync_dir, write_atomic};
+use crate::studio::layout::{
+    self, DONE, FAILED, INBOX, PROCESSING, STATE_FILE, fit_stem, split_name,
+};
 use crate::studio::lease::{LEASE_FILE, Owner};
 use crate::studio::source::Source;
 
-pub const INBOX: &str = "inbox";
-pub const PROCESSING: &str = "processing";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
-pub const STATE_FILE: &str = "job.json";
+mod counts;
+pub mod root;
+
+pub use root::{RootError, RootKind, check_root};
 
 pub use crate::studio::record::{Delivery, Failure, JobRecord, RenderInfo, State};
 
-/// `cat.png` → (`cat`, `png`); `a.b.png` → (`a.b`, `png`); `README` → (`README`, ``).
-pub fn split_name(name: &str) -> (&str, &str) {
-    match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i + 1..]),
-        _ => (name, ""),
-    }
-}
-
-/// Current time in RFC 3339, seconds precision, UTC.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 /// A fresh job id: sortable by time, unique across processes and machines.
 pub fn new_job_id() -> String {
-    let t: String = now_rfc3339()
+    let t: String = crate::studio::clock::now_rfc3339()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
@@ -326,10 +315,7 @@ impl Spool {
 
     /// Reads take `n`'s state file of job `id`; `Ok(None)` when the take has not started.
     pub fn load_variant(&self, id: &str, n: u32) -> io::Result<Option<JobRecord>> {
-        match fs::read(
-            self.job_dir(id)
-                .join(crate::studio::record::variant_state_file(n)),
-        ) {
+        match fs::read(self.job_dir(id).join(layout::variant_state_file(n))) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -386,20 +372,24 @@ impl Spool {
     ) -> io::Result<String> {
         let mut extra: Vec<(String, String)> = Vec::new();
         // A poster that was not made is not there to move (a missing file is skipped).
+        let output = rec.output();
         if rec.takes.is_empty() {
-            extra.push((rec.output_file(), format!(".{}", rec.kind.output_ext())));
-            extra.push((rec.poster_file(), ".poster.jpg".into()));
+            extra.push((rec.output_file(), layout::video_suffix(output, None)));
+            extra.push((rec.poster_file(), layout::poster_suffix(None)));
         }
         for t in rec.takes.iter().filter(|t| t.output_bytes.is_some()) {
-            extra.push((rec.take_output(t.n), format!("-v{}.mp4", t.n)));
-            extra.push((rec.take_poster(t.n), format!("-v{}.poster.jpg", t.n)));
+            extra.push((
+                rec.take_output(t.n),
+                layout::video_suffix(output, Some(t.n)),
+            ));
+            extra.push((rec.take_poster(t.n), layout::poster_suffix(Some(t.n))));
         }
-        extra.push((rec.result_file(), ".result.json".into()));
+        extra.push((rec.result_file(), layout::result_suffix().to_string()));
         let report = |rec: &JobRecord, dir: &Path, stem: &str| {
             if rec.delivery.as_ref().is_some_and(|d| {
                 self.root
                     .join(&d.folder)
-                    .join(format!("{stem}.result.json"))
+                    .join(layout::result_name(stem))
                     .exists()
             }) {
                 return Ok(());
@@ -416,12 +406,12 @@ impl Spool {
         rec: &mut JobRecord,
         error_text: impl FnOnce(&JobRecord, &str) -> String,
     ) -> io::Result<String> {
-        let extra = [(rec.error_file(), ".error.txt".to_string())];
+        let extra = [(rec.error_file(), layout::error_suffix().to_string())];
         let report = |rec: &JobRecord, dir: &Path, stem: &str| {
             let moved = rec.delivery.as_ref().is_some_and(|d| {
                 self.root
                     .join(&d.folder)
-                    .join(format!("{stem}.error.txt"))
+                    .join(layout::error_name(stem))
                     .exists()
             });
             if moved {
@@ -485,14 +475,15 @@ impl Spool {
         };
         report(rec, &dir, &stem)?;
         let mut moves: Vec<(String, String)> = Vec::new();
-        let (_, ext) = split_name(&rec.source.name);
-        moves.push((rec.source.name.clone(), join_ext(&stem, ext)));
+        moves.push((
+            rec.source.name.clone(),
+            layout::input_name(&stem, &rec.source.name),
+        ));
         if let Some(sc) = &rec.sidecar {
-            moves.push((sc.clone(), join_ext(&stem, split_name(sc).1)));
+            moves.push((sc.clone(), layout::input_name(&stem, sc)));
         }
         if let Some(last) = rec.kind.last_frame() {
-            let ext = split_name(last).1;
-            moves.push((last.to_string(), format!("{stem}.last.{ext}")));
+            moves.push((last.to_string(), layout::last_frame_name(&stem, last)));
         }
         for (from, suffix) in extra {
             moves.push((from.clone(), format!("{stem}{suffix}")));
@@ -556,22 +547,9 @@ impl Spool {
     pub fn remove_job_dir(&self, id: &str) -> io::Result<()> {
         let dir = self.job_dir(id);
         let ours = |n: &str| {
-            [
-                "result.json",
-                "error.txt",
-                ".result.json",
-                ".error.txt",
-                STATE_FILE,
-                LEASE_FILE,
-            ]
-            .contains(&n)
-                || (n.trim_start_matches('.').starts_with("out")
-                    && (n.ends_with(".mp4") || n.ends_with(".mp4.part")))
-                || (n.starts_with(".send") && n.ends_with(".png"))
-                || (n.starts_with("variant-") && n.contains(".json"))
-                || n.starts_with("job.json.")
+            layout::is_own_job_file(n)
+                || n == LEASE_FILE
                 || n.starts_with("lease.")
-                || n.ends_with(".tmp")
                 || crate::intake::is_ignored(n)
         };
         // A lease renewal may race the removal and put a file back: go round a few times.
@@ -597,75 +575,6 @@ impl Spool {
         }
         sync_dir(&self.root.join(PROCESSING))
     }
-
-    /// Jobs per folder, for `status`: images and texts waiting in `inbox/`, job folders that hold a
-    /// job in `processing/`,
-    /// delivered jobs (`result.json`) in `done/`, failed jobs (`error.txt`) in `failed/`.
-    pub fn counts(&self) -> io::Result<[(&'static str, usize); 4]> {
-        // Folders included (dot folders skipped, links not followed).
-        let count = |d: &str, is_job: &dyn Fn(&str) -> bool| -> io::Result<usize> {
-            fs::read_dir(self.root.join(d))?;
-            Ok(walkdir::WalkDir::new(self.root.join(d))
-                .follow_links(false)
-                .min_depth(1)
-                .into_iter()
-                .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file() && is_job(&e.file_name().to_string_lossy()))
-                .count())
-        };
-        let waiting = |n: &str| !crate::intake::is_ignored(n) && crate::intake::kind_of(n).is_job();
-        Ok([
-            (INBOX, count(INBOX, &waiting)?),
-            (
-                PROCESSING,
-                self.job_ids()?
-                    .iter()
-                    .filter(|id| self.holds_job(id))
-                    .count(),
-            ),
-            (DONE, count(DONE, &|n| n.ends_with(".result.json"))?),
-            (FAILED, count(FAILED, &|n| n.ends_with(".error.txt"))?),
-        ])
-    }
-}
-
-impl Spool {
-    /// Jobs per folder inside `inbox/`, `done/` and `failed/` (`[waiting, delivered, failed]`),
-    /// for `status`; only folders below the top level, which [`Spool::counts`] covers.
-    pub fn folder_counts(&self) -> io::Result<std::collections::BTreeMap<String, [usize; 3]>> {
-        let mut out: std::collections::BTreeMap<String, [usize; 3]> = Default::default();
-        let is_job = |top: &str, n: &str| match top {
-            INBOX => !crate::intake::is_ignored(n) && crate::intake::kind_of(n).is_job(),
-            DONE => n.ends_with(".result.json"),
-            _ => n.ends_with(".error.txt"),
-        };
-        for (i, top) in [INBOX, DONE, FAILED].into_iter().enumerate() {
-            let base = self.root.join(top);
-            let files = walkdir::WalkDir::new(&base)
-                .follow_links(false)
-                .min_depth(2)
-                .into_iter()
-                .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file());
-            for e in files {
-                if !is_job(top, &e.file_name().to_string_lossy()) {
-                    continue;
-                }
-                let Some(folder) = e
-                    .path()
-                    .parent()
-                    .and_then(|p| p.strip_prefix(&base).ok())
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-                else {
-                    continue;
-                };
-                out.entry(folder).or_default()[i] += 1;
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// Removes what a failed claim made in its job folder (leases, temp files), then the folder.
@@ -681,391 +590,5 @@ fn abandon_claim(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-/// Moves `from` to `to` unless `to` exists (a hard link cannot replace a file; where links are
-/// not possible, a rename after a look).
-pub fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => fs::remove_file(from),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) if !to.exists() => fs::rename(from, to),
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether `a` and `b` hold the same file: one file under two names (a hard link), or two small
-/// files (a sidecar and its copy) with the same bytes.
-fn same_file(a: &Path, b: &Path) -> bool {
-    let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
-            return true;
-        }
-    }
-    const SMALL: u64 = 1 << 20;
-    ma.len() == mb.len()
-        && ma.len() <= SMALL
-        && matches!((fs::read(a), fs::read(b)), (Ok(x), Ok(y)) if x == y)
-}
-
-/// Copies `src` into `dir/name` durably (temp file, fsync, rename).
-fn copy_durably(src: &Path, dir: &Path, name: &str) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let copied = fs::copy(src, &tmp)
-        .and_then(|_| File::open(&tmp)?.sync_all())
-        .and_then(|()| fs::rename(&tmp, dir.join(name)));
-    if copied.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    copied
-}
-
-/// Why a folder cannot be used as a studio root. Only `init` (and `run --examples`, whose studio
-/// is the README's first step) creates one: a typo or an unmounted share must never become a new,
-/// empty studio, and a folder of someone's files must never get four folders made in it.
-#[derive(Debug, thiserror::Error)]
-pub enum RootError {
-    #[error("no studio at {}", .0.display())]
-    Missing(PathBuf),
-    #[error("{} is a file, not a studio folder", .0.display())]
-    NotAFolder(PathBuf),
-    #[error(
-        "{} is not a dropreel studio (it has no dropreel.yaml and no inbox/) and is not empty, so \
-         dropreel leaves it alone",
-        .0.display()
-    )]
-    NotAStudio(PathBuf),
-    #[error("cannot read {}: {}", .0.display(), .1)]
-    Unreadable(PathBuf, #[source] io::Error),
-}
-
-impl RootError {
-    /// The error with what to do, naming the command as the user runs it (`dropreel`, or
-    /// `cargo run --release --` from a checkout).
-    pub fn explain(&self, command: &str) -> String {
-        match self {
-            RootError::Missing(root) => format!(
-                "{self} — run `{command} init {0}` to create one",
-                root.display()
-            ),
-            RootError::NotAStudio(root) => format!(
-                "{self} — run `{command} init {0}` to make it a studio, or give the path of your \
-                 studio (the folder holding inbox/ and dropreel.yaml)",
-                root.display()
-            ),
-            RootError::NotAFolder(_) | RootError::Unreadable(..) => self.to_string(),
-        }
-    }
-}
-
-impl From<RootError> for io::Error {
-    fn from(e: RootError) -> io::Error {
-        let kind = match &e {
-            RootError::Missing(_) => io::ErrorKind::NotFound,
-            RootError::NotAFolder(_) => io::ErrorKind::NotADirectory,
-            RootError::NotAStudio(_) => io::ErrorKind::InvalidInput,
-            RootError::Unreadable(_, e) => e.kind(),
-        };
-        io::Error::new(kind, e.explain("dropreel"))
-    }
-}
-
-/// What a folder named as a studio root holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RootKind {
-    /// It has `dropreel.yaml` or one of the studio's folders.
-    Studio,
-    /// It exists and holds nothing (or only what an OS leaves: `.DS_Store`, `Thumbs.db`, …).
-    Empty,
-}
-
-/// Whether `root` can be used as a studio: an existing studio, or an empty folder (made into one).
-pub fn check_root(root: &Path) -> Result<RootKind, RootError> {
-    match fs::metadata(root) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(RootError::NotAFolder(root.to_path_buf())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(RootError::Missing(root.to_path_buf()));
-        }
-        Err(e) => return Err(RootError::Unreadable(root.to_path_buf(), e)),
-    }
-    let marks = [
-        crate::config::FILE_NAME,
-        INBOX,
-        PROCESSING,
-        DONE,
-        FAILED,
-        crate::studio::ledger::DIR,
-    ];
-    if marks.iter().any(|m| root.join(m).exists()) {
-        return Ok(RootKind::Studio);
-    }
-    let entries = fs::read_dir(root).map_err(|e| RootError::Unreadable(root.to_path_buf(), e))?;
-    let os_litter = |name: &str| {
-        let lower = name.to_lowercase();
-        lower.starts_with('.') || lower == "thumbs.db" || lower == "desktop.ini"
-    };
-    let empty = entries
-        .filter_map(Result::ok)
-        .all(|e| os_litter(&e.file_name().to_string_lossy()));
-    if empty {
-        Ok(RootKind::Empty)
-    } else {
-        Err(RootError::NotAStudio(root.to_path_buf()))
-    }
-}
-
-fn join_ext(stem: &str, ext: &str) -> String {
-    if ext.is_empty() {
-        stem.to_string()
-    } else {
-        format!("{stem}.{ext}")
-    }
-}
-
-/// `stem` cut to at most `max` bytes on a character boundary.
-pub fn fit_stem(stem: &str, max: usize) -> &str {
-    if stem.len() <= max {
-        return stem;
-    }
-    let mut end = max;
-    while !stem.is_char_boundary(end) {
-        end -= 1;
-    }
-    &stem[..end]
-}
-
-/// Writes `dir/name` atomically and durably. A write that fails (a full disk) leaves no temp file.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let written = File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, dir.join(name)));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(dir)
-}
-
-/// fsync of a folder, so a rename in it survives a power cut. A no-op where folders cannot be opened.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stems_follow_the_suffix_rule() {
-        let d = tempfile::tempdir().unwrap();
-        let spool = Spool::open(d.path()).unwrap();
-        let done = d.path().join(DONE);
-        assert_eq!(spool.reserve_stem(DONE, "cat").unwrap(), "cat");
-        assert_eq!(
-            spool.reserve_stem(DONE, "cat").unwrap(),
-            "cat-2",
-            "a reserved stem is taken"
-        );
-        // Files that appear behind our back count too (the folder's mtime moved).
-        std::thread::sleep(Duration::from_millis(20));
-        fs::write(done.join("dog.yaml"), "").unwrap();
-        assert_eq!(spool.reserve_stem(DONE, "dog").unwrap(), "dog-2");
-        std::thread::sleep(Duration::from_millis(20));
-        fs::write(done.join("dog-2.mp4"), "").unwrap();
-        assert_eq!(spool.reserve_stem(DONE, "dog").unwrap(), "dog-3");
-        // `cat-2` is just a stem; `catalog.png` is not `cat.*`; `a.b.result.json` is an `a.b.*`.
-        fs::write(done.join("catalog.png"), "").unwrap();
-        fs::write(done.join("a.b.result.json"), "").unwrap();
-        assert_eq!(spool.reserve_stem(DONE, "catalog-2").unwrap(), "catalog-2");
-        assert_eq!(spool.reserve_stem(DONE, "a.b").unwrap(), "a.b-2");
-        assert_eq!(spool.reserve_stem(DONE, "a").unwrap(), "a-2");
-    }
-
-    /// A job claimed from `inbox/<folder>` with a sidecar and a last keyframe, as `claim` leaves it.
-    fn claimed(spool: &Spool, folder: &str, copy_shared: bool) -> JobRecord {
-        let inbox = spool.inbox().join(folder);
-        fs::create_dir_all(&inbox).unwrap();
-        for (name, bytes) in [
-            ("cat.png", "image"),
-            ("cat.yaml", "prompt: p"),
-            ("cat.last.png", "last"),
-        ] {
-            fs::write(inbox.join(name), bytes).unwrap();
-        }
-        let rel = |n: &str| match folder {
-            "" => n.to_string(),
-            f => format!("{f}/{n}"),
-        };
-        let source = Source::at(&rel("cat.png"));
-        let c = spool
-            .claim(
-                &source,
-                Some(&rel("cat.yaml")),
-                Some(&rel("cat.last.png")),
-                copy_shared,
-            )
-            .unwrap()
-            .unwrap();
-        let mut rec = JobRecord::new(
-            c.id,
-            source,
-            c.sidecar,
-            crate::job::ImageInfo::UNKNOWN,
-            crate::job::JobSpec::default(),
-            "runway",
-        );
-        rec.kind = crate::job::JobKind::Image {
-            last_frame: c.last_frame,
-        };
-        spool.save(&rec).unwrap();
-        rec
-    }
-
-    #[test]
-    fn unclaim_puts_every_file_back_under_its_own_name_in_its_own_folder() {
-        let d = tempfile::tempdir().unwrap();
-        let spool = Spool::open(d.path()).unwrap();
-        let mut rec = claimed(&spool, "client/shoot 1", false);
-        let back = spool.unclaim(&mut rec).unwrap();
-        assert_eq!(
-            back,
-            [
-                "client/shoot 1/cat.yaml",
-                "client/shoot 1/cat.last.png",
-                "client/shoot 1/cat.png"
-            ]
-        );
-        let inbox = spool.inbox().join("client/shoot 1");
-        assert_eq!(fs::read_to_string(inbox.join("cat.png")).unwrap(), "image");
-        assert_eq!(
-            fs::read_to_string(inbox.join("cat.yaml")).unwrap(),
-            "prompt: p"
-        );
-        assert_eq!(
-            fs::read_to_string(inbox.join("cat.last.png")).unwrap(),
-            "last"
-        );
-        assert!(spool.job_ids().unwrap().is_empty());
-    }
-
-    #[test]
-    fn unclaim_finishes_a_return_a_crash_cut_and_drops_a_shared_sidecar_copy() {
-        let d = tempfile::tempdir().unwrap();
-        let spool = Spool::open(d.path()).unwrap();
-        // The sidecar was copied (other files of its stem kept it); the last keyframe went back
-        // before the crash, the image half way (linked, not yet removed).
-        let mut rec = claimed(&spool, "", true);
-        rec.returning = true;
-        spool.save(&rec).unwrap();
-        let dir = spool.job_dir(&rec.id);
-        fs::rename(dir.join("cat.last.png"), spool.inbox().join("cat.last.png")).unwrap();
-        fs::hard_link(dir.join("cat.png"), spool.inbox().join("cat.png")).unwrap();
-        spool.unclaim(&mut rec).unwrap();
-        for name in ["cat.png", "cat.yaml", "cat.last.png"] {
-            assert!(spool.inbox().join(name).is_file(), "{name}");
-        }
-        assert!(spool.job_ids().unwrap().is_empty());
-    }
-
-    #[test]
-    fn unclaim_never_overwrites_a_file_dropped_since_and_leaves_the_job_whole() {
-        let d = tempfile::tempdir().unwrap();
-        let spool = Spool::open(d.path()).unwrap();
-        let mut rec = claimed(&spool, "", false);
-        fs::write(spool.inbox().join("cat.png"), "a new cat").unwrap();
-        let e = spool.unclaim(&mut rec).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        assert!(e.to_string().contains("inbox/cat.png"), "{e}");
-        assert_eq!(
-            fs::read_to_string(spool.inbox().join("cat.png")).unwrap(),
-            "a new cat"
-        );
-        // Nothing moved, and the job is still a job (not one on its way back).
-        let dir = spool.job_dir(&rec.id);
-        for name in ["cat.png", "cat.yaml", "cat.last.png"] {
-            assert!(dir.join(name).is_file(), "{name}");
-        }
-        assert!(!spool.load(&rec.id).unwrap().returning);
-    }
-
-    // See: issue 21, item 2 — what is told of a delivery (the dedupe ledger's record) is told
-    // while the job folder still says where its files went, so a kill before it is delivered again.
-    #[test]
-    fn a_delivery_is_told_with_its_files_in_done_before_its_folder_goes() {
-        let d = tempfile::tempdir().unwrap();
-        let spool = Spool::open(d.path()).unwrap();
-        fs::write(spool.inbox().join("cat.png"), b"image").unwrap();
-        let source = Source::in_inbox("cat.png");
-        let id = spool.claim(&source, None, None, false).unwrap().unwrap().id;
-        let mut rec = JobRecord::new(
-            id.clone(),
-            source,
-            None,
-            crate::job::ImageInfo::UNKNOWN,
-            crate::job::JobSpec::default(),
-            "local",
-        );
-        rec.state = State::Downloaded;
-        spool.save(&rec).unwrap();
-        fs::write(spool.job_dir(&id).join(rec.output_file()), b"video").unwrap();
-        let mut told = None;
-        let stem = spool
-            .deliver(
-                &mut rec,
-                |_, _| b"{}".to_vec(),
-                |rec, stem| {
-                    let state = spool.load(&rec.id).unwrap();
-                    told = Some((
-                        stem.to_string(),
-                        state.delivery.is_some(),
-                        d.path().join("done/cat.mp4").exists(),
-                    ));
-                },
-            )
-            .unwrap();
-        assert_eq!(told, Some((stem, true, true)));
-        assert!(!spool.job_dir(&id).exists());
-        assert!(!spool.holds_job(&id));
-    }
-
-    #[test]
-    fn a_job_folder_with_only_a_lease_or_os_files_holds_no_job() {
-        let d = tempfile::tempdir().unwrap();
-        let spool = Spool::open(d.path()).unwrap();
-        let dir = spool.job_dir("j");
-        fs::create_dir_all(&dir).unwrap();
-        assert!(!spool.holds_job("j"));
-        for name in [LEASE_FILE, ".DS_Store", "Thumbs.db"] {
-            fs::write(dir.join(name), b"x").unwrap();
-        }
-        assert!(!spool.holds_job("j"));
-        fs::write(dir.join("cat.png"), b"x").unwrap();
-        assert!(spool.holds_job("j"), "a claim being rebuilt");
-        fs::remove_file(dir.join("cat.png")).unwrap();
-        fs::write(dir.join(STATE_FILE), b"{}").unwrap();
-        assert!(spool.holds_job("j"));
-    }
-
-    #[test]
-    fn split_names() {
-        assert_eq!(split_name("a.b.png"), ("a.b", "png"));
-        assert_eq!(split_name("cat.PNG"), ("cat", "PNG"));
-        assert_eq!(split_name(".x"), (".x", ""));
-    }
-}
+mod tests;

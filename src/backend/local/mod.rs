@@ -232,18 +232,19 @@ impl Backend for Local {
             if !dir.join(&file).exists() || dir.join(&part).exists() {
                 std::fs::rename(dir.join(part), dir.join(file))?;
             }
-            spool::sync_dir(&dir)
+            crate::studio::durable::sync_dir(&dir)
         })
         .await?;
         if let Some(jpeg) = &stats.poster {
             let dir = job.spool.job_dir(&job.rec.id);
-            if let Err(e) = spool::write_atomic(&dir, &job.rec.poster_file(), jpeg) {
+            if let Err(e) = crate::studio::durable::write_atomic(&dir, &job.rec.poster_file(), jpeg)
+            {
                 tracing::debug!(job = %job.rec.id, error = %e, "no poster: it cannot be written");
             }
         }
         job.rec.state = State::Downloaded;
         job.rec.output_bytes = Some(stats.bytes);
-        job.rec.finished_at = Some(spool::now_rfc3339());
+        job.rec.finished_at = Some(crate::studio::clock::now_rfc3339());
         job.rec.render = Some(spool::RenderInfo {
             motion: plan.motion.name().to_string(),
             zoom: plan.zoom,

@@ -14,7 +14,6 @@ use tokio::io::AsyncWriteExt as _;
 use crate::config::{RunwaySection, Secret};
 use crate::job::models;
 use crate::job::{JobKind, JobSpec};
-use crate::studio::spool;
 
 /// The API's limit on an inline image: the encoded data URI must stay below 5 MiB.
 pub const DATA_URI_MAX: usize = 5 * 1024 * 1024;
@@ -361,7 +360,7 @@ impl Api {
         tokio::fs::rename(&part, dir.join(name))
             .await
             .map_err(DownloadError::Disk)?;
-        spool::sync_dir(dir).map_err(DownloadError::Disk)?;
+        crate::studio::durable::sync_dir(dir).map_err(DownloadError::Disk)?;
         Ok(written)
     }
 }

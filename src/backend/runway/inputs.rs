@@ -9,7 +9,7 @@ use base64::Engine as _;
 use super::{ApiError, DATA_URI_MAX, Media, Runway, UPLOAD_MAX, UPLOAD_REUSE_SECS, unix_now};
 use crate::backend::{JobCtx, Stop};
 use crate::studio::record::Upload;
-use crate::studio::spool::{self, Failure};
+use crate::studio::spool::Failure;
 
 impl Runway {
     /// The file to send for the job's image `name` (its first or last keyframe) and its type: the
@@ -46,7 +46,7 @@ impl Runway {
             });
         }
         let png = dir.join(converted);
-        let png_name = format!("{}.png", spool::split_name(name).0);
+        let png_name = format!("{}.png", crate::studio::layout::split_name(name).0);
         if !png.exists() {
             let (src, dst) = (dir.join(name), png.clone());
             let done =

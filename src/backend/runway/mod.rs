@@ -34,7 +34,7 @@ use crate::config::{BudgetSection, RunwaySection, Settings};
 use crate::job::JobKind;
 use crate::job::models::Catalog;
 use crate::studio::ledger::spend::{self, Refusal, SpendLog};
-use crate::studio::spool::{self, State};
+use crate::studio::spool::State;
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
 const UPLOAD_REUSE_SECS: u64 = 23 * 3600;
@@ -188,7 +188,7 @@ impl Runway {
                     job.rec.task_id = Some(task_id.clone());
                     job.rec.task_status = Some(TaskStatus::Pending.as_str().into());
                     job.rec.progress = None;
-                    job.rec.submitted_at = Some(spool::now_rfc3339());
+                    job.rec.submitted_at = Some(crate::studio::clock::now_rfc3339());
                     job.save().await?;
                     tracing::info!(job = %job.rec.id, file = %job.rec.source.name, kind = job.rec.kind.name(), task = %task_id, model = %job.rec.spec.model, "submitted");
                     return Ok(slot);

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{ApiError, DownloadError, PollClock, Runway, TaskFailure, TaskStatus, faults};
 use crate::backend::{Fault, JobCtx, Stop};
-use crate::studio::spool::{self, Failure, State};
+use crate::studio::spool::{Failure, State};
 
 impl Runway {
     /// Submitted → Succeeded (or back to Claimed for a retryable task failure).
@@ -102,7 +102,7 @@ impl Runway {
                     }
                     job.rec.state = State::Succeeded;
                     job.rec.output_urls = task.output;
-                    job.rec.finished_at = Some(spool::now_rfc3339());
+                    job.rec.finished_at = Some(crate::studio::clock::now_rfc3339());
                     // The download does not depend on it: a job stopped now polls its task again.
                     job.note().await?;
                     if fresh && ever_queued {

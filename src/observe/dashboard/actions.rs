@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::Shared;
-use crate::studio::spool::{DONE, INBOX};
+use crate::studio::layout::{DONE, INBOX};
 
 /// Uploads in progress are written under this prefix (a dot name: the intake never looks at it).
 const UPLOAD_PREFIX: &str = ".dropreel-upload-";
@@ -80,7 +80,7 @@ pub(super) fn servable_name(name: &str) -> bool {
         && !name.starts_with('.')
         && !name.contains(['/', '\\', ':'])
         && !name.chars().any(char::is_control)
-        && (name.ends_with(".mp4") || name.ends_with(".poster.jpg"))
+        && crate::studio::layout::is_media_name(name)
 }
 
 fn media_type(name: &str) -> &'static str {

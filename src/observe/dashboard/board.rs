@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use crate::observe::live::{FailedView, KEPT, ResultView};
-use crate::studio::spool::{DONE, FAILED};
+use crate::studio::clock;
+use crate::studio::layout::{self, DONE, FAILED};
+use crate::studio::report::{ErrorText, ResultFile};
 
 /// Changes closer together than this are sent as one.
 const COALESCE: Duration = Duration::from_millis(150);
@@ -157,20 +159,20 @@ pub(super) async fn events(
 
 /// The latest results in `done/` and failures in `failed/`, newest first (read at start).
 pub(super) fn found_on_disk(root: &Path) -> (Vec<ResultView>, Vec<FailedView>) {
-    let results = newest(root, DONE, ".result.json")
+    let results = newest(root, DONE, |n| layout::result_stem(n).is_some())
         .into_iter()
         .filter_map(|(rel, at)| result_from_disk(root, &rel, at))
         .collect();
-    let failed = newest(root, FAILED, ".error.txt")
+    let failed = newest(root, FAILED, |n| layout::error_stem(n).is_some())
         .into_iter()
         .filter_map(|(rel, at)| failed_from_disk(root, &rel, at))
         .collect();
     (results, failed)
 }
 
-/// The newest [`KEPT`] files under `root/top` whose name ends in `suffix` (paths under the studio,
+/// The newest [`KEPT`] files under `root/top` whose name is `wanted` (paths under the studio,
 /// with their time), newest first; dot folders and symlinks are not followed.
-fn newest(root: &Path, top: &str, suffix: &str) -> Vec<(String, SystemTime)> {
+fn newest(root: &Path, top: &str, wanted: fn(&str) -> bool) -> Vec<(String, SystemTime)> {
     let mut found: Vec<(String, SystemTime)> = walkdir::WalkDir::new(root.join(top))
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
@@ -178,7 +180,7 @@ fn newest(root: &Path, top: &str, suffix: &str) -> Vec<(String, SystemTime)> {
         .filter(|e| e.file_type().is_file())
         .filter_map(|e| {
             let name = e.file_name().to_str()?;
-            if !name.ends_with(suffix) {
+            if !wanted(name) {
                 return None;
             }
             let rel = e
@@ -196,38 +198,37 @@ fn newest(root: &Path, top: &str, suffix: &str) -> Vec<(String, SystemTime)> {
     found
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// A result from its `result.json` (`rel`, a path under the studio). What it says is not
 /// trusted: a take's file must be a plain `.mp4` name in its folder, and a regular file.
 fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView> {
-    let v: Value = serde_json::from_slice(&std::fs::read(root.join(rel)).ok()?).ok()?;
+    let r = ResultFile::read(&root.join(rel))?;
     let (dir, name) = rel.rsplit_once('/')?;
-    let stem = name.strip_suffix(".result.json")?;
-    let text = |k: &str| v[k].as_str().map(str::to_string);
-    let kind = text("kind").unwrap_or_else(|| "image".into());
+    let stem = layout::result_stem(name)?;
+    let names = layout::Delivered {
+        folder: dir.to_string(),
+        stem: stem.to_string(),
+        output: r.output(),
+        takes: None,
+    };
     let mut videos = Vec::new();
     let mut posters = Vec::new();
-    match v["variants"].as_array() {
+    match &r.variants {
         Some(takes) => {
             for t in takes {
                 // Whatever result.json says: only a plain name of a video beside it.
-                let (Some(file), Some(n)) = (t["file"].as_str(), t["n"].as_u64()) else {
+                let Some(file) = t.file.as_deref().filter(|_| t.n > 0) else {
                     continue;
                 };
-                if !file.ends_with(".mp4") || !super::actions::servable_name(file) {
+                if !layout::is_video_name(file) || !super::actions::servable_name(file) {
                     continue;
                 }
                 videos.push(format!("{dir}/{file}"));
-                posters.push(format!("{dir}/{stem}-v{n}.poster.jpg"));
+                posters.push(format!("{dir}/{}", names.poster_name(Some(t.n))));
             }
         }
         None => {
-            let ext = if kind == "video" { "result.mp4" } else { "mp4" };
-            videos.push(format!("{dir}/{stem}.{ext}"));
-            posters.push(format!("{dir}/{stem}.poster.jpg"));
+            videos.extend(names.videos());
+            posters.extend(names.posters());
         }
     }
     // Regular files only, never through a link (what media serves).
@@ -241,25 +242,27 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
     if keep.is_empty() {
         return None;
     }
-    let folder = text("folder").unwrap_or_default();
-    let source = text("source").unwrap_or_default();
     Some(ResultView {
-        job: text("job_id")?,
-        file: if folder.is_empty() {
-            source
+        file: if r.folder.is_empty() {
+            r.source.clone()
         } else {
-            format!("{folder}/{source}")
+            format!("{}/{}", r.folder, r.source)
         },
-        kind,
-        model: text("model").filter(|_| v["backend"] != "local"),
-        prompt: text("prompt").filter(|p| !p.is_empty()),
-        credits: v["credits"].as_f64(),
+        kind: if r.kind.is_empty() {
+            "image".into()
+        } else {
+            r.kind.clone()
+        },
+        model: Some(r.model.clone()).filter(|m| !m.is_empty() && r.backend != "local"),
+        prompt: Some(r.prompt.clone()).filter(|p| !p.is_empty()),
+        credits: r.credits.as_ref().and_then(serde_json::Number::as_f64),
         videos: keep.iter().map(|&i| videos[i].clone()).collect(),
         posters: keep
             .iter()
             .map(|&i| Some(posters[i].clone()).filter(|p| regular(p)))
             .collect(),
-        at: text("delivered_at").unwrap_or_else(|| rfc3339(at)),
+        at: r.delivered_at.unwrap_or_else(|| clock::rfc3339(at)),
+        job: r.job_id,
     })
 }
 
@@ -267,37 +270,24 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
 fn failed_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<FailedView> {
     let text = std::fs::read_to_string(root.join(rel)).ok()?;
     let (dir, name) = rel.rsplit_once('/')?;
-    let stem = name.strip_suffix(".error.txt")?;
-    let line = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(|l| l.trim().trim_end_matches('.').to_string())
-    };
-    let error = match (line("What went wrong:"), line("What to do:")) {
-        (Some(what), Some(todo)) => format!("{what} — {todo}"),
-        (Some(what), None) => what,
-        _ => text.trim().to_string(),
-    };
-    let job = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Job ")?.split(',').next())
-        .map_or_else(|| rel.to_string(), str::to_string);
+    let stem = layout::error_stem(name)?;
+    let said = ErrorText::read(&text);
+    let error = said.summary();
+    let job = said.job.unwrap_or_else(|| rel.to_string());
     let folder = dir.split_once('/').map_or("", |(_, f)| f);
     let failed = FailedView {
         job,
         file: String::new(),
         error,
         error_file: rel.to_string(),
-        at: rfc3339(at),
+        at: clock::rfc3339(at),
     };
     // The job's own file beside it, when there is one.
     let file = std::fs::read_dir(root.join(dir))
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
-        .find(|n| {
-            crate::studio::spool::split_name(n).0 == stem && crate::intake::kind_of(n).is_job()
-        })
+        .find(|n| layout::split_name(n).0 == stem && crate::intake::kind_of(n).is_job())
         .map_or_else(
             || failed.retry_name().to_string(),
             |n| match folder {

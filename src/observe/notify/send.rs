@@ -54,7 +54,7 @@ impl Receiver {
                         let code = r.status().as_u16();
                         let said = r.text().await.unwrap_or_default();
                         let said =
-                            crate::shown(crate::studio::spool::fit_stem(said.trim(), ANSWER_KEPT))
+                            crate::shown(crate::studio::layout::fit_stem(said.trim(), ANSWER_KEPT))
                                 .into_owned();
                         Err(NotSent::Refused(if said.is_empty() {
                             format!("the webhook answered HTTP {code}")
@@ -171,7 +171,7 @@ async fn run_command(
         let text = String::from_utf8_lossy(bytes);
         let text = text.trim();
         if !text.is_empty() {
-            let cut = crate::studio::spool::fit_stem(text, OUTPUT_LOGGED);
+            let cut = crate::studio::layout::fit_stem(text, OUTPUT_LOGGED);
             tracing::info!(event = %event.id, stream, output = %cut, "notify.command said");
         }
     }

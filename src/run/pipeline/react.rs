@@ -176,7 +176,7 @@ pub(super) fn hold_view(h: &crate::backend::Hold) -> crate::observe::live::HoldV
         cause: h.cause.name(),
         text: h.describe(),
         detail: h.detail.clone(),
-        next_try: crate::studio::ledger::spend::local_text(h.until_wall),
+        next_try: crate::studio::clock::local_text(h.until_wall),
     }
 }
 

@@ -75,7 +75,7 @@ impl<B: Backend> Pipeline<B> {
             .wait_whole(&rel, why, unchanged, Instant::now() + again)
         {
             let at = std::time::SystemTime::now() + after.saturating_sub(unchanged);
-            let gives_up_at = crate::studio::ledger::spend::local_text(at);
+            let gives_up_at = crate::studio::clock::local_text(at);
             tracing::warn!(
                 file = %rel, why, gives_up_at,
                 "not whole yet: {why}. It waits in inbox/ for the rest of it; if it stays unchanged until {gives_up_at} (watch.truncated_after: {} after its last change) it goes to failed/ as truncated",
@@ -107,7 +107,7 @@ impl<B: Backend> Pipeline<B> {
                 .map(|(f, at)| crate::observe::live::NotWholeView {
                     file: f.name.clone(),
                     why: f.why.clone(),
-                    gives_up_at: crate::studio::ledger::spend::local_text(*at),
+                    gives_up_at: crate::studio::clock::local_text(*at),
                 })
                 .collect(),
         );
@@ -117,7 +117,7 @@ impl<B: Backend> Pipeline<B> {
                 .map(|(f, at)| instance::NotWholeShown {
                     file: f.name.clone(),
                     why: f.why.clone(),
-                    gives_up_at: humantime::format_rfc3339_seconds(*at).to_string(),
+                    gives_up_at: crate::studio::clock::rfc3339(*at),
                 })
                 .collect(),
         );

@@ -6,5 +6,5 @@
 pub mod dedupe;
 pub mod spend;
 
-/// `ROOT/.dropreel`: dropreel's own memory of a studio (a dot folder: never mistaken for work).
-pub const DIR: &str = ".dropreel";
+/// `ROOT/.dropreel`: dropreel's own memory of a studio (see [`crate::studio::layout::OWN_DIR`]).
+pub const DIR: &str = crate::studio::layout::OWN_DIR;

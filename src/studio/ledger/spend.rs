@@ -100,7 +100,7 @@ impl Refusal {
                 format!(
                     "{spent} of {limit} credits spent {when} ({key}); the next job costs {cost}. \
                      Submission resumes at {} (or raise {key} and restart dropreel)",
-                    local_text(*resumes)
+                    crate::studio::clock::local_text(*resumes)
                 )
             }
             Refusal::UnknownRate { model } => format!(
@@ -217,23 +217,6 @@ pub fn never_fits(
             crate::job::models::join_or(&ways)
         ),
         api: None,
-    }
-}
-
-/// A time as this machine's clock shows it, with its UTC offset and, where the zone has one, its
-/// abbreviation — `2026-11-27 00:00 +01:00 (CET)` — so it reads right wherever it is read (a
-/// dashboard opened on another machine, a log shipped elsewhere).
-pub fn local_text(t: SystemTime) -> String {
-    let Ok(ts) = jiff::Timestamp::try_from(t) else {
-        return humantime::format_rfc3339_seconds(t).to_string();
-    };
-    let at = ts.to_zoned(jiff::tz::TimeZone::system());
-    let text = at.strftime("%Y-%m-%d %H:%M %:z").to_string();
-    let zone = at.strftime("%Z").to_string();
-    if zone.is_empty() || zone.starts_with(['+', '-']) {
-        text
-    } else {
-        format!("{text} ({zone})")
     }
 }
 
@@ -440,7 +423,7 @@ fn rollover(now: &Zoned, period: Period) -> SystemTime {
 /// An entry for job `job` on `model` costing `credits`, counted for `now`'s day.
 pub fn entry(job: &str, model: &str, credits: Option<u64>, uncertain: bool, now: &Zoned) -> Entry {
     Entry {
-        at: crate::studio::spool::now_rfc3339(),
+        at: crate::studio::clock::now_rfc3339(),
         day: day_of(now),
         credits,
         job: job.to_string(),
@@ -450,166 +433,4 @@ pub fn entry(job: &str, model: &str, credits: Option<u64>, uncertain: bool, now:
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn a_local_time_names_its_offset() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
-        let text = local_text(t);
-        let offset = text.split(' ').nth(2).unwrap_or_default();
-        assert!(
-            offset.len() == 6 && offset.starts_with(['+', '-']) && offset.as_bytes()[3] == b':',
-            "{text}"
-        );
-    }
-
-    use super::*;
-
-    fn at(s: &str) -> Zoned {
-        s.parse().unwrap()
-    }
-
-    fn budget(daily: u64, monthly: u64) -> BudgetSection {
-        BudgetSection {
-            daily_credits: daily,
-            monthly_credits: monthly,
-            rates: BTreeMap::new(),
-        }
-    }
-
-    #[test]
-    fn a_request_that_would_pass_the_daily_limit_waits_for_local_midnight() {
-        let d = tempfile::tempdir().unwrap();
-        let log = SpendLog::new(d.path());
-        let now = at("2026-11-26T15:00:00+01:00[Europe/Paris]");
-        let b = budget(60, 0);
-        for job in ["a", "b"] {
-            let e = entry(job, "gen4_turbo", Some(25), false, &now);
-            assert!(log.charge(e, &b, &now).unwrap().is_ok());
-        }
-        let e = entry("c", "gen4_turbo", Some(25), false, &now);
-        let Err(Refusal::Over {
-            period,
-            spent,
-            resumes,
-            ..
-        }) = log.charge(e, &b, &now).unwrap()
-        else {
-            panic!("the third job passed the limit");
-        };
-        assert_eq!((period, spent), (Period::Day, 50));
-        let midnight: Zoned = at("2026-11-27T00:00:00+01:00[Europe/Paris]");
-        assert_eq!(resumes, SystemTime::from(midnight));
-        // The next day starts from zero; the month keeps counting.
-        let tomorrow = at("2026-11-27T09:00:00+01:00[Europe/Paris]");
-        let e = entry("c", "gen4_turbo", Some(25), false, &tomorrow);
-        let t = log.charge(e, &b, &tomorrow).unwrap().unwrap();
-        assert_eq!((t.today, t.month), (25, 75));
-    }
-
-    #[test]
-    fn the_monthly_limit_resumes_on_the_first_of_the_next_month() {
-        let d = tempfile::tempdir().unwrap();
-        let log = SpendLog::new(d.path());
-        let now = at("2026-12-31T23:00:00+00:00[UTC]");
-        let e = entry("a", "gen4.5", Some(60), false, &now);
-        assert!(log.charge(e, &budget(0, 100), &now).unwrap().is_ok());
-        let e = entry("b", "gen4.5", Some(60), false, &now);
-        let Err(r @ Refusal::Over { .. }) = log.charge(e, &budget(0, 100), &now).unwrap() else {
-            panic!("over the monthly limit");
-        };
-        let Refusal::Over { resumes, .. } = &r else {
-            unreachable!()
-        };
-        assert_eq!(
-            *resumes,
-            SystemTime::from(at("2027-01-01T00:00:00+00:00[UTC]"))
-        );
-        assert!(
-            r.detail().contains("budget.monthly_credits"),
-            "{}",
-            r.detail()
-        );
-    }
-
-    #[test]
-    fn two_instances_see_each_others_spend_and_a_torn_line_is_read_once_whole() {
-        let d = tempfile::tempdir().unwrap();
-        let (one, two) = (SpendLog::new(d.path()), SpendLog::new(d.path()));
-        let now = at("2026-11-26T10:00:00+00:00[UTC]");
-        let b = budget(0, 0);
-        one.charge(entry("a", "m", Some(25), false, &now), &b, &now)
-            .unwrap()
-            .unwrap();
-        let t = two
-            .charge(entry("b", "m", Some(10), true, &now), &b, &now)
-            .unwrap()
-            .unwrap();
-        assert_eq!(t.today, 35);
-        // A line being appended (no newline yet) is not counted until it is whole.
-        let file = d.path().join(".dropreel/spend/2026-11.jsonl");
-        let line = serde_json::to_string(&entry("c", "m", Some(5), false, &now)).unwrap();
-        let (head, tail) = line.split_at(10);
-        OpenOptions::new()
-            .append(true)
-            .open(&file)
-            .unwrap()
-            .write_all(head.as_bytes())
-            .unwrap();
-        assert_eq!(one.totals(&now).unwrap().today, 35);
-        OpenOptions::new()
-            .append(true)
-            .open(&file)
-            .unwrap()
-            .write_all(format!("{tail}\n").as_bytes())
-            .unwrap();
-        assert_eq!(one.totals(&now).unwrap().today, 40);
-        assert_eq!(two.totals(&now).unwrap().month, 40);
-    }
-
-    #[test]
-    fn a_task_dearer_than_a_whole_limit_never_fits_and_says_what_would() {
-        let spec = JobSpec {
-            model: "veo3.1_fast".into(),
-            duration: 8,
-            ..JobSpec::default()
-        };
-        let f = beyond_limit(&spec, Endpoint::ImageToVideo, &budget(60, 0)).unwrap();
-        assert!(f.message.contains("80 credits"), "{}", f.message);
-        assert!(f.message.contains("daily budget of 60"), "{}", f.message);
-        assert!(f.advice.contains("at least 80"), "{}", f.advice);
-        assert!(f.advice.contains("at most 6 s fit"), "{}", f.advice);
-        assert!(f.advice.contains("gen4_turbo"), "{}", f.advice);
-        assert!(beyond_limit(&spec, Endpoint::ImageToVideo, &budget(80, 0)).is_none());
-        // Counted against the log, it is refused as never fitting, not held.
-        let d = tempfile::tempdir().unwrap();
-        let log = SpendLog::new(d.path());
-        let now = Zoned::now();
-        let e = entry("a", "veo3.1_fast", Some(80), false, &now);
-        assert_eq!(
-            log.charge(e, &budget(0, 60), &now).unwrap(),
-            Err(Refusal::NeverFits {
-                period: Period::Month,
-                limit: 60,
-                cost: 80
-            })
-        );
-    }
-
-    #[test]
-    fn under_a_budget_a_model_of_unknown_price_is_refused_naming_budget_rates() {
-        let d = tempfile::tempdir().unwrap();
-        let log = SpendLog::new(d.path());
-        let now = Zoned::now();
-        let r = log
-            .charge(entry("a", "veo3", None, false, &now), &budget(100, 0), &now)
-            .unwrap()
-            .unwrap_err();
-        assert!(r.detail().contains("budget.rates"), "{}", r.detail());
-        // Without a budget it is counted apart.
-        let t = log
-            .charge(entry("a", "veo3", None, false, &now), &budget(0, 0), &now)
-            .unwrap()
-            .unwrap();
-        assert_eq!((t.month, t.unpriced), (0, 1));
-    }
-}
+mod tests;
