@@ -31,7 +31,8 @@
 //!     typed tasks), `faults` (what each error means), `queue` (task times and Runway's queue order),
 //!     [`backend::runway::schedule`] (when to poll).
 //!   - [`backend::local`]: the local renderer; [`backend::local::render`] (decode, frame, move),
-//!     [`backend::local::title`] (a text's title card), [`backend::local::encode`] (YUV, H.264, MP4).
+//!     [`backend::local::title`] (a text's title card), [`backend::local::yuv`] (RGB → I420),
+//!     [`backend::local::encode`] (H.264, MP4).
 //! - [`job`]: what to generate — the kind and spec; [`job::sidecar`] (the YAML beside a file),
 //!   [`job::models`] (the catalog keyed by model and endpoint).
 //! - [`media`]: what a file is, from its bytes — an image's format, wholeness, size and decoding;
