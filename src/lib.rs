@@ -11,16 +11,20 @@
 //! map breaks the build. A private submodule (`names`, `gate`, `board` …) is named here and linked
 //! from its parent's page (`cargo doc --no-deps --document-private-items` shows them all).
 //!
-//! - [`cli`]: the commands besides `run` and `watch` — [`cli::status`], [`cli::estimate`],
-//!   [`cli::retry`], [`cli::service`]; [`cli::demo`] holds the `--examples` files. `src/main.rs`
-//!   parses the arguments, sets up logging and gives the exit codes.
+//! - [`cli`]: the command line, which `src/main.rs` parses and hands to [`cli::run`] —
+//!   [`cli::args`] (the flags and commands), [`cli::logging`] (and the live view), [`cli::exit`]
+//!   (exit code 2 and the checks of ROOT), [`cli::init`], [`cli::serve`] (`run` and `watch`, with
+//!   [`cli::signal`]), [`cli::commands`] printing the others: [`cli::status`], [`cli::estimate`],
+//!   [`cli::retry`], [`cli::service`]; [`cli::demo`] holds the `--examples` files.
 //! - [`config`]: the settings and the environment, checked at start.
 //! - [`run`]: running the studio. [`run::pipeline`]: the event loop, one method per event;
 //!   [`run::admit`]: the checks that need no slot, then the claim; [`run::jobs`]: one task per job —
 //!   hash the inputs, look them up in the dedupe ledger, let the backend produce, deliver, or fail by
 //!   the one route to `failed/` (a task that panics fails its job); [`run::variants`] drives a job's
 //!   takes; [`run::recover`]: the jobs a stop, a crash or a dead instance left; [`run::follow`]:
-//!   edits of `dropreel.yaml` while `watch` runs.
+//!   edits of `dropreel.yaml` while `watch` runs; [`run::serve`](mod@run::serve) composes a
+//!   running service (settings → backend → pipeline, with the dashboard) for the command line and
+//!   the in-process tests.
 //! - [`intake`]: the inbox → ready files: the stability check, the pairing with a sidecar and a last
 //!   keyframe; `names` (the ignore rules and what kind a name is), `watcher` (OS events, or
 //!   polling).
