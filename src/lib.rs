@@ -42,7 +42,7 @@
 //! - [`media`]: what a file is, from its bytes — an image's format, wholeness, size and decoding;
 //!   [`media::video`] (with `webm`) a video's container, wholeness and length;
 //!   [`media::convert`] turns a GIF, BMP or TIFF into the PNG sent; [`media::preview`] makes the
-//!   posters.
+//!   posters; [`media::frames`] decodes an H.264 MP4's frames (posters, tests, the bench).
 //! - [`studio`]: the studio's files, and the only code that writes them — [`studio::spool`] (the
 //!   folders as a durable queue: `processing/`, `job.json`, the moves into `done/` and `failed/`),
 //!   [`studio::record`] (what `job.json` holds), [`studio::report`] (`result.json`, `error.txt`),

@@ -12,6 +12,7 @@
 //! together with the tests that cut every format at every prefix.)
 
 pub mod convert;
+pub mod frames;
 pub mod preview;
 pub mod video;
 
