@@ -14,6 +14,7 @@ use std::time::Instant;
 use dropreel::backend::local::encode::write_mp4;
 use dropreel::backend::local::render::{Plan, Renderer};
 use dropreel::job::Motion;
+use dropreel::media::frames::Mp4Video;
 
 /// The clip's length: 5 s, or `--seconds N` (passed to the child processes in the environment).
 fn seconds() -> u32 {
@@ -101,58 +102,32 @@ fn child(src: &Path, out: &Path) {
 
 /// Mean and worst luma PSNR of `mp4`'s decoded frames against the frames the renderer made.
 fn psnr_against_input(src: &Path, mp4: &Path) -> (f64, f64, usize) {
-    use openh264::formats::YUVSource;
-    let file = std::fs::File::open(mp4).unwrap();
-    let size = file.metadata().unwrap().len();
-    let mut reader = mp4::Mp4Reader::read_header(std::io::BufReader::new(file), size).unwrap();
-    let track_id = *reader.tracks().keys().next().unwrap();
-    let track = &reader.tracks()[&track_id];
-    let mut head = Vec::new();
-    for ps in [
-        track.sequence_parameter_set().unwrap(),
-        track.picture_parameter_set().unwrap(),
-    ] {
-        head.extend_from_slice(&[0, 0, 0, 1]);
-        head.extend_from_slice(ps);
-    }
-    let count = reader.sample_count(track_id).unwrap();
-    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let mut video = Mp4Video::open(mp4).unwrap();
     let mut renderer = Renderer::open(src, plan()).unwrap();
     let (w, h) = (1280usize, 720usize);
     let mut fed = Vec::new();
     let mut scores = Vec::new();
-    let mut packet = head;
-    for i in 1..=count {
-        let sample = reader.read_sample(track_id, i).unwrap().unwrap();
-        let mut data = &sample.bytes[..];
-        while data.len() >= 4 {
-            let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-            packet.extend_from_slice(&[0, 0, 0, 1]);
-            packet.extend_from_slice(&data[4..4 + n]);
-            data = &data[4 + n..];
-        }
-        let decoded = decoder.decode(&packet).unwrap();
-        packet.clear();
-        let Some(yuv) = decoded else { continue };
-        renderer.render_i420(scores.len() as u32, &mut fed);
-        let stride = yuv.strides().0;
-        let mut se = 0.0f64;
-        for row in 0..h {
-            let a = &yuv.y()[row * stride..row * stride + w];
-            let b = &fed[row * w..(row + 1) * w];
-            se += a
-                .iter()
-                .zip(b)
-                .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-                .sum::<f64>();
-        }
-        let mse = se / (w * h) as f64;
-        scores.push(if mse == 0.0 {
-            99.0
-        } else {
-            10.0 * (255.0f64 * 255.0 / mse).log10()
-        });
-    }
+    video
+        .decode(1..=video.frame_count(), |frame| {
+            renderer.render_i420(scores.len() as u32, &mut fed);
+            let mut se = 0.0f64;
+            for row in 0..h {
+                let a = frame.luma_row(row);
+                let b = &fed[row * w..(row + 1) * w];
+                se += a
+                    .iter()
+                    .zip(b)
+                    .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                    .sum::<f64>();
+            }
+            let mse = se / (w * h) as f64;
+            scores.push(if mse == 0.0 {
+                99.0
+            } else {
+                10.0 * (255.0f64 * 255.0 / mse).log10()
+            });
+        })
+        .unwrap();
     let mean = scores.iter().sum::<f64>() / scores.len() as f64;
     let worst = scores.iter().copied().fold(f64::INFINITY, f64::min);
     (mean, worst, scores.len())

@@ -11,9 +11,11 @@
 //! map breaks the build. A private submodule (`names`, `gate`, `board` …) is named here and linked
 //! from its parent's page (`cargo doc --no-deps --document-private-items` shows them all).
 //!
-//! - [`cli`]: the commands besides `run` and `watch` — [`cli::status`], [`cli::estimate`],
-//!   [`cli::retry`], [`cli::service`]; [`cli::demo`] holds the `--examples` files. `src/main.rs`
-//!   parses the arguments, sets up logging and gives the exit codes.
+//! - [`cli`]: the command line, which `src/main.rs` parses and hands to [`cli::run`] —
+//!   [`cli::args`] (the flags and commands), [`cli::logging`] (and the live view), [`cli::exit`]
+//!   (exit code 2 and the checks of ROOT), [`cli::init`], [`cli::serve`] (`run` and `watch`, with
+//!   [`cli::signal`]), [`cli::commands`] printing the others: [`cli::status`], [`cli::estimate`],
+//!   [`cli::retry`], [`cli::service`]; [`cli::demo`] holds the `--examples` files.
 //! - [`config`]: the settings and the environment, checked at start.
 //! - [`run`]: running the studio. [`run::pipeline`]: the event loop, one method per event;
 //!   `take` (admission in batches, the lazy claim) and `react` (each event) are its parts;
@@ -21,7 +23,9 @@
 //!   hash the inputs, look them up in the dedupe ledger, let the backend produce, deliver, or fail by
 //!   the one route to `failed/` (a task that panics fails its job); [`run::variants`] drives a job's
 //!   takes; [`run::recover`]: the jobs a stop, a crash or a dead instance left; [`run::follow`]:
-//!   edits of `dropreel.yaml` while `watch` runs.
+//!   edits of `dropreel.yaml` while `watch` runs; [`run::serve`](mod@run::serve) composes a
+//!   running service (settings → backend → pipeline, with the dashboard) for the command line and
+//!   the in-process tests.
 //! - [`intake`]: the inbox → ready files: the stability check; `scan` (the full look, one file's
 //!   event), `pairing` (with a sidecar and a last keyframe), `whole` (files not whole yet), `names`
 //!   (the ignore rules and what kind a name is), `watcher` (OS events, or polling).
@@ -33,13 +37,14 @@
 //!     each kind of job sends); [`backend::runway::api`] (HTTP and typed tasks), `faults` (what each error means), `queue` (task times and Runway's queue order),
 //!     [`backend::runway::schedule`] (when to poll).
 //!   - [`backend::local`]: the local renderer; [`backend::local::render`] (decode, frame, move),
-//!     [`backend::local::title`] (a text's title card), [`backend::local::encode`] (YUV, H.264, MP4).
+//!     [`backend::local::title`] (a text's title card), [`backend::local::yuv`] (RGB → I420),
+//!     [`backend::local::encode`] (H.264, MP4).
 //! - [`job`]: what to generate — the kind and spec; [`job::sidecar`] (the YAML beside a file),
 //!   [`job::models`] (the catalog keyed by model and endpoint).
 //! - [`media`]: what a file is, from its bytes — an image's format, wholeness, size and decoding;
 //!   [`media::video`] (with `webm`) a video's container, wholeness and length;
 //!   [`media::convert`] turns a GIF, BMP or TIFF into the PNG sent; [`media::preview`] makes the
-//!   posters.
+//!   posters; [`media::frames`] decodes an H.264 MP4's frames (posters, tests, the bench).
 //! - [`studio`]: the studio's files, and the only code that writes them — [`studio::layout`]
 //!   (every folder and file name, the names a finished job has in `done/` and `failed/`; a leaf),
 //!   [`studio::durable`] (atomic, fsynced writes), [`studio::clock`] (the one RFC 3339 format),

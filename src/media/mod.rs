@@ -9,6 +9,7 @@
 //! never be sent (and paid for).
 
 pub mod convert;
+pub mod frames;
 pub mod preview;
 pub mod video;
 mod whole;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::run::pipeline::Mode;
 
 /// How often the config file's stamp is looked at (one `stat`).
 const CONFIG_LOOK: Duration = Duration::from_secs(1);
@@ -28,11 +27,13 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    pub fn new(settings: &Settings, mode: Mode) -> ConfigFile {
-        // A `run` is short: it keeps the settings it started with.
-        let first = match mode {
-            Mode::Watch => CONFIG_LOOK,
-            Mode::Run => Duration::from_secs(365 * 24 * 3600),
+    /// Follows the file when `follow` (a `watch`); else (a `run`, which is short and keeps the
+    /// settings it started with) the first look is a year away, that is never.
+    pub fn new(settings: &Settings, follow: bool) -> ConfigFile {
+        let first = if follow {
+            CONFIG_LOOK
+        } else {
+            Duration::from_secs(365 * 24 * 3600)
         };
         ConfigFile {
             stamp: Self::stamp_of(&settings.watched_path),

@@ -289,7 +289,7 @@ impl<B: Backend> Pipeline<B> {
         );
         let mut p = Pipeline {
             mode,
-            config_file: ConfigFile::new(settings, mode),
+            config_file: ConfigFile::new(settings, mode == Mode::Watch),
             jobs: match mode {
                 Mode::Watch => jobs,
                 Mode::Run => jobs.not_waiting_for_budget(),

@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod render;
 pub mod title;
+pub mod yuv;
 
 use super::{Backend, Fault, Gate, JobCtx, Limits, Slots, Stop};
 use crate::config::Settings;

@@ -12,7 +12,7 @@ use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageDecoder, ImageReader};
 
-use super::encode::rgb_to_i420;
+use super::yuv::rgb_to_i420;
 use crate::job::Motion;
 
 /// Sources beyond this many pixels are refused before decoding.

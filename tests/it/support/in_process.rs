@@ -1,9 +1,10 @@
-//! The pipeline in this process: `run` to completion on a studio, or a `watch` to stop later.
+//! The service in this process, composed as `dropreel` composes it ([`dropreel::run::serve()`]):
+//! `run` to completion on a studio, or a `watch` to stop later.
 
 use std::time::{Duration, Instant};
 
 use dropreel::config::{Env, Settings};
-use dropreel::run::pipeline::{self, Mode, Summary};
+use dropreel::run::pipeline::{Mode, Summary};
 use dropreel_testkit::{KEY, Studio};
 
 /// Runs the real pipeline on a studio.
@@ -25,10 +26,9 @@ impl InProcess for Studio {
 
     async fn run_with_key(&self, key: &str, limit: Duration) -> Summary {
         let settings = self.settings(key);
-        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
         tokio::time::timeout(
             limit,
-            pipeline::run(&settings, backend, Mode::Run, std::future::pending()),
+            dropreel::run::serve(&settings, Mode::Run, None, None, std::future::pending()),
         )
         .await
         .expect("run did not finish in time")
@@ -42,10 +42,9 @@ impl InProcess for Studio {
     async fn run_local(&self) -> Summary {
         let env = Env::from_pairs([]);
         let settings = Settings::load(self.root(), None, &env).unwrap();
-        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
         tokio::time::timeout(
             Duration::from_secs(120),
-            pipeline::run(&settings, backend, Mode::Run, std::future::pending()),
+            dropreel::run::serve(&settings, Mode::Run, None, None, std::future::pending()),
         )
         .await
         .expect("run did not finish in time")
@@ -62,10 +61,9 @@ pub struct Watching {
 impl Watching {
     pub fn start(studio: &Studio) -> Watching {
         let settings = studio.settings(KEY);
-        let backend = dropreel::backend::Chosen::build(&settings).unwrap();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            pipeline::run(&settings, backend, Mode::Watch, async {
+            dropreel::run::serve(&settings, Mode::Watch, None, None, async {
                 let _ = rx.await;
             })
             .await

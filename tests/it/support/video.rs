@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use dropreel::media::frames::Mp4Video;
+
 /// A decoded MP4: its size, duration, frame rate and every frame's luma plane (tightly packed).
 pub struct Decoded {
     pub width: usize,
@@ -11,64 +13,26 @@ pub struct Decoded {
     pub lumas: Vec<Vec<u8>>,
 }
 
-/// Demuxes `path` with the `mp4` crate and decodes its H.264 with OpenH264's decoder.
+/// Decodes every frame of `path` with the library's reader ([`dropreel::media::frames`]).
 pub fn decode_mp4(path: &Path) -> Decoded {
-    use openh264::formats::YUVSource;
-    let file = std::fs::File::open(path).unwrap();
-    let size = file.metadata().unwrap().len();
-    let mut mp4 = mp4::Mp4Reader::read_header(std::io::BufReader::new(file), size).unwrap();
-    let (track_id, track) = mp4
-        .tracks()
-        .iter()
-        .find(|(_, t)| matches!(t.track_type(), Ok(mp4::TrackType::Video)))
-        .map(|(id, t)| (*id, t))
-        .expect("a video track");
-    let (width, height) = (usize::from(track.width()), usize::from(track.height()));
-    let fps = track.frame_rate();
-    let mut annexb = Vec::new();
-    for ps in [
-        track.sequence_parameter_set().unwrap(),
-        track.picture_parameter_set().unwrap(),
-    ] {
-        annexb.extend_from_slice(&[0, 0, 0, 1]);
-        annexb.extend_from_slice(ps);
-    }
-    let seconds = mp4.duration().as_secs_f64();
-    let count = mp4.sample_count(track_id).unwrap();
-    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let mut video = Mp4Video::open(path).unwrap();
+    let (width, height) = video.size();
     let mut lumas = Vec::new();
-    let take = |yuv: &openh264::decoder::DecodedYUV<'_>, lumas: &mut Vec<Vec<u8>>| {
-        let (w, h) = yuv.dimensions();
-        assert_eq!((w, h), (width, height), "decoded size matches the track");
-        let stride = yuv.strides().0;
-        let mut y = Vec::with_capacity(w * h);
-        for row in 0..h {
-            y.extend_from_slice(&yuv.y()[row * stride..row * stride + w]);
-        }
-        lumas.push(y);
-    };
-    for i in 1..=count {
-        let sample = mp4.read_sample(track_id, i).unwrap().unwrap();
-        let mut data = &sample.bytes[..];
-        while data.len() >= 4 {
-            let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-            annexb.extend_from_slice(&[0, 0, 0, 1]);
-            annexb.extend_from_slice(&data[4..4 + n]);
-            data = &data[4 + n..];
-        }
-        if let Some(yuv) = decoder.decode(&annexb).unwrap() {
-            take(&yuv, &mut lumas);
-        }
-        annexb.clear();
-    }
-    for yuv in decoder.flush_remaining().unwrap() {
-        take(&yuv, &mut lumas);
-    }
+    video
+        .decode(1..=video.frame_count(), |frame| {
+            assert_eq!(
+                frame.size(),
+                (width, height),
+                "decoded size matches the track"
+            );
+            lumas.push(frame.luma());
+        })
+        .unwrap();
     Decoded {
         width,
         height,
-        seconds,
-        timescale_fps: fps,
+        seconds: video.seconds(),
+        timescale_fps: video.frame_rate(),
         lumas,
     }
 }
