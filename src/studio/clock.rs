@@ -31,3 +31,21 @@ pub fn local_text(t: SystemTime) -> String {
         format!("{text} ({zone})")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::local_text;
+
+    #[test]
+    fn a_local_time_names_its_offset() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_688_000);
+        let text = local_text(t);
+        let offset = text.split(' ').nth(2).unwrap_or_default();
+        assert!(
+            offset.len() == 6 && offset.starts_with(['+', '-']) && offset.as_bytes()[3] == b':',
+            "{text}"
+        );
+    }
+}
