@@ -271,7 +271,7 @@ impl JobCtx {
 
 /// What a backend takes, checked before a job is claimed: its input limits and the catalog its
 /// jobs are checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub catalog: crate::job::models::Catalog,
     /// The largest source file sent as it is; `None` when any size is fine.
@@ -340,7 +340,7 @@ impl Chosen {
     /// needed): what `estimate` prices against.
     pub fn planned(settings: &Settings) -> (&'static str, Limits) {
         match settings.backend() {
-            BackendChoice::Runway => ("runway", runway::LIMITS),
+            BackendChoice::Runway => ("runway", runway::limits(settings.models.clone())),
             BackendChoice::Local | BackendChoice::Auto => ("local", local::LIMITS),
         }
     }

@@ -106,9 +106,9 @@ pub struct OnRunway {
 /// no key for it).
 pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
     let (name, limits) = Chosen::planned(settings);
-    let mut e = price(settings, name, limits)?;
+    let mut e = price(settings, name, &limits)?;
     if settings.config.backend == BackendChoice::Auto && name == "local" {
-        let runway = price(settings, "runway", crate::backend::runway::LIMITS)?;
+        let runway = price(settings, "runway", &crate::backend::runway::limits(settings.models.clone()))?;
         let credits = runway.total.credits.unwrap_or(0);
         e.on_runway = Some(OnRunway {
             credits,
@@ -121,7 +121,7 @@ pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
 }
 
 /// The estimate on backend `name` with its `limits`.
-fn price(settings: &Settings, name: &str, limits: Limits) -> anyhow::Result<Estimate> {
+fn price(settings: &Settings, name: &str, limits: &Limits) -> anyhow::Result<Estimate> {
     let spool = Spool::open(&settings.root)?;
     let rates = &settings.config.budget.rates;
     // Every file is looked at as settled: the estimate is of what is there now.

@@ -46,6 +46,8 @@ pub struct Settings {
     /// Where the config came from (for messages), or `None` for built-in defaults.
     pub config_path: Option<PathBuf>,
     pub config: Config,
+    /// The model catalog: Runway's, with the config's `models:` merged in.
+    pub models: std::sync::Arc<crate::job::models::Models>,
     pub api_key: Option<Secret>,
     /// The file whose changes [`Settings::reload`] picks up: `--config`, or `ROOT/dropreel.yaml`
     /// (also when it did not exist at start).
@@ -72,6 +74,7 @@ impl Settings {
             root: root.to_path_buf(),
             config_path: None,
             config: Config::default(),
+            models: crate::job::models::Models::built_in(),
             api_key,
             watched_path,
             env_base_url: env.get("RUNWAYML_BASE_URL").map(|u| u.trim().to_string()),
@@ -108,11 +111,12 @@ impl Settings {
             Some(_) => "the environment variable RUNWAYML_BASE_URL (or a .env file)".to_string(),
             None => origin.clone(),
         };
-        validate(&config, &origin, local)?;
+        let models = validate(&config, &origin, local)?;
         validate_base_url(&config.runway.base_url, &url_origin)?;
         Ok(Settings {
             config_path: path,
             config,
+            models,
             ..self.clone()
         })
     }
@@ -196,7 +200,7 @@ mod tests {
         let c = parse_str("defaults:\n  text_model: gen4_turbo\n").unwrap();
         let e = validate(&c, "x.yaml", false).unwrap_err().to_string();
         assert!(
-            e.contains("defaults.text_model") && e.contains("use one of gen4.5, veo3"),
+            e.contains("defaults.text_model") && e.contains("use one of") && e.contains("gen4.5"),
             "{e}"
         );
         let c = parse_str("runway:\n  poll_interval: 0s\n").unwrap();

@@ -33,6 +33,10 @@ pub struct Defaults {
     pub duration: Option<u32>,
     /// `auto` or a pixel ratio such as `1280:720`.
     pub ratio: String,
+    /// A model's `resolution` (`1080p`), for the models that take one; `None` = the model's own.
+    pub resolution: Option<String>,
+    /// A model's `outputFormat` (`prores`), for the models that take one; `None` = MP4.
+    pub output_format: Option<String>,
     /// Takes per input (1–8), each its own task and output.
     pub variants: u32,
     /// Whether a job already delivered (same inputs, same settings) is reused instead of paid
@@ -53,6 +57,8 @@ impl Default for Defaults {
             prompt: String::new(),
             duration: None,
             ratio: "auto".into(),
+            resolution: None,
+            output_format: None,
             variants: 1,
             dedupe: true,
         }
@@ -70,6 +76,8 @@ pub struct Preset {
     pub prompt: Option<String>,
     pub duration: Option<u32>,
     pub ratio: Option<String>,
+    pub resolution: Option<String>,
+    pub output_format: Option<String>,
     pub variants: Option<u32>,
     /// `false`: always generate afresh (see the top-level `dedupe:`).
     pub dedupe: Option<bool>,
@@ -91,6 +99,11 @@ impl Preset {
             prompt: self.prompt.clone().unwrap_or_else(|| d.prompt.clone()),
             duration: self.duration.or(d.duration),
             ratio: self.ratio.clone().unwrap_or_else(|| d.ratio.clone()),
+            resolution: self.resolution.clone().or_else(|| d.resolution.clone()),
+            output_format: self
+                .output_format
+                .clone()
+                .or_else(|| d.output_format.clone()),
             variants: self.variants.unwrap_or(d.variants),
             dedupe: self.dedupe.unwrap_or(d.dedupe),
         }
@@ -237,6 +250,9 @@ pub struct Config {
     pub notify: NotifySection,
     /// The dashboard (`watch --ui`).
     pub ui: UiSection,
+    /// Models added to the catalog or changed in it, each in the catalog's own form (see
+    /// [`crate::job::models`]); checked at start.
+    pub models: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }
 
 /// `ui:` — the dashboard `watch --ui` serves.

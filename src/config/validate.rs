@@ -4,7 +4,9 @@
 use super::{
     Config, ConfigError, Defaults, MAX_VARIANTS, NotifySection, UiSection, parse_listen, web_origin,
 };
-use crate::job::models::{self, Endpoint};
+use std::sync::Arc;
+
+use crate::job::models::{self, Endpoint, Models};
 
 pub(super) fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -30,8 +32,17 @@ pub(super) fn validate_base_url(base_url: &str, origin: &str) -> Result<(), Conf
     Ok(())
 }
 
-pub(super) fn validate(c: &Config, origin: &str, local: bool) -> Result<(), ConfigError> {
-    validate_defaults(&c.defaults, "defaults", origin, local)?;
+/// Checks everything; the catalog the settings use (with their `models:`) when it is all fine.
+pub(super) fn validate(c: &Config, origin: &str, local: bool) -> Result<Arc<Models>, ConfigError> {
+    let models = Models::with(&c.models).map_err(|e| {
+        invalid(
+            origin,
+            format!(
+                "{e}. A `models:` entry uses the keys of the catalog (see `dropreel models` and the README's \"Models\")"
+            ),
+        )
+    })?;
+    validate_defaults(&c.defaults, "defaults", origin, local, &models)?;
     for (name, preset) in &c.presets {
         if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
             return Err(invalid(
@@ -44,11 +55,13 @@ pub(super) fn validate(c: &Config, origin: &str, local: bool) -> Result<(), Conf
             &format!("presets.{name}"),
             origin,
             local,
+            &models,
         )?;
     }
     validate_notify(&c.notify, origin)?;
     validate_ui(&c.ui, origin)?;
-    validate_runtime(c, origin)
+    validate_runtime(c, origin)?;
+    Ok(models)
 }
 
 /// Checks `notify:`: a webhook is an http(s) URL, a command names a program, a secret's variable
@@ -134,35 +147,62 @@ pub(super) fn validate_defaults(
     key: &str,
     origin: &str,
     local: bool,
+    catalog: &Models,
 ) -> Result<(), ConfigError> {
-    let Some(model) = models::find(&d.model) else {
+    let image_models = || catalog.models_for(Endpoint::ImageToVideo).join(", ");
+    let Some(model) = catalog.find(&d.model) else {
+        let near = catalog.nearest(&d.model, 3);
+        let near = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", near.join(" or "))
+        };
         return Err(invalid(
             origin,
             format!(
-                "{key}.model: unknown model {:?}; models that animate images: {}",
+                "{key}.model: unknown model {:?}{near}; models that animate images: {}. \
+                 To use a model dropreel does not list yet, declare it under `models:`",
                 d.model,
-                models::image_models().join(", ")
+                image_models()
             ),
         ));
     };
+    for (field, id) in [
+        ("model", &d.model),
+        ("text_model", &d.text_model),
+        ("video_model", &d.video_model),
+    ] {
+        if let Some(m) = catalog.find(id)
+            && m.legacy
+        {
+            let instead = m
+                .replaced_by
+                .as_deref()
+                .map_or(String::new(), |r| format!("; use {r}, the current model closest to it"));
+            return Err(invalid(
+                origin,
+                format!("{key}.{field}: {id} is no longer offered by Runway{instead}"),
+            ));
+        }
+    }
     let Some(i2v) = model.rules(Endpoint::ImageToVideo) else {
         return Err(invalid(
             origin,
             format!(
                 "{key}.model: {} does not animate images; use one of {}",
                 model.id,
-                models::image_models().join(", ")
+                image_models()
             ),
         ));
     };
     // Ratio and duration are checked against what will render them.
     let (model, i2v) = match (local, models::LOCAL.rules(Endpoint::ImageToVideo)) {
-        (true, Some(l)) => (&models::LOCAL, l),
+        (true, Some(l)) => (&*models::LOCAL, l),
         _ => (model, i2v),
     };
     if d.ratio != "auto" {
-        let offered = i2v.ratios.unwrap_or(&[]);
-        if !offered.contains(&d.ratio.as_str()) {
+        let offered = i2v.ratios.as_deref().unwrap_or(&[]);
+        if !offered.contains(&d.ratio) {
             return Err(invalid(
                 origin,
                 format!(
@@ -184,7 +224,7 @@ pub(super) fn validate_defaults(
         ));
     }
     if let Some(dur) = d.duration
-        && let Some(durations) = i2v.durations
+        && let Some(durations) = &i2v.durations
         && !durations.allows(dur)
     {
         return Err(invalid(
@@ -200,13 +240,13 @@ pub(super) fn validate_defaults(
         ("text_model", &d.text_model, Endpoint::TextToVideo),
         ("video_model", &d.video_model, Endpoint::VideoToVideo),
     ] {
-        if models::find(id).is_none_or(|m| m.rules(endpoint).is_none()) {
+        if catalog.find(id).is_none_or(|m| m.rules(endpoint).is_none()) {
             return Err(invalid(
                 origin,
                 format!(
                     "{key}.{field}: {id:?} does not make {} videos; use one of {}",
                     endpoint.input(),
-                    models::models_for(endpoint).join(", ")
+                    catalog.models_for(endpoint).join(", ")
                 ),
             ));
         }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Defaults;
-use models::{Catalog, Endpoint, SEED_MAX};
+use models::{Catalog, Endpoint, Rules, SEED_MAX};
 
 pub use crate::job::sidecar::{
     MAX_SIDECAR_BYTES, Sidecar, join_problems, parse_sidecar, parse_sidecar_parts, read_sidecar,
@@ -75,6 +75,22 @@ impl JobKind {
     }
 }
 
+/// A duration as a sidecar writes it: whole seconds, or `auto` (the model picks; only for the
+/// models that offer it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Seconds {
+    Whole(u32),
+    Auto(AutoWord),
+}
+
+/// The word `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    Auto,
+}
+
 /// What to generate, fully resolved and validated.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -83,7 +99,22 @@ pub struct JobSpec {
     pub prompt: String,
     /// `None` when the model takes no ratio.
     pub ratio: Option<String>,
+    /// The model's `resolution`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// The model's `outputFormat`, when set (`None` = MP4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<String>,
+    /// Seconds of video: what is sent, and what the job is priced by. With `duration_auto`, the
+    /// longest the model makes (what Runway bills up front), or 0 when that is not published.
     pub duration: u32,
+    /// The request says `duration: "auto"` (the model picks the length).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duration_auto: bool,
+    /// Credits per second the catalog gave this job when it was checked (its model's rate, with
+    /// audio and the output format's surcharge); `None` when the catalog has no price for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_rate: Option<u32>,
     /// The request leaves `duration` out (a video keeps its own length).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_duration: bool,
@@ -144,7 +175,7 @@ impl JobSpec {
         defaults: &Defaults,
         sidecar: &Sidecar,
         input: Input<'_>,
-        catalog: Catalog,
+        catalog: &Catalog,
     ) -> Result<JobSpec, String> {
         JobSpec::build_all(defaults, sidecar, input, catalog).map_err(|p| join_problems(&p))
     }
@@ -159,7 +190,7 @@ impl JobSpec {
         defaults: &Defaults,
         sidecar: &Sidecar,
         input: Input<'_>,
-        catalog: Catalog,
+        catalog: &Catalog,
     ) -> Result<JobSpec, Vec<String>> {
         let mut problems: Vec<String> = Vec::new();
         let motion = validate_motion(sidecar).unwrap_or_else(|e| {
@@ -185,18 +216,42 @@ impl JobSpec {
             .model
             .clone()
             .unwrap_or_else(|| default_model.clone());
+        let models = catalog.models();
+        let makes = match input {
+            Input::Image(_) | Input::Keyframes(_) => "animate images",
+            Input::Text(_) => "make videos from text",
+            Input::Video { .. } => "restyle videos",
+        };
         let Some(model) = catalog.find(&model_id) else {
-            let makes = match input {
-                Input::Image(_) | Input::Keyframes(_) => "animate images",
-                Input::Text(_) => "make videos from text",
-                Input::Video { .. } => "restyle videos",
+            let near = models.nearest(&model_id, 3);
+            let near = if near.is_empty() {
+                String::new()
+            } else {
+                format!(" Did you mean {}?", join_or_quoted(&near))
             };
             problems.push(format!(
-                "model {model_id:?} is unknown; models that {makes}: {}",
-                models::models_for(endpoint).join(", ")
+                "model {model_id:?} is unknown.{near} Models that {makes}: {}. \
+                 A model Runway offers that dropreel does not list yet can be declared under `models:` \
+                 in dropreel.yaml (see `dropreel models` and the README)",
+                models.models_for(endpoint).join(", ")
             ));
             return Err(problems);
         };
+        if model.legacy {
+            let removed = model
+                .removed_in
+                .as_deref()
+                .map_or(String::new(), |r| format!(" (it left Runway's API in SDK {r})"));
+            let instead = model.replaced_by.as_deref().map_or_else(
+                || format!("use a current model: {}", models.models_for(endpoint).join(", ")),
+                |r| format!("use {r}, the current model closest to it (`model: {r}`)"),
+            );
+            problems.push(format!(
+                "model {} is no longer offered by Runway{removed}; {instead}, and move the file back into inbox/",
+                model.id
+            ));
+            return Err(problems);
+        }
         let Some(rules) = model.rules(endpoint) else {
             let (verb, others) = match input {
                 Input::Image(_) | Input::Keyframes(_) => {
@@ -209,12 +264,13 @@ impl JobSpec {
                 "model {} does not {verb} (it serves {} only); {others}: {}",
                 model.id,
                 model.serves(),
-                models::models_for(endpoint).join(", ")
+                models.models_for(endpoint).join(", ")
             ));
             return Err(problems);
         };
         if matches!(input, Input::Keyframes(_)) && !rules.last_frame {
-            let takes: Vec<&str> = models::models_for(endpoint)
+            let takes: Vec<&str> = models
+                .models_for(endpoint)
                 .into_iter()
                 .filter(|id| {
                     catalog
@@ -231,11 +287,7 @@ impl JobSpec {
             ));
         }
         let prompt = match input {
-            Input::Image(_) | Input::Keyframes(_) => sidecar
-                .prompt
-                .clone()
-                .unwrap_or_else(|| defaults.prompt.clone()),
-            Input::Video { .. } => sidecar
+            Input::Image(_) | Input::Keyframes(_) | Input::Video { .. } => sidecar
                 .prompt
                 .clone()
                 .unwrap_or_else(|| defaults.prompt.clone()),
@@ -273,67 +325,67 @@ impl JobSpec {
                 ));
             }
         }
-        let ratio_setting = sidecar
-            .ratio
-            .clone()
-            .unwrap_or_else(|| defaults.ratio.clone());
-        let ratio = match rules.ratios {
-            None if sidecar.ratio.is_some() && input.is_video() => {
-                problems.push(format!(
-                    "model {} takes no ratio for video-to-video (the output follows the input video); remove `ratio:`",
-                    model.id
-                ));
-                None
-            }
-            None => None,
-            Some(offered) if ratio_setting.trim() == "auto" => match input {
-                Input::Image(image) | Input::Keyframes(image) => {
-                    Some(models::nearest_ratio(offered, image.width, image.height).to_string())
-                }
-                // No picture to follow: the model's first (landscape) ratio.
-                Input::Text(_) => Some(offered[0].to_string()),
-                // Not sent: the output follows the input video.
-                Input::Video { .. } => None,
-            },
-            Some(offered) => {
-                let r = ratio_setting.trim().replace(' ', "");
-                match models::parse_ratio(&r) {
-                    Some(_) if offered.contains(&r.as_str()) => Some(r),
-                    // A default the text model does not offer: the nearest shape it does.
-                    Some((w, h)) if sidecar.ratio.is_none() && matches!(input, Input::Text(_)) => {
-                        Some(models::nearest_ratio(offered, w, h).to_string())
-                    }
-                    // A default for a video model that offers other ratios: left out.
-                    Some(_) if sidecar.ratio.is_none() && input.is_video() => None,
-                    parsed => {
-                        let hint = if parsed.is_none_or(|(w, h)| w < 100 && h < 100) {
-                            " (ratios are pixel sizes like \"1280:720\", not \"16:9\")"
-                        } else {
-                            ""
-                        };
-                        problems.push(format!(
-                            "ratio {ratio_setting} is not offered by {}{hint}; use auto or one of {}",
-                            model.id,
-                            offered.join(", ")
-                        ));
-                        Some(r)
-                    }
-                }
-            }
-        };
-        let duration = match (rules.durations, sidecar.duration, defaults.duration) {
+        let ratio = ratio_for(&model.id, rules, sidecar, defaults, input, &mut problems);
+        let resolution = one_of(
+            "resolution",
+            sidecar.resolution.as_ref(),
+            defaults.resolution.as_ref(),
+            rules.resolutions.as_deref(),
+            &model.id,
+            &mut problems,
+        );
+        let output_format = if rules.output_format && !model.output_formats.is_empty() {
+            let offered: Vec<String> = model.output_formats.keys().cloned().collect();
+            one_of(
+                "output_format",
+                sidecar.output_format.as_ref(),
+                defaults.output_format.as_ref(),
+                Some(&offered),
+                &model.id,
+                &mut problems,
+            )
+        } else {
+            one_of(
+                "output_format",
+                sidecar.output_format.as_ref(),
+                defaults.output_format.as_ref(),
+                None,
+                &model.id,
+                &mut problems,
+            )
+        }
+        // MP4 is what every model makes unless asked otherwise: not sent.
+        .filter(|f| f != "mp4");
+        let duration_auto = matches!(sidecar.duration, Some(Seconds::Auto(_)));
+        if duration_auto && !rules.duration_auto {
+            problems.push(format!(
+                "model {} does not take `duration: auto`{}; set a number of seconds",
+                model.id,
+                rules
+                    .durations
+                    .as_ref()
+                    .map_or(String::new(), |ds| format!(" (it takes {})", ds.describe()))
+            ));
+        }
+        let duration = match (&rules.durations, sidecar.duration, defaults.duration) {
             (None, Some(d), _) => {
                 problems.push(format!(
-                    "model {} takes no duration for {} (the output follows the input); remove `duration: {d}`",
+                    "model {} takes no duration for {} (the output follows the input); remove `duration: {}`",
                     model.id,
-                    endpoint.words()
+                    endpoint.words(),
+                    match d {
+                        Seconds::Whole(n) => n.to_string(),
+                        Seconds::Auto(_) => "auto".into(),
+                    }
                 ));
-                d
+                0
             }
             // Left out of the request (see `request_body`).
             (None, None, d) => d.unwrap_or(5),
-            (Some(ds), Some(d), _) | (Some(ds), None, Some(d)) if ds.allows(d) => d,
-            (Some(ds), Some(d), _) => {
+            // Billed at the longest up front (unknown when no range is published).
+            (Some(ds), Some(Seconds::Auto(_)), _) => ds.max().unwrap_or(0),
+            (Some(ds), Some(Seconds::Whole(d)), _) | (Some(ds), None, Some(d)) if ds.allows(d) => d,
+            (Some(ds), Some(Seconds::Whole(d)), _) => {
                 problems.push(format!(
                     "duration {d} s is not offered by {}; it takes {}",
                     model.id,
@@ -363,7 +415,7 @@ impl JobSpec {
             _ => duration,
         };
         if let Input::Video { bytes, seconds } = input
-            && let Some(v) = rules.video
+            && let Some(v) = &rules.video
         {
             if bytes > v.max_bytes {
                 problems.push(format!(
@@ -385,9 +437,20 @@ impl JobSpec {
         }
         let seed = match sidecar.seed {
             Some(s) if !rules.seed => {
+                let takes: Vec<&str> = models
+                    .models_for(endpoint)
+                    .into_iter()
+                    .filter(|id| {
+                        models
+                            .find(id)
+                            .and_then(|m| m.rules(endpoint))
+                            .is_some_and(|r| r.seed)
+                    })
+                    .collect();
                 problems.push(format!(
-                    "model {} does not take a seed (seed {s}); remove `seed:` or use gen4.5 or gen4_turbo",
-                    model.id
+                    "model {} does not take a seed (seed {s}); remove `seed:` or use a model that does: {}",
+                    model.id,
+                    takes.join(", ")
                 ));
                 None
             }
@@ -424,11 +487,25 @@ impl JobSpec {
         } else {
             (sidecar.motion.clone(), sidecar.zoom)
         };
+        let audio = sidecar
+            .extra
+            .as_ref()
+            .and_then(|e| e.get("audio"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        // `duration: auto` with no published longest clip cannot be priced before the request.
+        let catalog_rate = model
+            .rate(audio, output_format.as_deref())
+            .filter(|_| !(duration_auto && duration == 0));
         Ok(JobSpec {
             model: model.id.to_string(),
+            catalog_rate,
             prompt,
             ratio,
+            resolution,
+            output_format,
             duration,
+            duration_auto,
             no_duration,
             seed,
             motion,
@@ -443,6 +520,144 @@ impl JobSpec {
     pub fn takes(&self) -> u32 {
         self.variants.max(1)
     }
+}
+
+/// The `ratio` sent for a job: the sidecar's or the default's, checked against what the model
+/// offers on the endpoint. `auto` follows the image (a tier like `auto_720p` where the model has
+/// one, else the nearest offered shape); a text job's `auto` is the offered shape nearest 16:9; a
+/// video's is left out (the output follows the input) unless the model needs one.
+fn ratio_for(
+    model: &str,
+    rules: &Rules,
+    sidecar: &Sidecar,
+    defaults: &Defaults,
+    input: Input<'_>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let setting = sidecar
+        .ratio
+        .clone()
+        .unwrap_or_else(|| defaults.ratio.clone());
+    let setting = setting.trim().replace(' ', "");
+    let own = sidecar.ratio.is_some();
+    let Some(offered) = &rules.ratios else {
+        if own && setting != "auto" {
+            let follows = if input.is_video() { "video" } else { "image" };
+            problems.push(format!(
+                "model {model} takes no ratio for {} (the output follows the input {follows}); remove `ratio:`",
+                input.endpoint().words()
+            ));
+        }
+        return None;
+    };
+    // A tier that follows the input's shape, the 720p one where there are several.
+    let tier = || {
+        let tiers: Vec<&String> = offered.iter().filter(|r| Rules::follows_input(r)).collect();
+        tiers
+            .iter()
+            .find(|r| r.as_str() == "auto_720p")
+            .or(tiers.first())
+            .map(|r| r.to_string())
+    };
+    let needed = || {
+        rules
+            .ratio_required
+            .then(|| tier().unwrap_or_else(|| offered[0].clone()))
+    };
+    if setting == "auto" {
+        return match input {
+            Input::Image(image) | Input::Keyframes(image) => tier()
+                .or_else(|| models::nearest_ratio(offered, image.width, image.height).map(String::from))
+                .or_else(needed),
+            Input::Text(_) => models::nearest_ratio(offered, 16, 9)
+                .map(String::from)
+                .or_else(needed),
+            Input::Video { .. } => needed(),
+        };
+    }
+    if offered.contains(&setting) {
+        return Some(setting);
+    }
+    let parsed = models::parse_ratio(&setting);
+    match parsed {
+        // A default the text model does not offer: the nearest shape it does.
+        Some((w, h)) if !own && matches!(input, Input::Text(_)) => models::nearest_ratio(offered, w, h)
+            .map(String::from)
+            .or_else(needed),
+        // A default for a video model that offers other ratios: left out.
+        Some(_) if !own && input.is_video() => needed(),
+        _ => {
+            let pixels = offered
+                .iter()
+                .filter_map(|r| models::parse_ratio(r))
+                .all(|(w, h)| w >= 100 && h >= 100);
+            let hint = if pixels && parsed.is_none_or(|(w, h)| w < 100 && h < 100) {
+                " (ratios are pixel sizes like \"1280:720\", not \"16:9\")"
+            } else {
+                ""
+            };
+            problems.push(format!(
+                "ratio {setting} is not offered by {model}{hint}; use auto or one of {}",
+                offered.join(", ")
+            ));
+            Some(setting)
+        }
+    }
+}
+
+/// A setting with a fixed set of values (`resolution`, `output_format`): the sidecar's, else the
+/// default's, as the model spells it (letter case aside). The sidecar's is an error when the model
+/// does not offer it; a default the model does not offer is left out.
+fn one_of(
+    key: &str,
+    own: Option<&String>,
+    default: Option<&String>,
+    offered: Option<&[String]>,
+    model: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let (value, is_own) = match (own, default) {
+        (Some(v), _) => (v.trim(), true),
+        (None, Some(v)) => (v.trim(), false),
+        (None, None) => return None,
+    };
+    let found = offered.and_then(|o| {
+        o.iter()
+            .find(|x| x.as_str() == value)
+            .or_else(|| o.iter().find(|x| x.eq_ignore_ascii_case(value)))
+    });
+    match (found, offered) {
+        (Some(v), _) => Some(v.clone()),
+        // MP4 is every model's own format.
+        (None, _) if key == "output_format" && value.eq_ignore_ascii_case("mp4") => None,
+        (None, _) if !is_own => None,
+        (None, None) => {
+            problems.push(format!(
+                "model {model} takes no `{key}`; remove `{key}: {value}`"
+            ));
+            None
+        }
+        (None, Some(o)) => {
+            // Upper-case spellings Runway deprecated are not offered twice.
+            let mut shown: Vec<String> = Vec::new();
+            for x in o {
+                if !shown.iter().any(|s| s.eq_ignore_ascii_case(x)) {
+                    shown.push(x.clone());
+                }
+            }
+            problems.push(format!(
+                "{key} {value} is not offered by {model}; use {}",
+                models::join_or(&shown)
+            ));
+            None
+        }
+    }
+}
+
+/// "`a`, `b` or `c`".
+fn join_or_quoted(ids: &[&str]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|i| format!("{i}")).collect();
+    models::join_or(&quoted)
 }
 
 #[cfg(test)]

@@ -1,61 +1,95 @@
-//! The Runway model catalog as data, keyed by (model, endpoint): for every model, each endpoint
-//! that serves it (image, text or video to video) with the ratios and durations it offers there,
-//! its prompt rules, seed and last-keyframe support; and each model's price.
+//! The Runway model catalog, keyed by (model, endpoint): for every model, each endpoint that serves
+//! it (image, text or video to video) with the ratios, resolutions and durations it offers there,
+//! its prompt rules, seed, last-keyframe and output-format support, the field its input video goes
+//! in; and each model's price.
 //!
-//! Source: the official SDK's request schema (runwayml/sdk-python 5.13.0) and Runway's docs. Every job
-//! is validated against this table before any request is sent, so a typo costs nothing.
-//!
-//! The types and lookups are here; the table itself (thirteen models, each endpoint's rules) is
-//! `table`.
+//! The catalog is data. `assets/runway/runway-models.yaml` is Runway's own catalog, copied unchanged
+//! from the SDK edition it names; `assets/runway/dropreel.yaml` adds what Runway's docs say only in
+//! prose (seedance's 15 s, the model that replaced a legacy one); a studio's `models:` adds models or
+//! overrides them the same way. [`load`] reads and merges the three; here are the types and lookups.
+//! Every job is checked against the catalog before any request is sent, so a typo costs nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
 
-mod table;
+mod load;
+mod local;
 
-pub use table::{LOCAL, MODELS};
+pub use load::{CatalogError, RUNWAY_EDITION};
+pub use local::{LOCAL, LOCAL_TITLE_MAX};
 
 /// Durations a model accepts, in whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Durations {
     /// Any whole number in `min..=max`.
     Range(u32, u32),
-    /// Exactly one of these values.
-    Values(&'static [u32]),
+    /// Exactly one of these values (never empty).
+    Values(Vec<u32>),
+    /// Any whole number of seconds: the API publishes no range (it refuses what the model cannot
+    /// make, with a message that `error.txt` carries).
+    Any,
 }
 
 impl Durations {
-    pub fn allows(self, d: u32) -> bool {
+    pub fn allows(&self, d: u32) -> bool {
         match self {
-            Durations::Range(lo, hi) => (lo..=hi).contains(&d),
+            Durations::Range(lo, hi) => (*lo..=*hi).contains(&d),
             Durations::Values(v) => v.contains(&d),
+            Durations::Any => d >= 1,
         }
     }
 
     /// The offered duration nearest to `d` (ties go to the shorter, cheaper clip).
-    pub fn nearest(self, d: u32) -> u32 {
+    pub fn nearest(&self, d: u32) -> u32 {
         match self {
-            Durations::Range(lo, hi) => d.clamp(lo, hi),
+            Durations::Range(lo, hi) => d.clamp(*lo, *hi),
             Durations::Values(v) => *v
                 .iter()
                 .min_by_key(|&&x| (x.abs_diff(d), x))
                 .expect("a Values list is never empty"),
+            Durations::Any => d.max(1),
         }
     }
 
-    /// Human wording: "2 to 10 seconds" or "4, 6 or 8 seconds".
-    pub fn describe(self) -> String {
+    /// The longest duration offered, when there is one (what `duration: auto` is billed at).
+    pub fn max(&self) -> Option<u32> {
+        match self {
+            Durations::Range(_, hi) => Some(*hi),
+            Durations::Values(v) => v.iter().copied().max(),
+            Durations::Any => None,
+        }
+    }
+
+    /// Human wording: "any whole number from 2 to 10 seconds" or "4, 6 or 8 seconds".
+    pub fn describe(&self) -> String {
         match self {
             Durations::Range(lo, hi) => format!("any whole number from {lo} to {hi} seconds"),
             Durations::Values(v) => {
                 let list: Vec<String> = v.iter().map(u32::to_string).collect();
                 format!("{} seconds", join_or(&list))
             }
+            Durations::Any => "any whole number of seconds".into(),
+        }
+    }
+
+    /// Short form for tables: "2–10", "4/6/8", "any".
+    pub fn short(&self) -> String {
+        match self {
+            Durations::Range(lo, hi) => format!("{lo}–{hi}"),
+            Durations::Values(v) => v
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("/"),
+            Durations::Any => "any".into(),
         }
     }
 }
 
 /// A Runway endpoint that creates a video task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
     ImageToVideo,
@@ -64,12 +98,27 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    pub const ALL: [Endpoint; 3] = [
+        Endpoint::ImageToVideo,
+        Endpoint::TextToVideo,
+        Endpoint::VideoToVideo,
+    ];
+
     /// The request path.
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::ImageToVideo => "/v1/image_to_video",
             Endpoint::TextToVideo => "/v1/text_to_video",
             Endpoint::VideoToVideo => "/v1/video_to_video",
+        }
+    }
+
+    /// The key in the catalog's YAML: `image_to_video`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Endpoint::ImageToVideo => "image_to_video",
+            Endpoint::TextToVideo => "text_to_video",
+            Endpoint::VideoToVideo => "video_to_video",
         }
     }
 
@@ -93,14 +142,21 @@ impl Endpoint {
 }
 
 /// What one model accepts on one endpoint.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
-    /// Offered output ratios (`"W:H"` in pixels); `None` when the endpoint takes no ratio for this
-    /// model (the output follows the input).
-    pub ratios: Option<&'static [&'static str]>,
+    /// Offered `ratio` values: pixel sizes (`"1280:720"`), aspects (`"16:9"`, `"adaptive"`) or
+    /// quality tiers that follow the input's shape (`"auto_720p"`); `None` when the endpoint takes
+    /// no ratio for this model (the output follows the input).
+    pub ratios: Option<Vec<String>>,
+    /// The request must carry a `ratio`.
+    pub ratio_required: bool,
+    /// Offered values of a separate `resolution` field; `None` when the model has none.
+    pub resolutions: Option<Vec<String>>,
     /// Offered durations; `None` when the endpoint takes no `duration` (the output follows the
     /// input video).
     pub durations: Option<Durations>,
+    /// `duration: auto` is taken (the model picks; billed at the longest up front).
+    pub duration_auto: bool,
     /// The prompt must be present and non-empty.
     pub prompt_required: bool,
     /// Prompt limit in UTF-16 code units, as the API counts; `None` = not published.
@@ -109,15 +165,24 @@ pub struct Rules {
     pub seed: bool,
     /// `promptImage` may carry a last keyframe (the array form with positions first and last).
     pub last_frame: bool,
+    /// The endpoint takes `outputFormat` for this model.
+    pub output_format: bool,
     /// For video to video: how the input video is sent and what the model takes.
     pub video: Option<VideoInput>,
 }
 
+impl Rules {
+    /// Whether `r` is a ratio that follows the input's own shape (`auto_720p`, `adaptive`).
+    pub fn follows_input(r: &str) -> bool {
+        r.starts_with("auto_") || r == "adaptive"
+    }
+}
+
 /// The input video of a video-to-video model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoInput {
     /// The request field that carries it: `videoUri` or `promptVideo`.
-    pub field: &'static str,
+    pub field: String,
     /// The largest file taken (the upload endpoint's 200 MB unless the model's docs say less).
     pub max_bytes: u64,
     /// The longest video taken, when the model's docs say.
@@ -127,15 +192,41 @@ pub struct VideoInput {
 /// The upload endpoint's limit, which bounds every video input.
 pub const VIDEO_UPLOAD_MAX: u64 = 200 * 1024 * 1024;
 
+/// Where a catalog entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Runway's catalog as shipped.
+    Runway,
+    /// Runway's, with the studio's `models:` changing some of it.
+    Overridden,
+    /// Declared by the studio's `models:`.
+    User,
+    /// dropreel's own local renderer.
+    Local,
+}
+
 /// One entry of the catalog: a model and the rules of every endpoint that serves it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Model {
-    pub id: &'static str,
-    /// No longer in the current API schema; still accepted by dropreel, the server may refuse it.
+    pub id: String,
+    /// No longer offered by Runway: a job naming it fails before any request.
     pub legacy: bool,
-    /// Credits per output second (1 credit = US$0.01); `None` when Runway has not published it.
+    /// For a legacy model, the SDK release that dropped it.
+    pub removed_in: Option<String>,
+    /// For a legacy model, the current model closest to it.
+    pub replaced_by: Option<String>,
+    /// Credits per output second (1 credit = US$0.01), without audio where audio costs more; `None`
+    /// when Runway has not published it.
     pub credits_per_second: Option<u32>,
-    pub endpoints: &'static [(Endpoint, Rules)],
+    /// Credits per second with `audio: true`, for models that price it apart.
+    pub credits_with_audio: Option<u32>,
+    /// Extra credits per second by `outputFormat` (`prores: 5`), as Runway's docstrings give them.
+    pub surcharges: BTreeMap<String, u32>,
+    /// The output formats the model offers (`outputFormat`), each with its file extension.
+    pub output_formats: BTreeMap<String, String>,
+    pub endpoints: Vec<(Endpoint, Rules)>,
+    pub origin: Origin,
 }
 
 impl Model {
@@ -152,19 +243,119 @@ impl Model {
         let words: Vec<&str> = self.endpoints.iter().map(|(e, _)| e.words()).collect();
         words.join(" and ")
     }
+
+    /// Credits per second of a clip with or without audio in `format` (`None` = the default
+    /// format): the base rate plus the format's surcharge. `None` when the base rate is unknown.
+    pub fn rate(&self, audio: bool, format: Option<&str>) -> Option<u32> {
+        let base = match (audio, self.credits_with_audio) {
+            (true, Some(r)) => r,
+            _ => self.credits_per_second?,
+        };
+        Some(base + format.map_or(0, |f| self.surcharge(f)))
+    }
+
+    /// Extra credits per second for `format`: its own surcharge, or the one Runway gives for every
+    /// 10-bit-and-deeper format (gen4.5's HDR family); 0 when none is published.
+    pub fn surcharge(&self, format: &str) -> u32 {
+        if let Some(s) = self.surcharges.get(format) {
+            return *s;
+        }
+        let deep = format.starts_with("hdr") || format == "hlg" || format.contains("10bit");
+        match self.surcharges.get("ten_bit_and_deeper") {
+            Some(s) if deep => *s,
+            _ => 0,
+        }
+    }
+
+    /// The file extension (with its dot) of a result in `format`: `.mp4` by default.
+    pub fn extension(&self, format: Option<&str>) -> String {
+        format
+            .and_then(|f| self.output_formats.get(f))
+            .cloned()
+            .unwrap_or_else(|| ".mp4".into())
+    }
 }
 
 /// Seed range the API documents (the SDK types a bare int).
 pub const SEED_MAX: u64 = 4_294_967_295;
 
-/// The longest text the local title card sets (UTF-16 units, as prompts are counted).
-pub const LOCAL_TITLE_MAX: usize = 280;
+/// Every model a run knows: Runway's catalog, dropreel's additions and the studio's `models:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Models {
+    list: Vec<Model>,
+}
+
+static BUILT_IN: LazyLock<Arc<Models>> = LazyLock::new(|| {
+    Arc::new(load::build(&BTreeMap::new()).expect("the shipped catalog is checked by its tests"))
+});
+
+impl Models {
+    /// The catalog as shipped (no studio's `models:`).
+    pub fn built_in() -> Arc<Models> {
+        BUILT_IN.clone()
+    }
+
+    /// The catalog with a studio's `models:` entries merged in (each a model id mapped to the keys
+    /// it adds or changes, in the catalog's own form). The error names the entry and the key.
+    pub fn with(user: &BTreeMap<String, serde_yaml_ng::Value>) -> Result<Arc<Models>, CatalogError> {
+        if user.is_empty() {
+            return Ok(Models::built_in());
+        }
+        load::build(user).map(Arc::new)
+    }
+
+    /// Looks a model up by its API id (exact, as the API is case-sensitive).
+    pub fn find(&self, id: &str) -> Option<&Model> {
+        self.list.iter().find(|m| m.id == id)
+    }
+
+    /// Every model, Runway's in catalog order, then the studio's own.
+    pub fn iter(&self) -> impl Iterator<Item = &Model> {
+        self.list.iter()
+    }
+
+    /// The ids of every current model `endpoint` serves (legacy ones are not offered).
+    pub fn models_for(&self, endpoint: Endpoint) -> Vec<&str> {
+        self.list
+            .iter()
+            .filter(|m| !m.legacy && m.rules(endpoint).is_some())
+            .map(|m| m.id.as_str())
+            .collect()
+    }
+
+    /// The current model ids nearest in spelling to `id` (a typo's likely meaning), best first.
+    pub fn nearest(&self, id: &str, n: usize) -> Vec<&str> {
+        let want = id.to_lowercase();
+        let mut scored: Vec<(f64, &str)> = self
+            .list
+            .iter()
+            .filter(|m| !m.legacy)
+            .map(|m| {
+                let have = m.id.to_lowercase();
+                let mut score = strsim::jaro_winkler(&want, &have);
+                // "kling3_pro" for "kling3.0_pro": the same letters and digits.
+                let bare = |s: &str| s.replace(['.', '_', '-'], "");
+                if bare(&want) == bare(&have) {
+                    score += 1.0;
+                }
+                (score, m.id.as_str())
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored
+            .into_iter()
+            .take_while(|(s, _)| *s > 0.7)
+            .take(n)
+            .map(|(_, id)| id)
+            .collect()
+    }
+}
 
 /// Which catalog a backend's jobs are checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Catalog {
-    /// Runway's models, by the id a job names.
-    Runway,
+    /// Runway's models (with the studio's own), by the id a job names.
+    Runway(Arc<Models>),
     /// The local renderer: every job renders with [`LOCAL`], whatever model it names (so a
     /// sidecar written for Runway still renders locally), and picks its camera move.
     Local,
@@ -172,64 +363,47 @@ pub enum Catalog {
 
 impl Catalog {
     /// The model a job naming `id` runs on.
-    pub fn find(self, id: &str) -> Option<&'static Model> {
+    pub fn find(&self, id: &str) -> Option<&Model> {
         match self {
-            Catalog::Runway => find(id),
+            Catalog::Runway(models) => models.find(id),
             Catalog::Local => Some(&LOCAL),
         }
     }
 
     /// Whether jobs render locally (their spec carries a camera move and zoom).
-    pub fn renders_locally(self) -> bool {
-        self == Catalog::Local
+    pub fn renders_locally(&self) -> bool {
+        matches!(self, Catalog::Local)
+    }
+
+    /// The models of the catalog (for the local renderer: Runway's as shipped, which its
+    /// messages name).
+    pub fn models(&self) -> Arc<Models> {
+        match self {
+            Catalog::Runway(models) => models.clone(),
+            Catalog::Local => Models::built_in(),
+        }
     }
 }
 
-/// Looks a model up by its API id (exact, as the API is case-sensitive).
-pub fn find(id: &str) -> Option<&'static Model> {
-    MODELS.iter().find(|m| m.id == id)
-}
-
-/// The ids of every model `endpoint` serves, current ones first.
-pub fn models_for(endpoint: Endpoint) -> Vec<&'static str> {
-    let mut v: Vec<&Model> = MODELS
-        .iter()
-        .filter(|m| m.rules(endpoint).is_some())
-        .collect();
-    v.sort_by_key(|m| m.legacy);
-    v.into_iter().map(|m| m.id).collect()
-}
-
-/// The ids of every model that animates an image, current ones first.
-pub fn image_models() -> Vec<&'static str> {
-    models_for(Endpoint::ImageToVideo)
-}
-
-/// Parses `"W:H"` into positive integers.
+/// Parses `"W:H"` into positive integers (pixels or an aspect like `16:9`).
 pub fn parse_ratio(r: &str) -> Option<(u32, u32)> {
     let (w, h) = r.split_once(':')?;
     let (w, h) = (w.trim().parse().ok()?, h.trim().parse().ok()?);
     (w > 0 && h > 0).then_some((w, h))
 }
 
-/// The offered ratio whose aspect is nearest to `width × height` (compared on a log scale, so 2:1 and
-/// 1:2 are equally far from 1:1).
-pub fn nearest_ratio(offered: &[&'static str], width: u32, height: u32) -> &'static str {
+/// The offered `W:H` ratio whose aspect is nearest to `width × height` (compared on a log scale, so
+/// 2:1 and 1:2 are equally far from 1:1). `None` when no offered ratio is a `W:H`.
+pub fn nearest_ratio(offered: &[String], width: u32, height: u32) -> Option<&str> {
     let want = (f64::from(width.max(1)) / f64::from(height.max(1))).ln();
     offered
         .iter()
-        .copied()
-        .min_by(|a, b| {
-            let da = distance(a, want);
-            let db = distance(b, want);
-            da.total_cmp(&db)
+        .filter_map(|r| {
+            let (w, h) = parse_ratio(r)?;
+            Some(((f64::from(w) / f64::from(h)).ln() - want, r.as_str()))
         })
-        .expect("ratio lists are never empty")
-}
-
-fn distance(r: &str, want: f64) -> f64 {
-    let (w, h) = parse_ratio(r).expect("catalog ratios are well-formed");
-    ((f64::from(w) / f64::from(h)).ln() - want).abs()
+        .min_by(|a, b| a.0.abs().total_cmp(&b.0.abs()))
+        .map(|(_, r)| r)
 }
 
 /// "a, b or c".
@@ -242,89 +416,4 @@ pub fn join_or(items: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::table::GEN4_RATIOS;
-    use super::*;
-
-    #[test]
-    fn every_ratio_in_the_catalog_parses() {
-        for m in MODELS.iter().chain([&LOCAL]) {
-            for (e, rules) in m.endpoints {
-                for r in rules.ratios.unwrap_or(&[]) {
-                    assert!(
-                        parse_ratio(r).is_some(),
-                        "{} ({e:?}) has bad ratio {r}",
-                        m.id
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_catalog_holds_every_endpoint_of_every_model() {
-        assert_eq!(MODELS.len(), 13);
-        let count = |e| MODELS.iter().filter(|m| m.rules(e).is_some()).count();
-        assert_eq!(count(Endpoint::ImageToVideo), 11);
-        assert_eq!(count(Endpoint::TextToVideo), 9);
-        assert_eq!(count(Endpoint::VideoToVideo), 6);
-        let aleph2 = find("aleph2").unwrap();
-        let v2v = aleph2.rules(Endpoint::VideoToVideo).unwrap();
-        assert!(v2v.durations.is_none(), "aleph2 takes no duration");
-        assert!(aleph2.rules(Endpoint::ImageToVideo).is_none());
-        assert_eq!(aleph2.serves(), "video-to-video");
-        let last: Vec<&str> = MODELS
-            .iter()
-            .filter(|m| {
-                m.rules(Endpoint::ImageToVideo)
-                    .is_some_and(|r| r.last_frame)
-            })
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(
-            last,
-            [
-                "veo3.1",
-                "veo3.1_fast",
-                "seedance2",
-                "seedance2_fast",
-                "seedance2_mini",
-                "gen3a_turbo"
-            ]
-        );
-        assert!(
-            Catalog::Local
-                .find("gen4.5")
-                .is_some_and(|m| m.id == "local")
-        );
-    }
-
-    #[test]
-    fn nearest_ratio_follows_the_image() {
-        assert_eq!(nearest_ratio(GEN4_RATIOS, 1080, 1920), "720:1280");
-        assert_eq!(nearest_ratio(GEN4_RATIOS, 3000, 2000), "1104:832");
-        assert_eq!(nearest_ratio(GEN4_RATIOS, 1920, 1080), "1280:720");
-        assert_eq!(nearest_ratio(GEN4_RATIOS, 500, 500), "960:960");
-        assert_eq!(nearest_ratio(GEN4_RATIOS, 3000, 1200), "1584:672");
-    }
-
-    #[test]
-    fn durations() {
-        assert!(Durations::Range(2, 10).allows(5));
-        assert!(!Durations::Values(&[8]).allows(5));
-        assert_eq!(Durations::Values(&[4, 6, 8]).nearest(5), 4);
-        assert_eq!(Durations::Values(&[8]).nearest(5), 8);
-        assert_eq!(
-            Durations::Values(&[4, 6, 8]).describe(),
-            "4, 6 or 8 seconds"
-        );
-    }
-
-    #[test]
-    fn only_image_models_are_listed() {
-        let ids = image_models();
-        assert!(ids.contains(&"gen4_turbo"));
-        assert!(!ids.contains(&"aleph2"));
-        assert_eq!(ids.last(), Some(&"gen3a_turbo"));
-    }
-}
+mod tests;

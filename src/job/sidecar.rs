@@ -19,8 +19,12 @@ pub struct Sidecar {
     #[serde(alias = "promptText")]
     pub prompt: Option<String>,
     pub model: Option<String>,
-    pub duration: Option<u32>,
+    pub duration: Option<crate::job::Seconds>,
     pub ratio: Option<String>,
+    /// A model's `resolution` (`1080p`).
+    pub resolution: Option<String>,
+    /// A model's `outputFormat` (`prores`).
+    pub output_format: Option<String>,
     pub seed: Option<u64>,
     /// Camera move for the local renderer.
     pub motion: Option<String>,
@@ -43,6 +47,8 @@ const OWN_FIELDS: &[(&str, &str)] = &[
     ("promptText", "prompt:"),
     ("ratio", "ratio:"),
     ("duration", "duration:"),
+    ("resolution", "resolution:"),
+    ("outputFormat", "output_format:"),
     ("seed", "seed:"),
 ];
 
@@ -170,7 +176,18 @@ pub fn join_problems(problems: &[String]) -> String {
 
 /// The keys a sidecar takes (its aliases aside), in the order they are listed.
 const KEYS: &[&str] = &[
-    "prompt", "model", "duration", "ratio", "seed", "variants", "dedupe", "motion", "zoom", "extra",
+    "prompt",
+    "model",
+    "duration",
+    "ratio",
+    "resolution",
+    "output_format",
+    "seed",
+    "variants",
+    "dedupe",
+    "motion",
+    "zoom",
+    "extra",
 ];
 
 /// Other spellings a sidecar takes, and the key each means.
@@ -215,7 +232,7 @@ fn nearest_key(unknown: &str) -> Option<&'static str> {
 /// What a key's value must be, in a designer's words, and an example of one.
 fn wants(key: &str) -> (&'static str, &'static str) {
     match key {
-        "duration" => ("a whole number of seconds", "duration: 5"),
+        "duration" => ("a whole number of seconds, or auto", "duration: 5"),
         "seed" => ("a whole number from 0 to 4294967295", "seed: 42"),
         "variants" => ("a whole number from 1 to 8", "variants: 3"),
         "dedupe" => ("true or false", "dedupe: false"),
@@ -226,6 +243,8 @@ fn wants(key: &str) -> (&'static str, &'static str) {
         ),
         "model" => ("text", "model: gen4.5"),
         "ratio" => ("text", "ratio: \"1280:720\""),
+        "resolution" => ("text", "resolution: 1080p"),
+        "output_format" => ("text", "output_format: prores"),
         "motion" => ("text", "motion: push_in"),
         _ => ("text", "prompt: \"slow push-in, soft light\""),
     }
@@ -386,7 +405,7 @@ mod tests {
             assert!(!e.contains(word), "serde's word {word:?} in {e}");
         }
         for words in [
-            "`duration: 5s` (line 1) must be a whole number of seconds, not the text \"5s\"",
+            "`duration: 5s` (line 1) must be a whole number of seconds, or auto, not the text \"5s\"",
             "`seed: lots` (line 2) must be a whole number",
             "`variants: two` (line 3) must be a whole number from 1 to 8",
             "`dedupe: maybe` (line 4) must be true or false",

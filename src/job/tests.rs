@@ -16,7 +16,7 @@ fn build(yaml: &str, w: u32, h: u32) -> Result<JobSpec, String> {
         &Defaults::default(),
         &sc,
         Input::Image(&img(w, h)),
-        Catalog::Runway,
+        &Catalog::Runway(models::Models::built_in()),
     )
 }
 
@@ -41,8 +41,18 @@ fn errors_name_offered_values() {
     assert!(e.contains("1280:768") && e.contains("960:960"), "{e}");
     let e = build("ratio: \"16:9\"", 100, 100).unwrap_err();
     assert!(e.contains("pixel sizes"), "{e}");
-    let e = build("model: veo3\nduration: 5", 100, 100).unwrap_err();
-    assert!(e.contains("8 seconds"), "{e}");
+    let e = build("model: veo3.1\nduration: 5", 100, 100).unwrap_err();
+    assert!(e.contains("4, 6 or 8 seconds"), "{e}");
+    let e = build("model: veo3", 100, 100).unwrap_err();
+    assert!(
+        e.contains("no longer offered") && e.contains("use veo3.1"),
+        "{e}"
+    );
+    let e = build("model: kling3_pro", 100, 100).unwrap_err();
+    assert!(
+        e.contains("Did you mean kling3.0_pro") && e.contains("`models:`"),
+        "{e}"
+    );
     let e = build("model: aleph2", 100, 100).unwrap_err();
     assert!(
         e.contains("does not animate images") && e.contains("gen4_turbo"),
@@ -52,8 +62,8 @@ fn errors_name_offered_values() {
     assert!(e.contains("needs a prompt"), "{e}");
     let e = build("seed: 4294967296", 100, 100).unwrap_err();
     assert!(e.contains("out of range"), "{e}");
-    let e = build("model: veo3\nseed: 3", 100, 100).unwrap_err();
-    assert!(e.contains("does not take a seed"), "{e}");
+    let e = build("model: happyhorse_1_0\nseed: 3", 100, 100).unwrap_err();
+    assert!(e.contains("does not take a seed") && e.contains("gen4.5"), "{e}");
 }
 
 #[test]
@@ -63,7 +73,7 @@ fn local_jobs_take_their_move_from_the_prompt_or_the_sidecar() {
             &Defaults::default(),
             &parse_sidecar(yaml).unwrap(),
             Input::Image(&img(300, 200)),
-            Catalog::Local,
+            &Catalog::Local,
         )
     };
     let s = local("a slow pan-left across the harbour").unwrap();
@@ -108,7 +118,8 @@ fn local_jobs_take_their_move_from_the_prompt_or_the_sidecar() {
 
 #[test]
 fn default_duration_follows_the_model() {
-    assert_eq!(build("model: veo3", 10, 10).unwrap().duration, 8);
+    assert_eq!(build("model: kling2.5_turbo_pro\nprompt: x", 10, 10).unwrap().duration, 5);
+    assert_eq!(build("model: gen4.5\nprompt: x", 10, 10).unwrap().duration, 5);
     assert_eq!(build("model: veo3.1", 10, 10).unwrap().duration, 4);
 }
 

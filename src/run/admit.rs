@@ -74,7 +74,7 @@ pub fn truncated(r: &Ready, why: &str, unchanged: Duration) -> Failure {
 pub fn check(
     spool: &Spool,
     settings: &Settings,
-    limits: Limits,
+    limits: &Limits,
     r: &Ready,
 ) -> Result<Checked, NotYet> {
     let admitted = check_files(
@@ -96,7 +96,7 @@ pub fn check(
 pub fn check_files(
     dir: &std::path::Path,
     settings: &Settings,
-    limits: Limits,
+    limits: &Limits,
     name: &str,
     sidecar: Option<&str>,
     last_frame: Option<&str>,
@@ -116,7 +116,7 @@ pub fn check_files(
         let (bytes, seconds) = check_video(&dir.join(name), name)?;
         let (sc, problems) = read_sidecar(dir, sidecar)?;
         let input = job::Input::Video { bytes, seconds };
-        let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
+        let built = JobSpec::build_all(defaults, &sc, input, &limits.catalog);
         let spec = settle_spec(built, problems, sidecar)?;
         within_budget(&spec, &JobKind::Video, settings, limits)?;
         return Ok(Admitted {
@@ -155,7 +155,7 @@ pub fn check_files(
             job::Input::Image(&info),
         ),
     };
-    let built = JobSpec::build_all(defaults, &sc, input, limits.catalog);
+    let built = JobSpec::build_all(defaults, &sc, input, &limits.catalog);
     let spec = settle_spec(built, problems, sidecar)?;
     within_budget(&spec, &kind, settings, limits)?;
     // Keyframes are decoded before they are sent (the API takes PNG, JPEG and WebP as they are):
@@ -179,12 +179,12 @@ fn within_budget(
     spec: &JobSpec,
     kind: &JobKind,
     settings: &Settings,
-    limits: Limits,
+    limits: &Limits,
 ) -> Result<(), Failure> {
     if limits.catalog.renders_locally() {
         return Ok(());
     }
-    match crate::studio::ledger::spend::beyond_limit(spec, kind.endpoint(), &settings.config.budget)
+    match crate::studio::ledger::spend::beyond_limit(spec, kind.endpoint(), &settings.config.budget, &settings.models)
     {
         Some(f) => Err(f),
         None => Ok(()),
@@ -331,7 +331,7 @@ fn check_video(path: &std::path::Path, name: &str) -> Result<(u64, f64), NotYet>
 }
 
 /// Probes an image (format, size, wholeness) against the backend's limits.
-fn check_image(dir: &std::path::Path, limits: Limits, image: &str) -> Result<ImageInfo, NotYet> {
+fn check_image(dir: &std::path::Path, limits: &Limits, image: &str) -> Result<ImageInfo, NotYet> {
     let path = dir.join(image);
     let len = std::fs::metadata(&path).map_or(0, |m| m.len());
     let unusable = |why: String| Failure {

@@ -326,7 +326,7 @@ impl<B: Backend> Pipeline<B> {
     fn resume(&mut self) {
         let limits = self.backend.limits();
         let name = self.backend.name();
-        for rec in recover::resume(&self.spool, &self.settings, name, limits, &self.active) {
+        for rec in recover::resume(&self.spool, &self.settings, name, &limits, &self.active) {
             self.start_job(rec, None);
         }
     }

@@ -20,7 +20,7 @@ pub fn resume(
     spool: &Spool,
     settings: &Settings,
     backend: &str,
-    limits: Limits,
+    limits: &Limits,
     active: &HashMap<String, CancellationToken>,
 ) -> Vec<JobRecord> {
     let ids = match spool.job_ids() {
@@ -123,7 +123,7 @@ fn rebuild(
     spool: &Spool,
     settings: &Settings,
     backend: &str,
-    limits: Limits,
+    limits: &Limits,
     id: &str,
     err: &std::io::Error,
 ) -> Option<JobRecord> {

@@ -270,7 +270,7 @@ async fn a_job_caught_half_way_back_to_inbox_is_put_back_whole_by_the_next_start
     let admitted = dropreel::run::admit::check_files(
         &studio.path("inbox"),
         &settings,
-        limits,
+        &limits,
         "half.png",
         Some("half.yaml"),
         None,

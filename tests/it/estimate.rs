@@ -7,7 +7,8 @@ use crate::support::*;
 
 fn price(model: &str) -> u64 {
     u64::from(
-        dropreel::job::models::find(model)
+        dropreel::job::models::Models::built_in()
+            .find(model)
             .and_then(|m| m.credits_per_second)
             .unwrap(),
     )

@@ -24,8 +24,8 @@ proptest! {
         let text: String = keys.iter().zip(values.iter()).map(|(k, v)| format!("{k}: {v}\n")).collect();
         if let Ok(sc) = job::parse_sidecar(&text) {
             let img = ImageInfo { format: ImageFormat::Png, width: 640, height: 480 };
-            let _ = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), models::Catalog::Runway);
-            let _ = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), models::Catalog::Local);
+            let _ = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), &models::Catalog::Runway(models::Models::built_in()));
+            let _ = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), &models::Catalog::Local);
         }
     }
 
@@ -49,13 +49,15 @@ proptest! {
         w in 16u32..5000,
         h in 16u32..5000,
     ) {
-        let ids = models::image_models();
-        let model = models::find(ids[model_i % ids.len()]).unwrap();
+        let catalog = models::Models::built_in();
+        let ids = catalog.models_for(models::Endpoint::ImageToVideo);
+        let model = catalog.find(ids[model_i % ids.len()]).unwrap();
         let i2v = model.rules(models::Endpoint::ImageToVideo).unwrap();
-        let ratio = i2v.ratios.map(|r| r[ratio_i % r.len()]);
-        let duration = match i2v.durations.unwrap() {
+        let ratio = i2v.ratios.as_ref().map(|r| r[ratio_i % r.len()].as_str());
+        let duration = match i2v.durations.clone().unwrap() {
             models::Durations::Range(lo, hi) => lo + duration_pick % (hi - lo + 1),
             models::Durations::Values(v) => v[duration_pick as usize % v.len()],
+            models::Durations::Any => 1 + duration_pick % 20,
         };
         let prompt = if i2v.prompt_required && prompt.trim().is_empty() { "a prompt".to_string() } else { prompt };
         let seed = seed.filter(|_| i2v.seed);
@@ -69,8 +71,8 @@ proptest! {
         }
         let sc: Sidecar = job::parse_sidecar(&yaml).unwrap();
         let img = ImageInfo { format: ImageFormat::Jpeg, width: w, height: h };
-        let spec = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), models::Catalog::Runway).unwrap();
-        prop_assert_eq!(&spec.model, model.id);
+        let spec = JobSpec::build(&config::Defaults::default(), &sc, job::Input::Image(&img), &models::Catalog::Runway(catalog.clone())).unwrap();
+        prop_assert_eq!(&spec.model, &model.id);
         prop_assert_eq!(&spec.prompt, prompt.trim());
         prop_assert_eq!(spec.ratio.as_deref(), ratio);
         prop_assert_eq!(spec.duration, duration);

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::config::{RunwaySection, Secret};
-use crate::job::models;
+use crate::job::models::Rules;
 use crate::job::{JobKind, JobSpec};
 
 /// The API's limit on an inline image: the encoded data URI must stay below 5 MiB.
@@ -376,10 +376,11 @@ pub enum Media {
     Keyframes { first: String, last: String },
 }
 
-/// The create body for a job of `kind`: the model, the input as the kind's endpoint names it
-/// (`promptImage` for an image, `videoUri` for a video; a text job's input is its prompt), the
+/// The create body for a job of `kind` whose model takes `rules` on the kind's endpoint: the
+/// model, the input as the endpoint names it (`promptImage` for an image; `videoUri` or
+/// `promptVideo` for a video, as the model names it; a text job's input is its prompt), the
 /// settings the (model, endpoint) takes, then `extra:` merged in verbatim.
-pub fn request_body(spec: &JobSpec, kind: &JobKind, media: Media) -> Value {
+pub fn request_body(spec: &JobSpec, kind: &JobKind, media: Media, rules: Option<&Rules>) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(spec.model));
     match (kind, media) {
@@ -398,10 +399,9 @@ pub fn request_body(spec: &JobSpec, kind: &JobKind, media: Media) -> Value {
         }
         // `videoUri` or `promptVideo`, as the model names it.
         (JobKind::Video, Media::One(uri)) => {
-            let field = models::find(&spec.model)
-                .and_then(|m| m.rules(kind.endpoint()))
-                .and_then(|r| r.video)
-                .map_or("videoUri", |v| v.field);
+            let field = rules
+                .and_then(|r| r.video.as_ref())
+                .map_or("videoUri", |v| v.field.as_str());
             body.insert(field.into(), json!(uri));
         }
         _ => {}
@@ -412,16 +412,21 @@ pub fn request_body(spec: &JobSpec, kind: &JobKind, media: Media) -> Value {
     if let Some(r) = &spec.ratio {
         body.insert("ratio".into(), json!(r));
     }
+    if let Some(r) = &spec.resolution {
+        body.insert("resolution".into(), json!(r));
+    }
     // Left out where the endpoint takes none for this model (aleph2 follows the input video).
-    let takes_duration = !spec.no_duration
-        && models::find(&spec.model)
-            .and_then(|m| m.rules(kind.endpoint()))
-            .is_none_or(|r| r.durations.is_some());
-    if takes_duration {
+    let takes_duration = !spec.no_duration && rules.is_none_or(|r| r.durations.is_some());
+    if spec.duration_auto {
+        body.insert("duration".into(), json!("auto"));
+    } else if takes_duration {
         body.insert("duration".into(), json!(spec.duration));
     }
     if let Some(s) = spec.seed {
         body.insert("seed".into(), json!(s));
+    }
+    if let Some(f) = &spec.output_format {
+        body.insert("outputFormat".into(), json!(f));
     }
     for (k, v) in &spec.extra {
         body.insert(k.clone(), v.clone());
@@ -479,6 +484,7 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+    use crate::job::models::Endpoint;
 
     #[test]
     fn retry_after_forms() {
@@ -506,6 +512,8 @@ mod tests {
 
     #[test]
     fn the_body_is_built_per_kind() {
+        let models = crate::job::models::Models::built_in();
+        let rules = |id: &str, e| models.find(id).and_then(|m| m.rules(e));
         let spec = JobSpec {
             model: "gen4_turbo".into(),
             prompt: "slow push-in".into(),
@@ -514,7 +522,8 @@ mod tests {
             ..JobSpec::default()
         };
         let image = JobKind::Image { last_frame: None };
-        let body = request_body(&spec, &image, Media::One("data:image/png;base64,AA".into()));
+        let i2v = rules("gen4_turbo", Endpoint::ImageToVideo);
+        let body = request_body(&spec, &image, Media::One("data:image/png;base64,AA".into()), i2v);
         assert_eq!(body["promptImage"], "data:image/png;base64,AA");
         assert_eq!(body["duration"], 5);
         let keyframes = request_body(
@@ -524,6 +533,7 @@ mod tests {
                 first: "runway://a".into(),
                 last: "runway://b".into(),
             },
+            i2v,
         );
         assert_eq!(
             keyframes["promptImage"],
@@ -534,7 +544,12 @@ mod tests {
             ratio: None,
             ..spec
         };
-        let body = request_body(&restyle, &JobKind::Video, Media::One("runway://v".into()));
+        let body = request_body(
+            &restyle,
+            &JobKind::Video,
+            Media::One("runway://v".into()),
+            rules("aleph2", Endpoint::VideoToVideo),
+        );
         assert_eq!(body["videoUri"], "runway://v");
         assert!(body.get("promptImage").is_none());
         assert!(

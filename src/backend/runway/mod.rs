@@ -32,7 +32,7 @@ use super::{
 };
 use crate::config::{BudgetSection, RunwaySection, Settings};
 use crate::job::JobKind;
-use crate::job::models::Catalog;
+use crate::job::models::{Catalog, Models};
 use crate::studio::ledger::spend::{self, Refusal, SpendLog};
 use crate::studio::spool::State;
 
@@ -45,12 +45,15 @@ const SERVICE: Service = Service {
 };
 /// Time a create request may still take to answer after a stop was asked for.
 const SUBMIT_GRACE: Duration = Duration::from_millis(1500);
-/// What the Runway backend takes (known without a key: `estimate` prices against it).
-pub const LIMITS: Limits = Limits {
-    catalog: Catalog::Runway,
-    max_bytes: Some(UPLOAD_MAX),
-    max_pixels: crate::media::MAX_DECODE_PIXELS,
-};
+/// What the Runway backend takes, with the catalog of `models` (known without a key: `estimate`
+/// prices against it).
+pub fn limits(models: Arc<Models>) -> Limits {
+    Limits {
+        catalog: Catalog::Runway(models),
+        max_bytes: Some(UPLOAD_MAX),
+        max_pixels: crate::media::MAX_DECODE_PIXELS,
+    }
+}
 
 /// The Runway backend.
 #[derive(Debug)]
@@ -63,6 +66,8 @@ pub struct Runway {
     /// The studio's spend, counted before each create request.
     spend: Arc<SpendLog>,
     budget: BudgetSection,
+    /// The catalog jobs are checked, sent and priced by.
+    models: Arc<Models>,
 }
 
 impl Runway {
@@ -81,6 +86,7 @@ impl Runway {
             queue: Queue::default(),
             spend: Arc::new(SpendLog::new(&settings.root)),
             budget: settings.config.budget.clone(),
+            models: settings.models.clone(),
             cfg,
         })
     }
@@ -151,7 +157,7 @@ impl Runway {
                     let budget = &self.budget;
                     let endpoint = job.rec.kind.endpoint();
                     let spec = &job.rec.spec;
-                    let f = spend::never_fits(spec, endpoint, budget, period, limit, cost);
+                    let f = spend::never_fits(spec, endpoint, budget, &self.models, period, limit, cost);
                     return Err(Stop::Failed(f));
                 }
                 Err(refusal @ Refusal::UnknownRate { .. }) => {
@@ -173,7 +179,11 @@ impl Runway {
             crate::observe::metrics::get().submitted();
             job.save().await?;
             let cancel = job.cancel.clone();
-            let body = request_body(&job.rec.spec, &job.rec.kind, input);
+            let rules = self
+                .models
+                .find(&job.rec.spec.model)
+                .and_then(|m| m.rules(job.rec.kind.endpoint()));
+            let body = request_body(&job.rec.spec, &job.rec.kind, input, rules);
             let endpoint = job.rec.kind.endpoint().path();
             let result = tokio::select! {
                 r = self.api.create(endpoint, &body) => Some(r),
@@ -268,7 +278,7 @@ impl Backend for Runway {
     }
 
     fn limits(&self) -> Limits {
-        LIMITS
+        limits(self.models.clone())
     }
 
     async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {

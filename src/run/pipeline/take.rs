@@ -27,7 +27,7 @@ impl<B: Backend> Pipeline<B> {
             let Some(ready) = self.unchecked.pop_front() else {
                 break;
             };
-            let verdict = match admit::check(&self.spool, &self.settings, limits, &ready) {
+            let verdict = match admit::check(&self.spool, &self.settings, &limits, &ready) {
                 Err(NotYet::Wait(why)) => {
                     let unchanged = self.inbox.unchanged_for(&ready, || {
                         *fs_now.get_or_insert_with(|| self.spool.fs_now())

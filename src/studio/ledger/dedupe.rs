@@ -153,15 +153,15 @@ pub struct Ledger {
 }
 
 /// The job key of `rec` made by `backend`: its inputs' SHA-256 and every setting that changes the
-/// video (kind, model, prompt, ratio, duration, seed, variants, extra; the local renderer's move and
-/// zoom). `None` until the inputs are hashed.
+/// video (kind, model, prompt, ratio, resolution, duration, output format, seed, variants, extra;
+/// the local renderer's move and zoom). `None` until the inputs are hashed.
 pub fn key(rec: &JobRecord, backend: &str) -> Option<String> {
     let s = &rec.spec;
     let inputs = [
         Some(rec.source_sha256.clone()?),
         rec.last_frame_sha256.clone(),
     ];
-    let what = json!({
+    let mut what = json!({
         "v": 1,
         "backend": backend,
         "endpoint": rec.kind.endpoint().path(),
@@ -176,6 +176,16 @@ pub fn key(rec: &JobRecord, backend: &str) -> Option<String> {
         "zoom": s.zoom,
         "extra": s.extra,
     });
+    // Settings added later join the key only when set, so the keys of earlier jobs stay the same.
+    for (name, value) in [
+        ("resolution", s.resolution.as_ref().map(|r| json!(r))),
+        ("output_format", s.output_format.as_ref().map(|f| json!(f))),
+        ("duration_auto", s.duration_auto.then(|| json!(true))),
+    ] {
+        if let Some(v) = value {
+            what[name] = v;
+        }
+    }
     let bytes = serde_json::to_vec(&what).ok()?;
     Some(
         Sha256::digest(&bytes)

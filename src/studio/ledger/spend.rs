@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::BudgetSection;
 use crate::job::JobSpec;
-use crate::job::models::Endpoint;
+use crate::job::models::{Endpoint, Models};
 use crate::studio::record::Failure;
 
 /// The spend log's folder under `ROOT/.dropreel/`.
@@ -160,7 +160,12 @@ pub fn unpriced(spec: &JobSpec, budget: &BudgetSection) -> Option<Refusal> {
 /// The failure of a job one task of which (a job with variants makes several) costs more than a
 /// whole limit of `budget`: it could never be sent, so it is not held for it. Says its price, the
 /// limit, and what would fit. `endpoint`: what the job makes (for a cheaper model that makes it).
-pub fn beyond_limit(spec: &JobSpec, endpoint: Endpoint, budget: &BudgetSection) -> Option<Failure> {
+pub fn beyond_limit(
+    spec: &JobSpec,
+    endpoint: Endpoint,
+    budget: &BudgetSection,
+    models: &Models,
+) -> Option<Failure> {
     let cost = cost(spec, &budget.rates)?;
     let (period, limit) = [
         (Period::Day, budget.daily_credits),
@@ -168,7 +173,7 @@ pub fn beyond_limit(spec: &JobSpec, endpoint: Endpoint, budget: &BudgetSection) 
     ]
     .into_iter()
     .find(|(_, limit)| *limit > 0 && cost > *limit)?;
-    Some(never_fits(spec, endpoint, budget, period, limit, cost))
+    Some(never_fits(spec, endpoint, budget, models, period, limit, cost))
 }
 
 /// The failure of a job that costs `cost` credits a task, over `period`'s whole `limit`.
@@ -176,6 +181,7 @@ pub fn never_fits(
     spec: &JobSpec,
     endpoint: Endpoint,
     budget: &BudgetSection,
+    models: &Models,
     period: Period,
     limit: u64,
     cost: u64,
@@ -189,12 +195,16 @@ pub fn never_fits(
             limit / rate
         ));
     }
-    let cheaper = crate::job::models::MODELS
+    let cheaper = models
         .iter()
         .filter(|m| !m.legacy && m.id != spec.model && m.rules(endpoint).is_some())
         .filter_map(|m| {
-            let r = budget.rates.get(m.id).copied().or(m.credits_per_second)?;
-            (u64::from(r) < rate).then_some((r, m.id))
+            let r = budget
+                .rates
+                .get(&m.id)
+                .copied()
+                .or(m.credits_per_second)?;
+            (u64::from(r) < rate).then_some((r, m.id.as_str()))
         })
         .min();
     if let Some((r, id)) = cheaper {
@@ -225,7 +235,12 @@ pub fn never_fits(
 pub fn cost(spec: &JobSpec, rates: &BTreeMap<String, u32>) -> Option<u64> {
     let rate = match rates.get(&spec.model) {
         Some(r) => *r,
-        None => crate::job::models::find(&spec.model)?.credits_per_second?,
+        None => spec.catalog_rate.or_else(|| {
+            // A record written before jobs carried their catalog price.
+            Models::built_in()
+                .find(&spec.model)?
+                .rate(false, None)
+        })?,
     };
     Some(u64::from(rate) * u64::from(spec.duration))
 }
