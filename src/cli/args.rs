@@ -84,6 +84,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the models jobs can name: each with its endpoints, ratios, durations, last-keyframe
+    /// support and price; the studio's own (`models:` in dropreel.yaml) and the legacy ones marked.
+    ///
+    /// Reads ROOT's dropreel.yaml (or --config) when given or when the current folder is a studio;
+    /// else lists the catalog as shipped. Exit codes: 0, or 2 for a bad config.
+    Models {
+        /// The studio folder (default: the current folder, when it is one).
+        root: Option<PathBuf>,
+        /// Every field of every model, as JSON.
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// The Markdown table the README carries.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Run `dropreel watch ROOT` as a user service (systemd on Linux, launchd on macOS), or remove it.
     Service {
         #[command(subcommand)]

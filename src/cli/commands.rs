@@ -23,6 +23,35 @@ pub fn status(cli: &Cli, root: &Path) -> u8 {
     }
 }
 
+/// `dropreel models`: the catalog of the studio at `root` (or of the current folder when it is a
+/// studio, or as shipped), as a table, JSON or Markdown.
+pub fn models(cli: &Cli, root: Option<&Path>, json: bool, markdown: bool) -> u8 {
+    let here = Path::new(".");
+    let studio = match root {
+        Some(r) => Some(r),
+        None if cli.config.is_some() || here.join(crate::config::FILE_NAME).is_file() => Some(here),
+        None => None,
+    };
+    let models = match studio {
+        Some(r) => match load_settings(cli, r) {
+            Ok(s) => s.models,
+            Err(code) => return code,
+        },
+        None => crate::job::models::Models::built_in(),
+    };
+    if json {
+        match serde_json::to_string_pretty(&crate::cli::models::entries(&models)) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fatal(cli, &e.to_string()),
+        }
+    } else if markdown {
+        print!("{}", crate::cli::models::markdown(&models));
+    } else {
+        print!("{}", crate::cli::models::table(&models));
+    }
+    0
+}
+
 /// `dropreel estimate`: the table, or one JSON object with `--json`.
 pub fn estimate(cli: &Cli, root: &Path, json: bool) -> u8 {
     let settings = match load_settings(cli, root) {

@@ -108,7 +108,11 @@ pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
     let (name, limits) = Chosen::planned(settings);
     let mut e = price(settings, name, &limits)?;
     if settings.config.backend == BackendChoice::Auto && name == "local" {
-        let runway = price(settings, "runway", &crate::backend::runway::limits(settings.models.clone()))?;
+        let runway = price(
+            settings,
+            "runway",
+            &crate::backend::runway::limits(settings.models.clone()),
+        )?;
         let credits = runway.total.credits.unwrap_or(0);
         e.on_runway = Some(OnRunway {
             credits,

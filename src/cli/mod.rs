@@ -13,6 +13,7 @@ pub mod estimate;
 pub mod exit;
 pub mod init;
 pub mod logging;
+pub mod models;
 pub mod retry;
 pub mod serve;
 pub mod service;
@@ -36,6 +37,11 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Retry { root, names } => commands::retry(cli, root, names),
         Command::Estimate { root, json } => commands::estimate(cli, &root_or_cwd(root), *json),
         Command::Service { action } => commands::service(cli, action),
+        Command::Models {
+            root,
+            json,
+            markdown,
+        } => commands::models(cli, root.as_deref(), *json, *markdown),
         // `--ui 0.0.0.0:7878` reads the address as the studio: say how to write it.
         Command::Watch {
             root: Some(r),

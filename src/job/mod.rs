@@ -238,12 +238,16 @@ impl JobSpec {
             return Err(problems);
         };
         if model.legacy {
-            let removed = model
-                .removed_in
-                .as_deref()
-                .map_or(String::new(), |r| format!(" (it left Runway's API in SDK {r})"));
+            let removed = model.removed_in.as_deref().map_or(String::new(), |r| {
+                format!(" (it left Runway's API in SDK {r})")
+            });
             let instead = model.replaced_by.as_deref().map_or_else(
-                || format!("use a current model: {}", models.models_for(endpoint).join(", ")),
+                || {
+                    format!(
+                        "use a current model: {}",
+                        models.models_for(endpoint).join(", ")
+                    )
+                },
                 |r| format!("use {r}, the current model closest to it (`model: {r}`)"),
             );
             problems.push(format!(
@@ -356,6 +360,19 @@ impl JobSpec {
         }
         // MP4 is what every model makes unless asked otherwise: not sent.
         .filter(|f| f != "mp4");
+        // Delivering other formats (a `.mov`, a `.zip` of frames) under their own names is not
+        // built yet: refused before any request rather than saved under an MP4's name.
+        let output_format = match output_format {
+            Some(f) if sidecar.output_format.is_some() => {
+                problems.push(format!(
+                    "output_format {f} is offered by {}, but this dropreel delivers MP4 only so far; \
+                     remove `output_format:` (or set it to mp4)",
+                    model.id
+                ));
+                None
+            }
+            _ => None,
+        };
         let duration_auto = matches!(sidecar.duration, Some(Seconds::Auto(_)));
         if duration_auto && !rules.duration_auto {
             problems.push(format!(
@@ -567,7 +584,9 @@ fn ratio_for(
     if setting == "auto" {
         return match input {
             Input::Image(image) | Input::Keyframes(image) => tier()
-                .or_else(|| models::nearest_ratio(offered, image.width, image.height).map(String::from))
+                .or_else(|| {
+                    models::nearest_ratio(offered, image.width, image.height).map(String::from)
+                })
                 .or_else(needed),
             Input::Text(_) => models::nearest_ratio(offered, 16, 9)
                 .map(String::from)
@@ -581,9 +600,11 @@ fn ratio_for(
     let parsed = models::parse_ratio(&setting);
     match parsed {
         // A default the text model does not offer: the nearest shape it does.
-        Some((w, h)) if !own && matches!(input, Input::Text(_)) => models::nearest_ratio(offered, w, h)
-            .map(String::from)
-            .or_else(needed),
+        Some((w, h)) if !own && matches!(input, Input::Text(_)) => {
+            models::nearest_ratio(offered, w, h)
+                .map(String::from)
+                .or_else(needed)
+        }
         // A default for a video model that offers other ratios: left out.
         Some(_) if !own && input.is_video() => needed(),
         _ => {
@@ -621,10 +642,14 @@ fn one_of(
         (None, Some(v)) => (v.trim(), false),
         (None, None) => return None,
     };
+    // Letter case aside, the lower-case spelling first (Runway deprecated `2K` for `2k`).
     let found = offered.and_then(|o| {
-        o.iter()
-            .find(|x| x.as_str() == value)
-            .or_else(|| o.iter().find(|x| x.eq_ignore_ascii_case(value)))
+        let mut same = o.iter().filter(|x| x.eq_ignore_ascii_case(value));
+        let all: Vec<&String> = same.by_ref().collect();
+        all.iter()
+            .find(|x| x.chars().all(|c| !c.is_ascii_uppercase()))
+            .or(all.first())
+            .copied()
     });
     match (found, offered) {
         (Some(v), _) => Some(v.clone()),
@@ -654,10 +679,10 @@ fn one_of(
     }
 }
 
-/// "`a`, `b` or `c`".
+/// "a, b or c".
 fn join_or_quoted(ids: &[&str]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|i| format!("{i}")).collect();
-    models::join_or(&quoted)
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    models::join_or(&ids)
 }
 
 #[cfg(test)]

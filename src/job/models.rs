@@ -78,11 +78,7 @@ impl Durations {
     pub fn short(&self) -> String {
         match self {
             Durations::Range(lo, hi) => format!("{lo}–{hi}"),
-            Durations::Values(v) => v
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join("/"),
+            Durations::Values(v) => v.iter().map(u32::to_string).collect::<Vec<_>>().join("/"),
             Durations::Any => "any".into(),
         }
     }
@@ -297,7 +293,9 @@ impl Models {
 
     /// The catalog with a studio's `models:` entries merged in (each a model id mapped to the keys
     /// it adds or changes, in the catalog's own form). The error names the entry and the key.
-    pub fn with(user: &BTreeMap<String, serde_yaml_ng::Value>) -> Result<Arc<Models>, CatalogError> {
+    pub fn with(
+        user: &BTreeMap<String, serde_yaml_ng::Value>,
+    ) -> Result<Arc<Models>, CatalogError> {
         if user.is_empty() {
             return Ok(Models::built_in());
         }
@@ -393,17 +391,29 @@ pub fn parse_ratio(r: &str) -> Option<(u32, u32)> {
 }
 
 /// The offered `W:H` ratio whose aspect is nearest to `width × height` (compared on a log scale, so
-/// 2:1 and 1:2 are equally far from 1:1). `None` when no offered ratio is a `W:H`.
+/// 2:1 and 1:2 are equally far from 1:1); among sizes of the same aspect, the one nearest 720p in
+/// pixels. `None` when no offered ratio is a `W:H`.
 pub fn nearest_ratio(offered: &[String], width: u32, height: u32) -> Option<&str> {
     let want = (f64::from(width.max(1)) / f64::from(height.max(1))).ln();
-    offered
+    let hd = (1280.0f64 * 720.0).ln();
+    let scored: Vec<(f64, f64, &str)> = offered
         .iter()
         .filter_map(|r| {
             let (w, h) = parse_ratio(r)?;
-            Some(((f64::from(w) / f64::from(h)).ln() - want, r.as_str()))
+            let (w, h) = (f64::from(w), f64::from(h));
+            Some((
+                ((w / h).ln() - want).abs(),
+                ((w * h).ln() - hd).abs(),
+                r.as_str(),
+            ))
         })
-        .min_by(|a, b| a.0.abs().total_cmp(&b.0.abs()))
-        .map(|(_, r)| r)
+        .collect();
+    let best = scored.iter().map(|s| s.0).min_by(f64::total_cmp)?;
+    scored
+        .iter()
+        .filter(|s| s.0 - best < 1e-9)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|s| s.2)
 }
 
 /// "a, b or c".

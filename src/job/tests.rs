@@ -63,7 +63,10 @@ fn errors_name_offered_values() {
     let e = build("seed: 4294967296", 100, 100).unwrap_err();
     assert!(e.contains("out of range"), "{e}");
     let e = build("model: happyhorse_1_0\nseed: 3", 100, 100).unwrap_err();
-    assert!(e.contains("does not take a seed") && e.contains("gen4.5"), "{e}");
+    assert!(
+        e.contains("does not take a seed") && e.contains("gen4.5"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -118,8 +121,16 @@ fn local_jobs_take_their_move_from_the_prompt_or_the_sidecar() {
 
 #[test]
 fn default_duration_follows_the_model() {
-    assert_eq!(build("model: kling2.5_turbo_pro\nprompt: x", 10, 10).unwrap().duration, 5);
-    assert_eq!(build("model: gen4.5\nprompt: x", 10, 10).unwrap().duration, 5);
+    assert_eq!(
+        build("model: kling2.5_turbo_pro\nprompt: x", 10, 10)
+            .unwrap()
+            .duration,
+        5
+    );
+    assert_eq!(
+        build("model: gen4.5\nprompt: x", 10, 10).unwrap().duration,
+        5
+    );
     assert_eq!(build("model: veo3.1", 10, 10).unwrap().duration, 4);
 }
 
@@ -181,4 +192,29 @@ fn every_problem_of_a_sidecar_is_reported_and_colons_get_a_hint() {
             && e.contains("zoom 9"),
         "{e}"
     );
+}
+
+// See: issue 23, items 1 and 5.
+#[test]
+fn resolution_and_output_format_are_checked_against_the_model() {
+    let e = build("model: grok_imagine_1_5\nresolution: 4k", 100, 100).unwrap_err();
+    assert!(
+        e.contains("resolution 4k is not offered by grok_imagine_1_5; use 480p, 720p or 1080p"),
+        "{e}"
+    );
+    let s = build("model: happyhorse_1_0\nresolution: 1080P", 100, 100).unwrap();
+    assert_eq!(s.resolution.as_deref(), Some("1080p"));
+    let e = build("resolution: 720p", 100, 100).unwrap_err();
+    assert!(e.contains("gen4_turbo takes no `resolution`"), "{e}");
+    let e = build("output_format: prores", 100, 100).unwrap_err();
+    assert!(e.contains("gen4_turbo takes no `output_format`"), "{e}");
+    let e = build("model: gen4.5\nprompt: x\noutput_format: prores", 100, 100).unwrap_err();
+    assert!(e.contains("MP4 only"), "{e}");
+    let s = build("model: gen4.5\nprompt: x\noutput_format: mp4", 100, 100).unwrap();
+    assert_eq!(s.output_format, None);
+    // duration: auto where the model takes it, priced at its longest.
+    let s = build("model: seedance2\nduration: auto", 100, 100).unwrap();
+    assert!(s.duration_auto && s.duration == 15 && s.catalog_rate == Some(36));
+    let e = build("duration: auto", 100, 100).unwrap_err();
+    assert!(e.contains("does not take `duration: auto`"), "{e}");
 }

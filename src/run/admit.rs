@@ -184,8 +184,12 @@ fn within_budget(
     if limits.catalog.renders_locally() {
         return Ok(());
     }
-    match crate::studio::ledger::spend::beyond_limit(spec, kind.endpoint(), &settings.config.budget, &settings.models)
-    {
+    match crate::studio::ledger::spend::beyond_limit(
+        spec,
+        kind.endpoint(),
+        &settings.config.budget,
+        &settings.models,
+    ) {
         Some(f) => Err(f),
         None => Ok(()),
     }

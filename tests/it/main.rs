@@ -4,6 +4,7 @@
 mod support;
 
 mod budget;
+mod catalog;
 mod cli;
 mod dashboard;
 mod dedupe;

@@ -97,7 +97,7 @@ async fn a_text_job_that_cannot_work_fails_before_any_request() {
             "aleph",
             b"a prompt",
             Some("model: aleph2\n"),
-            "models that do: gen4.5",
+            "models that do: gemini_omni_flash, gemini_omni_flash_1.1, gen4.5",
         ),
     ];
     for (stem, text, sidecar, _) in cases {

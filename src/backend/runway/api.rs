@@ -483,8 +483,8 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
     use crate::job::models::Endpoint;
+    use reqwest::header::HeaderValue;
 
     #[test]
     fn retry_after_forms() {
@@ -523,7 +523,12 @@ mod tests {
         };
         let image = JobKind::Image { last_frame: None };
         let i2v = rules("gen4_turbo", Endpoint::ImageToVideo);
-        let body = request_body(&spec, &image, Media::One("data:image/png;base64,AA".into()), i2v);
+        let body = request_body(
+            &spec,
+            &image,
+            Media::One("data:image/png;base64,AA".into()),
+            i2v,
+        );
         assert_eq!(body["promptImage"], "data:image/png;base64,AA");
         assert_eq!(body["duration"], 5);
         let keyframes = request_body(

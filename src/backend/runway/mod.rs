@@ -157,7 +157,15 @@ impl Runway {
                     let budget = &self.budget;
                     let endpoint = job.rec.kind.endpoint();
                     let spec = &job.rec.spec;
-                    let f = spend::never_fits(spec, endpoint, budget, &self.models, period, limit, cost);
+                    let f = spend::never_fits(
+                        spec,
+                        endpoint,
+                        budget,
+                        &self.models,
+                        period,
+                        limit,
+                        cost,
+                    );
                     return Err(Stop::Failed(f));
                 }
                 Err(refusal @ Refusal::UnknownRate { .. }) => {

@@ -227,8 +227,9 @@ pub(super) fn build(user: &BTreeMap<String, Value>) -> Result<Models, CatalogErr
         if !entry.is_mapping() {
             return Err(CatalogError::Entry {
                 id: id.clone(),
-                message: "must be a mapping of the catalog's keys (endpoints, credits_per_second, …)"
-                    .into(),
+                message:
+                    "must be a mapping of the catalog's keys (endpoints, credits_per_second, …)"
+                        .into(),
             });
         }
         match all.get_mut(&key) {
@@ -248,11 +249,10 @@ pub(super) fn build(user: &BTreeMap<String, Value>) -> Result<Models, CatalogErr
             panic!("a model id is not a string")
         };
         let origin = origins.get(&id).copied().unwrap_or(Origin::Runway);
-        let doc: ModelDoc =
-            serde_yaml_ng::from_value(entry).map_err(|e| CatalogError::Entry {
-                id: id.clone(),
-                message: e.to_string(),
-            })?;
+        let doc: ModelDoc = serde_yaml_ng::from_value(entry).map_err(|e| CatalogError::Entry {
+            id: id.clone(),
+            message: e.to_string(),
+        })?;
         list.push(model(id, doc, origin)?);
     }
     // Runway's in its own order is not kept by a mapping read; current first, then by id, so lists
@@ -294,7 +294,10 @@ fn model(id: String, doc: ModelDoc, origin: Origin) -> Result<Model, CatalogErro
                 "endpoints.{key} is not a video endpoint; use image_to_video, text_to_video or video_to_video"
             )));
         };
-        endpoints.push((endpoint, rules(endpoint, e).map_err(|m| rule(format!("endpoints.{key}.{m}")))?));
+        endpoints.push((
+            endpoint,
+            rules(endpoint, e).map_err(|m| rule(format!("endpoints.{key}.{m}")))?,
+        ));
     }
     endpoints.sort_by_key(|(e, _)| *e);
     let (credits_per_second, credits_with_audio) = match doc.credits_per_second {
@@ -352,7 +355,9 @@ fn rules(endpoint: Endpoint, e: EndpointDoc) -> Result<Rules, String> {
     let takes = |field: &str| e.required.iter().chain(&e.optional).any(|f| f == field);
     if let Some(r) = &e.ratios {
         if r.is_empty() {
-            return Err("ratios: an empty list; leave `ratios` out when the model takes none".into());
+            return Err(
+                "ratios: an empty list; leave `ratios` out when the model takes none".into(),
+            );
         }
         if let Some(bad) = r
             .iter()
@@ -386,7 +391,10 @@ fn rules(endpoint: Endpoint, e: EndpointDoc) -> Result<Rules, String> {
         }),
     };
     let (prompt_required, prompt_max) = match &e.prompt_text {
-        Some(p) => (p.required || e.required.iter().any(|f| f == "promptText"), p.max),
+        Some(p) => (
+            p.required || e.required.iter().any(|f| f == "promptText"),
+            p.max,
+        ),
         None => (e.required.iter().any(|f| f == "promptText"), None),
     };
     let last_frame = e
@@ -404,7 +412,9 @@ fn rules(endpoint: Endpoint, e: EndpointDoc) -> Result<Rules, String> {
             max_seconds: e.input_video.as_ref().and_then(|v| v.max_seconds),
         }),
         (Endpoint::VideoToVideo, None) => {
-            return Err("input_field: say which field carries the video (videoUri or promptVideo)".into());
+            return Err(
+                "input_field: say which field carries the video (videoUri or promptVideo)".into(),
+            );
         }
         (_, _) => None,
     };

@@ -44,7 +44,10 @@ pub static LOCAL: LazyLock<Model> = LazyLock::new(|| Model {
         // A cross-dissolving move from the first still to the last.
         (Endpoint::ImageToVideo, rules(false, None, true)),
         // A title card: the text typeset over a gradient. Longer text would not stay readable.
-        (Endpoint::TextToVideo, rules(true, Some(LOCAL_TITLE_MAX), false)),
+        (
+            Endpoint::TextToVideo,
+            rules(true, Some(LOCAL_TITLE_MAX), false),
+        ),
     ],
     origin: Origin::Local,
 });

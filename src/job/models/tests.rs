@@ -86,14 +86,20 @@ fn each_model_keeps_its_own_rules() {
     assert!(s.duration_auto);
     assert_eq!(s.durations, Some(Durations::Range(1, 15)));
     assert_eq!(
-        rules("seedance2", Endpoint::VideoToVideo).video.unwrap().max_seconds,
+        rules("seedance2", Endpoint::VideoToVideo)
+            .video
+            .unwrap()
+            .max_seconds,
         Some(15)
     );
     assert_eq!(
         rules("kling2.5_turbo_pro", Endpoint::TextToVideo).durations,
         Some(Durations::Values(vec![5, 10]))
     );
-    assert_eq!(rules("wan3", Endpoint::TextToVideo).durations, Some(Durations::Any));
+    assert_eq!(
+        rules("wan3", Endpoint::TextToVideo).durations,
+        Some(Durations::Any)
+    );
     assert!(rules("aleph2", Endpoint::VideoToVideo).durations.is_none());
     assert!(rules("gen4.5", Endpoint::ImageToVideo).output_format);
     let gen45 = m.find("gen4.5").unwrap();
@@ -104,7 +110,11 @@ fn each_model_keeps_its_own_rules() {
     assert_eq!(m.find("veo3.1").unwrap().rate(false, None), Some(20));
     let last: Vec<&str> = m
         .iter()
-        .filter(|x| !x.legacy && x.rules(Endpoint::ImageToVideo).is_some_and(|r| r.last_frame))
+        .filter(|x| {
+            !x.legacy
+                && x.rules(Endpoint::ImageToVideo)
+                    .is_some_and(|r| r.last_frame)
+        })
         .map(|x| x.id.as_str())
         .collect();
     assert!(last.contains(&"veo3.1") && last.contains(&"kling_4") && !last.contains(&"gen4.5"));
@@ -150,15 +160,24 @@ kling3.0_pro:
     assert_eq!(changed.credits_per_second, Some(20));
     // What the entry leaves out stays Runway's.
     assert!(changed.rules(Endpoint::TextToVideo).unwrap().ratio_required);
-    assert!(models.models_for(Endpoint::ImageToVideo).contains(&"kling9_ultra"));
+    assert!(
+        models
+            .models_for(Endpoint::ImageToVideo)
+            .contains(&"kling9_ultra")
+    );
 }
 
 #[test]
 fn a_bad_models_entry_names_the_model_and_the_key() {
-    let e = Models::with(&yaml("kling9: {credits_per_second: 5, endpoints: {image_to_video: {ratioz: ['1:1']}}}"))
-        .unwrap_err()
-        .to_string();
-    assert!(e.starts_with("models.kling9:") && e.contains("ratioz"), "{e}");
+    let e = Models::with(&yaml(
+        "kling9: {credits_per_second: 5, endpoints: {image_to_video: {ratioz: ['1:1']}}}",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("models.kling9:") && e.contains("ratioz"),
+        "{e}"
+    );
     let e = Models::with(&yaml("kling9: {credits_per_second: 5}"))
         .unwrap_err()
         .to_string();
@@ -167,9 +186,11 @@ fn a_bad_models_entry_names_the_model_and_the_key() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("endpoints.image_to_audio"), "{e}");
-    let e = Models::with(&yaml("kling9: {endpoints: {image_to_video: {ratios: ['wide']}}}"))
-        .unwrap_err()
-        .to_string();
+    let e = Models::with(&yaml(
+        "kling9: {endpoints: {image_to_video: {ratios: ['wide']}}}",
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("\"wide\" is not a ratio"), "{e}");
     let e = Models::with(&yaml("gen4.5: {credits_per_second: lots}"))
         .unwrap_err()
@@ -187,9 +208,11 @@ fn nearest_ids_catch_typos() {
 
 #[test]
 fn nearest_ratio_follows_the_image() {
-    let gen4: Vec<String> = ["1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"]
-        .map(String::from)
-        .to_vec();
+    let gen4: Vec<String> = [
+        "1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672",
+    ]
+    .map(String::from)
+    .to_vec();
     assert_eq!(nearest_ratio(&gen4, 1080, 1920), Some("720:1280"));
     assert_eq!(nearest_ratio(&gen4, 3000, 2000), Some("1104:832"));
     assert_eq!(nearest_ratio(&gen4, 1920, 1080), Some("1280:720"));
@@ -204,8 +227,14 @@ fn durations() {
     assert!(!Durations::Values(vec![8]).allows(5));
     assert_eq!(Durations::Values(vec![4, 6, 8]).nearest(5), 4);
     assert_eq!(Durations::Values(vec![8]).nearest(5), 8);
-    assert_eq!(Durations::Values(vec![4, 6, 8]).describe(), "4, 6 or 8 seconds");
+    assert_eq!(
+        Durations::Values(vec![4, 6, 8]).describe(),
+        "4, 6 or 8 seconds"
+    );
     assert!(Durations::Any.allows(37));
     assert_eq!(Durations::Any.max(), None);
-    assert_eq!(Catalog::Local.find("gen4.5").map(|m| m.id.as_str()), Some("local"));
+    assert_eq!(
+        Catalog::Local.find("gen4.5").map(|m| m.id.as_str()),
+        Some("local")
+    );
 }

@@ -180,7 +180,7 @@ pub fn key(rec: &JobRecord, backend: &str) -> Option<String> {
     for (name, value) in [
         ("resolution", s.resolution.as_ref().map(|r| json!(r))),
         ("output_format", s.output_format.as_ref().map(|f| json!(f))),
-        ("duration_auto", s.duration_auto.then(|| json!(true))),
+        ("duration_auto", s.duration_auto.then_some(json!(true))),
     ] {
         if let Some(v) = value {
             what[name] = v;

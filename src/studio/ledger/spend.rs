@@ -173,7 +173,9 @@ pub fn beyond_limit(
     ]
     .into_iter()
     .find(|(_, limit)| *limit > 0 && cost > *limit)?;
-    Some(never_fits(spec, endpoint, budget, models, period, limit, cost))
+    Some(never_fits(
+        spec, endpoint, budget, models, period, limit, cost,
+    ))
 }
 
 /// The failure of a job that costs `cost` credits a task, over `period`'s whole `limit`.
@@ -199,11 +201,7 @@ pub fn never_fits(
         .iter()
         .filter(|m| !m.legacy && m.id != spec.model && m.rules(endpoint).is_some())
         .filter_map(|m| {
-            let r = budget
-                .rates
-                .get(&m.id)
-                .copied()
-                .or(m.credits_per_second)?;
+            let r = budget.rates.get(&m.id).copied().or(m.credits_per_second)?;
             (u64::from(r) < rate).then_some((r, m.id.as_str()))
         })
         .min();
@@ -237,9 +235,7 @@ pub fn cost(spec: &JobSpec, rates: &BTreeMap<String, u32>) -> Option<u64> {
         Some(r) => *r,
         None => spec.catalog_rate.or_else(|| {
             // A record written before jobs carried their catalog price.
-            Models::built_in()
-                .find(&spec.model)?
-                .rate(false, None)
+            Models::built_in().find(&spec.model)?.rate(false, None)
         })?,
     };
     Some(u64::from(rate) * u64::from(spec.duration))

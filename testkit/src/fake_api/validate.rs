@@ -108,6 +108,325 @@ pub(super) const VIDEO_MODELS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// Models of SDK 5.24.0 on one endpoint each: (model, path, the fields it requires, every field it
+/// takes, its ratio values or none). Transcribed by hand from Runway's catalog, apart from
+/// dropreel's, so a body dropreel builds wrongly is refused here as the real API would.
+/// (model, path, required fields, every field taken, ratios).
+type Current = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+pub(super) const CURRENT: &[Current] = &[
+    (
+        "kling3.0_pro",
+        "/v1/image_to_video",
+        &["model", "promptImage"],
+        &[
+            "model",
+            "promptImage",
+            "promptText",
+            "ratio",
+            "duration",
+            "audio",
+            "cfgScale",
+            "providerSettings",
+        ],
+        &["1920:1080", "1080:1920", "1440:1440"],
+    ),
+    (
+        "kling3.0_pro",
+        "/v1/text_to_video",
+        &["model", "ratio"],
+        &[
+            "model",
+            "ratio",
+            "promptText",
+            "duration",
+            "audio",
+            "cfgScale",
+            "providerSettings",
+        ],
+        &["1920:1080", "1080:1920", "1440:1440"],
+    ),
+    (
+        "kling_4",
+        "/v1/image_to_video",
+        &["model", "promptImage"],
+        &[
+            "model",
+            "promptImage",
+            "promptText",
+            "ratio",
+            "duration",
+            "references",
+            "referenceVideos",
+        ],
+        &["auto_720p", "auto_1080p"],
+    ),
+    (
+        "kling_4",
+        "/v1/video_to_video",
+        &["model", "promptText", "videoUri"],
+        &["model", "promptText", "videoUri", "ratio", "references"],
+        &["auto_720p", "auto_1080p"],
+    ),
+    (
+        "hailuo3",
+        "/v1/text_to_video",
+        &["model", "promptText"],
+        &[
+            "model",
+            "promptText",
+            "ratio",
+            "duration",
+            "resolution",
+            "referenceAudio",
+            "references",
+            "referenceVideos",
+        ],
+        &["adaptive", "21:9", "16:9", "4:3", "1:1", "3:4", "9:16"],
+    ),
+    (
+        "hailuo3",
+        "/v1/video_to_video",
+        &["model", "promptText", "promptVideo"],
+        &[
+            "model",
+            "promptText",
+            "promptVideo",
+            "ratio",
+            "duration",
+            "resolution",
+            "referenceAudio",
+            "references",
+            "referenceVideos",
+        ],
+        &["adaptive", "21:9", "16:9", "4:3", "1:1", "3:4", "9:16"],
+    ),
+    (
+        "seedance2_5",
+        "/v1/image_to_video",
+        &["model", "promptImage"],
+        &[
+            "model",
+            "promptImage",
+            "promptText",
+            "ratio",
+            "duration",
+            "audio",
+            "draft",
+            "outputFormat",
+            "referenceAudio",
+            "seed",
+        ],
+        &[
+            "992:432",
+            "854:480",
+            "752:560",
+            "640:640",
+            "560:752",
+            "480:854",
+            "1470:630",
+            "1280:720",
+            "1112:834",
+            "960:960",
+            "834:1112",
+            "720:1280",
+            "2206:946",
+            "1920:1080",
+            "1664:1248",
+            "1440:1440",
+            "1248:1664",
+            "1080:1920",
+        ],
+    ),
+    (
+        "wan3",
+        "/v1/image_to_video",
+        &["model", "promptImage", "promptText"],
+        &[
+            "model",
+            "promptImage",
+            "promptText",
+            "ratio",
+            "duration",
+            "audio",
+            "referenceAudio",
+            "referenceVideos",
+        ],
+        &[
+            "832:480",
+            "720:544",
+            "624:624",
+            "544:720",
+            "480:832",
+            "1280:720",
+            "1104:832",
+            "960:960",
+            "832:1104",
+            "720:1280",
+            "1920:1080",
+            "1648:1248",
+            "1440:1440",
+            "1248:1648",
+            "1080:1920",
+            "auto_480p",
+            "auto_720p",
+            "auto_1080p",
+        ],
+    ),
+    (
+        "grok_imagine_1_5",
+        "/v1/image_to_video",
+        &["model", "promptImage"],
+        &[
+            "model",
+            "promptImage",
+            "promptText",
+            "duration",
+            "resolution",
+        ],
+        &[],
+    ),
+    (
+        "h3_max",
+        "/v1/text_to_video",
+        &["model", "promptText"],
+        &[
+            "model",
+            "promptText",
+            "duration",
+            "resolution",
+            "promptExpansionMode",
+            "seed",
+        ],
+        &[],
+    ),
+    (
+        "gemini_omni_flash_1.1",
+        "/v1/image_to_video",
+        &["model", "promptImage", "promptText"],
+        &["model", "promptImage", "promptText", "ratio", "duration"],
+        &[
+            "640:360",
+            "360:640",
+            "1280:720",
+            "720:1280",
+            "1920:1080",
+            "1080:1920",
+            "3840:2160",
+            "2160:3840",
+        ],
+    ),
+    // A model Runway offers that dropreel's catalog does not list (a studio declares it under
+    // `models:`).
+    (
+        "kling9_ultra",
+        "/v1/image_to_video",
+        &["model", "promptImage", "promptText"],
+        &["model", "promptImage", "promptText", "ratio", "duration"],
+        &["1920:1080", "1080:1920"],
+    ),
+    (
+        "aleph2",
+        "/v1/video_to_video",
+        &["model", "videoUri"],
+        &[
+            "model",
+            "videoUri",
+            "promptText",
+            "ratio",
+            "seed",
+            "contentModeration",
+            "keyframes",
+            "targetAspectRatio",
+            "outputFormat",
+            "proresProfile",
+        ],
+        &[],
+    ),
+    (
+        "gen4.5",
+        "/v1/image_to_video",
+        &["model", "promptImage", "promptText", "ratio", "duration"],
+        &[
+            "model",
+            "promptImage",
+            "promptText",
+            "ratio",
+            "duration",
+            "seed",
+            "contentModeration",
+            "outputFormat",
+            "proresProfile",
+        ],
+        &[
+            "1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672",
+        ],
+    ),
+];
+
+/// A body for a model of [`CURRENT`]: the fields it requires present, no other field than it
+/// takes, a ratio it offers, the images and videos as URIs the API takes.
+fn validate_current(
+    body: &Value,
+    required: &[&str],
+    takes: &[&str],
+    ratios: &[&str],
+    uploads: &HashMap<String, usize>,
+) -> Result<(), String> {
+    let obj = body.as_object().ok_or("the body must be an object")?;
+    if let Some(k) = obj.keys().find(|k| !takes.contains(&k.as_str())) {
+        return Err(format!("{k} is not a field for {}", body["model"]));
+    }
+    if let Some(k) = required.iter().find(|k| !obj.contains_key(**k)) {
+        return Err(format!("{k} is required"));
+    }
+    if let Some(r) = obj.get("ratio") {
+        let r = r.as_str().ok_or("ratio must be a string")?;
+        if !ratios.contains(&r) {
+            return Err(format!("Invalid ratio {r} for {}", body["model"]));
+        }
+    }
+    match obj.get("duration") {
+        None => {}
+        Some(Value::String(s)) if s == "auto" => {}
+        Some(d) if d.as_u64().is_some_and(|d| d >= 1) => {}
+        Some(d) => return Err(format!("Invalid duration {d}")),
+    }
+    match obj.get("promptImage") {
+        None => {}
+        Some(Value::String(uri)) => check_image_uri(uri, uploads)?,
+        Some(Value::Array(items)) => {
+            for item in items {
+                check_image_uri(
+                    item["uri"]
+                        .as_str()
+                        .ok_or("promptImage[].uri is required")?,
+                    uploads,
+                )?;
+            }
+        }
+        Some(_) => return Err("promptImage must be a string or an array".into()),
+    }
+    for field in ["videoUri", "promptVideo"] {
+        if let Some(uri) = obj.get(field) {
+            let id = uri
+                .as_str()
+                .and_then(|u| u.strip_prefix("runway://"))
+                .ok_or_else(|| format!("{field} must be a runway:// upload here"))?;
+            if !uploads.contains_key(id) {
+                return Err(format!("{field}: unknown upload"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The fields each create endpoint takes; any other is a 400, as with the real API.
 pub(super) fn fields_of(path: &str) -> &'static [&'static str] {
     match path {
@@ -148,6 +467,12 @@ pub(super) fn validate(
     body: &Value,
     uploads: &HashMap<String, usize>,
 ) -> Result<(), String> {
+    if let Some((_, _, required, takes, ratios)) = CURRENT
+        .iter()
+        .find(|m| Some(m.0) == body["model"].as_str() && m.1 == path)
+    {
+        return validate_current(body, required, takes, ratios, uploads);
+    }
     if let Some(obj) = body.as_object() {
         let fields = fields_of(path);
         if let Some(k) = obj.keys().find(|k| !fields.contains(&k.as_str())) {

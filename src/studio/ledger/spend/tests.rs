@@ -111,13 +111,27 @@ fn a_task_dearer_than_a_whole_limit_never_fits_and_says_what_would() {
         duration: 8,
         ..JobSpec::default()
     };
-    let f = beyond_limit(&spec, Endpoint::ImageToVideo, &budget(60, 0), &Models::built_in()).unwrap();
+    let f = beyond_limit(
+        &spec,
+        Endpoint::ImageToVideo,
+        &budget(60, 0),
+        &Models::built_in(),
+    )
+    .unwrap();
     assert!(f.message.contains("80 credits"), "{}", f.message);
     assert!(f.message.contains("daily budget of 60"), "{}", f.message);
     assert!(f.advice.contains("at least 80"), "{}", f.advice);
     assert!(f.advice.contains("at most 6 s fit"), "{}", f.advice);
     assert!(f.advice.contains("gen4_turbo"), "{}", f.advice);
-    assert!(beyond_limit(&spec, Endpoint::ImageToVideo, &budget(80, 0), &Models::built_in()).is_none());
+    assert!(
+        beyond_limit(
+            &spec,
+            Endpoint::ImageToVideo,
+            &budget(80, 0),
+            &Models::built_in()
+        )
+        .is_none()
+    );
     // Counted against the log, it is refused as never fitting, not held.
     let d = tempfile::tempdir().unwrap();
     let log = SpendLog::new(d.path());
