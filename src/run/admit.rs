@@ -184,8 +184,9 @@ fn within_budget(
     if limits.catalog.renders_locally() {
         return Ok(());
     }
-    match crate::studio::ledger::spend::beyond_limit(spec, kind.endpoint(), &settings.config.budget)
-    {
+    let learnt = || crate::studio::ledger::prices::Prices::read(&settings.root);
+    let budget = &settings.config.budget;
+    match crate::studio::ledger::spend::beyond_limit(spec, kind.endpoint(), budget, learnt) {
         Some(f) => Err(f),
         None => Ok(()),
     }
