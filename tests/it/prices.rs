@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -177,5 +178,76 @@ async fn a_missing_or_odd_cost_keeps_the_estimate_with_one_warning() {
             .filter(|l| l.contains("\"WARN\"") && l.contains("cost"))
             .collect();
         assert_eq!(warned.len(), 1, "{field:?}: {logs}");
+    }
+}
+
+/// The `job.json` of the one job in `processing/`, and its path.
+fn the_job(studio: &Studio) -> Option<(std::path::PathBuf, serde_json::Value)> {
+    std::fs::read_dir(studio.path("processing"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("job.json"))
+        .find(|p| p.exists())
+        .and_then(|p| {
+            let v = serde_json::from_str(&std::fs::read_to_string(&p).ok()?).ok()?;
+            Some((p, v))
+        })
+}
+
+// See: issue 23, item 3 — the record says a task's end first, then its line is written, then the
+// record says so: a crash after the first write (the line missing) or the second (the line there,
+// the record not knowing) ends with the line in the log once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_cut_short_is_written_once_when_the_job_resumes() {
+    for line_was_written in [false, true] {
+        let Scene { fake, studio } = Scenario::new()
+            .fake(|s| {
+                s.prices.insert("gen4_turbo".into(), 7.0);
+                s.download_latency = Duration::from_secs(30);
+            })
+            .yaml("defaults:\n  model: gen4_turbo\n  duration: 5\n")
+            .put("inbox/a.png", png_distinct(16, 9))
+            .start()
+            .await;
+        let watching = Watching::start(&studio);
+        // The task ended and was reconciled; its download is held by the fake.
+        until("the task's end reconciled", Duration::from_secs(10), || {
+            the_job(&studio).is_some_and(|(_, j)| j["tasks"][0]["settled"] == true)
+        })
+        .await;
+        watching.stop().await;
+        // As a kill would have left it.
+        let (path, mut job) = the_job(&studio).unwrap();
+        assert_eq!(job["tasks"][0]["cost_credits"], 35, "{job:#}");
+        assert_eq!(job["tasks"][0]["counted_credits"], 25, "{job:#}");
+        assert_eq!(job["tasks"][0]["estimated_credits"], 35.0, "{job:#}");
+        job["tasks"][0]["settled"] = false.into();
+        std::fs::write(&path, serde_json::to_vec(&job).unwrap()).unwrap();
+        if !line_was_written {
+            let month = std::fs::read_dir(studio.path(".dropreel/spend"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .unwrap();
+            let kept: String = std::fs::read_to_string(&month)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.contains("settles"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&month, kept).unwrap();
+            assert_eq!(spent(studio.root()), 25);
+        }
+        fake.set(|s| s.download_latency = Duration::ZERO);
+        studio.run().await.outcome(1, 0);
+        let lines = spend_lines(studio.root());
+        let settling = lines.iter().filter(|l| l["settles"].is_string()).count();
+        assert_eq!(
+            settling, 1,
+            "line written before: {line_was_written}: {lines:#?}"
+        );
+        assert_eq!(spent(studio.root()), 35);
+        assert_eq!(studio.json("done/a.result.json")["credits"], 35);
     }
 }

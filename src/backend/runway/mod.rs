@@ -203,15 +203,16 @@ impl Runway {
                         finished: false,
                         settled: false,
                     });
-                    if let Some(estimated) = created.estimated {
-                        self.learn(job, estimated);
-                    }
                     job.rec.state = State::Submitted;
                     job.rec.task_id = Some(task_id.clone());
                     job.rec.task_status = Some(TaskStatus::Pending.as_str().into());
                     job.rec.progress = None;
                     job.rec.submitted_at = Some(crate::studio::clock::now_rfc3339());
                     job.save().await?;
+                    // A hint for the next request's price, after the record that matters.
+                    if let Some(estimated) = created.estimated {
+                        self.learn(job, estimated);
+                    }
                     tracing::info!(job = %job.rec.id, file = %job.rec.source.name, kind = job.rec.kind.name(), task = %task_id, model = %job.rec.spec.model, "submitted");
                     return Ok(slot);
                 }
