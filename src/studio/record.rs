@@ -447,3 +447,50 @@ impl JobRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 23, item 3 — a record of a version that kept no prices still loads.
+    #[test]
+    fn a_record_without_prices_loads_and_one_with_them_reads_back() {
+        let source = Source {
+            name: "a.png".into(),
+            ..Source::default()
+        };
+        let mut rec = JobRecord::new(
+            "j1".into(),
+            source,
+            None,
+            ImageInfo::UNKNOWN,
+            JobSpec::default(),
+            "runway",
+        );
+        rec.counting = Some(Counted {
+            credits: Some(25),
+            day: "2026-12-08".into(),
+        });
+        rec.tasks.push(TaskCost {
+            task_id: "t1".into(),
+            counted_credits: Some(25),
+            counted_day: "2026-12-08".into(),
+            estimated_credits: Some(35.0),
+            cost_credits: None,
+            finished: true,
+            settled: false,
+        });
+        let mut v = serde_json::to_value(&rec).unwrap();
+        let back: JobRecord = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back, rec);
+        // The estimate stands for a task with no cost.
+        assert_eq!(back.tasks[0].charged(), Some(35));
+        let old = v.as_object_mut().unwrap();
+        old.remove("tasks");
+        old.remove("counting");
+        let old: JobRecord = serde_json::from_value(v).unwrap();
+        assert!(old.tasks.is_empty() && old.counting.is_none());
+        let take: Take = serde_json::from_str(r#"{"n": 1, "seed": 7}"#).unwrap();
+        assert!(take.tasks.is_empty());
+    }
+}

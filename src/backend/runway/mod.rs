@@ -281,9 +281,7 @@ impl Runway {
             }
         }
     }
-}
 
-impl Runway {
     /// Learns the model's price from a create answer's estimate (a failure to write it costs only
     /// the hint: a debug line).
     fn learn(&self, job: &JobCtx, estimated: f64) {

@@ -230,8 +230,8 @@ pub fn priced(
 }
 
 /// Under a limit, why a job of `spec` cannot be priced (its model has no known price): it waits,
-/// holding no one else up, until `budget.rates` names one. `None` when it has a price or no limit
-/// is set. `learnt`: read only under a limit.
+/// holding no one else up, until `budget.rates` or Runway (see [`rate`]) prices it. `None` when it
+/// has a price or no limit is set. `learnt`: read only under a limit.
 pub fn unpriced(
     spec: &JobSpec,
     budget: &BudgetSection,
