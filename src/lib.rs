@@ -54,7 +54,7 @@
 //!   [`studio::lease`] (which instance drives a job), [`studio::instance`] (each instance's status
 //!   file), [`studio::source`] (a file's folder under `inbox/` and its preset), [`studio::ledger`]
 //!   (what the studio remembers under `.dropreel/`: [`studio::ledger::dedupe`],
-//!   [`studio::ledger::spend`]).
+//!   [`studio::ledger::spend`], [`studio::ledger::prices`]).
 //! - [`observe`]: telling what happens — [`observe::events`] → [`observe::notify`] (the outbox and
 //!   its senders); [`observe::live`] → [`observe::progress`] (the terminal) and
 //!   [`observe::dashboard`] (`watch --ui`: the server and its security; `board`: the state sent to

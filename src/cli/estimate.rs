@@ -1,7 +1,8 @@
 //! `dropreel estimate`: what `inbox/` would cost if it were run now, without sending anything. Each
 //! file is paired and checked exactly as a run would (presets, sidecars and variants applied, the
-//! same checks against the same catalog), priced at its model's credits per second (or
-//! `budget.rates`), and looked up in the dedupe ledger (a file that would be reused costs 0, as does
+//! same checks against the same catalog), priced at its model's credits per second as the budget
+//! prices it (`budget.rates`, else the price Runway reported lately, else the catalog; each line
+//! says which), and looked up in the dedupe ledger (a file that would be reused costs 0, as does
 //! a second copy of the same file in the inbox). It lists the files that would fail and why, and
 //! the budget left today and this month. The total is what is known: groups of a model with no
 //! known price are listed apart. Runway is priced without a key (nothing is sent); when the local
@@ -17,7 +18,8 @@ use crate::config::{BackendChoice, Settings};
 use crate::intake::{self, Inbox};
 use crate::run::admit::{self, NotYet};
 use crate::studio::ledger::dedupe::{self, Ledger};
-use crate::studio::ledger::spend::{self, SpendLog};
+use crate::studio::ledger::prices::Prices;
+use crate::studio::ledger::spend::{self, PriceSource, SpendLog};
 use crate::studio::record::JobRecord;
 use crate::studio::spool::Spool;
 
@@ -34,6 +36,8 @@ pub struct Group {
     /// `None` when the model's price is not known.
     pub credits: Option<u64>,
     pub usd: Option<f64>,
+    /// Where its price came from (`None` for the total).
+    pub price_from: Option<PriceSource>,
 }
 
 /// A file that would be delivered from an earlier job, or from a copy of it in this inbox.
@@ -128,6 +132,7 @@ pub fn estimate(settings: &Settings) -> anyhow::Result<Estimate> {
 fn price(settings: &Settings, name: &str, limits: &Limits) -> anyhow::Result<Estimate> {
     let spool = Spool::open(&settings.root)?;
     let rates = &settings.config.budget.rates;
+    let learnt = Prices::read(&settings.root);
     // Every file is looked at as settled: the estimate is of what is there now.
     let mut inbox = Inbox::new(
         &spool.inbox(),
@@ -190,10 +195,10 @@ fn price(settings: &Settings, name: &str, limits: &Limits) -> anyhow::Result<Est
         let takes = spec.takes();
         // (A video kept at its own length carries that length as its duration.)
         let seconds = u64::from(spec.duration);
-        let price = if limits.catalog.renders_locally() {
-            Some(0)
+        let (price, from) = if limits.catalog.renders_locally() {
+            (Some(0), PriceSource::Local)
         } else {
-            spend::cost(spec, rates)
+            spend::priced(spec, rates, &learnt)
         };
         let g = groups
             .entry((admitted.kind.name().to_string(), spec.model.clone()))
@@ -201,6 +206,7 @@ fn price(settings: &Settings, name: &str, limits: &Limits) -> anyhow::Result<Est
                 kind: admitted.kind.name().to_string(),
                 model: spec.model.clone(),
                 credits: Some(0),
+                price_from: Some(from),
                 ..Group::default()
             });
         g.jobs += 1;
@@ -304,7 +310,7 @@ pub fn text(e: &Estimate, root: &std::path::Path) -> String {
     } else {
         let _ = writeln!(
             out,
-            "{:<7}{:<20}{:>6}{:>8}{:>9}{:>9}{:>10}",
+            "{:<7}{:<20}{:>6}{:>8}{:>9}{:>9}{:>10}  price from",
             "kind", "model", "jobs", "videos", "seconds", "credits", "US$"
         );
         // The total is what is known; `+?` when some of it has no known price.
@@ -315,8 +321,12 @@ pub fn text(e: &Estimate, root: &std::path::Path) -> String {
                 (Some(c), Some(u)) => (format!("{c}{more}"), format!("{u:.2}{more}")),
                 _ => ("?".into(), "?".into()),
             };
+            let from = g
+                .price_from
+                .as_ref()
+                .map_or_else(String::new, |f| format!("  {f}"));
             format!(
-                "{:<7}{:<20}{:>6}{:>8}{:>9}{:>9}{:>10}",
+                "{:<7}{:<20}{:>6}{:>8}{:>9}{:>9}{:>10}{from}",
                 g.kind, g.model, g.jobs, g.videos, g.seconds, c, u
             )
         };

@@ -184,11 +184,14 @@ fn within_budget(
     if limits.catalog.renders_locally() {
         return Ok(());
     }
+    let learnt = || crate::studio::ledger::prices::Prices::read(&settings.root);
+    let budget = &settings.config.budget;
     match crate::studio::ledger::spend::beyond_limit(
         spec,
         kind.endpoint(),
-        &settings.config.budget,
+        budget,
         &settings.models,
+        learnt,
     ) {
         Some(f) => Err(f),
         None => Ok(()),

@@ -191,6 +191,7 @@ fn take_of(rec: &JobRecord) -> Take {
         held: None,
         render: rec.render.clone(),
         reused_from: rec.reused_from.clone(),
+        tasks: rec.tasks.clone(),
     }
 }
 

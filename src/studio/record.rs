@@ -1,5 +1,6 @@
 //! A job's durable record, `processing/<id>/job.json`: where the job is in its life, what it was
-//! made from, what was sent and answered, why it failed, and how its delivery is going. Written
+//! made from, what was sent and answered (each task's prices among it), why it failed, and how its
+//! delivery is going. Written
 //! atomically by the spool at every change; read back to resume after a stop or a crash.
 
 use serde::{Deserialize, Serialize};
@@ -96,6 +97,14 @@ pub struct JobRecord {
     /// Transient faults spent from the retry budget.
     #[serde(default)]
     pub transient_faults: u32,
+    /// What the spend log counted for the create request going out now (saved with the
+    /// `submitting` state, before it is sent); moved into `tasks` when the answer names its task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counting: Option<Counted>,
+    /// Every task Runway made for this record (a retried task failure makes another), with its
+    /// prices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskCost>,
     #[serde(default)]
     pub failure: Option<Failure>,
     #[serde(default)]
@@ -171,6 +180,59 @@ pub struct Take {
     /// Set when the take was delivered from an earlier job's video (no request, no cost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<ReusedFrom>,
+    /// The take's tasks, with their prices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskCost>,
+}
+
+/// What the spend log counted for one create request: its credits (`None` for a model of unknown
+/// price) and the day it counts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    pub credits: Option<u64>,
+    pub day: String,
+}
+
+/// One task Runway made, with its prices: what the spend log counted before its create request,
+/// what Runway estimated (`estimatedCost.credits`) and what it charged once the task ended
+/// (`cost.credits`, 0 when refunded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskCost {
+    pub task_id: String,
+    /// Counted in the spend log before the request (`None`: a model of unknown price).
+    #[serde(default)]
+    pub counted_credits: Option<u64>,
+    /// The day that count is for.
+    #[serde(default)]
+    pub counted_day: String,
+    #[serde(default)]
+    pub estimated_credits: Option<f64>,
+    /// What Runway charged, once the task ended (`None`: still running, or the answer had no
+    /// usable `cost`).
+    #[serde(default)]
+    pub cost_credits: Option<u64>,
+    /// The task ended.
+    #[serde(default)]
+    pub finished: bool,
+    /// The spend log agrees with what the task cost (a reconciling line is written, or none was
+    /// needed).
+    #[serde(default)]
+    pub settled: bool,
+}
+
+impl TaskCost {
+    /// What the task cost, as far as it is known: Runway's `cost`, else (an answer without one)
+    /// its estimate, else what was counted.
+    pub fn charged(&self) -> Option<u64> {
+        self.cost_credits
+            .or_else(|| self.estimated_credits.map(whole_credits))
+            .or(self.counted_credits)
+    }
+}
+
+/// A price in credits as a whole number (rounded up: Runway's estimate is the most it charges).
+pub fn whole_credits(c: f64) -> u64 {
+    (c - 1e-9).ceil().max(0.0) as u64
 }
 
 /// Where a reused job's videos came from.
@@ -215,6 +277,8 @@ impl JobRecord {
             submissions: 0,
             uncertain_submissions: 0,
             transient_faults: 0,
+            counting: None,
+            tasks: Vec::new(),
             failure: None,
             delivery: None,
             render: None,
@@ -381,5 +445,52 @@ impl JobRecord {
                     .collect()
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 23, item 3 — a record of a version that kept no prices still loads.
+    #[test]
+    fn a_record_without_prices_loads_and_one_with_them_reads_back() {
+        let source = Source {
+            name: "a.png".into(),
+            ..Source::default()
+        };
+        let mut rec = JobRecord::new(
+            "j1".into(),
+            source,
+            None,
+            ImageInfo::UNKNOWN,
+            JobSpec::default(),
+            "runway",
+        );
+        rec.counting = Some(Counted {
+            credits: Some(25),
+            day: "2026-12-08".into(),
+        });
+        rec.tasks.push(TaskCost {
+            task_id: "t1".into(),
+            counted_credits: Some(25),
+            counted_day: "2026-12-08".into(),
+            estimated_credits: Some(35.0),
+            cost_credits: None,
+            finished: true,
+            settled: false,
+        });
+        let mut v = serde_json::to_value(&rec).unwrap();
+        let back: JobRecord = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back, rec);
+        // The estimate stands for a task with no cost.
+        assert_eq!(back.tasks[0].charged(), Some(35));
+        let old = v.as_object_mut().unwrap();
+        old.remove("tasks");
+        old.remove("counting");
+        let old: JobRecord = serde_json::from_value(v).unwrap();
+        assert!(old.tasks.is_empty() && old.counting.is_none());
+        let take: Take = serde_json::from_str(r#"{"n": 1, "seed": 7}"#).unwrap();
+        assert!(take.tasks.is_empty());
     }
 }

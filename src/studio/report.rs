@@ -13,7 +13,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::job::{ImageInfo, JobKind};
 use crate::studio::layout;
-use crate::studio::record::{Failure, JobRecord, ReusedFrom};
+use crate::studio::record::{Failure, JobRecord, ReusedFrom, TaskCost};
 
 /// A field as written, or its default when a file of another version has it missing or of another
 /// type (so one odd field never hides the whole file).
@@ -97,7 +97,9 @@ pub struct ResultFile {
     pub delivered_at: Option<String>,
     #[serde(deserialize_with = "lenient")]
     pub output_bytes: Option<u64>,
-    /// Credits spent (0 when reused; unknown: `null`).
+    /// Credits Runway charged: the sum of its tasks' `cost.credits` (a task whose answer had none:
+    /// its estimate); 0 when reused; unknown: `null`. Records of versions that kept no prices:
+    /// the catalog's price.
     #[serde(deserialize_with = "lenient")]
     pub credits: Option<Number>,
     #[serde(deserialize_with = "lenient")]
@@ -109,6 +111,9 @@ pub struct ResultFile {
     // Present only when they apply.
     #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     pub source_changed: Option<bool>,
+    /// The sum of Runway's estimates (`estimatedCost.credits`) of its tasks, when it sent them.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub estimated_credits: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     pub warning: Option<String>,
     // A local render's report.
@@ -237,6 +242,7 @@ impl ResultFile {
             delivered_at: Some(crate::studio::clock::now_rfc3339()),
             output_bytes: rec.output_bytes,
             credits: credits(rec).map(Number::from),
+            estimated_credits: estimated_credits(rec),
             submissions: rec.submissions,
             retries: rec.transient_faults,
             source_sha256: rec.source_sha256.clone(),
@@ -345,14 +351,27 @@ pub fn result_json(rec: &JobRecord, backend: &str, stem: &str) -> Vec<u8> {
     ResultFile::of(rec, backend, stem).to_bytes()
 }
 
-/// What the job cost: the model's price for each video made (0 when reused, and for each take
-/// reused; `None` when the price is not known).
+/// Every task Runway made for the job (each take's, for a job with variants).
+fn tasks(rec: &JobRecord) -> impl Iterator<Item = &TaskCost> {
+    rec.tasks
+        .iter()
+        .chain(rec.takes.iter().flat_map(|t| t.tasks.iter()))
+}
+
+/// What the job cost: what Runway charged for its tasks ([`TaskCost::charged`]), 0 when reused
+/// (and for each take reused); `None` when a price is not known. A record of a version that kept
+/// no prices: the catalog's price for each video made.
 pub fn credits(rec: &JobRecord) -> Option<u64> {
     if rec.reused_from.is_some() {
         return Some(0);
     }
+    if tasks(rec).next().is_some() {
+        return tasks(rec).map(TaskCost::charged).sum();
+    }
     // The catalog's price (`budget.rates` is the spend log's, which knows the config).
-    let one = crate::studio::ledger::spend::cost(&rec.spec, &Default::default())?;
+    let no_rates = Default::default();
+    let learnt = Default::default();
+    let one = crate::studio::ledger::spend::cost(&rec.spec, &no_rates, &learnt)?;
     if rec.takes.is_empty() {
         return Some(one);
     }
@@ -363,6 +382,13 @@ pub fn credits(rec: &JobRecord) -> Option<u64> {
             .filter(|t| t.output_bytes.is_some() && t.reused_from.is_none())
             .count() as u64,
     )
+}
+
+/// The sum of Runway's estimates of the job's tasks; `None` when it sent none.
+pub fn estimated_credits(rec: &JobRecord) -> Option<f64> {
+    tasks(rec)
+        .filter_map(|t| t.estimated_credits)
+        .fold(None, |sum, e| Some(sum.unwrap_or(0.0) + e))
 }
 
 /// Every file the job was made from, with its SHA-256 and its role.

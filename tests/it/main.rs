@@ -21,6 +21,7 @@ mod local;
 mod notify;
 mod pipeline;
 mod posters;
+mod prices;
 mod progress;
 mod reliability;
 mod secrets;

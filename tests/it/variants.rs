@@ -128,7 +128,9 @@ async fn a_failed_take_is_listed_and_only_all_failing_fails_the_job() {
         .filter(|f| f.ends_with(".mp4"))
         .count();
     assert_eq!(videos, 2);
-    assert_eq!(r["credits"], 50, "the price of the two videos made");
+    // What Runway charged (issue 23): the two videos made, and the take refused by moderation,
+    // whose credits Runway does not refund.
+    assert_eq!(r["credits"], 75, "what Runway charged for the three tasks");
 
     fake.set(|s| s.failure_codes = vec!["SAFETY.INPUT.IMAGE".to_string(); 2].into());
     studio.put("inbox/owl.png", &png_distinct(16, 9));

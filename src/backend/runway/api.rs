@@ -127,6 +127,24 @@ pub struct Task {
     pub failure_code: String,
     /// The failure text of a failed task (`""` when none).
     pub failure: String,
+    /// `estimatedCost.credits` of a task still running: the most it may charge.
+    pub estimated: Option<f64>,
+    /// `cost.credits` of a finished task: what Runway charged (0 when refunded). `None` when it
+    /// is missing or not a number (or the task has not ended).
+    pub cost: Option<u64>,
+}
+
+/// What a create request's answer says: the task's id and `estimatedCost.credits`, the most it
+/// may charge (`None` when missing or not a number).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub id: String,
+    pub estimated: Option<f64>,
+}
+
+/// `v.credits` as a number of credits (finite, not negative); `None` otherwise.
+fn credits_of(v: &Value) -> Option<f64> {
+    v["credits"].as_f64().filter(|c| c.is_finite() && *c >= 0.0)
 }
 
 impl Task {
@@ -145,6 +163,13 @@ impl Task {
                 .unwrap_or_default(),
             failure_code: text("failureCode"),
             failure: text("failure"),
+            estimated: credits_of(&v["estimatedCost"]),
+            // An integer in the API's types; a whole float is taken too.
+            cost: v["cost"]["credits"].as_u64().or_else(|| {
+                credits_of(&v["cost"])
+                    .filter(|c| c.fract() == 0.0)
+                    .map(|c| c as u64)
+            }),
         }
     }
 }
@@ -218,13 +243,17 @@ impl Api {
             .map_err(|e| ApiError::Lost(format!("the answer is not JSON: {e}")))
     }
 
-    /// `POST {endpoint}`: creates a task. Returns its id.
-    pub async fn create(&self, endpoint: &str, body: &Value) -> Result<String, ApiError> {
+    /// `POST {endpoint}`: creates a task. Returns its id and estimated cost.
+    pub async fn create(&self, endpoint: &str, body: &Value) -> Result<Created, ApiError> {
         let answer = self.call(Method::POST, endpoint, Some(body)).await?;
-        answer["id"]
+        let id = answer["id"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| ApiError::Lost("the create answer has no task id".into()))
+            .ok_or_else(|| ApiError::Lost("the create answer has no task id".into()))?;
+        Ok(Created {
+            id,
+            estimated: credits_of(&answer["estimatedCost"]),
+        })
     }
 
     /// `GET /v1/tasks/{id}`.
@@ -576,5 +605,26 @@ mod tests {
         assert_eq!(odd.status, TaskStatus::Unknown);
         assert!(!odd.status.is_final());
         assert_eq!(Task::from_json(&Value::Null).status, TaskStatus::Unknown);
+    }
+
+    #[test]
+    fn a_task_price_is_read_leniently() {
+        let running =
+            Task::from_json(&json!({"status": "RUNNING", "estimatedCost": {"credits": 37.5}}));
+        assert_eq!((running.estimated, running.cost), (Some(37.5), None));
+        let done = Task::from_json(&json!({"status": "SUCCEEDED", "cost": {"credits": 0}}));
+        assert_eq!(done.cost, Some(0));
+        for odd in [
+            json!({"credits": "lots"}),
+            json!({"credits": -3}),
+            json!(12),
+            json!({"credits": 2.5}),
+        ] {
+            assert_eq!(
+                Task::from_json(&json!({"status": "SUCCEEDED", "cost": odd})).cost,
+                None,
+                "{odd}"
+            );
+        }
     }
 }

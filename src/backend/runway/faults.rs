@@ -243,6 +243,8 @@ mod tests {
             output: Vec::new(),
             failure_code: code.into(),
             failure: "text".into(),
+            estimated: None,
+            cost: None,
         }
     }
 

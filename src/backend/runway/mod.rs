@@ -4,8 +4,10 @@
 //!
 //! [`api`] speaks HTTP and types the answers; [`faults`] sorts what goes wrong into the shared
 //! [`Fault`] classes; [`queue`] holds what is learnt across jobs (task times, Runway's queue order).
-//! Here: the create request with the spend counted before it; `inputs` (what each kind of job
-//! sends — an image or two, a text, an uploaded video) and `poll` (polling, downloading).
+//! Here: the create request with the spend counted before it (at the price [`spend::rate`]
+//! gives, which Runway's estimate in each create answer teaches), and the spend reconciled with
+//! what each task cost once it ended; `inputs` (what each kind of job sends — an image or two, a
+//! text, an uploaded video) and `poll` (polling, downloading).
 
 pub mod api;
 mod faults;
@@ -33,7 +35,9 @@ use super::{
 use crate::config::{BudgetSection, RunwaySection, Settings};
 use crate::job::JobKind;
 use crate::job::models::{Catalog, Models};
-use crate::studio::ledger::spend::{self, Refusal, SpendLog};
+use crate::studio::ledger::prices::Book;
+use crate::studio::ledger::spend::{self, Refusal, Settle, SpendLog};
+use crate::studio::record::{Counted, TaskCost};
 use crate::studio::spool::State;
 
 /// An upload URI is valid for 24 h; reuse it only well within that.
@@ -65,6 +69,8 @@ pub struct Runway {
     queue: Queue,
     /// The studio's spend, counted before each create request.
     spend: Arc<SpendLog>,
+    /// The prices Runway reported, learnt from each create answer.
+    prices: Book,
     budget: BudgetSection,
     /// The catalog jobs are checked, sent and priced by.
     models: Arc<Models>,
@@ -85,6 +91,7 @@ impl Runway {
             gate: Gate::new(SERVICE, cfg.retry_min, cfg.retry_max),
             queue: Queue::default(),
             spend: Arc::new(SpendLog::new(&settings.root)),
+            prices: Book::new(&settings.root),
             budget: settings.config.budget.clone(),
             models: settings.models.clone(),
             cfg,
@@ -157,13 +164,13 @@ impl Runway {
                     let budget = &self.budget;
                     let endpoint = job.rec.kind.endpoint();
                     let spec = &job.rec.spec;
+                    let learnt = self.prices.prices();
                     let f = spend::never_fits(
                         spec,
                         endpoint,
                         budget,
-                        &self.models,
-                        period,
-                        limit,
+                        (&self.models, &learnt),
+                        (period, limit),
                         cost,
                     );
                     return Err(Stop::Failed(f));
@@ -200,14 +207,29 @@ impl Runway {
             match result {
                 // Stopped with the request unanswered: leave `submitting`; resume says so loudly.
                 None => return Err(Stop::Cancelled),
-                Some(Ok(task_id)) => {
+                Some(Ok(created)) => {
+                    let task_id = created.id;
                     self.gate.ok(stamp);
+                    let counted = job.rec.counting.take();
+                    job.rec.tasks.push(TaskCost {
+                        task_id: task_id.clone(),
+                        counted_credits: counted.as_ref().and_then(|c| c.credits),
+                        counted_day: counted.map(|c| c.day).unwrap_or_default(),
+                        estimated_credits: created.estimated,
+                        cost_credits: None,
+                        finished: false,
+                        settled: false,
+                    });
                     job.rec.state = State::Submitted;
                     job.rec.task_id = Some(task_id.clone());
                     job.rec.task_status = Some(TaskStatus::Pending.as_str().into());
                     job.rec.progress = None;
                     job.rec.submitted_at = Some(crate::studio::clock::now_rfc3339());
                     job.save().await?;
+                    // A hint for the next request's price, after the record that matters.
+                    if let Some(estimated) = created.estimated {
+                        self.learn(job, estimated);
+                    }
                     tracing::info!(job = %job.rec.id, file = %job.rec.source.name, kind = job.rec.kind.name(), task = %task_id, model = %job.rec.spec.model, "submitted");
                     return Ok(slot);
                 }
@@ -234,7 +256,8 @@ impl Runway {
     /// before waits here under `watch` (holding no slot) until dropreel stops, and ends a `run`'s
     /// work on it for now.
     async fn unpriced(&self, job: &mut JobCtx) -> Result<(), Stop> {
-        let Some(refusal) = spend::unpriced(&job.rec.spec, &self.budget) else {
+        let Some(refusal) = spend::unpriced(&job.rec.spec, &self.budget, || self.prices.prices())
+        else {
             return Ok(());
         };
         if !job.waits_for_budget || job.rec.never_sent() {
@@ -248,14 +271,19 @@ impl Runway {
 
     /// Writes this create request into the studio's spend log, unless the budget refuses it.
     async fn charge(&self, job: &mut JobCtx) -> Result<Result<(), Refusal>, Stop> {
-        let credits = spend::cost(&job.rec.spec, &self.budget.rates);
+        let credits = spend::cost(&job.rec.spec, &self.budget.rates, &self.prices.prices());
         loop {
             let now = jiff::Zoned::now();
             let uncertain = job.rec.uncertain_submissions > 0;
             let entry = spend::entry(&job.rec.id, &job.rec.spec.model, credits, uncertain, &now);
+            let day = entry.day.clone();
             // A small append under a lock held for microseconds, done in place like a save.
             match self.spend.charge(entry, &self.budget, &now) {
-                Ok(Ok(_)) => return Ok(Ok(())),
+                Ok(Ok(_)) => {
+                    // Saved with the `submitting` state that follows, before the request.
+                    job.rec.counting = Some(Counted { credits, day });
+                    return Ok(Ok(()));
+                }
                 Ok(Err(refusal)) => return Ok(Err(refusal)),
                 Err(e) => {
                     // A probe that cannot count lets another job try; this one waits for the disk.
@@ -269,6 +297,108 @@ impl Runway {
                 }
             }
         }
+    }
+
+    /// Learns the model's price from a create answer's estimate (a failure to write it costs only
+    /// the hint: a debug line).
+    fn learn(&self, job: &JobCtx, estimated: f64) {
+        let spec = &job.rec.spec;
+        let today = spend::day_of(&jiff::Zoned::now());
+        if let Err(e) = self
+            .prices
+            .learn(&spec.model, estimated, spec.duration, &today)
+        {
+            tracing::debug!(job = %job.rec.id, error = %e, "cannot write the learnt prices in .dropreel/");
+        }
+    }
+
+    /// Records what an ended task cost (`task`: its last answer) in the job's record, saved, then
+    /// reconciles the spend log with it ([`Runway::settle`]). A task whose answer has no usable
+    /// `cost` keeps its estimate, with one warning.
+    pub(super) async fn task_ended(
+        &self,
+        job: &mut JobCtx,
+        task_id: &str,
+        task: &Task,
+    ) -> Result<(), Stop> {
+        let at = match job.rec.tasks.iter().position(|t| t.task_id == task_id) {
+            Some(at) => at,
+            None => {
+                // Sent by a version that kept no prices: what its line counted is not known, so
+                // there is nothing to reconcile it with.
+                job.rec.tasks.push(TaskCost {
+                    task_id: task_id.to_string(),
+                    counted_credits: None,
+                    counted_day: String::new(),
+                    estimated_credits: None,
+                    cost_credits: None,
+                    finished: false,
+                    settled: true,
+                });
+                job.rec.tasks.len() - 1
+            }
+        };
+        let t = &mut job.rec.tasks[at];
+        t.finished = true;
+        t.cost_credits = task.cost;
+        t.estimated_credits = t.estimated_credits.or(task.estimated);
+        if task.cost.is_none() {
+            let stands = t
+                .charged()
+                .map_or_else(|| "no price".to_string(), |c| format!("{c} credits"));
+            tracing::warn!(job = %job.rec.id, file = %job.rec.source.name, task = %task_id,
+                "Runway's answer for the ended task has no usable cost (cost.credits missing or not a number); its estimate stands: {stands}");
+        }
+        // The record first: it is the truth the reconciliation follows.
+        job.save().await?;
+        self.settle(job).await
+    }
+
+    /// Writes the reconciling line of every ended task of the job the spend log does not agree
+    /// with yet, then records that it did. A line written before a crash is not written again.
+    pub(super) async fn settle(&self, job: &mut JobCtx) -> Result<(), Stop> {
+        let mut changed = false;
+        for i in 0..job.rec.tasks.len() {
+            let t = &job.rec.tasks[i];
+            if !t.finished || t.settled {
+                continue;
+            }
+            if let Some(charged) = t.charged() {
+                loop {
+                    let t = &job.rec.tasks[i];
+                    let s = Settle {
+                        job: &job.rec.id,
+                        model: &job.rec.spec.model,
+                        task: &t.task_id,
+                        counted: t.counted_credits,
+                        day: &t.counted_day,
+                        charged,
+                    };
+                    match self.spend.settle(&s, &self.budget, &jiff::Zoned::now()) {
+                        Ok(written) => {
+                            if written {
+                                tracing::debug!(job = %job.rec.id, task = %s.task, charged, counted = ?s.counted, "spend reconciled with what Runway charged");
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            let d = job.on_fault(
+                                Fault::Disk(e),
+                                "reconciling the spend in .dropreel/spend/",
+                                None,
+                            )?;
+                            job.pause(d).await?;
+                        }
+                    }
+                }
+            }
+            job.rec.tasks[i].settled = true;
+            changed = true;
+        }
+        if changed {
+            job.save().await?;
+        }
+        Ok(())
     }
 }
 
@@ -294,6 +424,10 @@ impl Backend for Runway {
         let mut slot = (job.rec.state == State::Submitted).then(|| self.slots.take_now());
         let mut fresh = false;
         loop {
+            // A task whose end was recorded but not yet reconciled (a stop or a crash between).
+            if job.rec.tasks.iter().any(|t| t.finished && !t.settled) {
+                self.settle(job).await?;
+            }
             match job.rec.state {
                 State::Claimed | State::Submitting => {
                     slot = Some(self.submit_step(job).await?);

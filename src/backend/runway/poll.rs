@@ -78,6 +78,7 @@ impl Runway {
             place.set(queued);
             if status.is_final() {
                 self.queue.task_ended();
+                self.task_ended(job, &task_id, &task).await?;
             }
             if job.rec.task_status.as_deref() != Some(status.as_str()) {
                 tracing::info!(job = %job.rec.id, file = %job.rec.source.name, task = %task_id, status = %status, "task status");

@@ -178,6 +178,7 @@ async fn copy_reused(ledger: &Ledger, ctx: &mut JobCtx, found: &[Found]) -> Resu
                 held: None,
                 render: None,
                 reused_from: Some(reused_from(f)),
+                tasks: Vec::new(),
             })
             .collect();
     }

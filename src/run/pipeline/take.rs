@@ -186,7 +186,10 @@ impl<B: Backend> Pipeline<B> {
             return false;
         }
         let budget = &self.settings.config.budget;
-        let Some(refusal) = crate::studio::ledger::spend::unpriced(&c.admitted.spec, budget) else {
+        let learnt = || crate::studio::ledger::prices::Prices::read(&self.settings.root);
+        let Some(refusal) =
+            crate::studio::ledger::spend::unpriced(&c.admitted.spec, budget, learnt)
+        else {
             return false;
         };
         let rel = c.ready.source.rel();

@@ -214,6 +214,7 @@ fn rich(takes: bool, render: bool) -> JobRecord {
             held: (n == 3).then(|| "over budget".into()),
             render: None,
             reused_from: None,
+            tasks: Vec::new(),
         };
         rec.takes = vec![take(1), take(2), take(3)];
     }

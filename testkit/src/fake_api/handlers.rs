@@ -190,11 +190,14 @@ pub(super) async fn create(
         f.record(&Method::POST, path, &headers, 400, Some(json));
         return err(StatusCode::BAD_REQUEST, &msg);
     }
-    let (id, drop_answer, gateway_error) = {
+    let (id, drop_answer, gateway_error, estimated) = {
         let mut inner = f.inner.lock().unwrap();
         inner.next += 1;
         let id = format!("task-{:04}", inner.next);
         let failure = inner.sw.failure_codes.pop_front();
+        let refunded = inner.sw.refunds > 0;
+        inner.sw.refunds = inner.sw.refunds.saturating_sub(1);
+        let estimated = estimate(&inner.sw, &json);
         inner.tasks.insert(
             id.clone(),
             Task {
@@ -203,6 +206,8 @@ pub(super) async fn create(
                 finish: None,
                 failure,
                 cancelled: false,
+                estimated,
+                refunded,
             },
         );
         inner.order.push(id.clone());
@@ -213,7 +218,7 @@ pub(super) async fn create(
         if gateway_error {
             inner.sw.gateway_errors_after_create -= 1;
         }
-        (id, drop_answer, gateway_error)
+        (id, drop_answer, gateway_error, estimated)
     };
     if gateway_error {
         f.record(&Method::POST, path, &headers, 502, Some(json));
@@ -234,7 +239,18 @@ pub(super) async fn create(
             .unwrap();
     }
     f.record(&Method::POST, path, &headers, 200, Some(json));
-    axum::Json(json!({ "id": id })).into_response()
+    axum::Json(json!({ "id": id, "estimatedCost": {"credits": estimated} })).into_response()
+}
+
+/// `estimatedCost.credits` of a task made from `body`: its model's price per second times its
+/// seconds.
+fn estimate(sw: &super::Switches, body: &Value) -> f64 {
+    let model = body["model"].as_str().unwrap_or_default();
+    let per_second = sw.prices.get(model).copied().unwrap_or(10.0);
+    let seconds = body["duration"]
+        .as_u64()
+        .unwrap_or(u64::from(sw.seconds_without_duration));
+    per_second * seconds as f64
 }
 
 pub(super) async fn task(
@@ -256,6 +272,7 @@ pub(super) async fn task(
         return err(StatusCode::NOT_FOUND, "Task not found");
     };
     let (pending, run) = (inner.sw.pending_time, inner.sw.task_time);
+    let cost_field = inner.sw.cost_field;
     drop(inner);
     let now = Instant::now();
     let created = format!("{:?}", t.created);
@@ -286,8 +303,30 @@ pub(super) async fn task(
             },
         }
     };
+    let body = priced(body, &t, cost_field);
     f.record(&Method::GET, &path, &headers, 200, None);
     axum::Json(body).into_response()
+}
+
+/// A task's answer with its price: `estimatedCost` while it runs, `cost` once it ended (0 when
+/// refunded, sent as `cost_field` says).
+fn priced(mut body: Value, t: &Task, cost_field: super::CostField) -> Value {
+    let status = body["status"].as_str().unwrap_or_default();
+    if matches!(status, "PENDING" | "THROTTLED" | "RUNNING") {
+        body["estimatedCost"] = json!({"credits": t.estimated});
+        return body;
+    }
+    let charged = if t.refunded {
+        0
+    } else {
+        t.estimated.round() as u64
+    };
+    match cost_field {
+        super::CostField::Number => body["cost"] = json!({"credits": charged}),
+        super::CostField::Missing => {}
+        super::CostField::NotANumber => body["cost"] = json!({"credits": "lots"}),
+    }
+    body
 }
 
 pub(super) fn fastrand_token() -> String {

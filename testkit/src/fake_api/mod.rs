@@ -1,13 +1,15 @@
 //! A fake Runway API: a real HTTP server on 127.0.0.1 that validates requests as strictly as the
 //! real one (auth, version header, every field of a create body per model, uploads), runs tasks
 //! with a server-side concurrency limit and THROTTLED queueing, and has a switch for every fault
-//! (429s, 5xx, task failures, expired or cut downloads, a wrong key, lost answers).
+//! (429s, 5xx, task failures, expired or cut downloads, a wrong key, lost answers). It prices
+//! every task as Runway does since SDK 5.14.0: `estimatedCost` in the create answer and on a task
+//! still running, `cost` on a finished one (0 when refunded), at prices a test can change.
 //!
 //! Here: its types (switches, what it saw) and what a test asks of it. `lifecycle` starts,
 //! stops and restarts it; `validate` holds its model table and checks a create body as strictly
 //! as the real API (for the tests to mean anything); `handlers` answers each endpoint.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,41 @@ struct Task {
     finish: Option<Instant>,
     failure: Option<String>,
     cancelled: bool,
+    /// `estimatedCost.credits`: the model's price per second times the task's seconds.
+    estimated: f64,
+    /// Its final `cost.credits` is 0.
+    refunded: bool,
+}
+
+/// How a finished task's `cost` is sent (to test a client's lenience).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CostField {
+    /// `{"credits": <int>}`, as the API documents.
+    #[default]
+    Number,
+    /// No `cost` member at all.
+    Missing,
+    /// `{"credits": "lots"}`.
+    NotANumber,
+}
+
+/// The fake's prices, credits per output second: Runway's published ones where our catalog has
+/// them too, and made-up ones for the models it prices not (the fake charges every model).
+pub fn default_prices() -> BTreeMap<String, f64> {
+    [
+        ("gen4_turbo", 5.0),
+        ("gen4.5", 12.0),
+        ("veo3", 40.0),
+        ("veo3.1", 20.0),
+        ("veo3.1_fast", 10.0),
+        ("seedance2", 36.0),
+        ("gen3a_turbo", 5.0),
+        ("gen4_aleph", 15.0),
+        ("aleph2", 15.0),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_string(), p))
+    .collect()
 }
 
 /// Switches: change them while the fake runs.
@@ -80,6 +117,15 @@ pub struct Switches {
     pub download_latency: Duration,
     /// The video every task's output URL serves; `None`: [`mp4_bytes`], a stand-in no decoder reads.
     pub video: Option<Arc<Vec<u8>>>,
+    /// Credits per output second, per model ([`default_prices`]; a model not listed costs 10).
+    pub prices: BTreeMap<String, f64>,
+    /// The seconds a task priced with no `duration` in its body makes (the fake does not read the
+    /// input video's length).
+    pub seconds_without_duration: u32,
+    /// The next N tasks created are refunded: their final `cost.credits` is 0.
+    pub refunds: u32,
+    /// How a finished task's `cost` is sent.
+    pub cost_field: CostField,
 }
 
 impl Default for Switches {
@@ -104,6 +150,10 @@ impl Default for Switches {
             create_latency: Duration::ZERO,
             download_latency: Duration::ZERO,
             video: None,
+            prices: default_prices(),
+            seconds_without_duration: 5,
+            refunds: 0,
+            cost_field: CostField::Number,
         }
     }
 }

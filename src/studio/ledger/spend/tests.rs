@@ -116,6 +116,7 @@ fn a_task_dearer_than_a_whole_limit_never_fits_and_says_what_would() {
         Endpoint::ImageToVideo,
         &budget(60, 0),
         &Models::built_in(),
+        Prices::default,
     )
     .unwrap();
     assert!(f.message.contains("80 credits"), "{}", f.message);
@@ -128,7 +129,8 @@ fn a_task_dearer_than_a_whole_limit_never_fits_and_says_what_would() {
             &spec,
             Endpoint::ImageToVideo,
             &budget(80, 0),
-            &Models::built_in()
+            &Models::built_in(),
+            Prices::default,
         )
         .is_none()
     );
@@ -163,4 +165,121 @@ fn under_a_budget_a_model_of_unknown_price_is_refused_naming_budget_rates() {
         .unwrap()
         .unwrap();
     assert_eq!((t.month, t.unpriced), (0, 1));
+}
+
+// See: issue 23, item 3 — the reconciling line is written once per task, whatever crashed
+// between it and the job's record; a refund can bring a day below what was counted.
+#[test]
+fn a_task_is_settled_once_by_its_difference_and_a_priced_unknown_leaves_the_unpriced_count() {
+    let d = tempfile::tempdir().unwrap();
+    let log = SpendLog::new(d.path());
+    let now = at("2026-11-26T10:00:00+00:00[UTC]");
+    let b = budget(100, 0);
+    log.charge(entry("a", "gen4_turbo", Some(25), false, &now), &b, &now)
+        .unwrap()
+        .unwrap();
+    let s = Settle {
+        job: "a",
+        model: "gen4_turbo",
+        task: "task-1",
+        counted: Some(25),
+        day: "2026-11-26",
+        charged: 35,
+    };
+    assert!(log.settle(&s, &b, &now).unwrap());
+    assert_eq!(log.totals(&now).unwrap().today, 35);
+    // Again (a resume after a crash before the record said so): not written twice, also as
+    // another instance reading the file sees it.
+    assert!(!log.settle(&s, &b, &now).unwrap());
+    assert!(!SpendLog::new(d.path()).settle(&s, &b, &now).unwrap());
+    assert_eq!(SpendLog::new(d.path()).totals(&now).unwrap().today, 35);
+    // A refund.
+    let refund = Settle {
+        task: "task-2",
+        charged: 0,
+        ..s.clone()
+    };
+    log.charge(entry("b", "gen4_turbo", Some(25), false, &now), &b, &now)
+        .unwrap()
+        .unwrap();
+    assert!(log.settle(&refund, &b, &now).unwrap());
+    assert_eq!(log.totals(&now).unwrap().today, 35);
+    // Nothing to reconcile: no line.
+    let same = Settle {
+        task: "task-3",
+        charged: 25,
+        ..s.clone()
+    };
+    assert!(!log.settle(&same, &b, &now).unwrap());
+    // A request of unknown price (no budget), priced by Runway: counted now, no longer apart.
+    let free = budget(0, 0);
+    log.charge(entry("c", "aleph2", None, false, &now), &free, &now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(log.totals(&now).unwrap().unpriced, 1);
+    let priced = Settle {
+        model: "aleph2",
+        task: "task-4",
+        counted: None,
+        charged: 60,
+        ..s.clone()
+    };
+    assert!(log.settle(&priced, &free, &now).unwrap());
+    let t = SpendLog::new(d.path()).totals(&now).unwrap();
+    assert_eq!((t.today, t.unpriced), (95, 0));
+    // A task of last month settles in last month's file, once.
+    let old = Settle {
+        task: "task-0",
+        day: "2026-10-31",
+        charged: 0,
+        ..s.clone()
+    };
+    assert!(log.settle(&old, &b, &now).unwrap());
+    assert!(!log.settle(&old, &b, &now).unwrap());
+    assert!(d.path().join(".dropreel/spend/2026-10.jsonl").exists());
+    assert_eq!(log.totals(&now).unwrap().month, 95);
+}
+
+// See: issue 23, item 3 — budget.rates, then the price Runway reported, then the catalog.
+#[test]
+fn a_price_comes_from_the_rates_then_runway_then_the_catalog() {
+    let mut learnt = Prices::default();
+    learnt.0.insert(
+        "gen4_turbo".into(),
+        crate::studio::ledger::prices::Learnt {
+            credits_per_second: 7.5,
+            on: "2026-12-08".into(),
+        },
+    );
+    let spec = JobSpec {
+        model: "gen4_turbo".into(),
+        duration: 5,
+        ..JobSpec::default()
+    };
+    let rates: BTreeMap<String, u32> = [("gen4_turbo".to_string(), 6)].into();
+    assert_eq!(
+        priced(&spec, &rates, &learnt),
+        (Some(30), PriceSource::Rates)
+    );
+    assert_eq!(
+        priced(&spec, &BTreeMap::new(), &learnt),
+        (
+            Some(38),
+            PriceSource::Learnt {
+                on: "2026-12-08".into()
+            }
+        )
+    );
+    assert_eq!(
+        priced(&spec, &BTreeMap::new(), &Prices::default()),
+        (Some(25), PriceSource::Catalog)
+    );
+    let aleph = JobSpec {
+        model: "aleph2".into(),
+        ..spec
+    };
+    assert_eq!(
+        priced(&aleph, &BTreeMap::new(), &Prices::default()),
+        (None, PriceSource::Unknown)
+    );
 }
