@@ -14,9 +14,9 @@ mod validate;
 
 pub use env::{API_KEY_VARS, Env, Secret};
 pub use schema::{
-    BackendChoice, BudgetSection, Config, Defaults, LocalSection, MAX_VARIANTS, NotifySection,
-    Preset, RunwaySection, UI_DEFAULT_LISTEN, UiSection, UncertainSubmit, WatchSection,
-    parse_listen, web_origin,
+    BackendChoice, BudgetSection, Config, Defaults, IN_FLIGHT_FALLBACK, InFlight, LocalSection,
+    MAX_VARIANTS, NotifySection, Preset, RunwaySection, UI_DEFAULT_LISTEN, UiSection,
+    UncertainSubmit, WatchSection, parse_listen, web_origin,
 };
 use validate::{validate, validate_base_url};
 
@@ -110,6 +110,12 @@ impl Settings {
         };
         validate(&config, &origin, local)?;
         validate_base_url(&config.runway.base_url, &url_origin)?;
+        if config.runway.organization_every.is_zero() {
+            return Err(validate::invalid(
+                &origin,
+                "runway.organization_every must be longer than 0s",
+            ));
+        }
         Ok(Settings {
             config_path: path,
             config,
@@ -150,6 +156,10 @@ pub fn parse_str(text: &str) -> Result<Config, String> {
     }
     serde_yaml_ng::from_str::<Option<Config>>(text)
         .map(Option::unwrap_or_default)
+        .map(|mut c| {
+            c.runway.max_in_flight = c.runway.in_flight.fallback();
+            c
+        })
         .map_err(|e| {
             let msg = e.to_string();
             if msg.contains("unknown field") {

@@ -18,6 +18,7 @@ mod intake;
 mod keyframes;
 mod local;
 mod notify;
+mod organization;
 mod pipeline;
 mod posters;
 mod progress;
