@@ -187,6 +187,26 @@ mod tests {
         assert_eq!(c.watch.poll, None);
     }
 
+    // See: issue 23, item 4 — `auto` follows Runway's limits per model (2 until it answers).
+    #[test]
+    fn max_in_flight_is_auto_by_default_or_a_number() {
+        let c = parse_str("runway:\n  retries: 3\n").unwrap();
+        assert_eq!(c.runway.in_flight, InFlight::Auto);
+        assert_eq!(c.runway.max_in_flight, IN_FLIGHT_FALLBACK);
+        assert_eq!(c.runway.organization_every, Duration::from_secs(300));
+        let c = parse_str("runway:\n  max_in_flight: auto\n  organization_every: 1m\n").unwrap();
+        assert_eq!(c.runway.in_flight, InFlight::Auto);
+        assert_eq!(c.runway.organization_every, Duration::from_secs(60));
+        let c = parse_str("runway:\n  max_in_flight: 5\n").unwrap();
+        assert_eq!(c.runway.in_flight, InFlight::Fixed(5));
+        assert_eq!(c.runway.max_in_flight, 5);
+        let c = parse_str("runway:\n  max_in_flight: 0\n").unwrap();
+        let e = validate(&c, "x", false).unwrap_err().to_string();
+        assert!(e.contains("max_in_flight"), "{e}");
+        let e = parse_str("runway:\n  max_in_flight: lots\n").unwrap_err();
+        assert!(e.contains("neither `auto` nor a number"), "{e}");
+    }
+
     #[test]
     fn unknown_keys_are_named() {
         let err = parse_str("runway:\n  max_inflight: 3\n").unwrap_err();

@@ -166,9 +166,12 @@ async fn status_shows_the_balance_and_limits_and_a_low_balance_is_waited_out() {
     assert_eq!(fake.created().len(), 1);
 }
 
+/// A switch of the fake's organisation answer.
+type Answer = fn(&mut Organization);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_refused_or_malformed_organization_answer_changes_nothing() {
-    let answers: [(&str, fn(&mut Organization)); 5] = [
+    let answers: [(&str, Answer); 5] = [
         ("500", |o| o.status = Some(500)),
         ("403", |o| o.status = Some(403)),
         ("401", |o| o.status = Some(401)),
