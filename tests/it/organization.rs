@@ -130,7 +130,7 @@ async fn a_balance_too_small_for_the_next_job_holds_it_and_a_run_ends_like_the_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_shows_the_balance_and_limits_and_a_low_balance_is_waited_out() {
+async fn status_and_the_dashboard_show_the_balance_and_limits_and_a_low_balance_is_waited_out() {
     let fake = FakeRunway::start(Switches::default()).await;
     fake.set(|s| {
         s.organization.balance = Some(10);
@@ -143,8 +143,25 @@ async fn status_shows_the_balance_and_limits_and_a_low_balance_is_waited_out() {
             .extra("defaults:\n  model: gen4_turbo\n  duration: 5\n")
             .yaml(),
     );
-    let child = Tailed::new(spawn_watch(studio.root()));
+    let port = free_port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let child = Tailed::new(spawn_watch_with(
+        studio.root(),
+        &[&format!("--ui=127.0.0.1:{port}")],
+    ));
     studio.appears(ORG_FILE, Duration::from_secs(10)).await;
+    // The dashboard (listening once the instance is up) shows the same.
+    wait_started(studio.root(), child.child()).await;
+    let (code, body) = get(addr, "/api/state", &[]).await;
+    assert_eq!(code, 200, "{body}");
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let org = &state["organization"];
+    assert_eq!(org["balance"], 10, "{state}");
+    assert_eq!(
+        org["models"],
+        serde_json::json!([{"model": "gen4_turbo", "at_once": 3, "daily": 50, "used": 0}]),
+        "{state}"
+    );
     studio.put("inbox/a.png", &png_bytes(8, 8));
     until("the pause in status", Duration::from_secs(20), || {
         status(studio.root()).contains("SUBMISSION PAUSED")
