@@ -1,6 +1,6 @@
 //! Taking files in: the pipeline's admission of ready files in batches (bad ones fail at once, ones
-//! not whole wait and are shown), the lazy claim as slots are about to free, what the budget keeps
-//! back, and when a `run` is drained.
+//! not whole wait and are shown), the lazy claim as slots are about to free, what the budget (or
+//! the service, for a model it holds) keeps back, and when a `run` is drained.
 
 use std::time::Duration;
 
@@ -232,7 +232,8 @@ impl<B: Backend> Pipeline<B> {
             .or_else(|| self.held_by_budget.clone())
     }
 
-    /// A drained `run` that left work to the budget says so once, and exits 4.
+    /// A drained `run` that left work to the budget (or to the organisation's limits at the
+    /// service) says so once, and exits 4.
     pub(super) fn end_run(&mut self) {
         if self.mode != Mode::Run {
             return;
@@ -241,7 +242,7 @@ impl<B: Backend> Pipeline<B> {
             return;
         };
         tracing::warn!(
-            "the budget holds submission and nothing else is in flight: {why}. What is left waits in inbox/ for the next run"
+            "submission is held and nothing else is in flight: {why}. What is left waits in inbox/ for the next run"
         );
         self.summary.budget_held = Some(why);
     }
