@@ -30,12 +30,13 @@
 //!   event), `pairing` (with a sidecar and a last keyframe), `whole` (files not whole yet), `names`
 //!   (the ignore rules and what kind a name is), `watcher` (OS events, or polling).
 //! - [`backend`]: the [`Backend`](backend::Backend) trait, the shared [`Fault`](backend::Fault)
-//!   policy, `slots` (how many jobs at once) and `gate` (the pause of submission on a systemic
-//!   fault); `scripted` (tests only) is a backend whose jobs follow a test's script, for the
+//!   policy, `slots` (how many jobs at once, in all and per model) and `gate` (the pause of
+//!   submission on a systemic fault); `scripted` (tests only) is a backend whose jobs follow a test's script, for the
 //!   pipeline's paused-clock tests.
 //!   - [`backend::runway`]: the steps (submit here; `poll` polls and downloads; `inputs` is what
 //!     each kind of job sends); [`backend::runway::api`] (HTTP and typed tasks), `faults` (what each error means), `queue` (task times and Runway's queue order),
-//!     [`backend::runway::schedule`] (when to poll).
+//!     [`backend::runway::schedule`] (when to poll), [`backend::runway::organization`] (the
+//!     organisation's balance and limits: each model's slots, the daily and balance holds).
 //!   - [`backend::local`]: the local renderer; [`backend::local::render`] (decode, frame, move),
 //!     [`backend::local::title`] (a text's title card), [`backend::local::yuv`] (RGB → I420),
 //!     [`backend::local::encode`] (H.264, MP4).

@@ -1,7 +1,8 @@
 //! The gate that pauses submission for every job while a systemic fault lasts (a refused key, the
-//! quota, an outage, an unreachable API, the studio's budget), lets one probe through when the
-//! pause ends, and tells anyone watching when a hold starts or ends. A job that is not to wait for
-//! the budget (a `run`'s) is told so at once instead of waiting for the next day.
+//! quota, an outage, an unreachable API, the studio's budget, the organisation's balance), lets
+//! one probe through when the pause ends, and tells anyone watching when a hold starts or ends. A
+//! job that is not to wait for the budget (a `run`'s) is told so at once instead of waiting for
+//! the next day.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,6 +27,9 @@ pub enum HoldCause {
     Outage,
     /// The next job would pass the studio's budget (`budget:` in dropreel.yaml).
     Budget,
+    /// The organisation's credit balance at the service is too small for the next job. Held like
+    /// the budget: nothing is claimed meanwhile, and a `run` ends (exit 4).
+    Balance,
 }
 
 /// The service a gate guards, as its messages name it.
@@ -46,6 +50,7 @@ impl HoldCause {
             HoldCause::Unreachable => "unreachable",
             HoldCause::Outage => "outage",
             HoldCause::Budget => "budget",
+            HoldCause::Balance => "balance",
         }
     }
 
@@ -68,7 +73,16 @@ impl HoldCause {
                 "the next job would pass the studio's credit budget (budget: in dropreel.yaml)"
                     .into()
             }
+            HoldCause::Balance => {
+                format!("the organisation's credit balance at {name} is too small for the next job")
+            }
         }
+    }
+
+    /// Whether this is a hold for money (the studio's budget or the balance at the service): a
+    /// `run` does not wait for it, and nothing is claimed while it lasts.
+    pub fn is_money(self) -> bool {
+        matches!(self, HoldCause::Budget | HoldCause::Balance)
     }
 }
 
@@ -171,13 +185,14 @@ impl Gate {
         }
     }
 
-    /// When a hold for the budget lets the next probe through, if one is in force.
+    /// When a hold for the budget (or the balance) lets the next probe through, if one is in
+    /// force.
     pub fn budget_until(&self) -> Option<Instant> {
         self.hold
             .lock()
             .expect("gate lock")
             .as_ref()
-            .filter(|h| h.cause == HoldCause::Budget)
+            .filter(|h| h.cause.is_money())
             .map(|h| h.until)
     }
 
@@ -196,7 +211,7 @@ impl Gate {
                         h.probing = true;
                         return Passage::Go(h.epoch);
                     }
-                    Some(h) if h.cause == HoldCause::Budget && !waits_for_budget => {
+                    Some(h) if h.cause.is_money() && !waits_for_budget => {
                         return Passage::Budget(h.detail.clone());
                     }
                     Some(h) if h.probing => None,

@@ -293,6 +293,11 @@ pub trait Backend: Send + Sync + 'static {
     fn gate(&self) -> Option<&Gate>;
     /// What the backend takes as a source.
     fn limits(&self) -> Limits;
+    /// Why the service holds `model`'s jobs for now (Runway: the organisation's daily limit is
+    /// used up), if it does: its files are not claimed meanwhile, and other models' go on.
+    fn holds(&self, _model: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Exponential backoff with up to +50 % jitter: `min × 2^n`, capped at `max` before jitter.
@@ -348,10 +353,15 @@ impl Chosen {
     /// What the start-up line says about the backend's set-up.
     pub fn setup(&self, settings: &Settings) -> String {
         match self {
-            Chosen::Runway(_) => format!(
-                "model {}, {} in flight",
-                settings.config.defaults.model, settings.config.runway.max_in_flight
-            ),
+            Chosen::Runway(_) => match settings.config.runway.in_flight {
+                crate::config::InFlight::Auto => format!(
+                    "model {}, in flight per model as Runway allows the organisation ({} until it answers)",
+                    settings.config.defaults.model, settings.config.runway.max_in_flight
+                ),
+                crate::config::InFlight::Fixed(n) => {
+                    format!("model {}, {n} in flight", settings.config.defaults.model)
+                }
+            },
             Chosen::Local(_) => format!("{} fps", settings.config.local.fps),
         }
     }
@@ -390,6 +400,13 @@ impl Backend for Chosen {
         match self {
             Chosen::Runway(b) => b.limits(),
             Chosen::Local(b) => b.limits(),
+        }
+    }
+
+    fn holds(&self, model: &str) -> Option<String> {
+        match self {
+            Chosen::Runway(b) => b.holds(model),
+            Chosen::Local(b) => b.holds(model),
         }
     }
 }

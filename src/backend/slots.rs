@@ -1,17 +1,24 @@
-//! The slots that bound how many jobs occupy a backend at once, and the queue of claimed jobs
-//! waiting for one: the pipeline claims only a small lookahead beyond what the slots can take.
+//! The slots that bound how many jobs occupy a backend at once — in all, and per model when the
+//! service says how many tasks of each model it runs at once (Runway's `max_in_flight: auto`) —
+//! and the queue of claimed jobs waiting for one: the pipeline claims only a small lookahead
+//! beyond what the slots can take.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Bounds the jobs that occupy the backend (for Runway: tasks submitted and not finished), and counts
-/// the jobs claimed and waiting for a slot, so the pipeline claims only a small lookahead.
+/// the jobs claimed and waiting for a slot, so the pipeline claims only a small lookahead. The
+/// bounds may change while jobs hold slots ([`Slots::set_limits`]): a lower one lets no one new in
+/// until enough slots free, a higher one lets waiters in at once.
 #[derive(Debug)]
 pub struct Slots {
-    max: usize,
+    max: AtomicUsize,
+    /// Per key (a model): its own bound, below `max`; a key not listed has only `max`.
+    per_key: Mutex<PerKey>,
     held: AtomicUsize,
     waiting: AtomicUsize,
     /// Signalled whenever the demand changes (a slot frees up, a waiter takes one or leaves).
@@ -19,10 +26,18 @@ pub struct Slots {
     freed: Notify,
 }
 
+/// The per-key bounds and the slots each key holds.
+#[derive(Debug, Default)]
+struct PerKey {
+    caps: HashMap<String, usize>,
+    held: HashMap<String, usize>,
+}
+
 impl Slots {
     pub fn new(max: usize) -> Arc<Slots> {
         Arc::new(Slots {
-            max,
+            max: AtomicUsize::new(max),
+            per_key: Mutex::new(PerKey::default()),
             held: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             changed: Notify::new(),
@@ -30,8 +45,51 @@ impl Slots {
         })
     }
 
+    /// The bound of all slots together.
     pub fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::SeqCst)
+    }
+
+    /// The bound of `key`'s slots (`max` when it has none of its own).
+    pub fn max_for(&self, key: &str) -> usize {
+        let per = self.per_key.lock().expect("slots lock");
+        per.caps
+            .get(key)
+            .map_or(self.max(), |c| (*c).min(self.max()))
+    }
+
+    /// New bounds: `max` in all, and `caps` per key (replacing the earlier ones). Waiters look
+    /// again at once.
+    pub fn set_limits(&self, max: usize, caps: HashMap<String, usize>) {
+        self.max.store(max.max(1), Ordering::SeqCst);
+        self.per_key.lock().expect("slots lock").caps = caps;
+        self.freed.notify_waiters();
+        self.changed.notify_one();
+    }
+
+    /// Takes a slot for `key` if both bounds have room.
+    fn try_take(&self, key: &str) -> bool {
+        let mut per = self.per_key.lock().expect("slots lock");
+        let cur = self.held.load(Ordering::SeqCst);
+        let cap = per.caps.get(key).copied().unwrap_or(usize::MAX);
+        let mine = per.held.get(key).copied().unwrap_or(0);
+        if cur >= self.max() || mine >= cap {
+            return false;
+        }
+        self.held.store(cur + 1, Ordering::SeqCst);
+        *per.held.entry(key.to_string()).or_default() += 1;
+        true
+    }
+
+    fn give_back(&self, key: &str) {
+        let mut per = self.per_key.lock().expect("slots lock");
+        self.held.fetch_sub(1, Ordering::SeqCst);
+        if let Some(n) = per.held.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                per.held.remove(key);
+            }
+        }
     }
 
     /// Jobs holding a slot plus jobs claimed and waiting for one.
@@ -52,12 +110,18 @@ impl Slots {
         }
     }
 
-    /// Takes a slot even when all are held: a resumed task is already running on the server.
-    pub fn take_now(self: &Arc<Self>) -> SlotGuard {
-        self.held.fetch_add(1, Ordering::SeqCst);
+    /// Takes a slot for `key` even when all are held: a resumed task is already running on the
+    /// server.
+    pub fn take_now(self: &Arc<Self>, key: &str) -> SlotGuard {
+        {
+            let mut per = self.per_key.lock().expect("slots lock");
+            self.held.fetch_add(1, Ordering::SeqCst);
+            *per.held.entry(key.to_string()).or_default() += 1;
+        }
         self.changed.notify_one();
         SlotGuard {
             slots: self.clone(),
+            key: key.to_string(),
         }
     }
 }
@@ -70,24 +134,25 @@ pub struct Ticket {
 
 impl Ticket {
     /// Waits for a free slot; `None` when cancelled (the ticket is then given up).
-    pub async fn acquire(mut self, cancel: &CancellationToken) -> Option<SlotGuard> {
+    pub async fn acquire(self, cancel: &CancellationToken) -> Option<SlotGuard> {
+        self.acquire_for("", cancel).await
+    }
+
+    /// Waits for a free slot under both bounds: all slots, and `key`'s own (a model's); `None`
+    /// when cancelled (the ticket is then given up).
+    pub async fn acquire_for(mut self, key: &str, cancel: &CancellationToken) -> Option<SlotGuard> {
         let slots = self.slots.clone().expect("a live ticket");
         loop {
             let freed = slots.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let cur = slots.held.load(Ordering::SeqCst);
-            if cur < slots.max
-                && slots
-                    .held
-                    .compare_exchange(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-            {
+            if slots.try_take(key) {
                 slots.waiting.fetch_sub(1, Ordering::SeqCst);
                 self.slots = None;
                 slots.changed.notify_one();
                 return Some(SlotGuard {
                     slots: slots.clone(),
+                    key: key.to_string(),
                 });
             }
             tokio::select! {
@@ -111,12 +176,14 @@ impl Drop for Ticket {
 #[derive(Debug)]
 pub struct SlotGuard {
     slots: Arc<Slots>,
+    key: String,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.slots.held.fetch_sub(1, Ordering::SeqCst);
-        self.slots.freed.notify_one();
+        self.slots.give_back(&self.key);
+        // Every waiter looks: the one that may take this slot may wait for another key's.
+        self.slots.freed.notify_waiters();
         self.slots.changed.notify_one();
     }
 }
@@ -143,5 +210,32 @@ mod tests {
         assert_eq!(slots.held(), 1);
         drop(g2);
         assert_eq!(slots.demand(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_key_with_its_own_bound_waits_while_others_go_on() {
+        let slots = Slots::new(3);
+        slots.set_limits(3, HashMap::from([("a".to_string(), 1)]));
+        let cancel = CancellationToken::new();
+        let a1 = slots.ticket().acquire_for("a", &cancel).await.unwrap();
+        let a2 = tokio::time::timeout(
+            Duration::from_millis(50),
+            slots.ticket().acquire_for("a", &cancel),
+        )
+        .await;
+        assert!(a2.is_err(), "a's second slot must wait");
+        let b = slots.ticket().acquire_for("b", &cancel).await.unwrap();
+        assert_eq!(slots.max_for("a"), 1);
+        assert_eq!(slots.max_for("b"), 3);
+        // A higher bound lets a waiter in at once.
+        let waiter = tokio::spawn({
+            let slots = slots.clone();
+            let cancel = cancel.clone();
+            async move { slots.ticket().acquire_for("a", &cancel).await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        slots.set_limits(3, HashMap::from([("a".to_string(), 2)]));
+        assert!(waiter.await.unwrap());
+        drop((a1, b));
     }
 }

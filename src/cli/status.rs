@@ -1,5 +1,6 @@
 //! `dropreel status`: counts per folder (and per folder inside them), the spend today and this
-//! month against the budget, notifications not delivered yet and those a receiver refused (set
+//! month against the budget, the organisation's balance and limits at Runway (as it last said),
+//! notifications not delivered yet and those a receiver refused (set
 //! aside), each running instance (with its pause of submission and the files it found not whole),
 //! and the jobs in flight (state, task, progress, age), read from the studio's files only, so it
 //! works while `watch` runs or after it stopped.
@@ -68,6 +69,14 @@ pub fn report(root: &Path) -> std::io::Result<String> {
         }
     }
     let _ = writeln!(out, "{}", spend_line(root));
+    let config =
+        crate::config::parse_file(&root.join(crate::config::FILE_NAME)).unwrap_or_default();
+    for line in crate::backend::runway::organization::status_lines(root, &config)
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(line) = crate::observe::notify::waiting_line(root) {
         let _ = writeln!(out, "{line}");
     }

@@ -14,9 +14,9 @@ mod validate;
 
 pub use env::{API_KEY_VARS, Env, Secret};
 pub use schema::{
-    BackendChoice, BudgetSection, Config, Defaults, LocalSection, MAX_VARIANTS, NotifySection,
-    Preset, RunwaySection, UI_DEFAULT_LISTEN, UiSection, UncertainSubmit, WatchSection,
-    parse_listen, web_origin,
+    BackendChoice, BudgetSection, Config, Defaults, IN_FLIGHT_FALLBACK, InFlight, LocalSection,
+    MAX_VARIANTS, NotifySection, Preset, RunwaySection, UI_DEFAULT_LISTEN, UiSection,
+    UncertainSubmit, WatchSection, parse_listen, web_origin,
 };
 use validate::{validate, validate_base_url};
 
@@ -113,6 +113,12 @@ impl Settings {
         };
         let models = validate(&config, &origin, local)?;
         validate_base_url(&config.runway.base_url, &url_origin)?;
+        if config.runway.organization_every.is_zero() {
+            return Err(validate::invalid(
+                &origin,
+                "runway.organization_every must be longer than 0s",
+            ));
+        }
         Ok(Settings {
             config_path: path,
             config,
@@ -154,6 +160,10 @@ pub fn parse_str(text: &str) -> Result<Config, String> {
     }
     serde_yaml_ng::from_str::<Option<Config>>(text)
         .map(Option::unwrap_or_default)
+        .map(|mut c| {
+            c.runway.max_in_flight = c.runway.in_flight.fallback();
+            c
+        })
         .map_err(|e| {
             let msg = e.to_string();
             if msg.contains("unknown field") {
@@ -179,6 +189,26 @@ mod tests {
         validate(&c, "template", false).unwrap();
         assert_eq!(c.runway.max_in_flight, 2);
         assert_eq!(c.watch.poll, None);
+    }
+
+    // See: issue 23, item 4 — `auto` follows Runway's limits per model (2 until it answers).
+    #[test]
+    fn max_in_flight_is_auto_by_default_or_a_number() {
+        let c = parse_str("runway:\n  retries: 3\n").unwrap();
+        assert_eq!(c.runway.in_flight, InFlight::Auto);
+        assert_eq!(c.runway.max_in_flight, IN_FLIGHT_FALLBACK);
+        assert_eq!(c.runway.organization_every, Duration::from_secs(300));
+        let c = parse_str("runway:\n  max_in_flight: auto\n  organization_every: 1m\n").unwrap();
+        assert_eq!(c.runway.in_flight, InFlight::Auto);
+        assert_eq!(c.runway.organization_every, Duration::from_secs(60));
+        let c = parse_str("runway:\n  max_in_flight: 5\n").unwrap();
+        assert_eq!(c.runway.in_flight, InFlight::Fixed(5));
+        assert_eq!(c.runway.max_in_flight, 5);
+        let c = parse_str("runway:\n  max_in_flight: 0\n").unwrap();
+        let e = validate(&c, "x", false).unwrap_err().to_string();
+        assert!(e.contains("max_in_flight"), "{e}");
+        let e = parse_str("runway:\n  max_in_flight: lots\n").unwrap_err();
+        assert!(e.contains("neither `auto` nor a number"), "{e}");
     }
 
     #[test]

@@ -132,8 +132,17 @@ impl Config {
 pub struct RunwaySection {
     pub base_url: String,
     pub api_version: String,
-    /// Remote tasks submitted and not yet finished.
+    /// `max_in_flight` as written: `auto` (the default) or a number.
+    #[serde(rename = "max_in_flight")]
+    pub in_flight: InFlight,
+    /// Remote tasks submitted and not yet finished: the number written, or under `auto` the cap
+    /// used until Runway tells the organisation's limits (and whenever it does not answer).
+    /// Derived from `in_flight` when the file is parsed.
+    #[serde(skip)]
     pub max_in_flight: usize,
+    /// How often the organisation's balance and limits are asked for (`GET /v1/organization`).
+    #[serde(with = "humantime_serde")]
+    pub organization_every: Duration,
     /// Upper bound between two polls of one task.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -156,6 +165,46 @@ pub struct RunwaySection {
     pub uncertain_submit: UncertainSubmit,
 }
 
+/// `runway.max_in_flight`: `auto`, or a fixed number of tasks in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InFlight {
+    /// Each model's own concurrency limit, as Runway reports it for the organisation.
+    #[default]
+    Auto,
+    Fixed(usize),
+}
+
+/// The in-flight cap under `auto` until Runway answers (or when it does not): today's default.
+pub const IN_FLIGHT_FALLBACK: usize = 2;
+
+impl InFlight {
+    /// The cap used while nothing is known of the organisation.
+    pub fn fallback(self) -> usize {
+        match self {
+            InFlight::Auto => IN_FLIGHT_FALLBACK,
+            InFlight::Fixed(n) => n,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InFlight {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(usize),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(InFlight::Fixed(n)),
+            Raw::S(s) if s == "auto" => Ok(InFlight::Auto),
+            Raw::S(s) => Err(serde::de::Error::custom(format!(
+                "max_in_flight: {s:?} is neither `auto` nor a number"
+            ))),
+        }
+    }
+}
+
 /// The policy for a create request whose outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -172,7 +221,9 @@ impl Default for RunwaySection {
         RunwaySection {
             base_url: DEFAULT_BASE_URL.into(),
             api_version: "2024-11-06".into(),
-            max_in_flight: 2,
+            in_flight: InFlight::Auto,
+            max_in_flight: IN_FLIGHT_FALLBACK,
+            organization_every: Duration::from_secs(5 * 60),
             poll_interval: Duration::from_secs(10),
             task_timeout: Duration::from_secs(30 * 60),
             retry_min: Duration::from_secs(2),

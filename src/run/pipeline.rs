@@ -1,7 +1,7 @@
 //! The orchestrator: the run's event loop. It resumes jobs left in `processing/`, admits ready
 //! inbox files (bad input fails at once, before any slot is taken), claims them lazily — only when
-//! a slot is about to free up, and not while the budget holds submission or for a model the budget
-//! cannot price — starts a task per job, follows the backend's holds, and stops gracefully (a
+//! a slot is about to free up, and not while the budget holds submission, for a model the budget
+//! cannot price, or for one the service holds for now (its daily limit) — starts a task per job, follows the backend's holds, and stops gracefully (a
 //! `run` the budget holds ends once nothing is in flight). What happens to one file on its way is
 //! in [`crate::run::admit`] (checks and claim), [`crate::run::jobs`] (the job's task, delivery, the
 //! route to `failed/`) and [`crate::run::recover`]. Here: the run state ([`Pipeline`]), its loop
@@ -72,7 +72,8 @@ pub struct Summary {
     /// Set when the API refused the key during a `run` (what it said).
     pub key_refused: Option<String>,
     /// Set when a `run` ended with work left for the budget (a hold of submission, or a model it
-    /// cannot price) and nothing else in flight: why.
+    /// cannot price) or for the organisation's limits at the service (its balance, a model's daily
+    /// generations) and nothing else in flight: why.
     pub budget_held: Option<String>,
     /// The shutdown signal ended the pipeline before its work was done.
     pub stopped: bool,
@@ -159,8 +160,8 @@ struct Pipeline<B: Backend> {
     status: instance::Writer,
     /// What the run did so far.
     summary: Summary,
-    /// Why the budget kept a job (or a file) of this run from being sent, if it did: a `run`
-    /// then exits 4.
+    /// Why the budget (or the organisation's limits) kept a job (or a file) of this run from
+    /// being sent, if it did: a `run` then exits 4.
     held_by_budget: Option<String>,
     /// Files waiting in inbox/ for a price (a model the budget cannot price), said once each.
     told_unpriced: HashSet<String>,

@@ -11,6 +11,8 @@ pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 /// `ROOT/.dropreel`: dropreel's own memory of a studio (a dot folder: never mistaken for work).
 pub const OWN_DIR: &str = ".dropreel";
+/// In `.dropreel/`: the last answer Runway gave about the organisation (balance and limits).
+pub const ORGANIZATION_FILE: &str = "organization.json";
 /// A job's state file in its folder.
 pub const STATE_FILE: &str = "job.json";
 

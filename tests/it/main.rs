@@ -19,6 +19,7 @@ mod intake;
 mod keyframes;
 mod local;
 mod notify;
+mod organization;
 mod pipeline;
 mod posters;
 mod prices;

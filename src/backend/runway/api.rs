@@ -264,6 +264,12 @@ impl Api {
         Ok(Task::from_json(&v))
     }
 
+    /// `GET /v1/organization`: the organisation's balance, its tier's limits and today's usage, as
+    /// the API answered (read by [`super::organization`]).
+    pub async fn organization(&self) -> Result<Value, ApiError> {
+        self.call(Method::GET, "/v1/organization", None).await
+    }
+
     /// `DELETE /v1/tasks/{id}`: cancels a running task (or deletes a finished one).
     pub async fn cancel(&self, id: &str) -> Result<(), ApiError> {
         self.call(Method::DELETE, &format!("/v1/tasks/{id}"), None)

@@ -3,7 +3,9 @@
 //! the job folder. Each step saves the job's state before the next depends on it.
 //!
 //! [`api`] speaks HTTP and types the answers; [`faults`] sorts what goes wrong into the shared
-//! [`Fault`] classes; [`queue`] holds what is learnt across jobs (task times, Runway's queue order).
+//! [`Fault`] classes; [`queue`] holds what is learnt across jobs (task times, Runway's queue order);
+//! [`organization`] asks for the organisation's balance and limits, which bound each model's slots
+//! and hold a model's creates before Runway would refuse them.
 //! Here: the create request with the spend counted before it (at the price [`spend::rate`]
 //! gives, which Runway's estimate in each create answer teaches), and the spend reconciled with
 //! what each task cost once it ended; `inputs` (what each kind of job sends — an image or two, a
@@ -12,6 +14,7 @@
 pub mod api;
 mod faults;
 mod inputs;
+pub mod organization;
 mod poll;
 mod queue;
 pub mod schedule;
@@ -26,6 +29,7 @@ pub use api::{
 };
 use faults::TaskFailure;
 use inputs::video_to_send;
+use organization::{Asking, OrgHold, Organization};
 use queue::Queue;
 use schedule::PollClock;
 
@@ -62,8 +66,12 @@ pub fn limits(models: Arc<Models>) -> Limits {
 /// The Runway backend.
 #[derive(Debug)]
 pub struct Runway {
-    api: Api,
+    api: Arc<Api>,
     cfg: RunwaySection,
+    /// What Runway last said of the organisation's balance and limits.
+    org: Arc<Organization>,
+    /// The task asking for it; stops with the backend.
+    _asking: Option<Asking>,
     slots: Arc<Slots>,
     gate: Gate,
     queue: Queue,
@@ -85,9 +93,22 @@ impl Runway {
             )
         })?;
         let cfg = settings.config.runway.clone();
+        let api = Arc::new(Api::new(&cfg, key)?);
+        let slots = Slots::new(cfg.max_in_flight);
+        let org = Arc::new(Organization::default());
+        let asking = organization::start(
+            api.clone(),
+            org.clone(),
+            slots.clone(),
+            cfg.in_flight,
+            cfg.organization_every,
+            settings.root.clone(),
+        );
         Ok(Runway {
-            api: Api::new(&cfg, key)?,
-            slots: Slots::new(cfg.max_in_flight),
+            api,
+            org,
+            _asking: asking,
+            slots,
             gate: Gate::new(SERVICE, cfg.retry_min, cfg.retry_max),
             queue: Queue::default(),
             spend: Arc::new(SpendLog::new(&settings.root)),
@@ -129,15 +150,59 @@ impl Runway {
             JobKind::Video => to_send.push(video_to_send(job)?),
             JobKind::Text => {}
         }
-        let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
-        let slot = ticket.acquire(&job.cancel).await.ok_or(Stop::Cancelled)?;
+        let model = job.rec.spec.model.clone();
+        loop {
+            // A model whose daily generations are used up waits here, holding no slot.
+            self.daily(job).await?;
+            let ticket = job.ticket.take().unwrap_or_else(|| self.slots.ticket());
+            let slot = ticket
+                .acquire_for(&model, &job.cancel)
+                .await
+                .ok_or(Stop::Cancelled)?;
+            if let Some(slot) = self.create_step(job, &to_send, slot).await? {
+                return Ok(slot);
+            }
+        }
+    }
+
+    /// Waits while the organisation's daily limit for the job's model is used up (a `run`'s job
+    /// does not wait: [`Stop::Held`]). It gives up its place in the queue for a slot meanwhile,
+    /// so the files of other models are claimed and go on.
+    async fn daily(&self, job: &mut JobCtx) -> Result<(), Stop> {
+        loop {
+            let changed = self.org.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let Some(detail) = self.org.daily_hold(&job.rec.spec.model) else {
+                return Ok(());
+            };
+            if !job.waits_for_budget {
+                return Err(Stop::Held(detail));
+            }
+            drop(job.ticket.take());
+            tokio::select! {
+                () = changed => {}
+                () = job.cancel.cancelled() => return Err(Stop::Cancelled),
+            }
+        }
+    }
+
+    /// With a slot: through the gate, the organisation's limits and the budget, then the create
+    /// request. The slot back with the task submitted, or `None` when the model's daily limit
+    /// was reached meanwhile (the slot is given up and the job waits again).
+    async fn create_step(
+        &self,
+        job: &mut JobCtx,
+        to_send: &[inputs::ToSend],
+        slot: SlotGuard,
+    ) -> Result<Option<SlotGuard>, Stop> {
         loop {
             let stamp = match self.gate.passage(&job.cancel, job.waits_for_budget).await {
                 Passage::Go(stamp) => stamp,
                 Passage::Cancelled => return Err(Stop::Cancelled),
                 Passage::Budget(detail) => return Err(Stop::Held(detail)),
             };
-            let input = match self.media(job, &to_send).await? {
+            let input = match self.media(job, to_send).await? {
                 Ok(media) => media,
                 Err(e) => {
                     let delay = self.on_error(job, &e, "uploading the image", stamp)?;
@@ -150,6 +215,23 @@ impl Runway {
             // create too: nothing is sent before the server's time.
             if !self.gate.open_for(stamp) {
                 continue;
+            }
+            // The organisation's own limits, as Runway last told them (nothing known: no hold).
+            let price = spend::cost(&job.rec.spec, &self.budget.rates, &self.prices.prices());
+            match self.org.admit(&job.rec.spec.model, price) {
+                Ok(()) => {}
+                Err(OrgHold::Daily(_)) => {
+                    self.gate.release_probe();
+                    return Ok(None);
+                }
+                Err(OrgHold::Balance(detail)) => {
+                    let wait = self.cfg.organization_every;
+                    self.gate.trip(HoldCause::Balance, &detail, Some(wait));
+                    if !job.waits_for_budget {
+                        return Err(Stop::Held(detail));
+                    }
+                    continue;
+                }
             }
             // Counted before the request goes out (a crash can over-count, never under-count).
             match self.charge(job).await? {
@@ -231,7 +313,7 @@ impl Runway {
                         self.learn(job, estimated);
                     }
                     tracing::info!(job = %job.rec.id, file = %job.rec.source.name, kind = job.rec.kind.name(), task = %task_id, model = %job.rec.spec.model, "submitted");
-                    return Ok(slot);
+                    return Ok(Some(slot));
                 }
                 Some(Err(e)) => {
                     job.rec.state = State::Claimed;
@@ -419,9 +501,14 @@ impl Backend for Runway {
         limits(self.models.clone())
     }
 
+    fn holds(&self, model: &str) -> Option<String> {
+        self.org.daily_hold(model)
+    }
+
     async fn produce(&self, job: &mut JobCtx) -> Result<(), Stop> {
         // A resumed task is already running on the server: it occupies a slot at once.
-        let mut slot = (job.rec.state == State::Submitted).then(|| self.slots.take_now());
+        let mut slot =
+            (job.rec.state == State::Submitted).then(|| self.slots.take_now(&job.rec.spec.model));
         let mut fresh = false;
         loop {
             // A task whose end was recorded but not yet reconciled (a stop or a crash between).

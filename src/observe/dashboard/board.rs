@@ -1,4 +1,5 @@
-//! What the page is sent: one JSON state (hold, budget, totals, jobs in flight, waiting files and
+//! What the page is sent: one JSON state (hold, budget, the organisation's balance and limits at
+//! Runway, totals, jobs in flight, waiting files and
 //! those not whole yet, results, failures), at `/api/state` and as a server-sent event each time the live state changes
 //! (at most a few times a second; nothing is sent while nothing changes). Also the results and
 //! failures found in `done/` and `failed/` when the dashboard starts (a result only with videos
@@ -73,6 +74,8 @@ fn build_blocking(app: &super::App) -> Value {
             "daily_limit": app.budget.daily_credits,
             "monthly_limit": app.budget.monthly_credits,
         },
+        "organization": crate::backend::runway::organization::Snapshot::read(&app.root)
+            .map(|(o, at)| o.to_board(&at, &app.models)),
         "totals": {
             "done": snap.done, "failed": snap.failed, "waiting": snap.waiting,
             "eta_s": snap.eta.map(|d| d.as_secs()),

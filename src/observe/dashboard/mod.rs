@@ -76,6 +76,8 @@ struct App {
     public_origin: Option<String>,
     max_upload: u64,
     budget: crate::config::BudgetSection,
+    /// The models the settings name: their limits at Runway are shown.
+    models: Vec<String>,
     spend: SpendLog,
     backend: &'static str,
     /// Cancelled at a stop: ends the event streams, so the server can close.
@@ -135,6 +137,7 @@ impl Dashboard {
                 .and_then(crate::config::web_origin),
             max_upload: ui.max_upload_mb.saturating_mul(1024 * 1024),
             budget: settings.config.budget.clone(),
+            models: crate::backend::runway::organization::models_named(&settings.config),
             spend: SpendLog::new(&settings.root),
             backend,
             stop: stop.clone(),

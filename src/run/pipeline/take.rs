@@ -1,13 +1,13 @@
 //! Taking files in: the pipeline's admission of ready files in batches (bad ones fail at once, ones
-//! not whole wait and are shown), the lazy claim as slots are about to free, what the budget keeps
-//! back, and when a `run` is drained.
+//! not whole wait and are shown), the lazy claim as slots are about to free, what the budget (or
+//! the service, for a model it holds) keeps back, and when a `run` is drained.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::{CHECK_BATCH, CLAIM_RETRY, LOOKAHEAD, Mode, Pipeline, RECHECK_INCOMPLETE};
-use crate::backend::{Backend, HoldCause};
+use crate::backend::Backend;
 use crate::intake::{self, Inbox, Ready};
 use crate::run::admit::{self, Checked, NotYet};
 use crate::studio::instance;
@@ -135,10 +135,17 @@ impl<B: Backend> Pipeline<B> {
             return;
         }
         let slots = self.backend.slots().clone();
+        // Files of a model the service holds for now (its daily limit) stay in inbox/, in order.
+        let mut kept = Vec::new();
         while self.claim_pause.is_none() && slots.demand() < slots.max() + LOOKAHEAD {
             let Some(c) = self.checked.pop_front() else {
                 break;
             };
+            if let Some(why) = self.backend.holds(&c.admitted.spec.model) {
+                self.held_by_budget.get_or_insert(why);
+                kept.push(c);
+                continue;
+            }
             if !self.inbox.unchanged(&c.ready) {
                 self.inbox.release(&c.ready.source.rel());
                 continue;
@@ -167,6 +174,9 @@ impl<B: Backend> Pipeline<B> {
                     self.claim_pause = Some(Instant::now() + CLAIM_RETRY);
                 }
             }
+        }
+        for c in kept.into_iter().rev() {
+            self.checked.push_front(c);
         }
     }
 
@@ -203,12 +213,16 @@ impl<B: Backend> Pipeline<B> {
         true
     }
 
-    /// A `run` is done when nothing runs and nothing waits or is left to look at — or nothing runs
-    /// and the budget holds submission (what is left waits for the next run).
+    /// A `run` is done when nothing runs and nothing waits or is left to look at but files of a
+    /// model the service holds for now — or nothing runs and the budget holds submission (what is
+    /// left waits for the next run).
     pub(super) fn drained(&self) -> bool {
+        let held = |c: &Checked| self.backend.holds(&c.admitted.spec.model).is_some();
         self.mode == Mode::Run
             && self.active.is_empty()
-            && ((self.checked.is_empty() && self.unchecked.is_empty() && self.inbox.waiting() == 0)
+            && ((self.checked.iter().all(held)
+                && self.unchecked.is_empty()
+                && self.inbox.waiting() == 0)
                 || self.budget_blocks_claims())
     }
 
@@ -216,12 +230,13 @@ impl<B: Backend> Pipeline<B> {
     /// job or file it held.
     pub(super) fn held_by_budget(&self) -> Option<String> {
         let hold = self.backend.gate().and_then(|g| g.current());
-        hold.filter(|h| h.cause == HoldCause::Budget)
+        hold.filter(|h| h.cause.is_money())
             .map(|h| h.detail)
             .or_else(|| self.held_by_budget.clone())
     }
 
-    /// A drained `run` that left work to the budget says so once, and exits 4.
+    /// A drained `run` that left work to the budget (or to the organisation's limits at the
+    /// service) says so once, and exits 4.
     pub(super) fn end_run(&mut self) {
         if self.mode != Mode::Run {
             return;
@@ -230,7 +245,7 @@ impl<B: Backend> Pipeline<B> {
             return;
         };
         tracing::warn!(
-            "the budget holds submission and nothing else is in flight: {why}. What is left waits in inbox/ for the next run"
+            "submission is held and nothing else is in flight: {why}. What is left waits in inbox/ for the next run"
         );
         self.summary.budget_held = Some(why);
     }

@@ -150,11 +150,24 @@ pub(super) async fn create(
         f.record(&Method::POST, path, &headers, r.status().as_u16(), json);
         return r;
     }
+    let model = json
+        .as_ref()
+        .and_then(|j| j["model"].as_str())
+        .unwrap_or_default()
+        .to_string();
     let (resp, status) = {
         let mut inner = f.inner.lock().unwrap();
         inner.creates += 1;
         let nth = inner.sw.rate_limit_nth == Some(inner.creates);
-        if inner.sw.rate_limited > 0 || nth {
+        if inner.over_daily(&model) {
+            (
+                Some(err(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "You have exceeded your daily generation quota for this model",
+                )),
+                429,
+            )
+        } else if inner.sw.rate_limited > 0 || nth {
             inner.sw.rate_limited = inner.sw.rate_limited.saturating_sub(u32::from(!nth));
             let mut r = err(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -212,6 +225,7 @@ pub(super) async fn create(
         );
         inner.order.push(id.clone());
         FakeRunway::advance(&mut inner);
+        inner.made_one(&model);
         let drop_answer = inner.sw.drop_create_answers > 0;
         inner.sw.drop_create_answers = inner.sw.drop_create_answers.saturating_sub(1);
         let gateway_error = !drop_answer && inner.sw.gateway_errors_after_create > 0;

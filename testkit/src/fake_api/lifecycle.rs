@@ -11,6 +11,7 @@ use super::handlers::{
     create_image, create_text, create_video, delete_task, fallback, file, task, upload_target,
     uploads,
 };
+use super::organization::organization;
 use super::{FakeRunway, Inner, Switches};
 
 impl FakeRunway {
@@ -37,6 +38,7 @@ impl FakeRunway {
             .route("/v1/text_to_video", post(create_text))
             .route("/v1/video_to_video", post(create_video))
             .route("/v1/tasks/{id}", get(task).delete(delete_task))
+            .route("/v1/organization", get(organization))
             .route("/v1/uploads", post(uploads))
             .route("/upload-target/{n}", post(upload_target))
             .route("/files/{id}", get(file))

@@ -7,7 +7,8 @@
 //!
 //! Here: its types (switches, what it saw) and what a test asks of it. `lifecycle` starts,
 //! stops and restarts it; `validate` holds its model table and checks a create body as strictly
-//! as the real API (for the tests to mean anything); `handlers` answers each endpoint.
+//! as the real API (for the tests to mean anything); `handlers` answers each endpoint;
+//! `organization` answers `GET /v1/organization` and keeps each model's daily limit.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,10 @@ use serde_json::Value;
 
 mod handlers;
 mod lifecycle;
+mod organization;
 mod validate;
+
+pub use organization::Organization;
 
 pub const KEY: &str = "key_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 pub const VERSION: &str = "2024-11-06";
@@ -126,6 +130,8 @@ pub struct Switches {
     pub refunds: u32,
     /// How a finished task's `cost` is sent.
     pub cost_field: CostField,
+    /// What `GET /v1/organization` answers; its daily limits are enforced on create (429).
+    pub organization: Organization,
 }
 
 impl Default for Switches {
@@ -154,6 +160,7 @@ impl Default for Switches {
             seconds_without_duration: 5,
             refunds: 0,
             cost_field: CostField::Number,
+            organization: Organization::default(),
         }
     }
 }
@@ -174,6 +181,14 @@ struct Inner {
     last_start: Option<Instant>,
     /// Create requests received.
     creates: usize,
+    /// Tasks made per model (counted in the organisation's daily generations).
+    made: HashMap<String, u64>,
+    /// `GET /v1/organization` requests received.
+    organization_requests: usize,
+    /// Creates refused for the organisation's daily limit.
+    quota_refusals: usize,
+    /// The most tasks made and not finished at once.
+    max_in_flight: usize,
 }
 
 /// A running server: its stop switch and task.

@@ -79,6 +79,16 @@ function draw(s) {
   $("spend-today-of").textContent = b.daily_limit ? "of " + b.daily_limit + " credits today" : "credits today";
   $("spend-month").textContent = credits(b.month);
   $("spend-month-of").textContent = b.monthly_limit ? "of " + b.monthly_limit + " credits this month" : "credits this month";
+  // The organisation's balance and each model's limits, as Runway last said (none: not known).
+  const o = s.organization;
+  $("org").hidden = !o;
+  if (o) {
+    $("org-balance").textContent = o.balance === null ? "?" : o.balance;
+    const lim = (v) => (v === null ? "?" : v === "unlimited" ? "no limit" : v);
+    $("org-limits").textContent = o.models
+      .map((m) => m.model + ": " + lim(m.at_once) + " at once, " + (m.used === null ? "?" : m.used) + " of " + lim(m.daily) + " today")
+      .join("; ");
+  }
 
   keyed($("inflight"), s.jobs, (j) => j.id, makeJob, updateJob);
   $("inflight-empty").hidden = s.jobs.length > 0;
