@@ -218,8 +218,9 @@ impl Runway {
             }
             // The organisation's own limits, as Runway last told them (nothing known: no hold).
             let price = spend::cost(&job.rec.spec, &self.budget.rates, &self.prices.prices());
-            match self.org.admit(&job.rec.spec.model, price) {
-                Ok(()) => {}
+            // Counted until its answer came (dropped then, or on any way out before the create).
+            let admitted = match self.org.admit(&job.rec.spec.model, price) {
+                Ok(admitted) => admitted,
                 Err(OrgHold::Daily(_)) => {
                     self.gate.release_probe();
                     return Ok(None);
@@ -232,7 +233,7 @@ impl Runway {
                     }
                     continue;
                 }
-            }
+            };
             // Counted before the request goes out (a crash can over-count, never under-count).
             match self.charge(job).await? {
                 Ok(()) => {}
@@ -286,6 +287,7 @@ impl Runway {
                 r = self.api.create(endpoint, &body) => Some(r),
                 () = async { cancel.cancelled().await; tokio::time::sleep(SUBMIT_GRACE).await } => None,
             };
+            drop(admitted);
             match result {
                 // Stopped with the request unanswered: leave `submitting`; resume says so loudly.
                 None => return Err(Stop::Cancelled),

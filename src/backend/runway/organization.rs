@@ -5,8 +5,8 @@
 //! What the answer decides: under `max_in_flight: auto` each model's bound in the [`Slots`]; a
 //! model whose daily generations are used up holds its jobs before any create (one line; other
 //! models go on); a balance too small for the next job holds submission like the budget does. The
-//! creates of this studio since the answer are counted on top of it, so a burst cannot pass a
-//! limit. A failed, refused or malformed answer changes nothing: a debug line, and dropreel works
+//! creates of this studio that an answer may not count yet (not answered before it was asked for)
+//! are counted on top of it, so a burst cannot pass a limit. A failed, refused or malformed answer changes nothing: a debug line, and dropreel works
 //! as if it had never asked. The last answer is kept in `.dropreel/organization.json` for `status`
 //! and the dashboard.
 
@@ -203,6 +203,19 @@ pub fn status_lines(root: &Path, c: &crate::config::Config) -> Option<Vec<String
     Some(lines)
 }
 
+/// A create let through by [`Organization::admit`], until its answer: dropping it says the
+/// answer came (or the request will not be sent).
+pub struct Admitted<'a> {
+    org: &'a Organization,
+    model: String,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.org.answered(&self.model);
+    }
+}
+
 /// Why the organisation holds a create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrgHold {
@@ -212,12 +225,21 @@ pub enum OrgHold {
     Balance(String),
 }
 
-/// The last answer, and this studio's creates since it was asked for.
+/// A create let through, counted until an answer surely counts it.
+#[derive(Debug)]
+struct Sent {
+    model: String,
+    credits: u64,
+    /// When its answer came (the server has counted it by then).
+    answered: Option<Instant>,
+}
+
+/// The last answer, and this studio's creates it may not count yet.
 #[derive(Debug, Default)]
 struct State {
     snap: Option<Snapshot>,
-    /// Creates sent since (model, credits, when): counted on top of the answer.
-    sent: Vec<(String, u64, Instant)>,
+    /// Creates let through and not yet known to be in an answer: counted on top of it.
+    sent: Vec<Sent>,
     /// Models held for their daily limit and said so (one line each, until allowed again).
     told: HashSet<String>,
 }
@@ -247,7 +269,7 @@ impl Organization {
 
     /// Whether a create of `model` costing `price` credits (when known) may go out now; when it
     /// may, it is counted at once (so a burst cannot pass the limit before the next answer).
-    pub fn admit(&self, model: &str, price: Option<u64>) -> Result<(), OrgHold> {
+    pub fn admit(&self, model: &str, price: Option<u64>) -> Result<Admitted<'_>, OrgHold> {
         let mut st = self.state.lock().expect("organization lock");
         if let Some(d) = daily(&st, model) {
             if st.told.insert(model.to_string()) {
@@ -256,7 +278,7 @@ impl Organization {
             return Err(OrgHold::Daily(d));
         }
         if let (Some(balance), Some(price)) = (st.snap.as_ref().and_then(|s| s.balance), price) {
-            let spent: u64 = st.sent.iter().map(|(_, c, _)| c).sum();
+            let spent: u64 = st.sent.iter().map(|s| s.credits).sum();
             let left = balance.saturating_sub(spent);
             if left < price {
                 return Err(OrgHold::Balance(format!(
@@ -266,16 +288,36 @@ impl Organization {
                 )));
             }
         }
-        st.sent
-            .push((model.to_string(), price.unwrap_or(0), Instant::now()));
-        Ok(())
+        st.sent.push(Sent {
+            model: model.to_string(),
+            credits: price.unwrap_or(0),
+            answered: None,
+        });
+        Ok(Admitted {
+            org: self,
+            model: model.to_string(),
+        })
     }
 
-    /// An answer to a request sent at `asked`: it replaces what was known; creates sent since
-    /// `asked` stay counted on top of it.
+    /// The create of `model` let through by [`Organization::admit`] was answered, or will not be
+    /// sent (the budget refused it, a stop came first): an answer to a request sent after now
+    /// counts it if it was made.
+    pub fn answered(&self, model: &str) {
+        let mut st = self.state.lock().expect("organization lock");
+        if let Some(s) = st
+            .sent
+            .iter_mut()
+            .find(|s| s.model == model && s.answered.is_none())
+        {
+            s.answered = Some(Instant::now());
+        }
+    }
+
+    /// An answer to a request sent at `asked`: it replaces what was known; creates not answered
+    /// before `asked` (which it may not count yet) stay counted on top of it.
     fn store(&self, snap: Snapshot, asked: Instant) {
         let mut st = self.state.lock().expect("organization lock");
-        st.sent.retain(|(_, _, at)| *at >= asked);
+        st.sent.retain(|s| s.answered.is_none_or(|a| a > asked));
         st.snap = Some(snap);
         let allowed: Vec<String> = st
             .told
@@ -332,7 +374,7 @@ fn daily(st: &State, model: &str) -> Option<String> {
     let (Limit::At(max), Some(used)) = (l.daily, l.used) else {
         return None;
     };
-    let ours = st.sent.iter().filter(|(m, _, _)| m == model).count() as u64;
+    let ours = st.sent.iter().filter(|s| s.model == model).count() as u64;
     (used + ours >= max).then(|| {
         format!(
             "Runway's daily limit for {model} is used up ({} of {max} generations in the last 24 h): \
@@ -466,20 +508,40 @@ mod tests {
             "usage": {"models": {"gen4_turbo": {"dailyGenerations": 1}}},
         });
         org.store(Snapshot::from_api(&v).unwrap(), Instant::now());
-        assert_eq!(org.admit("gen4_turbo", Some(25)), Ok(()));
-        assert_eq!(org.admit("gen4_turbo", Some(25)), Ok(()));
+        // (Short gaps only order the instants.)
+        let gap = || tokio::time::sleep(Duration::from_millis(2));
+        let asked = Instant::now();
+        gap().await;
+        let first = org.admit("gen4_turbo", Some(25)).unwrap();
+        drop(first);
+        let second = org.admit("gen4_turbo", Some(25)).unwrap();
         assert!(matches!(
             org.admit("gen4_turbo", Some(25)),
             Err(OrgHold::Daily(_))
         ));
         assert!(org.daily_hold("gen4_turbo").is_some());
         // Another model: only the balance (100 − 50 spent) bounds it.
-        assert_eq!(org.admit("gen4.5", Some(50)), Ok(()));
+        let other = org.admit("gen4.5", Some(50)).unwrap();
         assert!(matches!(
             org.admit("gen4.5", Some(1)),
             Err(OrgHold::Balance(_))
         ));
+        // An answer to a request sent before the first create's answer came may not count it
+        // yet; nor the creates still on the wire: all three stay counted on top of it.
+        org.store(Snapshot::from_api(&v).unwrap(), asked);
+        assert!(org.daily_hold("gen4_turbo").is_some());
+        // Asked after every answer came: the answer counts them (here it says 3 were made).
+        drop((second, other));
+        gap().await;
+        let counted = json!({
+            "creditBalance": 100,
+            "tier": {"models": {"gen4_turbo": {"maxDailyGenerations": 4}}},
+            "usage": {"models": {"gen4_turbo": {"dailyGenerations": 3}}},
+        });
+        org.store(Snapshot::from_api(&counted).unwrap(), Instant::now());
+        assert!(org.daily_hold("gen4_turbo").is_none());
+        assert!(org.admit("gen4_turbo", Some(25)).is_ok());
         org.forget();
-        assert_eq!(org.admit("gen4_turbo", Some(1000)), Ok(()));
+        assert!(org.admit("gen4_turbo", Some(1000)).is_ok());
     }
 }
