@@ -150,16 +150,6 @@ pub(super) fn validate_defaults(
     catalog: &Models,
 ) -> Result<(), ConfigError> {
     let image_models = || catalog.models_for(Endpoint::ImageToVideo).join(", ");
-    if let Some(f) = &d.output_format
-        && !f.trim().eq_ignore_ascii_case("mp4")
-    {
-        return Err(invalid(
-            origin,
-            format!(
-                "{key}.output_format: {f} is not delivered yet (dropreel delivers MP4 only so far); remove it"
-            ),
-        ));
-    }
     let Some(model) = catalog.find(&d.model) else {
         let near = catalog.nearest(&d.model, 3);
         let near = if near.is_empty() {

@@ -105,6 +105,9 @@ pub struct JobSpec {
     /// The model's `outputFormat`, when set (`None` = MP4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_format: Option<String>,
+    /// The extension of the file that format makes (`mov`), when it is not `mp4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_ext: Option<String>,
     /// Seconds of video: what is sent, and what the job is priced by. With `duration_auto`, the
     /// longest the model makes (what Runway bills up front), or 0 when that is not published.
     pub duration: u32,
@@ -330,10 +333,25 @@ impl JobSpec {
             }
         }
         let ratio = ratio_for(&model.id, rules, sidecar, defaults, input, &mut problems);
+        // The local renderer makes an MP4 at the ratio's size: a sidecar written for a Runway
+        // model's resolution or format still renders.
+        let (own_resolution, own_format) = if catalog.renders_locally() {
+            (None, None)
+        } else {
+            (sidecar.resolution.as_ref(), sidecar.output_format.as_ref())
+        };
+        let (default_resolution, default_format) = if catalog.renders_locally() {
+            (None, None)
+        } else {
+            (
+                defaults.resolution.as_ref(),
+                defaults.output_format.as_ref(),
+            )
+        };
         let resolution = one_of(
             "resolution",
-            sidecar.resolution.as_ref(),
-            defaults.resolution.as_ref(),
+            own_resolution,
+            default_resolution,
             rules.resolutions.as_deref(),
             &model.id,
             &mut problems,
@@ -342,8 +360,8 @@ impl JobSpec {
             let offered: Vec<String> = model.output_formats.keys().cloned().collect();
             one_of(
                 "output_format",
-                sidecar.output_format.as_ref(),
-                defaults.output_format.as_ref(),
+                own_format,
+                default_format,
                 Some(&offered),
                 &model.id,
                 &mut problems,
@@ -351,8 +369,8 @@ impl JobSpec {
         } else {
             one_of(
                 "output_format",
-                sidecar.output_format.as_ref(),
-                defaults.output_format.as_ref(),
+                own_format,
+                default_format,
                 None,
                 &model.id,
                 &mut problems,
@@ -360,17 +378,30 @@ impl JobSpec {
         }
         // MP4 is what every model makes unless asked otherwise: not sent.
         .filter(|f| f != "mp4");
-        // Delivering other formats (a `.mov`, a `.zip` of frames) under their own names is not
-        // built yet: refused before any request rather than saved under an MP4's name.
-        let output_format = match output_format {
-            Some(f) if sidecar.output_format.is_some() => {
+        // A format delivered as an MP4 or a QuickTime file is saved under its own extension; a
+        // sequence of frames (a `.zip`) is not delivered yet: refused before any request.
+        let ext = model
+            .extension(output_format.as_deref())
+            .trim_start_matches('.')
+            .to_string();
+        let output_ext = match &output_format {
+            Some(f) if !crate::studio::layout::VIDEO_EXTS.contains(&ext.as_str()) => {
+                let movies: Vec<String> = model
+                    .output_formats
+                    .iter()
+                    .filter(|(_, e)| {
+                        crate::studio::layout::VIDEO_EXTS.contains(&e.trim_start_matches('.'))
+                    })
+                    .map(|(f, _)| f.clone())
+                    .collect();
                 problems.push(format!(
-                    "output_format {f} is offered by {}, but this dropreel delivers MP4 only so far; \
-                     remove `output_format:` (or set it to mp4)",
-                    model.id
+                    "output_format {f} makes a .{ext} of frames, which dropreel does not deliver yet; \
+                     use {}",
+                    models::join_or(&movies)
                 ));
                 None
             }
+            Some(_) if ext != "mp4" => Some(ext),
             _ => None,
         };
         let duration_auto = matches!(sidecar.duration, Some(Seconds::Auto(_)));
@@ -521,6 +552,7 @@ impl JobSpec {
             ratio,
             resolution,
             output_format,
+            output_ext,
             duration,
             duration_auto,
             no_duration,

@@ -85,6 +85,12 @@ fn local_jobs_take_their_move_from_the_prompt_or_the_sidecar() {
         ("local", Some("pan_left"), Some(1.25))
     );
     assert_eq!(local("").unwrap().motion.as_deref(), Some("push_in"));
+    // A sidecar written for a Runway model's resolution and format still renders locally.
+    let s = local("model: gen4.5\nresolution: 1080p\noutput_format: prores").unwrap();
+    assert_eq!(
+        (s.resolution, s.output_format, s.output_ext),
+        (None, None, None)
+    );
     assert_eq!(
         local("zoom out, then tilt up").unwrap().motion.as_deref(),
         Some("pull_out")
@@ -208,8 +214,28 @@ fn resolution_and_output_format_are_checked_against_the_model() {
     assert!(e.contains("gen4_turbo takes no `resolution`"), "{e}");
     let e = build("output_format: prores", 100, 100).unwrap_err();
     assert!(e.contains("gen4_turbo takes no `output_format`"), "{e}");
-    let e = build("model: gen4.5\nprompt: x\noutput_format: prores", 100, 100).unwrap_err();
-    assert!(e.contains("MP4 only"), "{e}");
+    let s = build("model: gen4.5\nprompt: x\noutput_format: prores", 100, 100).unwrap();
+    assert_eq!(
+        (
+            s.output_format.as_deref(),
+            s.output_ext.as_deref(),
+            s.catalog_rate
+        ),
+        (Some("prores"), Some("mov"), Some(17)),
+        "prores is a .mov at 12 + 5 credits a second"
+    );
+    let s = build("model: gen4.5\nprompt: x\noutput_format: hdr10", 100, 100).unwrap();
+    assert_eq!((s.output_ext, s.catalog_rate), (None, Some(32)));
+    let e = build(
+        "model: gen4.5\nprompt: x\noutput_format: png_sequence",
+        100,
+        100,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("makes a .zip of frames") && e.contains("prores"),
+        "{e}"
+    );
     let s = build("model: gen4.5\nprompt: x\noutput_format: mp4", 100, 100).unwrap();
     assert_eq!(s.output_format, None);
     // duration: auto where the model takes it, priced at its longest.

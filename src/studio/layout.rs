@@ -20,8 +20,18 @@ pub const STATE_FILE: &str = "job.json";
 const RESULT_SUFFIX: &str = ".result.json";
 /// After the stem of a failed job's `error.txt`.
 const ERROR_SUFFIX: &str = ".error.txt";
-/// The extension of every video dropreel delivers.
-const VIDEO_EXT: &str = "mp4";
+/// The extensions of the videos dropreel delivers: MP4, and QuickTime for the formats Runway
+/// delivers as `.mov` (ProRes). The first is every job's unless its output format says otherwise.
+pub const VIDEO_EXTS: [&str; 2] = ["mp4", "mov"];
+
+/// `ext` when videos are delivered with it, else `mp4` (an extension read from a file is not
+/// trusted to name anything else).
+pub fn video_ext(ext: Option<&str>) -> &'static str {
+    VIDEO_EXTS
+        .into_iter()
+        .find(|e| Some(*e) == ext)
+        .unwrap_or(VIDEO_EXTS[0])
+}
 /// After the stem of a poster.
 const POSTER_SUFFIX: &str = ".poster.jpg";
 
@@ -72,14 +82,15 @@ pub fn variant_state_file(n: u32) -> String {
     format!("variant-{n}.json")
 }
 
-/// The finished video in a job folder (`.out.mp4`, or `.out-v<n>.mp4` for take `n`).
-pub fn job_video(dot_names: bool, take: Option<u32>) -> String {
-    format!("{}out{}.{VIDEO_EXT}", own(dot_names), take_suffix(take))
+/// The finished video in a job folder (`.out.mp4`, or `.out-v<n>.mp4` for take `n`; `.out.mov`
+/// for a `.mov` output).
+pub fn job_video(dot_names: bool, take: Option<u32>, ext: &str) -> String {
+    format!("{}out{}.{ext}", own(dot_names), take_suffix(take))
 }
 
 /// A video while it is written (`.out.mp4.part`).
-pub fn job_video_part(dot_names: bool, take: Option<u32>) -> String {
-    format!("{}.part", job_video(dot_names, take))
+pub fn job_video_part(dot_names: bool, take: Option<u32>, ext: &str) -> String {
+    format!("{}.part", job_video(dot_names, take, ext))
 }
 
 /// The poster of the job's video (of take `n`'s), in its folder: always a dot name (posters came
@@ -117,7 +128,10 @@ pub fn is_own_job_file(name: &str) -> bool {
     ]
     .contains(&name)
         || (name.trim_start_matches('.').starts_with("out")
-            && (name.ends_with(".mp4") || name.ends_with(".mp4.part")))
+            && VIDEO_EXTS.iter().any(|e| {
+                let name = name.strip_suffix(".part").unwrap_or(name);
+                name.strip_suffix(e).is_some_and(|n| n.ends_with('.'))
+            }))
         || (name.starts_with(".send") && name.ends_with(".png"))
         || (name.starts_with("variant-") && name.contains(".json"))
         || name.starts_with("job.json.")
@@ -135,21 +149,13 @@ pub enum Output {
     Restyled,
 }
 
-impl Output {
-    fn suffix(self) -> &'static str {
-        match self {
-            Output::Clip => ".mp4",
-            Output::Restyled => ".result.mp4",
-        }
-    }
-}
-
-/// The suffix after the stem of a delivered video: `.mp4` / `.result.mp4`, or `-v<n>.mp4` for
-/// take `n`.
-pub fn video_suffix(output: Output, take: Option<u32>) -> String {
-    match take {
-        None => output.suffix().to_string(),
-        Some(n) => format!("-v{n}.{VIDEO_EXT}"),
+/// The suffix after the stem of a delivered video with extension `ext`: `.mp4` /
+/// `.result.mp4`, or `-v<n>.mp4` for take `n`.
+pub fn video_suffix(output: Output, take: Option<u32>, ext: &str) -> String {
+    match (take, output) {
+        (None, Output::Clip) => format!(".{ext}"),
+        (None, Output::Restyled) => format!(".result.{ext}"),
+        (Some(n), _) => format!("-v{n}.{ext}"),
     }
 }
 
@@ -188,9 +194,17 @@ pub fn result_name(stem: &str) -> String {
     format!("{stem}{RESULT_SUFFIX}")
 }
 
-/// Whether `name` is named as a delivered video is (`.mp4`).
+/// Whether `name` is named as a delivered video is (`.mp4`, `.mov`).
 pub fn is_video_name(name: &str) -> bool {
-    name.ends_with(".mp4")
+    split_video(name).is_some()
+}
+
+/// `cat.result` and `mov` of `cat.result.mov`: a delivered video's name without its extension.
+fn split_video(name: &str) -> Option<(&str, &str)> {
+    VIDEO_EXTS.iter().find_map(|e| {
+        let base = name.strip_suffix(e)?.strip_suffix('.')?;
+        Some((base, *e))
+    })
 }
 
 /// Whether `name` is named as a delivered video or poster is (what the dashboard serves).
@@ -201,7 +215,7 @@ pub fn is_media_name(name: &str) -> bool {
 /// The stems a delivered video's name (`cat.mp4`, `cat.result.mp4`, `cat-v2.mp4`) may belong to:
 /// its job's `result.json` is `<stem>.result.json` for one of them.
 pub fn video_stems(name: &str) -> Vec<&str> {
-    let Some(base) = name.strip_suffix(".mp4") else {
+    let Some((base, _)) = split_video(name) else {
         return Vec::new();
     };
     let mut stems = vec![base.strip_suffix(".result").unwrap_or(base)];
@@ -232,6 +246,8 @@ pub struct Delivered {
     /// The collision-free stem chosen there.
     pub stem: String,
     pub output: Output,
+    /// The videos' extension (one of [`VIDEO_EXTS`]).
+    pub ext: &'static str,
     /// For a job with variants, the takes that made a video; `None` for a job without.
     pub takes: Option<Vec<u32>>,
 }
@@ -251,7 +267,7 @@ impl Delivered {
 
     /// The name of take `take`'s video (`cat-v2.mp4`), or of the job's one video (`cat.mp4`).
     pub fn video_name(&self, take: Option<u32>) -> String {
-        format!("{}{}", self.stem, video_suffix(self.output, take))
+        format!("{}{}", self.stem, video_suffix(self.output, take, self.ext))
     }
 
     /// The name of the poster of that video.
@@ -303,6 +319,7 @@ mod tests {
             folder: "done/a".into(),
             stem: "cat-2".into(),
             output: Output::Restyled,
+            ext: "mp4",
             takes: None,
         };
         assert_eq!(one.videos(), ["done/a/cat-2.result.mp4"]);
@@ -325,8 +342,21 @@ mod tests {
         assert_eq!(video_stems("cat.result.mp4"), ["cat"]);
         assert_eq!(input_name("cat-2", "x.yaml"), "cat-2.yaml");
         assert_eq!(last_frame_name("cat-2", "x.last.jpg"), "cat-2.last.jpg");
-        assert_eq!(job_video(true, Some(2)), ".out-v2.mp4");
-        assert_eq!(job_video_part(false, None), "out.mp4.part");
+        assert_eq!(job_video(true, Some(2), "mp4"), ".out-v2.mp4");
+        assert_eq!(job_video_part(false, None, "mp4"), "out.mp4.part");
+        // A ProRes result is a .mov, named the same way.
+        let prores = Delivered {
+            output: Output::Clip,
+            ext: "mov",
+            takes: None,
+            ..takes
+        };
+        assert_eq!(prores.videos(), ["done/a/cat-2.mov"]);
+        assert_eq!(video_stems("cat-v2.mov"), ["cat-v2", "cat"]);
+        assert!(is_video_name("cat.mov") && !is_video_name("cat.zip") && !is_video_name("mov"));
+        assert!(is_own_job_file(".out.mov.part") && is_own_job_file("out-v2.mov"));
+        assert_eq!(video_ext(Some("mov")), "mov");
+        assert_eq!(video_ext(Some("../x")), "mp4");
         assert_eq!(job_converted(true, Some(1)), ".send-last-v1.png");
     }
 }

@@ -380,14 +380,19 @@ impl JobRecord {
         }
     }
 
+    /// The extension of the job's videos: `mp4`, or what its output format makes (`mov`).
+    pub fn video_ext(&self) -> &'static str {
+        layout::video_ext(self.spec.output_ext.as_deref())
+    }
+
     /// The finished video in the job folder (`.out.mp4`, or `.out-v<n>.mp4` for a take).
     pub fn output_file(&self) -> String {
-        layout::job_video(self.dot_names, self.variant)
+        layout::job_video(self.dot_names, self.variant, self.video_ext())
     }
 
     /// The video of take `n` of this job, in its folder.
     pub fn take_output(&self, n: u32) -> String {
-        layout::job_video(self.dot_names, Some(n))
+        layout::job_video(self.dot_names, Some(n), self.video_ext())
     }
 
     /// The poster of this job's video (of this take's, for a take's record), in its folder.
@@ -412,7 +417,7 @@ impl JobRecord {
 
     /// The video while it is written.
     pub fn output_part(&self) -> String {
-        layout::job_video_part(self.dot_names, self.variant)
+        layout::job_video_part(self.dot_names, self.variant, self.video_ext())
     }
 
     /// The PNG made for sending an image (`last`: the last keyframe) in a format the API does not
@@ -437,6 +442,7 @@ impl JobRecord {
             folder: folder.to_string(),
             stem: stem.to_string(),
             output: self.output(),
+            ext: self.video_ext(),
             takes: (!self.takes.is_empty()).then(|| {
                 self.takes
                     .iter()

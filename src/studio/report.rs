@@ -116,6 +116,15 @@ pub struct ResultFile {
     pub estimated_credits: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     pub warning: Option<String>,
+    /// The model's `resolution`, when the job set one.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub resolution: Option<String>,
+    /// The model's `outputFormat` (`prores`), when the job set one other than MP4.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub output_format: Option<String>,
+    /// The extension of the videos delivered (`mov`) when not `mp4`.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
+    pub video_ext: Option<String>,
     // A local render's report.
     #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
     pub motion: Option<String>,
@@ -246,6 +255,9 @@ impl ResultFile {
             submissions: rec.submissions,
             retries: rec.transient_faults,
             source_sha256: rec.source_sha256.clone(),
+            resolution: s.resolution.clone(),
+            output_format: s.output_format.clone(),
+            video_ext: s.output_ext.clone(),
             ..ResultFile::default()
         };
         if rec.source_changed {
@@ -334,6 +346,12 @@ impl ResultFile {
     pub fn read(path: &Path) -> Option<ResultFile> {
         let file: ResultFile = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
         (!file.job_id.is_empty()).then_some(file)
+    }
+
+    /// The extension of its videos (`mp4` unless it names another that videos are delivered
+    /// with: the file is not trusted to name anything else).
+    pub fn video_ext(&self) -> &'static str {
+        layout::video_ext(self.video_ext.as_deref())
     }
 
     /// Which video its job delivered under its stem.

@@ -374,13 +374,16 @@ impl Spool {
         // A poster that was not made is not there to move (a missing file is skipped).
         let output = rec.output();
         if rec.takes.is_empty() {
-            extra.push((rec.output_file(), layout::video_suffix(output, None)));
+            extra.push((
+                rec.output_file(),
+                layout::video_suffix(output, None, rec.video_ext()),
+            ));
             extra.push((rec.poster_file(), layout::poster_suffix(None)));
         }
         for t in rec.takes.iter().filter(|t| t.output_bytes.is_some()) {
             extra.push((
                 rec.take_output(t.n),
-                layout::video_suffix(output, Some(t.n)),
+                layout::video_suffix(output, Some(t.n), rec.video_ext()),
             ));
             extra.push((rec.take_poster(t.n), layout::poster_suffix(Some(t.n))));
         }

@@ -298,3 +298,61 @@ fn the_guides_model_table_is_the_one_the_binary_prints() {
         "regenerate the table in docs/guide.md with `dropreel models --markdown`"
     );
 }
+
+// See: issue 23, item 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prores_is_asked_for_and_delivered_as_a_mov_and_reused_as_one() {
+    let Scene { fake, studio } = Scenario::new()
+        .put("inbox/still.png", png_bytes(64, 36))
+        .put(
+            "inbox/still.yaml",
+            "model: gen4.5\nprompt: a slow pan\noutput_format: prores\n",
+        )
+        .put("inbox/clip.mp4", mp4_of(2))
+        .put("inbox/clip.yaml", "output_format: ProRes\n")
+        .start()
+        .await;
+    studio.run().await.outcome(2, 0);
+    let image = fake.created_on("/v1/image_to_video");
+    assert_eq!(image[0]["outputFormat"], "prores", "{:#?}", image[0]);
+    let video = fake.created_on("/v1/video_to_video");
+    assert_eq!(
+        plain(&video[0]),
+        json!({"model": "aleph2", "videoUri": "<upload>", "outputFormat": "prores"})
+    );
+    for name in [
+        "still.mov",
+        "clip.result.mov",
+        "still.result.json",
+        "clip.result.json",
+    ] {
+        assert!(
+            studio.path(&format!("done/{name}")).is_file(),
+            "done/{name}: {:?}",
+            studio.list("done")
+        );
+    }
+    assert!(!studio.path("done/still.mp4").exists());
+    let r = studio.json("done/still.result.json");
+    assert_eq!(
+        (&r["output_format"], &r["video_ext"]),
+        (&json!("prores"), &json!("mov"))
+    );
+    // The same still again: its .mov is reused, not paid again.
+    studio.put("inbox/still.png", &png_bytes(64, 36));
+    studio.put(
+        "inbox/still.yaml",
+        b"model: gen4.5\nprompt: a slow pan\noutput_format: prores\n",
+    );
+    studio.run().await.outcome(1, 0);
+    assert_eq!(
+        fake.created_on("/v1/image_to_video").len(),
+        1,
+        "reused, not sent again"
+    );
+    assert!(
+        studio.path("done/still-2.mov").is_file(),
+        "{:?}",
+        studio.list("done")
+    );
+}

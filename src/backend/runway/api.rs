@@ -342,8 +342,8 @@ impl Api {
         Ok(uri.to_string())
     }
 
-    /// Streams the output at `url` to `dir/<name>.part`, checks it (length, `ftyp`), fsyncs and
-    /// renames it to `dir/<name>`. Returns its size.
+    /// Streams the output at `url` to `dir/<name>.part`, checks it (length; an MP4's `ftyp`, a
+    /// `.mov`'s first atom), fsyncs and renames it to `dir/<name>`. Returns its size.
     pub async fn download(&self, url: &str, dir: &Path, name: &str) -> Result<u64, DownloadError> {
         let resp = self
             .files
@@ -385,10 +385,21 @@ impl Api {
         {
             return Err(DownloadError::Cut(format!("got {written} of {n} bytes")));
         }
-        if head.len() < 12 || &head[4..8] != b"ftyp" {
-            return Err(DownloadError::Cut(
-                "the download is not an MP4 (no ftyp box)".into(),
-            ));
+        // An MP4 opens with its `ftyp` box; a QuickTime file (ProRes) may open with one of the
+        // older top-level atoms instead.
+        let quicktime = name.ends_with(".mov");
+        let atom = head.get(4..8).unwrap_or_default();
+        let known = atom == b"ftyp"
+            || (quicktime
+                && [b"moov", b"wide", b"mdat", b"free", b"skip"]
+                    .iter()
+                    .any(|a| atom == *a));
+        if head.len() < 12 || !known {
+            return Err(DownloadError::Cut(if quicktime {
+                "the download is not a QuickTime movie (no ftyp, moov or mdat atom)".into()
+            } else {
+                "the download is not an MP4 (no ftyp box)".into()
+            }));
         }
         file.sync_all().await.map_err(DownloadError::Disk)?;
         drop(file);

@@ -86,6 +86,8 @@ pub(super) fn servable_name(name: &str) -> bool {
 fn media_type(name: &str) -> &'static str {
     if name.ends_with(".jpg") {
         "image/jpeg"
+    } else if name.ends_with(".mov") {
+        "video/quicktime"
     } else {
         "video/mp4"
     }
@@ -484,6 +486,7 @@ mod tests {
         }
         assert_eq!(media_type("a.poster.jpg"), "image/jpeg");
         assert_eq!(media_type("a.mp4"), "video/mp4");
+        assert_eq!(media_type("a.mov"), "video/quicktime");
         let r = |h: &str| wanted_range(Some(h), 1000);
         assert_eq!(wanted_range(None, 1000), None);
         assert_eq!(r("bytes=0-99"), Some(Ok((0, 99))));

@@ -211,6 +211,7 @@ fn result_from_disk(root: &Path, rel: &str, at: SystemTime) -> Option<ResultView
         folder: dir.to_string(),
         stem: stem.to_string(),
         output: r.output(),
+        ext: r.video_ext(),
         takes: None,
     };
     let mut videos = Vec::new();

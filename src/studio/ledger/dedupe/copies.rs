@@ -114,7 +114,10 @@ pub(super) fn read_result(path: &Path) -> Option<(String, Vec<Beside>)> {
             .collect(),
         None => vec![Beside {
             take: 1,
-            name: format!("{stem}{}", layout::video_suffix(r.output(), None)),
+            name: format!(
+                "{stem}{}",
+                layout::video_suffix(r.output(), None, r.video_ext())
+            ),
             seed: r.seed,
             task_id: r.task_id.clone(),
         }],
