@@ -13,7 +13,7 @@ const CONFIG_LOOK: Duration = Duration::from_secs(1);
 
 /// `dropreel.yaml` as the running pipeline follows it: edits to `defaults` and to the intake's
 /// timings (`watch.settle`, `sidecar_wait`, `rescan`, `truncated_after`) apply to the next files;
-/// the rest (backend, `runway:`, `local:`, `budget:`, `notify:`, `ui:`, `watch.poll`, `watch.lease`) needs a restart, which is
+/// the rest (backend, `runway:`, `local:`, `budget:`, `notify:`, `ui:`, `watch.poll`, `watch.lease`, `models:`) needs a restart, which is
 /// said once. A bad edit keeps the running settings, with one warning.
 pub struct ConfigFile {
     /// The file's (length, mtime) when last looked at.
@@ -94,6 +94,10 @@ impl ConfigFile {
         if next.watch.poll != old.watch.poll || next.watch.lease != old.watch.lease {
             restart.push("watch.poll / watch.lease");
         }
+        // The backend checks, sends and prices jobs by the catalog it started with.
+        if next.models != old.models {
+            restart.push("models:");
+        }
         // What needs a restart keeps its running value until then.
         next.backend = old.backend;
         next.runway = old.runway.clone();
@@ -103,6 +107,8 @@ impl ConfigFile {
         next.ui = old.ui.clone();
         next.watch.poll = old.watch.poll;
         next.watch.lease = old.watch.lease;
+        next.models = old.models.clone();
+        new.models = running.models.clone();
         if !restart.is_empty() {
             tracing::warn!(
                 "{file} changed: {} take effect only when dropreel is restarted",
@@ -119,5 +125,32 @@ impl ConfigFile {
         self.version += 1;
         self.error = None;
         Some(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+
+    // See: issue 23, item 2 (the backend keeps the catalog it started with).
+    #[test]
+    fn models_edited_while_watching_wait_for_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dropreel.yaml");
+        std::fs::write(&path, "models:\n  kling3.0_pro: {credits_per_second: 20}\n").unwrap();
+        let running = Settings::load(dir.path(), None, &Env::default()).unwrap();
+        let mut file = ConfigFile::new(&running, true);
+        // A different size, so the stamp changes whatever the clock's resolution.
+        std::fs::write(
+            &path,
+            "defaults: {prompt: a new prompt}\nmodels:\n  kling3.0_pro: {credits_per_second: 300}\n",
+        )
+        .unwrap();
+        let new = file.look(&running).expect("the new defaults apply");
+        assert_eq!(new.config.defaults.prompt, "a new prompt");
+        assert_eq!(new.config.models, running.config.models);
+        let rate = |s: &Settings| s.models.find("kling3.0_pro").unwrap().credits_per_second;
+        assert_eq!(rate(&new), Some(20), "models: waits for a restart");
     }
 }
