@@ -15,7 +15,7 @@
 //!   [`cli::args`] (the flags and commands), [`cli::logging`] (and the live view), [`cli::exit`]
 //!   (exit code 2 and the checks of ROOT), [`cli::init`], [`cli::serve`] (`run` and `watch`, with
 //!   [`cli::signal`]), [`cli::commands`] printing the others: [`cli::status`], [`cli::estimate`],
-//!   [`cli::retry`], [`cli::service`]; [`cli::demo`] holds the `--examples` files.
+//!   [`cli::retry`], [`cli::service`], [`cli::models`]; [`cli::demo`] holds the `--examples` files.
 //! - [`config`]: the settings and the environment, checked at start.
 //! - [`run`]: running the studio. [`run::pipeline`]: the event loop, one method per event;
 //!   `take` (admission in batches, the lazy claim) and `react` (each event) are its parts;
@@ -41,7 +41,8 @@
 //!     [`backend::local::title`] (a text's title card), [`backend::local::yuv`] (RGB → I420),
 //!     [`backend::local::encode`] (H.264, MP4).
 //! - [`job`]: what to generate — the kind and spec; [`job::sidecar`] (the YAML beside a file),
-//!   [`job::models`] (the catalog keyed by model and endpoint).
+//!   [`job::models`] (the catalog keyed by model and endpoint, read from `assets/runway/` and a
+//!   studio's `models:`).
 //! - [`media`]: what a file is, from its bytes — an image's format, wholeness, size and decoding;
 //!   [`media::video`] (with `webm`) a video's container, wholeness and length;
 //!   [`media::convert`] turns a GIF, BMP or TIFF into the PNG sent; [`media::preview`] makes the
