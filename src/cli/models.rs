@@ -30,48 +30,13 @@ pub struct ModelEntry<'a> {
     pub endpoints: Vec<EndpointEntry<'a>>,
 }
 
-/// One (model, endpoint).
+/// One (model, endpoint): the endpoint, then the model's rules there.
 #[derive(Debug, Serialize)]
 pub struct EndpointEntry<'a> {
     pub endpoint: Endpoint,
     pub path: &'static str,
-    /// `null`: the endpoint takes no ratio (the output follows the input).
-    pub ratios: Option<&'a [String]>,
-    pub ratio_required: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolutions: Option<&'a [String]>,
-    /// `{"min", "max"}`, `{"values"}`, `"any"`; `null`: no duration (the output follows the input).
-    pub durations: Option<DurationsEntry>,
-    pub duration_auto: bool,
-    pub prompt_required: bool,
-    pub prompt_max: Option<usize>,
-    pub seed: bool,
-    pub last_frame: bool,
-    pub output_format: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub video_field: Option<&'a str>,
-}
-
-/// A duration rule, as JSON.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum DurationsEntry {
-    Range { min: u32, max: u32 },
-    Values { values: Vec<u32> },
-    Any(&'static str),
-}
-
-impl From<&Durations> for DurationsEntry {
-    fn from(d: &Durations) -> DurationsEntry {
-        match d {
-            Durations::Range(min, max) => DurationsEntry::Range {
-                min: *min,
-                max: *max,
-            },
-            Durations::Values(v) => DurationsEntry::Values { values: v.clone() },
-            Durations::Any => DurationsEntry::Any("any"),
-        }
-    }
+    #[serde(flatten)]
+    pub rules: &'a Rules,
 }
 
 /// Every model of `models`, as `--json` writes them.
@@ -94,17 +59,7 @@ pub fn entries(models: &Models) -> Vec<ModelEntry<'_>> {
                 .map(|(e, r)| EndpointEntry {
                     endpoint: *e,
                     path: e.path(),
-                    ratios: r.ratios.as_deref(),
-                    ratio_required: r.ratio_required,
-                    resolutions: r.resolutions.as_deref(),
-                    durations: r.durations.as_ref().map(DurationsEntry::from),
-                    duration_auto: r.duration_auto,
-                    prompt_required: r.prompt_required,
-                    prompt_max: r.prompt_max,
-                    seed: r.seed,
-                    last_frame: r.last_frame,
-                    output_format: r.output_format,
-                    video_field: r.video.as_ref().map(|v| v.field.as_str()),
+                    rules: r,
                 })
                 .collect(),
         })

@@ -230,7 +230,8 @@ impl JobSpec {
             let near = if near.is_empty() {
                 String::new()
             } else {
-                format!(" Did you mean {}?", join_or_quoted(&near))
+                let near: Vec<String> = near.iter().map(|id| id.to_string()).collect();
+                format!(" Did you mean {}?", models::join_or(&near))
             };
             problems.push(format!(
                 "model {model_id:?} is unknown.{near} Models that {makes}: {}. \
@@ -356,26 +357,17 @@ impl JobSpec {
             &model.id,
             &mut problems,
         );
-        let output_format = if rules.output_format && !model.output_formats.is_empty() {
-            let offered: Vec<String> = model.output_formats.keys().cloned().collect();
-            one_of(
-                "output_format",
-                own_format,
-                default_format,
-                Some(&offered),
-                &model.id,
-                &mut problems,
-            )
-        } else {
-            one_of(
-                "output_format",
-                own_format,
-                default_format,
-                None,
-                &model.id,
-                &mut problems,
-            )
-        }
+        let formats: Option<Vec<String>> = (rules.output_format
+            && !model.output_formats.is_empty())
+        .then(|| model.output_formats.keys().cloned().collect());
+        let output_format = one_of(
+            "output_format",
+            own_format,
+            default_format,
+            formats.as_deref(),
+            &model.id,
+            &mut problems,
+        )
         // MP4 is what every model makes unless asked otherwise: not sent.
         .filter(|f| f != "mp4");
         // A format delivered as an MP4 or a QuickTime file is saved under its own extension; a
@@ -676,11 +668,10 @@ fn one_of(
     };
     // Letter case aside, the lower-case spelling first (Runway deprecated `2K` for `2k`).
     let found = offered.and_then(|o| {
-        let mut same = o.iter().filter(|x| x.eq_ignore_ascii_case(value));
-        let all: Vec<&String> = same.by_ref().collect();
-        all.iter()
-            .find(|x| x.chars().all(|c| !c.is_ascii_uppercase()))
-            .or(all.first())
+        let same: Vec<&String> = o.iter().filter(|x| x.eq_ignore_ascii_case(value)).collect();
+        same.iter()
+            .find(|x| !x.chars().any(|c| c.is_ascii_uppercase()))
+            .or(same.first())
             .copied()
     });
     match (found, offered) {
@@ -709,12 +700,6 @@ fn one_of(
             None
         }
     }
-}
-
-/// "a, b or c".
-fn join_or_quoted(ids: &[&str]) -> String {
-    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-    models::join_or(&ids)
 }
 
 #[cfg(test)]

@@ -84,6 +84,27 @@ impl Durations {
     }
 }
 
+/// As `dropreel models --json` writes it: `{"min", "max"}`, `{"values"}` or `"any"`.
+impl Serialize for Durations {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            Durations::Range(min, max) => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("min", min)?;
+                m.serialize_entry("max", max)?;
+                m.end()
+            }
+            Durations::Values(v) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("values", v)?;
+                m.end()
+            }
+            Durations::Any => s.serialize_str("any"),
+        }
+    }
+}
+
 /// A Runway endpoint that creates a video task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -137,8 +158,8 @@ impl Endpoint {
     }
 }
 
-/// What one model accepts on one endpoint.
-#[derive(Debug, Clone, PartialEq)]
+/// What one model accepts on one endpoint (serialized as `dropreel models --json` lists it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rules {
     /// Offered `ratio` values: pixel sizes (`"1280:720"`), aspects (`"16:9"`, `"adaptive"`) or
     /// quality tiers that follow the input's shape (`"auto_720p"`); `None` when the endpoint takes
@@ -147,6 +168,7 @@ pub struct Rules {
     /// The request must carry a `ratio`.
     pub ratio_required: bool,
     /// Offered values of a separate `resolution` field; `None` when the model has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resolutions: Option<Vec<String>>,
     /// Offered durations; `None` when the endpoint takes no `duration` (the output follows the
     /// input video).
@@ -163,8 +185,18 @@ pub struct Rules {
     pub last_frame: bool,
     /// The endpoint takes `outputFormat` for this model.
     pub output_format: bool,
-    /// For video to video: how the input video is sent and what the model takes.
+    /// For video to video: how the input video is sent and what the model takes (listed as the
+    /// field that carries it).
+    #[serde(
+        rename = "video_field",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "video_field"
+    )]
     pub video: Option<VideoInput>,
+}
+
+fn video_field<S: serde::Serializer>(v: &Option<VideoInput>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_ref().map(|v| &v.field).serialize(s)
 }
 
 impl Rules {
